@@ -1,0 +1,38 @@
+"""Every conf/objective and conf/gate file builds an objective, with the paper's defaults (Appendix A)."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from sspo_exp import CONF_DIR
+from sspo_exp.objectives import GATES, OBJECTIVES, from_config
+
+
+def load(group: str, name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"), resolve=True)
+
+
+def test_one_file_per_objective_and_gate():
+    assert {p.stem for p in (CONF_DIR / "objective").glob("*.yaml")} == set(OBJECTIVES)
+    assert {p.stem for p in (CONF_DIR / "gate").glob("*.yaml")} == set(GATES)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("gate", list(GATES))
+def test_config_builds(objective, gate):
+    obj = from_config(load("objective", objective), load("gate", gate))
+    assert obj.name == (f"sspo-{gate}" if objective == "sspo" else objective)
+    assert obj.loss_agg == "seq-mean-token-mean"
+
+
+def test_defaults_are_from_the_papers_grid():
+    for name in ("grpo", "gmpo", "gspo"):
+        cfg = load("objective", name)
+        assert cfg["eps_low"] in (0.1, 0.2, 0.3) and cfg["eps_high"] == cfg["eps_low"]
+    sapo = load("objective", "sapo")
+    assert (sapo["tau_neg"], sapo["tau_pos"]) in {(1, 1.05), (3, 4), (7, 8)}
+    for gate in GATES:
+        cfg = load("gate", gate)
+        pair = (cfg["tau_neg"], cfg["tau_pos"])
+        assert pair == (None, None) if gate == "gumbel" else pair in {(0.3, 0.2), (0.6, 0.5)}
