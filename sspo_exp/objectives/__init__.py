@@ -123,9 +123,14 @@ def _tempered(fn, tau_pos: float, tau_neg: float, log_ratio: torch.Tensor, posit
     return fn(log_ratio, tau)
 
 
+def _untempered(fn, log_ratio: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    return fn(log_ratio, None)
+
+
 def _bind(spec: Gate, tau_pos: float | None = None, tau_neg: float | None = None) -> BoundGate:
+    """Bind a gate's temperatures (picklable: partials of module-level functions, no lambdas)."""
     if not spec.has_temperature:
-        return BoundGate(lambda lr, positive: spec.log_f(lr, None), lambda lr, positive: spec.weight(lr, None))
+        return BoundGate(partial(_untempered, spec.log_f), partial(_untempered, spec.weight))
     return BoundGate(partial(_tempered, spec.log_f, tau_pos, tau_neg), partial(_tempered, spec.weight, tau_pos, tau_neg))
 
 

@@ -111,8 +111,16 @@ GATES: dict[str, Gate] = {
     "siglog": Gate("siglog", siglog, siglog_weight, "iii.2"),
 }
 
-#: The identity gate ``f(ρ) = ρ``: SSPO with it is unclipped GSPO (SPEC.md identity). Not a paper gate.
-IDENTITY = Gate("identity", lambda lr, tau=None: lr, lambda lr, tau=None: torch.ones_like(lr), "none", False)
+def identity(log_ratio: Tensor, tau: Tensor | None = None) -> Tensor:
+    """``f(ρ) = ρ``: SSPO with it is unclipped GSPO (an identity of SPEC.md). Not one of the paper's gates."""
+    return log_ratio
+
+
+def identity_weight(log_ratio: Tensor, tau: Tensor | None = None) -> Tensor:
+    return torch.ones_like(log_ratio)
+
+
+IDENTITY = Gate("identity", identity, identity_weight, "none", has_temperature=False)
 
 
 def get_gate(name: str) -> Gate:
