@@ -1,0 +1,157 @@
+"""Datasets as rows ``{"id", "question", "answer", "source"}`` (see :mod:`sspo_exp.data.schema`).
+
+Entry points:
+
+* :func:`load_dataset_rows` ``(cfg, split)``: training (``split="train"``) or held-out (``split="heldout"``) rows of a
+  ``conf/dataset/*.yaml`` block, single dataset or mixture (``components``).
+* :func:`load_benchmark` ``(name, path=None)``: a whole evaluation benchmark (strict: no row is dropped).
+* :func:`sspo_exp.data.prompts.build_prompt`, :func:`sspo_exp.data.prompts.rows_to_dataset`: prompts / TRL dataset.
+
+A dataset config (single dataset; a mixture has the same keys per entry of ``components``)::
+
+    name: gsm8k            # a loader in LOADERS (gsm8k, deepmath, dapo_math, math500, aime24, aime25, arithmetic)
+    path: null             # local file/dir instead of the Hub
+    hub_id / hub_config    # Hub location (defaults from sspo_exp.data.loaders.SPECS)
+    train_split: train
+    heldout_split: test    # rows for held-out accuracy (default: test); null -> carve heldout_size training rows
+    heldout_size: 0
+    limit: null            # keep N training rows (after the seeded shuffle)
+    seed: 0                # shuffle / carve seed
+
+Other loaders register in :data:`LOADERS` as ``fn(cfg, split) -> rows`` with ``split`` in ``{"train", "test"}``;
+a name missing from it is looked up by importing ``sspo_exp.data.<name>`` (the generated ``arithmetic`` task).
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sspo_exp.data.loaders import SPECS, load_rows
+from sspo_exp.data.prompts import build_prompt, rows_to_dataset
+from sspo_exp.data.schema import FIELDS, DataError, validate_rows
+
+__all__ = ["LOADERS", "BENCHMARKS", "DataError", "FIELDS", "build_prompt", "load_benchmark", "load_dataset_rows",
+           "load_rows", "load_split", "register_loader", "rows_to_dataset"]
+
+Loader = Callable[[Mapping[str, Any], str], list]
+#: name -> ``fn(cfg, split)``; the Hub datasets are registered below, others register themselves.
+LOADERS: dict[str, Loader] = {}
+#: benchmark name -> its evaluation split (SPEC.md: GSM8K test, MATH-500, AIME24, AIME25; plus the toy task)
+BENCHMARKS = {"gsm8k": "test", "math500": "test", "aime24": "test", "aime25": "test", "arithmetic": "test"}
+
+
+def register_loader(name: str) -> Callable[[Loader], Loader]:
+    def deco(fn: Loader) -> Loader:
+        LOADERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _get(cfg: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    try:
+        value = cfg.get(key, default)
+    except AttributeError:
+        value = getattr(cfg, key, default)
+    return default if value is None else value
+
+
+def _hub_loader(name: str) -> Loader:
+    def load(cfg: Mapping[str, Any], split: str) -> list:
+        return load_rows(name, split, _get(cfg, "path"), hub_id=_get(cfg, "hub_id"),
+                         hub_config=_get(cfg, "hub_config"))
+
+    return load
+
+
+for _name in SPECS:
+    LOADERS[_name] = _hub_loader(_name)
+
+
+def _arithmetic(cfg: Mapping[str, Any], split: str) -> list:
+    mod = importlib.import_module("sspo_exp.data.arithmetic")
+    if hasattr(mod, "load_rows"):
+        return mod.load_rows(cfg, split)
+    return mod.generate(mod.ArithmeticConfig.from_config(cfg), split, seed=int(_get(cfg, "seed", 0)))
+
+
+LOADERS.setdefault("arithmetic", _arithmetic)
+
+
+def get_loader(name: str) -> Loader:
+    if name not in LOADERS:
+        try:
+            importlib.import_module(f"sspo_exp.data.{name}")  # a module may register itself
+        except ModuleNotFoundError:
+            pass
+    if name not in LOADERS:
+        raise DataError(f"dataset.name={name!r} is not a known dataset; valid: {sorted(LOADERS)}")
+    return LOADERS[name]
+
+
+def _split_rows(cfg: Mapping[str, Any], split: str) -> list:
+    rows = get_loader(_get(cfg, "name"))(cfg, split)
+    validate_rows(rows, where=f"dataset {_get(cfg, 'name')!r} ({split})")
+    return rows
+
+
+def _component(cfg: Mapping[str, Any], split: str, seed: int) -> list:
+    """train or heldout rows of one dataset, after the seeded shuffle, carve and limit."""
+    # no heldout_split key: the dataset's "test" split; an explicit null: carve heldout_size rows out of train
+    heldout_split = cfg["heldout_split"] if "heldout_split" in cfg else "test"
+    carve = int(_get(cfg, "heldout_size", 0))
+    if split == "heldout" and heldout_split is not None:
+        return _split_rows(cfg, heldout_split)
+    train = sorted(_split_rows(cfg, _get(cfg, "train_split", "train")), key=lambda r: r["id"])
+    random.Random(seed).shuffle(train)
+    if heldout_split is None and carve >= len(train):
+        raise DataError(f"dataset {_get(cfg, 'name')!r}: heldout_size={carve} leaves no training rows (has {len(train)})")
+    if split == "heldout":
+        return train[:carve]
+    train = train if heldout_split is not None else train[carve:]
+    limit = _get(cfg, "limit")
+    return train[: int(limit)] if limit is not None else train
+
+
+def load_dataset_rows(cfg: Mapping[str, Any], split: str = "train") -> list[dict[str, str]]:
+    """Training or held-out rows of a dataset config (single dataset or mixture, see the module docstring).
+
+    A mixture (``components: {name: cfg, ...}``) concatenates its components' rows and shuffles them with
+    ``seed``; ids stay unique because every id is prefixed by or unique within its source.
+    """
+    if split not in ("train", "heldout", "test"):
+        raise DataError(f"split must be 'train' or 'heldout' ('test' is an alias of 'heldout'), got {split!r}")
+    split = "heldout" if split == "test" else split
+    seed = int(_get(cfg, "seed", 0))
+    components = _get(cfg, "components")
+    if not components:
+        return _component(cfg, split, seed)
+    rows: list = []
+    for key, sub in components.items():
+        sub = dict(sub)
+        sub.setdefault("name", key)
+        rows += _component(sub, split, seed)
+    if split == "train":
+        random.Random(seed).shuffle(rows)
+    validate_rows(rows, where=f"mixture {_get(cfg, 'name')!r} ({split})")
+    return rows
+
+
+#: B's training code calls ``load_split(dataset_cfg, "train" | "test")``.
+load_split = load_dataset_rows
+
+
+def load_benchmark(name: str, path: str | None = None, cfg: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """Every row of an evaluation benchmark (``BENCHMARKS``), strictly validated: a malformed row is an error,
+    so Pass@1 is always over the whole benchmark. ``cfg`` carries generator knobs (``arithmetic``) or
+    ``hub_id``/``hub_config`` overrides."""
+    if name not in BENCHMARKS:
+        raise DataError(f"unknown benchmark {name!r}; valid: {sorted(BENCHMARKS)}")
+    sub = dict(cfg or {})
+    sub["name"] = name
+    if path is not None:
+        sub["path"] = path
+    return _split_rows(sub, BENCHMARKS[name])
