@@ -1,0 +1,220 @@
+"""``run_eval(cfg)``: resolve the model → load each benchmark → greedy Pass@1 → JSON (+ W&B summary).
+
+What ``eval.model`` may name, tried in this order:
+
+1. a **run directory** (has ``config.yaml`` and ``checkpoint-*/``, as written by ``sspo-exp train``): the last
+   checkpoint (TRL saves one at ``max_steps``) is evaluated, the run's own dataset block sets the arithmetic
+   benchmark's knobs and prompt, results go to ``<run_dir>/eval/<benchmark>.json`` and
+   ``eval/<benchmark>/pass@1`` + ``eval/<benchmark>/n`` into the run's W&B summary (same run id, resumed);
+2. a **run id**: ``${output_root}/<id>`` is such a run directory;
+3. a **local HF model directory** (has ``config.json``);
+4. otherwise an **HF model id** (``Qwen/Qwen2.5-7B-Instruct``): the base-model rows of Tables 1-2.
+
+Models that are not runs write ``${output_root}/eval/<model-slug>/<benchmark>.json`` and, with W&B on, a W&B run
+``eval-<model-slug>`` (``job_type="base"``) holding the same summary keys, so the report finds base rows too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sspo_exp.data import BENCHMARKS, load_benchmark
+from sspo_exp.evaluation.core import EvalResult, score
+from sspo_exp.evaluation.generate import BACKENDS, generate_hf, generate_vllm
+from sspo_exp.evaluation.provenance import provenance
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    spec: str  #: what the user passed
+    kind: str  #: run | dir | hub
+    path: str  #: what from_pretrained / vLLM loads
+    run_dir: Path | None = None
+    run_id: str | None = None
+    run_config: DictConfig | None = None
+
+    @property
+    def slug(self) -> str:
+        return self.run_id or re.sub(r"[^A-Za-z0-9._-]+", "_", self.spec.strip("/")).strip("_")
+
+
+def _step(p: Path) -> int:
+    m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+    return int(m.group(1)) if m else -1
+
+
+def _as_run(d: Path, spec: str) -> ModelSource | None:
+    if not (d / "config.yaml").is_file():
+        return None
+    ckpts = sorted((p for p in d.glob("checkpoint-*") if (p / "config.json").is_file()), key=_step)
+    if not ckpts:
+        raise ValueError(f"eval.model={spec}: run directory {d} has no checkpoint-*/ with a model yet")
+    return ModelSource(spec, "run", str(ckpts[-1]), d, d.name, OmegaConf.load(d / "config.yaml"))
+
+
+def resolve_model(spec: str, output_root: str | Path) -> ModelSource:
+    """See the module docstring for the lookup order."""
+    if not spec or spec == "???":
+        raise ValueError("eval.model is required: a run directory, a run id, a local model directory or an HF id")
+    for candidate in (Path(spec).expanduser(), Path(output_root).expanduser() / spec):
+        if candidate.is_dir():
+            run = _as_run(candidate.resolve(), spec)
+            if run:
+                return run
+            if (candidate / "config.json").is_file():
+                return ModelSource(spec, "dir", str(candidate.resolve()))
+            raise ValueError(f"eval.model={spec}: {candidate} is neither a run directory (config.yaml + "
+                             "checkpoint-*/) nor a model directory (config.json)")
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ValueError(f"eval.model={spec}: no such directory (and not an HF model id 'org/name')")
+    return ModelSource(spec, "hub", spec)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check that needs no model or data, so a bad config fails in milliseconds."""
+    e = cfg.eval
+    bad = [b for b in e.benchmarks if b not in BENCHMARKS]
+    if bad or not e.benchmarks:
+        raise ValueError(f"eval.benchmarks has {bad or 'nothing'}; choose from {sorted(BENCHMARKS)}")
+    if e.backend not in BACKENDS:
+        raise ValueError(f"eval.backend={e.backend!r}; valid: {list(BACKENDS)}")
+    for key in ("max_new_tokens", "batch_size"):
+        if not isinstance(e[key], int) or e[key] < 1:
+            raise ValueError(f"eval.{key} must be a positive integer, got {e[key]!r}")
+    if e.backend == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError as err:
+            raise ValueError("eval.backend=vllm needs vLLM installed (pip install 'sspo-exp[vllm]', GPU only); "
+                             "use eval.backend=hf on CPU") from err
+
+
+def load_hf(path: str, cfg: DictConfig):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = cfg.eval.get("dtype") or "auto"
+    device = cfg.eval.get("device") or "auto"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto")
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device), tokenizer
+
+
+def prompt_fn_for(benchmark: str, dataset_cfg: Any):
+    """The prompt builder: the zero-shot instruction prompt; the arithmetic task's own (its ``prompt_style``)."""
+    if benchmark == "arithmetic":
+        from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
+
+        style = (dataset_cfg or {}).get("prompt_style", "compact")
+        return lambda q, tok: arithmetic_prompt(q, tok, style)
+    from sspo_exp.data.prompts import build_prompt
+
+    return build_prompt
+
+
+def _arithmetic_cfg(cfg: DictConfig, source: ModelSource) -> Any:
+    run_ds = source.run_config.get("dataset") if source.run_config is not None else None
+    if run_ds is not None and run_ds.get("name") == "arithmetic":
+        return run_ds  # the run's own knobs: its held-out split, its prompt style
+    return cfg.get("arithmetic")
+
+
+def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """Evaluate ``cfg.eval.model`` on ``cfg.eval.benchmarks``; return ``{benchmark: result-dict}``."""
+    validate(cfg)
+    e = cfg.eval
+    source = resolve_model(e.model, cfg.output_root)
+    out_dir = Path(e.output_dir) if e.get("output_dir") else (
+        source.run_dir / "eval" if source.run_dir else Path(cfg.output_root) / "eval" / source.slug)
+    benchmarks = {}
+    for name in e.benchmarks:  # all data before any model: a missing benchmark fails fast
+        knobs = _arithmetic_cfg(cfg, source) if name == "arithmetic" else None
+        benchmarks[name] = (load_benchmark(name, (e.get("data") or {}).get(name), cfg=knobs), knobs)
+
+    model = tokenizer = None
+    if e.backend == "hf":
+        model, tokenizer = load_hf(source.path, cfg)
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source.path)
+    results, prov = {}, provenance()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, (rows, knobs) in benchmarks.items():
+        start = time.time()
+        prompt_fn = prompt_fn_for(name, knobs)
+        prompts = [prompt_fn(r["question"], tokenizer) for r in rows]
+        if e.backend == "hf":
+            completions = generate_hf(model, tokenizer, prompts, e.max_new_tokens, e.batch_size,
+                                      progress=bool(e.get("progress", True)), desc=name)
+        else:
+            v = e.get("vllm") or {}
+            completions = generate_vllm(source.path, prompts, e.max_new_tokens, seed=int(cfg.get("seed", 0)),
+                                        tensor_parallel_size=int(v.get("tensor_parallel_size", 1)),
+                                        gpu_memory_utilization=float(v.get("gpu_memory_utilization", 0.9)),
+                                        dtype=str(e.get("dtype") or "auto"), max_model_len=v.get("max_model_len"))
+        result: EvalResult = score(rows, prompts, completions)
+        assert result.n == len(rows), "every benchmark row must give one record"
+        record = {
+            "benchmark": name,
+            "split": BENCHMARKS[name],
+            "model": {"spec": source.spec, "kind": source.kind, "path": source.path, "run_id": source.run_id},
+            **{k: v for k, v in result.to_dict().items() if k != "samples"},
+            "generation": {"backend": e.backend, "greedy": True, "max_new_tokens": e.max_new_tokens,
+                           "batch_size": e.batch_size},
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "run_config": OmegaConf.to_container(source.run_config, resolve=True) if source.run_config else None,
+            "provenance": prov,
+            "seconds": round(time.time() - start, 2),
+            "samples": result.to_dict()["samples"],
+        }
+        (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
+        results[name] = record
+        print(f"{source.slug}  {name:<10} pass@1 = {result.pass_at_1:6.2f}%  "
+              f"({result.n_correct}/{result.n}, {result.n_failed} failed)  -> {out_dir / f'{name}.json'}", flush=True)
+    if (e.get("wandb") or {}).get("log", True):
+        log_to_wandb(cfg, source, results, out_dir)
+    return results
+
+
+def summary_keys(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``eval/<benchmark>/pass@1`` (percent) and ``eval/<benchmark>/n``, the keys the report reads."""
+    keys = {}
+    for name, r in results.items():
+        keys[f"eval/{name}/pass@1"] = r["pass@1"]
+        keys[f"eval/{name}/n"] = r["n"]
+    return keys
+
+
+def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[str, Any]], out_dir: Path) -> None:
+    """Into the run's own W&B run (resumed by id) or, for a plain model, a ``job_type="base"`` run."""
+    import wandb
+
+    w = cfg.eval.wandb
+    if source.run_config is not None:
+        rw = source.run_config.get("wandb") or {}
+        kwargs = dict(dir=str(source.run_dir), id=source.run_id, resume="allow", mode=w.get("mode") or rw.get("mode") or "offline",
+                      project=rw.get("project") or w.project, entity=rw.get("entity") or w.get("entity"))
+    else:
+        kwargs = dict(dir=str(out_dir), id=f"eval-{source.slug}"[:128], name=f"eval-{source.slug}", resume="allow",
+                      mode=w.get("mode") or "offline", project=w.project, entity=w.get("entity"), job_type="base", group=source.slug,
+                      tags=["base", "eval"], config={"model": {"name": source.slug, "path": source.path}})
+    run = wandb.init(**kwargs)
+    try:
+        run.summary.update(summary_keys(results))
+    finally:
+        wandb.finish()
+        # finish() returns before wandb-core has flushed an offline run's file; teardown waits for it, so the
+        # summary is on disk when `sspo-exp eval` returns (a later wandb.init starts the service again)
+        wandb.teardown()

@@ -1,0 +1,203 @@
+"""Greedy Pass@1 evaluation: a tiny local model on fixture benchmarks, provenance, failures, W&B summary."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from sspo_exp import rewards
+from sspo_exp.data import load_benchmark
+from sspo_exp.data.prompts import build_prompt
+from sspo_exp.evaluation import evaluate, score
+from sspo_exp.evaluation import core as eval_core
+from sspo_exp.evaluation.generate import GenerationFailure
+from sspo_exp.evaluation.run import resolve_model
+
+FIX = Path(__file__).parent / "fixtures" / "benchmarks"
+
+
+def build_tiny(path: Path, chat_template: bool = False) -> Path:
+    """A 2-layer, 32-wide Llama with a char-level tokenizer (``tokenizers``), saved as an HF directory."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    chars = sorted(set(string.printable) - set("\t\r\x0b\x0c"))
+    vocab = {t: i for i, t in enumerate(["<pad>", "<eos>", "<think>", "</think>", "<answer>", "</answer>", *chars])}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None, fuse_unk=False))
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", padding_side="left")
+    tok.add_tokens(["<think>", "</think>", "<answer>", "</answer>"])
+    if chat_template:
+        tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+                             "{% if add_generation_prompt %}[assistant] {% endif %}")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                                         pad_token_id=0, eos_token_id=1, bos_token_id=None, tie_word_embeddings=True))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return build_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_dir), AutoTokenizer.from_pretrained(tiny_dir)
+
+
+# ------------------------------------------------------------------------------------------- scoring
+def test_score_uses_the_reward_module_and_counts_failures():
+    rows = load_benchmark("math500", FIX / "math500")  # answers: (3, pi/2), 14/3, 11sqrt2, 8
+    completions = [
+        "<think>polar</think> <answer>(3, \\frac{\\pi}{2})</answer>",  # right, LaTeX through math-verify
+        "<think>x</think> <answer>4.6</answer>",  # wrong
+        GenerationFailure("generation error: RuntimeError: out of memory"),  # failed: incorrect, kept
+        "<answer>8</answer> trailing",  # right answer, format 0
+    ]
+    res = score(rows, ["p"] * 4, completions)
+    assert res.n == 4 and res.n_correct == 2 and res.n_failed == 1 and res.pass_at_1 == 50.0
+    assert [r.correct for r in res.records] == [True, False, False, True]
+    assert res.records[2].error.startswith("generation error") and res.records[2].completion == ""
+    for rec, comp, row in zip(res.records, completions, rows):
+        if isinstance(comp, str):
+            r = rewards.math_reward(comp, row["answer"])
+            assert (rec.correct, rec.format, rec.extracted) == (r.answer == 1.0, r.format, r.extracted)
+
+
+def test_answer_pipeline_is_the_reward_modules(monkeypatch):
+    """Swapping sspo_exp.rewards.math_reward changes evaluation: there is no second answer checker."""
+    rows = load_benchmark("aime24", FIX / "aime24")
+    completions = ["<answer>14</answer>"] * 3
+    assert score(rows, ["p"] * 3, completions).n_correct == 1
+    monkeypatch.setattr(rewards, "math_reward", lambda c, g: rewards.Reward(1.0, 0.0, "x"))
+    assert score(rows, ["p"] * 3, completions).n_correct == 3
+
+
+# ------------------------------------------------------------------------------------- the tiny model
+def test_greedy_evaluation_is_deterministic_and_keeps_every_sample(tiny):
+    model, tok = tiny
+    rows = load_benchmark("gsm8k", FIX / "gsm8k")
+    a = evaluate(model, tok, rows, max_new_tokens=12, batch_size=3)
+    b = evaluate(model, tok, rows, max_new_tokens=12, batch_size=3)
+    assert a.n == len(rows) == 4 and [r.id for r in a.records] == [r["id"] for r in rows]
+    assert [r.completion for r in a.records] == [r.completion for r in b.records]
+    assert any(r.completion for r in a.records)  # it did generate
+    assert a.records[0].prompt == build_prompt(rows[0]["question"], tok)
+    model.train()
+    evaluate(model, tok, rows[:1], max_new_tokens=2, batch_size=1)
+    assert model.training  # evaluation restores train mode
+
+
+def test_generation_failure_is_recorded_not_dropped(tiny, monkeypatch):
+    model, tok = tiny
+    rows = load_benchmark("aime24", FIX / "aime24")
+    real = model.generate
+
+    def flaky(**kw):  # fails on any batch holding row 1 (the only question with "divided by")
+        if any("divided by" in t for t in tok.batch_decode(kw["input_ids"], skip_special_tokens=True)):
+            raise RuntimeError("boom")
+        return real(**kw)
+
+    monkeypatch.setattr(model, "generate", flaky)
+    res = evaluate(model, tok, rows, max_new_tokens=4, batch_size=3)
+    assert res.n == 3 and res.n_failed == 1
+    assert res.records[1].error == "generation error: RuntimeError: boom" and not res.records[1].correct
+    assert res.records[0].completion and res.records[2].completion  # the rest of the batch was retried one by one
+    assert not res.records[0].error.startswith("generation error")
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def _main(argv):
+    from sspo_exp.evaluation.cli import main
+
+    return main(argv)
+
+
+def test_cli_writes_one_json_per_benchmark_with_provenance(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    args = [f"eval.model={tiny_dir}", "eval.benchmarks=[gsm8k,math500,aime24,aime25]", f"output_root={tmp_path}",
+            "eval.max_new_tokens=6", "eval.batch_size=4", "eval.progress=false",
+            *[f"eval.data.{b}={FIX / b}" for b in ("gsm8k", "math500", "aime24", "aime25")]]
+    assert _main(args) == 0
+    out = tmp_path / "eval" / tiny_dir.as_posix().strip("/").replace("/", "_")
+    sizes = {"gsm8k": 4, "math500": 4, "aime24": 3, "aime25": 3}
+    for bench, n in sizes.items():
+        r = json.loads((out / f"{bench}.json").read_text())
+        assert r["n"] == n == len(r["samples"]) and r["benchmark"] == bench
+        assert 0.0 <= r["pass@1"] <= 100.0 and r["pass@1"] == 100.0 * r["n_correct"] / n
+        assert r["config"]["eval"]["max_new_tokens"] == 6 and r["generation"]["greedy"] is True
+        assert r["provenance"]["versions"]["transformers"] and "commit" in r["provenance"]["git"]
+        assert set(r["samples"][0]) >= {"id", "prompt", "completion", "extracted", "correct", "error"}
+    # a model that is not a run: a W&B run of job_type "base" holds the summary keys (the tables' base rows)
+    wandb_offline = pytest.importorskip("sspo_exp.report.wandb_offline")
+    (seg,) = [wandb_offline.read_segment(d) for d in (out / "wandb").glob("offline-run-*")]
+    assert seg.job_type == "base" and seg.run_id.startswith("eval-")
+    assert {k: seg.summary[k] for k in seg.summary if k.startswith("eval/")} == {
+        **{f"eval/{b}/n": n for b, n in sizes.items()},
+        **{f"eval/{b}/pass@1": json.loads((out / f"{b}.json").read_text())["pass@1"] for b in sizes}}
+
+
+def test_cli_rejects_bad_config_before_loading_anything(tmp_path, capsys):
+    def fails(args, message):
+        assert _main([*args, f"output_root={tmp_path}"]) == 1
+        assert message in capsys.readouterr().err
+
+    fails(["eval.model=x", "eval.benchmarks=[gsm9k]"], "eval.benchmarks has ['gsm9k']; choose from")
+    fails(["eval.model=x", "eval.backend=tpu"], "eval.backend='tpu'; valid: ['hf', 'vllm']")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        fails(["eval.model=x", "eval.backend=vllm"], "needs vLLM installed")
+    fails([f"eval.model={tmp_path}/missing", "eval.benchmarks=[aime24]", f"eval.data.aime24={FIX / 'aime24'}"],
+          "no such directory")
+    fails(["eval.benchmarks=[aime24]"], "eval.model")  # required
+
+
+def _fake_run(root: Path, tiny_dir: Path, run_id="sspo-atanlog-s0-deadbeef") -> Path:
+    import shutil
+
+    run = root / run_id
+    for step in (2, 10):  # the last checkpoint (by step, not by name) is evaluated
+        shutil.copytree(tiny_dir, run / f"checkpoint-{step}")
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "dataset" / "arithmetic.yaml")
+    cfg.test_size = 5
+    OmegaConf.save(OmegaConf.create({"dataset": cfg, "wandb": {"mode": "offline", "project": "sspo-exp"}, "seed": 0}),
+                   run / "config.yaml")
+    return run
+
+
+def test_resolve_model_run_dir_run_id_model_dir_hub_id(tiny_dir, tmp_path):
+    run = _fake_run(tmp_path, tiny_dir)
+    for spec in (str(run), run.name):
+        src = resolve_model(spec, tmp_path)
+        assert src.kind == "run" and src.path.endswith("checkpoint-10") and src.run_id == run.name
+    assert resolve_model(str(tiny_dir), tmp_path).kind == "dir"
+    assert resolve_model("Qwen/Qwen2.5-7B-Instruct", tmp_path).kind == "hub"
+
+
+@pytest.mark.slow
+def test_evaluating_a_run_writes_into_the_run_and_its_wandb_summary(tiny_dir, tmp_path, monkeypatch):
+    pytest.importorskip("sspo_exp.data.arithmetic")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = _fake_run(tmp_path, tiny_dir)
+    assert _main([f"eval.model={run.name}", f"output_root={tmp_path}", "eval.benchmarks=[arithmetic]",
+                  "eval.max_new_tokens=4", "eval.progress=false"]) == 0
+    r = json.loads((run / "eval" / "arithmetic.json").read_text())
+    assert r["n"] == 5 and r["model"]["run_id"] == run.name and r["model"]["path"].endswith("checkpoint-10")
+    assert r["samples"][0]["prompt"].endswith("\n")  # the run's compact arithmetic prompt
+    wandb_offline = pytest.importorskip("sspo_exp.report.wandb_offline")  # the report's own reader
+    segments = [wandb_offline.read_segment(d) for d in sorted((run / "wandb").glob("offline-run-*"))]
+    assert [s.run_id for s in segments] == [run.name]  # the run's own id, resumed
+    summary = segments[-1].summary
+    assert summary["eval/arithmetic/pass@1"] == r["pass@1"] and summary["eval/arithmetic/n"] == 5
