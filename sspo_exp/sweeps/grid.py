@@ -1,0 +1,240 @@
+"""Sweep files (``sweeps/*.yaml``) → Hydra override lists → one Hydra multirun of ``train``.
+
+Hydra's basic sweeper takes the cartesian product of every swept key, but the paper's grid (Appendix A) ties
+values together — SAPO's (τ_neg, τ_pos) pairs, SSPO's per-gate pairs, gumbel without temperatures — so a sweep
+file lists *blocks*, and this module expands them::
+
+    experiment: table1                     # conf/experiment/<name>.yaml, applied to every point
+    seeds: [0, 1, 2]                       # every point runs once per seed
+    base: other.yaml                       # optional: start from another sweep file (its keys, then ours)
+    grid:                                  # the points = the union over blocks of each block's product
+      - objective: [grpo, gmpo]            # a list sweeps; a scalar is fixed within the block
+        objective.eps_low: [0.1, 0.2, 0.3]
+      - objective: sapo
+        objective.tau_neg,objective.tau_pos: [[1, 1.05], [3, 4], [7, 8]]   # comma-joined keys vary together
+
+Each point becomes the override list ``experiment=… <block keys> seed=…`` (plus the command line's overrides)
+and all of them are handed to the configured Hydra launcher (``launcher=local | submitit_local |
+submitit_slurm``, conf/launcher/) as ONE multirun, exactly as ``sspo-exp train -m`` would. Before anything is
+launched every point is composed (a typo fails at once, naming the point) and mapped to its deterministic run
+id (``sspo_exp.train.run.run_id``): a run whose ``summary.json`` exists is skipped, a run with checkpoints is
+launched again and resumes from its last one.
+
+    python -m sspo_exp.sweeps.grid sweeps/table1.yaml --dry-run          # list the points and their status
+    python -m sspo_exp.sweeps.grid sweeps/cpu_minigrid.yaml --seeds 0    # run on this machine
+    python -m sspo_exp.sweeps.grid sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from sspo_exp import CONF_DIR
+
+SWEEP_KEYS = ("base", "experiment", "seeds", "grid")
+
+
+class SweepError(ValueError):
+    """A sweep file is malformed; the message names the file, the key and what would be right."""
+
+
+# ------------------------------------------------------------------------------------------ sweep files
+def load_sweep(path: str | Path) -> dict[str, Any]:
+    """The sweep file as a dict, with ``base`` files merged in (our keys replace the base's)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep file {path}: not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise SweepError(f"sweep file {path}: must be a mapping with keys {', '.join(SWEEP_KEYS)}")
+    unknown = sorted(set(data) - set(SWEEP_KEYS))
+    if unknown:
+        raise SweepError(f"sweep file {path}: unknown key(s) {unknown}; allowed: {', '.join(SWEEP_KEYS)}")
+    if "base" in data:
+        data = {**load_sweep(path.parent / data["base"]), **{k: v for k, v in data.items() if k != "base"}}
+    data.setdefault("seeds", [0])
+    data.setdefault("experiment", None)
+    if not isinstance(data.get("grid"), list) or not data["grid"]:
+        raise SweepError(f"sweep file {path}: `grid` must be a non-empty list of blocks (mappings)")
+    if not isinstance(data["seeds"], list) or not all(isinstance(s, int) for s in data["seeds"]):
+        raise SweepError(f"sweep file {path}: `seeds` must be a list of integers, got {data['seeds']!r}")
+    return data
+
+
+def override_value(value: Any) -> str:
+    """A YAML scalar as Hydra override text (``None`` → ``null``, booleans lower-case)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise SweepError(f"sweep value {value!r}: only scalars (numbers, strings, booleans, null) can be swept")
+
+
+def _alternatives(key: str, value: Any) -> list[list[str]]:
+    """The choices one block entry offers, each a list of ``key=value`` overrides."""
+    keys = [k.strip() for k in key.split(",")]
+    if len(keys) == 1:
+        values = value if isinstance(value, list) else [value]
+        return [[f"{key}={override_value(v)}"] for v in values]
+    if not isinstance(value, list) or not all(isinstance(v, list) and len(v) == len(keys) for v in value):
+        raise SweepError(f"grid key {key!r}: tied keys take a list of {len(keys)}-element lists, e.g. [[1, 2], [3, 4]]; got {value!r}")  # fmt: skip
+    return [[f"{k}={override_value(v)}" for k, v in zip(keys, combo)] for combo in value]
+
+
+def expand_grid(grid: list[dict[str, Any]]) -> list[list[str]]:
+    """Every point of the grid (union over blocks of the cartesian product of the block's entries)."""
+    points = []
+    for i, block in enumerate(grid):
+        if not isinstance(block, dict) or not block:
+            raise SweepError(f"grid block {i}: must be a non-empty mapping of override keys to values, got {block!r}")
+        choices = [_alternatives(str(key), value) for key, value in block.items()]
+        points += [list(itertools.chain.from_iterable(combo)) for combo in itertools.product(*choices)]
+    return points
+
+
+def common_overrides(sweep: dict[str, Any], overrides: list[str] = ()) -> list[str]:
+    """What every run shares: the experiment, then the command line's overrides."""
+    return ([f"experiment={sweep['experiment']}"] if sweep.get("experiment") else []) + list(overrides)
+
+
+def sweep_jobs(sweep: dict[str, Any], overrides: list[str] = ()) -> list[list[str]]:
+    """The override list of every run: experiment, the command line's overrides, the point, the seed."""
+    head = common_overrides(sweep, overrides)
+    return [head + point + [f"seed={s}"] for point in expand_grid(sweep["grid"]) for s in sweep["seeds"]]
+
+
+# ------------------------------------------------------------------------------------------ run status
+@dataclass(frozen=True)
+class Job:
+    overrides: list[str]
+    run_id: str
+    run_dir: Path
+
+    @property
+    def status(self) -> str:
+        """``done`` (summary.json written), ``resume`` (checkpoints, no summary) or ``new``."""
+        if (self.run_dir / "summary.json").exists():
+            return "done"
+        return "resume" if any(self.run_dir.glob("checkpoint-*")) else "new"
+
+
+def plan(jobs: list[list[str]]) -> list[Job]:
+    """Compose every job (fails early on a bad point) and locate its run directory by its run id."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sspo_exp.train.run import run_id
+
+    planned, seen = [], {}
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+        for overrides in jobs:
+            try:
+                cfg = compose("train", overrides=overrides)
+                rid = run_id(cfg)
+            except (HydraException, OmegaConfBaseException) as e:
+                raise SweepError(f"sweep point {' '.join(overrides)}: {e}") from e
+            if rid in seen:  # e.g. a gate swept with a non-SSPO objective: the same run twice
+                print(f"note: {' '.join(overrides)} is the same run as {' '.join(seen[rid])} ({rid}); running it once")
+                continue
+            seen[rid] = overrides
+            planned.append(Job(overrides, rid, Path(cfg.output_root).expanduser().resolve() / rid))
+    return planned
+
+
+# ------------------------------------------------------------------------------------------ launching
+def train_task(cfg) -> dict[str, Any]:
+    """The task of every job: ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The
+    submitit launchers add the preemption handler (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
+    from sspo_exp.train.run import train
+
+    return train(cfg)
+
+
+def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], Any] = train_task) -> list[Any]:
+    """Run ``jobs`` (override lists) as one Hydra multirun of ``conf/train.yaml`` with the launcher ``common``
+    selects (``launcher=submitit_slurm`` ...). Returns Hydra's JobReturn of each job, in order.
+
+    This is what ``sspo-exp train -m`` does (hydra/_internal/hydra.py: Hydra.multirun and BasicSweeper.sweep),
+    minus the cartesian product: the points are given.
+    """
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import OmegaConf
+
+    if not jobs:
+        return []
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2("train", create_config_search_path(str(CONF_DIR)))
+    try:
+        cfg = hydra.compose_config("train", overrides=list(common), run_mode=RunMode.MULTIRUN, with_log_configuration=True)
+        callbacks = Callbacks(cfg)
+        context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
+        callbacks.on_multirun_start(config=cfg, config_name="train")
+        launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=cfg)
+        sweep_dir = Path(str(cfg.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
+        results = list(launcher.launch([list(j) for j in jobs], initial_job_idx=0))
+        callbacks.on_multirun_end(config=cfg, config_name="train")
+        return results
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | None = None, dry_run: bool = False,
+              task: Callable[[Any], Any] = train_task) -> dict[str, Any]:  # fmt: skip
+    """Expand, plan, skip finished runs, launch the rest. Returns counts and the failed jobs' override lists."""
+    sweep = load_sweep(path)
+    if seeds is not None:
+        sweep["seeds"] = list(seeds)
+    planned = plan(sweep_jobs(sweep, overrides))
+    todo = [j for j in planned if j.status != "done"]
+    for j in planned:
+        print(f"{j.status:<7} {j.run_id:<32} {' '.join(j.overrides)}")
+    report = {"points": len(planned), "skipped": len(planned) - len(todo), "launched": 0, "failed": []}
+    print(f"{len(planned)} runs: {report['skipped']} done (skipped), {len(todo)} to run")
+    if dry_run or not todo:
+        return report
+    results = launch([j.overrides for j in todo], common=common_overrides(sweep, overrides), task=task)
+    report["launched"] = len(results)
+    for job, result in zip(todo, results):
+        try:
+            result.return_value  # re-raises the job's exception  # noqa: B018
+        except Exception as e:  # noqa: BLE001 - report every failure, keep the others' results
+            print(f"FAILED {job.run_id}: {type(e).__name__}: {e}", file=sys.stderr)
+            report["failed"].append(job.overrides)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sspo_exp.sweeps.grid", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("sweep", help="sweep file, e.g. sweeps/table1.yaml")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. launcher=submitit_slurm")
+    parser.add_argument("--seeds", type=int, nargs="+", help="replace the file's seeds")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and their status; launch nothing")
+    args = parser.parse_args(argv)
+    try:
+        report = run_sweep(args.sweep, args.overrides, args.seeds, args.dry_run)
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1 if report["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""``sspo-exp optuna``: search ε / temperatures with Optuna's own API; many workers share one study.
+
+    sspo-exp optuna create sweeps/optuna_sspo.yaml [--storage S]      # once, before any worker
+    sspo-exp optuna worker --study NAME [--storage S] [--n-trials N]  # as many as you like, anywhere
+    sspo-exp optuna submit --study NAME --workers 4 [--launcher submitit_slurm] [hydra.launcher.partition=gpu ...]
+    sspo-exp optuna show --study NAME [--storage S]
+
+Storage ``S``: a file path (default ``runs/optuna/<study>.journal``) is an Optuna ``JournalFileBackend`` —
+append-only, safe for concurrent workers on a shared filesystem (NFS/Lustre) without a database server; a URL
+(``sqlite:///study.db``, ``postgresql://user:pw@host/db``) is an RDB storage (PostgreSQL needs ``psycopg2``).
+The study is created once (concurrent creation races) and stores the search space (``user_attrs["space"]``),
+so workers need only the study name and the storage.
+
+Search-space file (``sweeps/optuna_*.yaml``)::
+
+    study: sspo-atanlog-tiny     # study name
+    direction: maximize          # maximize | minimize
+    metric: heldout_accuracy_after  # what a trial returns (see METRICS), averaged over `seeds`
+    seeds: [0]                   # training seeds per trial
+    sampler: {name: tpe, seed: 0}   # tpe | random; worker k samples with seed + k
+    overrides: [experiment=cpu_minigrid, objective=sspo, gate=atanlog]  # fixed Hydra overrides
+    params:                      # Hydra key -> distribution
+      gate.tau_pos: {low: 0.05, high: 1.0, log: true}   # float (optionally step)
+      trainer.mu: {low: 1, high: 4, type: int}          # int
+      gate: {choices: [atanlog, siglog]}                # categorical
+
+Each trial composes ``conf/train.yaml`` with the fixed overrides, the suggested values and a seed, and calls
+``sspo_exp.train.run.train(cfg)`` in the worker process; its run lands in ``${output_root}/${run_id}/`` like any
+other run (so a trial that repeats a finished config costs nothing). The trial's value is ``summary.json[metric]``
+averaged over the seeds. A trial whose training raises, or whose metric is missing or NaN, is recorded as FAIL
+and the worker goes on with the next trial. A SLURM worker that is preempted exits at once; when SLURM restarts
+it (same job id) it marks its cut-off trial FAIL and re-runs the same parameters first, and that run resumes from
+its last checkpoint. (A worker that never comes back leaves its trial RUNNING; `show` lists it.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from sspo_exp import CONF_DIR
+from sspo_exp.sweeps.grid import override_value
+
+#: Metrics a trial can return: numeric keys of the run's summary.json (sspo_exp/train/run.py).
+METRICS = {
+    "heldout_accuracy_after": "held-out greedy Pass@1 in [0, 1] after RL (trainer.eval_samples problems)",
+    "train_reward_last": "mean training reward (answer + format, in [0, 2]) of the last logged optimizer step",
+}
+SPACE_KEYS = ("study", "direction", "metric", "seeds", "sampler", "overrides", "params")
+SAMPLERS = ("tpe", "random")
+
+
+class SpaceError(ValueError):
+    """A search-space file is malformed; the message names the key and the allowed values."""
+
+
+# ------------------------------------------------------------------------------------------ search space
+def load_space(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SpaceError(f"search-space file {path}: not found")
+    return check_space(yaml.safe_load(path.read_text()) or {}, str(path))
+
+
+def check_space(space: dict[str, Any], where: str = "search space") -> dict[str, Any]:
+    """Validate and fill defaults; every error names the key and what is allowed."""
+    unknown = sorted(set(space) - set(SPACE_KEYS))
+    if unknown:
+        raise SpaceError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(SPACE_KEYS)}")
+    space = {"direction": "maximize", "metric": "heldout_accuracy_after", "seeds": [0], "sampler": {"name": "tpe"},
+             "overrides": [], **space}  # fmt: skip
+    if not space.get("study"):
+        raise SpaceError(f"{where}: `study` (the study name) is required")
+    if space["direction"] not in ("maximize", "minimize"):
+        raise SpaceError(f"{where}: direction={space['direction']!r}; choose maximize or minimize")
+    if space["metric"] not in METRICS:
+        raise SpaceError(f"{where}: metric={space['metric']!r}; choose one of {', '.join(METRICS)}")
+    if space["sampler"].get("name") not in SAMPLERS:
+        raise SpaceError(f"{where}: sampler.name={space['sampler'].get('name')!r}; choose one of {', '.join(SAMPLERS)}")
+    if not isinstance(space.get("params"), dict) or not space["params"]:
+        raise SpaceError(f"{where}: `params` must map Hydra keys to distributions, e.g. gate.tau_pos: {{low: 0.1, high: 1}}")
+    for key, dist in space["params"].items():
+        if not isinstance(dist, dict) or not ("choices" in dist or {"low", "high"} <= set(dist)):
+            raise SpaceError(f"{where}: params.{key}={dist!r}; use {{low, high[, log, step, type: int]}} or {{choices: [...]}}")
+    return space
+
+
+def suggest(trial, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One value per parameter through Optuna's suggest_* API."""
+    values = {}
+    for key, dist in params.items():
+        if "choices" in dist:
+            values[key] = trial.suggest_categorical(key, list(dist["choices"]))
+        elif dist.get("type") == "int":
+            values[key] = trial.suggest_int(key, int(dist["low"]), int(dist["high"]), step=int(dist.get("step", 1)), log=bool(dist.get("log", False)))  # fmt: skip
+        else:
+            values[key] = trial.suggest_float(key, float(dist["low"]), float(dist["high"]), step=dist.get("step"), log=bool(dist.get("log", False)))  # fmt: skip
+    return values
+
+
+# ------------------------------------------------------------------------------------------ storage
+def default_storage(study: str) -> str:
+    return str(Path("runs") / "optuna" / f"{study}.journal")
+
+
+def open_storage(storage: str):
+    """A URL (``sqlite:///…``, ``postgresql://…``) → RDB storage; anything else is a journal file path."""
+    import optuna
+
+    if "://" in storage:
+        return optuna.storages.RDBStorage(storage)
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(storage).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def create(space: dict[str, Any], storage: str, exist_ok: bool = False):
+    """Create the study (once) and store the search space in it."""
+    import optuna
+    from optuna.exceptions import DuplicatedStudyError
+
+    try:
+        study = optuna.create_study(storage=open_storage(storage), study_name=space["study"], direction=space["direction"])
+    except DuplicatedStudyError:
+        if not exist_ok:
+            raise SpaceError(f"study {space['study']!r} already exists in {storage}; start workers with "
+                             f"`sspo-exp optuna worker --study {space['study']} --storage {storage}`") from None  # fmt: skip
+        study = optuna.load_study(study_name=space["study"], storage=open_storage(storage))
+        if study.user_attrs.get("space") != space:
+            raise SpaceError(f"study {space['study']!r} in {storage} was created with a different search space") from None
+        return study
+    study.set_user_attr("space", space)
+    return study
+
+
+# ------------------------------------------------------------------------------------------ workers
+def trial_overrides(space: dict[str, Any], values: dict[str, Any], extra: list[str] = ()) -> list[str]:
+    return list(space["overrides"]) + list(extra) + [f"{k}={override_value(v)}" for k, v in values.items()]
+
+
+def default_train(cfg) -> dict[str, Any]:
+    from sspo_exp.train.run import train
+
+    return train(cfg)
+
+
+def worker_tag() -> str:
+    """Who runs a trial: ``slurm-<job id>`` (the same after a requeue) or ``pid-<pid>``."""
+    return f"slurm-{os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else f"pid-{os.getpid()}"
+
+
+def retry_cut_off_trials(study, storage) -> list[int]:
+    """A requeued SLURM worker finds the trial it was running when preempted still RUNNING under its own job id:
+    mark it FAIL and enqueue the same parameters again, so the next trial re-runs that config — whose training
+    resumes from its last checkpoint (same config, same run id). Returns the numbers of the trials retried."""
+    from optuna.trial import TrialState
+
+    retried = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("worker") == worker_tag():
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            retried.append(t.number)
+    return retried
+
+
+def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[[Any], dict] = default_train):
+    """Optuna objective: suggest → compose → train once per seed → mean of ``summary[metric]``."""
+    from hydra import compose, initialize_config_dir
+
+    def objective(trial) -> float:
+        overrides = trial_overrides(space, suggest(trial, space["params"]), extra)
+        trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("worker", worker_tag())
+        values = []
+        for seed in space["seeds"]:
+            with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+                cfg = compose("train", overrides=[*overrides, f"seed={seed}"])
+            summary = train_fn(cfg)
+            trial.set_user_attr(f"run_id_seed{seed}", summary.get("run_id"))
+            value = summary.get(space["metric"])
+            if value is None or not math.isfinite(float(value)):
+                raise ValueError(f"run {summary.get('run_id')}: metric {space['metric']}={value!r} is not a number")
+            values.append(float(value))
+        return sum(values) / len(values)
+
+    return objective
+
+
+def make_sampler(space: dict[str, Any], worker_index: int = 0):
+    import optuna
+
+    spec = space["sampler"]
+    seed = None if spec.get("seed") is None else int(spec["seed"]) + worker_index
+    return optuna.samplers.TPESampler(seed=seed) if spec["name"] == "tpe" else optuna.samplers.RandomSampler(seed=seed)
+
+
+def worker(study_name: str, storage: str, n_trials: int | None = None, extra: list[str] = (),
+           worker_index: int | None = None, train_fn: Callable[[Any], dict] = default_train) -> int:  # fmt: skip
+    """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together; None =
+    forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
+    is retried by the requeued worker (``retry_cut_off_trials``). Returns the number of trials this worker ran."""
+    import optuna
+
+    from sspo_exp.sweeps import preemption
+
+    preemption.exit_on_sigterm()  # a preempted SLURM worker stops at once; its requeued job retries the trial
+    if worker_index is None:  # SLURM array task / submitit rank, else 0
+        worker_index = int(os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("SSPO_OPTUNA_WORKER", "0")))
+    store = open_storage(storage)
+    loaded = optuna.load_study(study_name=study_name, storage=store)
+    space = check_space(loaded.user_attrs["space"], f"study {study_name}")
+    study = optuna.load_study(study_name=study_name, storage=store, sampler=make_sampler(space, worker_index))
+    objective, before = make_objective(space, extra, train_fn), {t.number for t in study.trials}
+    retried = retry_cut_off_trials(study, store)
+    if retried:  # enqueued trials come first, whatever the budget: they were already counted in it
+        study.optimize(objective, n_trials=len(retried), catch=(Exception,))
+    if n_trials is None:
+        study.optimize(objective, catch=(Exception,))
+    elif len(study.trials) < n_trials:
+        study.optimize(objective, catch=(Exception,), callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None)])
+    return len({t.number for t in study.trials} - before)
+
+
+def launcher_executor(launcher: str, overrides: list[str], folder: Path):
+    """A submitit executor configured from ``conf/launcher/<launcher>.yaml`` (the one place for cluster values),
+    mapping its fields the way hydra-submitit-launcher does."""
+    import submitit
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    if launcher not in ("submitit_slurm", "submitit_local"):
+        raise SpaceError(f"--launcher={launcher!r}; choose submitit_slurm or submitit_local (conf/launcher/)")
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="optuna"):
+        cfg = compose("train", overrides=[f"launcher={launcher}", *overrides], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    params = {k: v for k, v in params.items() if k not in ("_target_", "submitit_folder", "name")}
+    cluster = "slurm" if launcher == "submitit_slurm" else "local"
+    init = {f"{cluster}_max_num_timeout": params.pop("max_num_timeout")} if "max_num_timeout" in params else {}
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, **init)
+    base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "stderr_to_stdout"}
+    executor.update_parameters(name="sspo-optuna", **{k if k in base else f"{cluster}_{k}": v for k, v in params.items()})
+    return executor
+
+
+def submit(study_name: str, storage: str, workers: int, n_trials: int | None, launcher: str,
+           launcher_overrides: list[str], extra: list[str] = (), wait: bool = True) -> list[Any]:  # fmt: skip
+    """Start ``workers`` worker jobs (SLURM or local processes) on the study; optionally wait for them."""
+    storage_abs = storage if "://" in storage else str(Path(storage).expanduser().resolve())
+    folder = (Path(storage_abs).parent if "://" not in storage else Path("runs/optuna")).resolve() / ".submitit" / "%j"
+    executor = launcher_executor(launcher, launcher_overrides, folder)
+    jobs = [executor.submit(worker, study_name, storage_abs, n_trials, list(extra), i) for i in range(workers)]
+    print(f"submitted {workers} workers: {' '.join(j.job_id for j in jobs)} (logs: {folder.parent})")
+    if wait:
+        for j in jobs:
+            j.result()
+    return jobs
+
+
+def show(study_name: str, storage: str) -> None:
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    for t in study.trials:
+        print(f"trial {t.number:>3} {t.state.name:<8} value={t.value} params={t.params}")
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if done:
+        print(f"best: trial {study.best_trial.number} value={study.best_value} params={study.best_params}")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sspo-exp optuna", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("create", help="create the study from a search-space file (once, before workers)")
+    p.add_argument("space", help="search-space file, e.g. sweeps/optuna_sspo.yaml")
+    p.add_argument("--study", help="study name (default: the file's `study`)")
+    p.add_argument("--storage", help="journal file path or RDB URL (default runs/optuna/<study>.journal)")
+    p.add_argument("--exist-ok", action="store_true", help="reuse an existing study with the same search space")
+    for name, help_ in (("worker", "run trials in this process"), ("submit", "start worker jobs through submitit"),
+                        ("show", "list the study's trials and the best one")):  # fmt: skip
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--study", required=True, help="study name")
+        p.add_argument("--storage", help="journal file path or RDB URL (default runs/optuna/<study>.journal)")
+        if name != "show":
+            p.add_argument("--n-trials", type=int, help="stop once the study holds this many trials (all workers)")
+            p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (submit: hydra.launcher.* go to the launcher)")  # fmt: skip
+        if name == "submit":
+            p.add_argument("--workers", type=int, default=2, help="number of worker jobs")
+            p.add_argument("--launcher", default="submitit_slurm", help="submitit_slurm | submitit_local (conf/launcher/)")
+            p.add_argument("--no-wait", action="store_true", help="return after submitting")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "create":
+            space = load_space(args.space)
+            if args.study:
+                space["study"] = args.study
+            storage = args.storage or default_storage(space["study"])
+            create(space, storage, args.exist_ok)
+            print(f"created study {space['study']!r} in {storage}")
+            return 0
+        storage = args.storage or default_storage(args.study)
+        if args.command == "show":
+            show(args.study, storage)
+        elif args.command == "worker":
+            ran = worker(args.study, storage, args.n_trials, args.overrides)
+            print(f"worker ran {ran} trials")
+        else:
+            launcher = [o for o in args.overrides if o.startswith("hydra.launcher.")]
+            extra = [o for o in args.overrides if not o.startswith("hydra.launcher.")]
+            submit(args.study, storage, args.workers, args.n_trials, args.launcher, launcher, extra, not args.no_wait)
+    except SpaceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyError:  # optuna.load_study on a study that was never created
+        print(f"error: no study {args.study!r} in {storage}; create it first: sspo-exp optuna create SPACE.yaml "
+              f"--storage {storage}", file=sys.stderr)  # fmt: skip
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

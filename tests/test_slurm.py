@@ -1,0 +1,137 @@
+"""On a real SLURM (slurm/local/start.sh): a Hydra multirun through launcher=submitit_slurm, an Optuna study with two
+SLURM workers, and a requeued (preempted) job that resumes from its checkpoint and ends like an uninterrupted run.
+Each job is a seconds-long tiny-model training run (tests/sweeps_helpers.py: TINY)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeps_helpers import TINY, set_env, slurm_reason
+
+REASON = slurm_reason()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(REASON is not None, reason=f"SLURM not reachable: {REASON}")]
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Fit the one-node test cluster: CPU jobs, one core and 2 GB each, the `debug` partition.
+SLURM_CPU = ["hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
+             "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=60"]  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    set_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("SSPO_EXP_ENV_SH", str(ROOT / "slurm" / "env.sh"))
+    monkeypatch.chdir(tmp_path)  # sbatch runs jobs in the submission directory
+    return tmp_path
+
+
+def _summaries(runs: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in runs.glob("*/summary.json")}
+
+
+def test_hydra_multirun_through_submitit_slurm_completes_every_job(env):
+    runs = env / "runs"
+    cmd = [sys.executable, "-m", "sspo_exp.cli", "train", "-m", *TINY, f"output_root={runs}", "launcher=submitit_slurm",
+           *SLURM_CPU, "objective=grpo,sspo"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summaries = _summaries(runs)
+    assert sorted(s["run_id"].split("-")[0] for s in summaries.values()) == ["grpo", "sspo"]
+    assert all(s["global_step"] == 4 for s in summaries.values())
+    # they ran as SLURM array tasks: submitit's sbatch script and per-task logs are beside the multirun
+    (script,) = runs.glob(".hydra/multirun-*/.submitit/*/*_submission.sh")
+    assert "#SBATCH --partition=debug" in script.read_text() and "#SBATCH --array=0-1" in script.read_text()
+
+
+def test_optuna_study_with_two_slurm_workers(env):
+    from optuna import load_study
+
+    from sspo_exp.sweeps import optuna_cli
+
+    space = optuna_cli.check_space({
+        "study": "slurm", "metric": "train_reward_last", "sampler": {"name": "random", "seed": 0},
+        "overrides": [*TINY, f"output_root={env / 'runs'}", "objective=sspo", "gate=atanlog"],
+        "params": {"gate.tau_pos": {"low": 0.1, "high": 1.0}, "gate.tau_neg": {"low": 0.1, "high": 1.0}},
+    })  # fmt: skip
+    storage = str(env / "optuna" / "slurm.journal")
+    optuna_cli.create(space, storage)
+    optuna_cli.submit("slurm", storage, workers=2, n_trials=3, launcher="submitit_slurm", launcher_overrides=SLURM_CPU)
+    trials = load_study(study_name="slurm", storage=optuna_cli.open_storage(storage)).trials
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert 3 <= len(trials) <= 4 and len(complete) == len(trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both SLURM jobs pulled trials from the one study
+    assert all(t.user_attrs["worker"].startswith("slurm-") for t in trials)
+    summaries = _summaries(env / "runs")
+    for t in complete:  # the trial's value is the metric of its own run
+        assert t.value == summaries[t.user_attrs["run_id_seed0"]]["train_reward_last"]
+
+
+def _squeue(name: str) -> list[tuple[str, str]]:
+    out = subprocess.run(["squeue", "-h", "--name", name, "-o", "%i %T"], capture_output=True, text=True, timeout=10)
+    return [tuple(line.split()) for line in out.stdout.splitlines()]
+
+
+def _wait(predicate, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_requeued_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(env):
+    from safetensors.torch import load_file
+
+    from sspo_exp.sweeps import grid
+
+    longer = [*TINY, "trainer.max_steps=24", "trainer.num_generations=8", "trainer.prompts_per_step=4",
+              "trainer.per_device_batch_size=32"]  # fmt: skip  ~0.5 s per step: time to requeue mid-run
+    sweep = env / "one.yaml"
+    sweep.write_text("grid: [{objective: sspo, gate: atanlog}]\nseeds: [0]\n")
+    cut, full = env / "cut", env / "full"
+    name = f"sspo-preempt-{os.getpid()}-{int(time.time())}"
+    launcher = ["launcher=submitit_slurm", *SLURM_CPU, f"hydra.launcher.name={name}"]
+    (job,) = grid.plan(grid.sweep_jobs(grid.load_sweep(sweep), [*longer, f"output_root={cut}"]))
+    proc = subprocess.Popen([sys.executable, "-m", "sspo_exp.sweeps.grid", str(sweep), *longer, f"output_root={cut}", *launcher],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        _wait(lambda: (job.run_dir / "checkpoint-2").is_dir(), 180, "the SLURM job's first checkpoint")
+        ((jobid, state),) = _squeue(name)
+        assert state == "RUNNING" and not (job.run_dir / "summary.json").exists()
+        subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=30)  # what PreemptMode=REQUEUE does
+        # SLURM holds a requeued job back ~2 minutes (BeginTime): once it is pending again, let it start at once
+        _wait(lambda: _squeue(name) == [(jobid, "PENDING")], 60, "the requeued job to be pending")
+        subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], check=True, timeout=30)
+        # meanwhile the same config, uninterrupted, in this process's own subprocess
+        ref = subprocess.run([sys.executable, "-m", "sspo_exp.cli", "train", *longer, f"output_root={full}"],
+                             capture_output=True, text=True, timeout=240)  # fmt: skip
+        assert ref.returncode == 0, ref.stderr[-3000:]
+        output, _ = proc.communicate(timeout=240)
+        _wait(lambda: not _squeue(name), 60, "the job to leave the queue")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(["scancel", "--name", name], timeout=30)  # nothing left behind if the test failed
+    assert proc.returncode == 0, output[-3000:]
+    shown = subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True, timeout=10).stdout
+    assert "Restarts=1" in shown and "JobState=COMPLETED" in shown  # one requeue, then it finished (MinJobAge keeps it)
+
+    a = json.loads((job.run_dir / "summary.json").read_text())
+    b = json.loads((full / job.run_id / "summary.json").read_text())
+    assert a["resumed_from"] and Path(a["resumed_from"]).name.startswith("checkpoint-")  # it did resume
+    assert b["resumed_from"] is None and a["global_step"] == b["global_step"] == 24
+    for key in ("heldout_accuracy_before", "heldout_accuracy_after", "train_reward_first", "train_reward_last"):
+        assert a[key] == b[key], key
+    wa, wb = (load_file(d / "checkpoint-24" / "model.safetensors") for d in (job.run_dir, full / job.run_id))
+    import torch
+
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # bitwise the same policy

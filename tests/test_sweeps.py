@@ -1,0 +1,362 @@
+"""Sweep files, experiment and launcher configs: the paper's grid, composition, skip/resume, Optuna (stand-ins)."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+
+from sspo_exp import CONF_DIR
+from sspo_exp.sweeps import grid, optuna_cli
+from sspo_exp.train.run import run_id
+
+ROOT = CONF_DIR.parent
+SWEEPS = ROOT / "sweeps"
+
+
+def _compose(overrides, hydra=False):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def _kv(point: list[str]) -> dict[str, str]:
+    return dict(o.split("=", 1) for o in point)
+
+
+# ------------------------------------------------------------------------------------------ experiments
+@pytest.mark.parametrize(
+    "experiment, model, dataset, trainer_use_cpu, mu",
+    [
+        ("table1", "qwen2.5-7b-instruct", "gsm8k_deepmath", False, 2),
+        ("table2_math", "qwen3-8b", "dapo_math", False, 4),
+        ("cpu_minigrid", "tiny", "arithmetic", True, 2),
+    ],
+)
+def test_experiment_configs_compose_to_the_papers_settings(experiment, model, dataset, trainer_use_cpu, mu):
+    cfg = _compose([f"experiment={experiment}"])
+    assert (cfg.model.name, cfg.dataset.name, cfg.trainer.use_cpu, cfg.trainer.mu) == (model, dataset, trainer_use_cpu, mu)
+    assert cfg.trainer.num_generations == 8 and cfg.trainer.beta == 0.0  # paper: G = 8, no KL
+    # an experiment keeps the command line in charge of the objective
+    assert _compose([f"experiment={experiment}", "objective=gmpo"]).objective.name == "gmpo"
+
+
+def test_every_experiment_file_is_covered_and_codeact_fails_clearly():
+    files = {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")}
+    assert files == {"table1", "table2_math", "table2_code", "cpu_minigrid"}
+    with pytest.raises(MissingConfigException, match="dataset/codeact"):
+        _compose(["experiment=table2_code"])
+
+
+# ------------------------------------------------------------------------------------------ launchers
+@pytest.mark.parametrize(
+    "launcher, target",
+    [
+        ("local", "hydra._internal.core_plugins.basic_launcher.BasicLauncher"),
+        ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+        ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ],
+)
+def test_launcher_option_selects_the_hydra_launcher(launcher, target):
+    cfg = _compose([f"launcher={launcher}"], hydra=True)
+    assert cfg.hydra.launcher._target_ == target
+    # launching never changes what is trained: same run id whatever the launcher
+    assert run_id(_compose([f"launcher={launcher}"])) == run_id(_compose([]))
+
+
+def test_submitit_slurm_requeues_on_preemption_and_on_timeout():
+    """With submitit's own rule (job_environment.SignalHandler.has_timed_out), an early SIGUSR2 must count as a
+    preemption (requeued for free), and a real timeout must still be requeued (max_num_timeout > 0)."""
+    from submitit.core.job_environment import SignalHandler
+
+    launcher = _compose(["launcher=submitit_slurm"], hydra=True).hydra.launcher
+
+    def timed_out_after(minutes: float, timeout_min: int) -> bool:
+        handler = SignalHandler.__new__(SignalHandler)
+        handler._delayed = type("D", (), {"_timeout_min": timeout_min})()
+        handler._start_time = time.time() - 60 * minutes
+        handler._logger = type("L", (), {"info": staticmethod(lambda *a: None)})()
+        return handler.has_timed_out()
+
+    assert not timed_out_after(5, launcher.timeout_min)  # a preemption 5 minutes in is not a timeout
+    assert timed_out_after(launcher.timeout_min - 1, launcher.timeout_min)
+    assert launcher.max_num_timeout >= 1
+    assert timed_out_after(0, 10)  # the trap the config avoids: timeout_min <= 10 makes every signal a timeout
+    assert launcher.signal_delay_s > 0 and launcher.array_parallelism >= 1
+    assert launcher.setup and "slurm/env.sh" in launcher.setup[0]
+
+
+# ------------------------------------------------------------------------------------------ the paper's grids
+def test_table1_grid_is_exactly_the_papers_appendix_a_grid():
+    sweep = grid.load_sweep(SWEEPS / "table1.yaml")
+    points = [_kv(p) for p in grid.expand_grid(sweep["grid"])]
+    assert len(points) == 18 and sweep["seeds"] == [0, 1, 2] and sweep["experiment"] == "table1"
+    eps = {(p["objective"], float(p["objective.eps_low"])) for p in points if p["objective"] in ("grpo", "gmpo")}
+    assert eps == {(o, e) for o in ("grpo", "gmpo") for e in (0.1, 0.2, 0.3)}
+    sapo = {(float(p["objective.tau_neg"]), float(p["objective.tau_pos"])) for p in points if p["objective"] == "sapo"}
+    assert sapo == {(1, 1.05), (3, 4), (7, 8)}  # pairs, not the 9-point product
+    sspo = [p for p in points if p["objective"] == "sspo"]
+    tempered = {(p["gate"], float(p["gate.tau_neg"]), float(p["gate.tau_pos"])) for p in sspo if p["gate"] != "gumbel"}
+    assert tempered == {(g, *t) for g in ("expsig", "expatan", "atanlog", "siglog") for t in ((0.3, 0.2), (0.6, 0.5))}
+    assert [p for p in sspo if p["gate"] == "gumbel"] == [{"objective": "sspo", "gate": "gumbel"}]
+    assert len(grid.sweep_jobs(sweep)) == 18 * 3
+
+
+def test_table2_and_cpu_grids():
+    t2 = grid.load_sweep(SWEEPS / "table2_math.yaml")
+    points = {(p["model"], p["objective"]) for p in map(_kv, grid.expand_grid(t2["grid"]))}
+    assert points == {(m, o) for m in ("qwen3-8b", "qwen3-14b", "qwen3-30b-a3b") for o in ("grpo", "gspo", "sapo", "sspo")}
+    assert len(grid.sweep_jobs(t2)) == 12 * 3
+    code = grid.load_sweep(SWEEPS / "table2_code.yaml")
+    assert code["experiment"] == "table2_code" and code["grid"] == t2["grid"]
+    cpu = grid.load_sweep(SWEEPS / "cpu_minigrid.yaml")
+    assert cpu["experiment"] == "cpu_minigrid" and cpu["grid"] == grid.load_sweep(SWEEPS / "table1.yaml")["grid"]
+    with pytest.raises(grid.SweepError, match="dataset/codeact"):
+        grid.plan(grid.sweep_jobs(code)[:1])
+
+
+@pytest.mark.parametrize("name, settings", [("table1", 18), ("table2_math", 12), ("cpu_minigrid", 18)])
+def test_every_sweep_point_composes_with_its_values_and_a_distinct_run_id(name, settings):
+    sweep = grid.load_sweep(SWEEPS / f"{name}.yaml")
+    sweep["seeds"] = [0]
+    ids = set()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+        for overrides in grid.sweep_jobs(sweep):
+            cfg = compose("train", overrides=overrides)
+            ids.add(run_id(cfg))
+            for key, value in _kv(overrides).items():  # the swept values reach the config
+                if key not in ("experiment", "objective", "gate", "model"):
+                    assert str(OmegaConf.select(cfg, key)) == value
+                elif key != "experiment":
+                    assert cfg[key].name == value
+            if cfg.objective.name in ("grpo", "gmpo"):
+                assert cfg.objective.eps_high == cfg.objective.eps_low  # symmetric clip, as in the paper
+    assert len(ids) == settings  # no two points of the grid are the same run
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("grid: []", "non-empty list"),
+        ("experiment: table1\ngrid: [{objective: sapo}]\nsweep: 1", "unknown key"),
+        ("grid:\n  - {objective: sapo, 'objective.tau_neg,objective.tau_pos': [[1, 2, 3]]}", "2-element lists"),
+        ("grid: [{objective: sapo}]\nseeds: 0", "list of integers"),
+        ("grid: [{objective: [{a: 1}]}]", "only scalars"),
+    ],
+)
+def test_malformed_sweep_files_are_rejected_with_the_reason(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(grid.SweepError, match=message):
+        grid.sweep_jobs(grid.load_sweep(path))
+
+
+def test_a_typo_in_a_sweep_point_fails_before_anything_runs(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("grid: [{objective: [grpo, gpro]}]")
+    calls = []
+    with pytest.raises(grid.SweepError, match="gpro"):
+        grid.run_sweep(path, [f"output_root={tmp_path}"], task=calls.append)
+    assert calls == []
+
+
+# ------------------------------------------------------------------------------------------ skip / resume
+def _stand_in_task(cfg):
+    """Instead of training: write the run's summary.json where train() would, and return it."""
+    run_dir = Path(cfg.output_root) / run_id(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"run_id": run_id(cfg), "heldout_accuracy_after": float(cfg.seed)}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    _stand_in_task.calls.append(run_id(cfg))
+    return summary
+
+
+def test_relaunching_a_sweep_skips_finished_runs_and_relaunches_cut_off_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "sweep.yaml"
+    path.write_text("seeds: [0, 1]\ngrid: [{objective: grpo, objective.eps_low: [0.1, 0.2]}, {objective: sspo, gate: gumbel}]")
+    common = [f"output_root={tmp_path / 'runs'}"]
+    _stand_in_task.calls = []
+    report = grid.run_sweep(path, common, task=_stand_in_task)
+    assert report == {"points": 6, "skipped": 0, "launched": 6, "failed": []}
+    assert len(set(_stand_in_task.calls)) == 6 and (tmp_path / "runs" / ".hydra").is_dir()  # a Hydra multirun dir
+
+    # one run cut off (checkpoints, no summary), one never started
+    planned = grid.plan(grid.sweep_jobs(grid.load_sweep(path), common))
+    (planned[0].run_dir / "summary.json").unlink()
+    (planned[0].run_dir / "checkpoint-2").mkdir()
+    import shutil
+
+    shutil.rmtree(planned[1].run_dir)
+    assert [j.status for j in grid.plan(grid.sweep_jobs(grid.load_sweep(path), common))][:3] == ["resume", "new", "done"]
+    _stand_in_task.calls = []
+    report = grid.run_sweep(path, common, task=_stand_in_task)
+    assert report["skipped"] == 4 and _stand_in_task.calls == [planned[0].run_id, planned[1].run_id]
+    _stand_in_task.calls = []
+    assert grid.run_sweep(path, common, task=_stand_in_task)["launched"] == 0 and _stand_in_task.calls == []
+
+
+def test_a_failing_run_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "sweep.yaml"
+    path.write_text("grid: [{objective: grpo, objective.eps_low: [0.1, 0.2, 0.3]}]")
+
+    def task(cfg):
+        if cfg.objective.eps_low == 0.2:
+            raise RuntimeError("boom")
+        return _stand_in_task(cfg)
+
+    _stand_in_task.calls = []
+    report = grid.run_sweep(path, [f"output_root={tmp_path / 'runs'}"], task=task)
+    assert report["launched"] == 3 and len(_stand_in_task.calls) == 2
+    assert [_kv(f)["objective.eps_low"] for f in report["failed"]] == ["0.2"]
+    assert grid.main([str(path), f"output_root={tmp_path / 'runs'}", "--dry-run"]) == 0
+
+
+# ------------------------------------------------------------------------------------------ Optuna
+SPACE = {
+    "study": "stand-in",
+    "direction": "maximize",
+    "metric": "heldout_accuracy_after",
+    "seeds": [0, 1],
+    "sampler": {"name": "random", "seed": 0},
+    "overrides": ["objective=sspo", "gate=atanlog"],
+    "params": {"gate.tau_pos": {"low": 0.05, "high": 2.0, "log": True}, "gate.tau_neg": {"low": 0.05, "high": 2.0}},
+}
+
+
+def fake_train(cfg) -> dict:
+    """A stand-in objective peaked at tau_pos = 0.5; tau_neg > 1.5 'crashes'; the seed shifts the value."""
+    if cfg.gate.tau_neg > 1.5:
+        raise RuntimeError("stand-in crash")
+    value = -((math.log(cfg.gate.tau_pos / 0.5)) ** 2) + 0.01 * cfg.seed
+    return {"run_id": run_id(cfg), "heldout_accuracy_after": value}
+
+
+def test_optuna_study_records_values_failures_and_the_search_space(tmp_path):
+    storage = str(tmp_path / "study.journal")
+    optuna_cli.create(optuna_cli.check_space(dict(SPACE)), storage)
+    with pytest.raises(optuna_cli.SpaceError, match="already exists"):
+        optuna_cli.create(optuna_cli.check_space(dict(SPACE)), storage)
+    optuna_cli.create(optuna_cli.check_space(dict(SPACE)), storage, exist_ok=True)  # same space: fine
+
+    assert optuna_cli.worker("stand-in", storage, n_trials=12, train_fn=fake_train) == 12
+    assert optuna_cli.worker("stand-in", storage, n_trials=12, train_fn=fake_train) == 0  # budget is study-wide
+    import optuna
+
+    study = optuna.load_study(study_name="stand-in", storage=optuna_cli.open_storage(storage))
+    states = {t.state.name for t in study.trials}
+    assert len(study.trials) == 12 and states <= {"COMPLETE", "FAIL"}
+    for t in study.trials:
+        if t.params["gate.tau_neg"] > 1.5:
+            assert t.state.name == "FAIL"
+        else:  # the value is the mean over the two seeds of the metric of the suggested config
+            expected = -((math.log(t.params["gate.tau_pos"] / 0.5)) ** 2) + 0.005
+            assert t.state.name == "COMPLETE" and t.value == pytest.approx(expected)
+            assert "gate.tau_pos=" + str(t.params["gate.tau_pos"]) in t.user_attrs["overrides"]
+    assert "FAIL" in states and "COMPLETE" in states  # the random sampler with seed 0 hits both regions
+
+
+def _parallel_worker(storage):
+    optuna_cli.worker("stand-in", storage, n_trials=10, train_fn=fake_train)
+
+
+def test_two_concurrent_workers_share_one_journal_study(tmp_path):
+    storage = str(tmp_path / "study.journal")
+    optuna_cli.create(optuna_cli.check_space(dict(SPACE, sampler={"name": "tpe", "seed": 0})), storage)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_parallel_worker, args=(storage,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    import optuna
+
+    trials = optuna.load_study(study_name="stand-in", storage=optuna_cli.open_storage(storage)).trials
+    assert 10 <= len(trials) <= 11 and len({t.number for t in trials}) == len(trials)  # at most one overshoot
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in trials)
+
+
+def test_optuna_rdb_storage_and_cli(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    import yaml
+
+    space.write_text(yaml.safe_dump(dict(SPACE, study="cli")))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert optuna_cli.main(["create", str(space), "--storage", url]) == 0
+    assert optuna_cli.main(["create", str(space), "--storage", url]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert optuna_cli.worker("cli", url, n_trials=3, train_fn=fake_train) == 3
+    assert optuna_cli.main(["show", "--study", "nope", "--storage", url]) == 2
+    assert "create it first" in capsys.readouterr().err
+    assert optuna_cli.main(["show", "--study", "cli", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert sum(line.startswith("trial") for line in out.splitlines()) == 3 and "best: trial" in out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"metric": "accuracy"}, "heldout_accuracy_after"),
+        ({"direction": "up"}, "maximize or minimize"),
+        ({"params": {}}, "params"),
+        ({"params": {"gate.tau_pos": {"low": 1}}}, "low, high"),
+        ({"sampler": {"name": "cmaes"}}, "tpe, random"),
+        ({"trials": 3}, "unknown key"),
+    ],
+)
+def test_malformed_search_spaces_are_rejected(change, message):
+    with pytest.raises(optuna_cli.SpaceError, match=message):
+        optuna_cli.check_space({**SPACE, **change})
+
+
+def test_shipped_search_spaces_are_valid_and_compose():
+    for path in SWEEPS.glob("optuna_*.yaml"):
+        space = optuna_cli.load_space(path)
+        values = {k: (d["choices"][0] if "choices" in d else d["low"]) for k, d in space["params"].items()}
+        cfg = _compose(optuna_cli.trial_overrides(space, values))
+        assert cfg.model.name == "tiny"
+
+
+def test_a_requeued_slurm_worker_retries_the_trial_it_was_cut_off_in(tmp_path, monkeypatch):
+    import optuna
+
+    from sspo_exp.sweeps import preemption
+
+    monkeypatch.setattr(preemption, "exit_on_sigterm", lambda: False)  # keep pytest's own SIGTERM handling
+    storage = str(tmp_path / "study.journal")
+    study = optuna_cli.create(optuna_cli.check_space(dict(SPACE)), storage)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    study.enqueue_trial({"gate.tau_pos": 0.5, "gate.tau_neg": 0.3})
+    cut = study.ask()  # the trial job 4242 was running when SLURM preempted it
+    cut.suggest_float("gate.tau_pos", 0.05, 2.0, log=True), cut.suggest_float("gate.tau_neg", 0.05, 2.0)
+    cut.set_user_attr("worker", "slurm-4242")
+    other = study.ask()  # another worker's trial, still running elsewhere: left alone
+    other.set_user_attr("worker", "slurm-7")
+
+    assert optuna_cli.worker("stand-in", storage, n_trials=3, train_fn=fake_train) == 1
+    trials = optuna.load_study(study_name="stand-in", storage=optuna_cli.open_storage(storage)).trials
+    assert [t.state.name for t in trials] == ["FAIL", "RUNNING", "COMPLETE"]
+    assert trials[2].params == trials[0].params and trials[2].user_attrs["retry_of"] == 0
+    assert trials[2].user_attrs["worker"] == "slurm-4242"
+
+
+@pytest.mark.parametrize("in_slurm, code", [(True, 143), (False, -15)])
+def test_preemption_callback_exits_at_once_on_sigterm_only_inside_slurm(in_slurm, code):
+    import os
+    import subprocess
+    import sys
+
+    src = ("import os, signal, time\nfrom sspo_exp.sweeps.preemption import ExitOnSigterm\n"
+           "ExitOnSigterm().on_job_start(config=None)\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(5)\n")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"} | ({"SLURM_JOB_ID": "1"} if in_slurm else {})
+    assert subprocess.run([sys.executable, "-c", src], env=env, timeout=60).returncode == code
+    cfg = _compose(["launcher=submitit_slurm"], hydra=True)
+    assert cfg.hydra.callbacks.exit_on_sigterm._target_ == "sspo_exp.sweeps.preemption.ExitOnSigterm"
