@@ -3,6 +3,7 @@
     sspo-exp train [hydra overrides]     train (the default job: tiny model, arithmetic, SSPO/atanlog, CPU)
     sspo-exp eval [hydra overrides]      greedy Pass@1 on the paper's benchmarks
     sspo-exp report [options]            rebuild Tables 1-2 and the curves from W&B runs
+    sspo-exp sweep FILE [overrides]      run a sweep file (sweeps/*.yaml) as one Hydra multirun
     sspo-exp optuna [options]            Optuna search over epsilon / temperatures
     sspo-exp gates                       print the five SSPO gates next to hard clipping (Figure 1 as a table)
 """
@@ -16,6 +17,7 @@ COMMANDS = {
     "train": ("sspo_exp.train.cli", "train the policy with one objective (Hydra overrides follow)"),
     "eval": ("sspo_exp.evaluation.cli", "greedy Pass@1 of a run or model on benchmarks (Hydra overrides follow)"),
     "report": ("sspo_exp.report.cli", "tables and curves from W&B runs (online or offline)"),
+    "sweep": ("sspo_exp.sweeps.grid", "run a sweep file (the paper's grids) as one Hydra multirun"),
     "optuna": ("sspo_exp.sweeps.optuna_cli", "Optuna search: create a study, run workers"),
     "gates": ("sspo_exp.objectives.table", "print the SSPO gates and token weights (the paper's Figure 1)"),
 }
