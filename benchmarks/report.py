@@ -1,0 +1,130 @@
+"""Benchmark ``sspo-exp report`` on 45 runs × 2,000 steps of real W&B 0.31 offline files.
+
+    python benchmarks/report.py [--cache DIR] [--steps 2000]
+
+The files are written once (3 models × GRPO/GSPO/GMPO/SAPO/SSPO × 3 seeds, every history key of the logging
+contract, plus a Base eval run per model) into the cache directory and reused. Reported: time to read them, to
+build Table 2 (md/tex/csv), to draw the curves (3 metrics, PNG + PDF), the total (target ≤ 10 s), and our reader
+against W&B's own reader ``wandb leet inspect --json`` on the same files (target ≥ 2× faster), both with and
+without turning its JSON lines into rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WANDB_CLI = shutil.which("wandb", path=str(Path(sys.executable).parent)) or "wandb"
+MODELS = ("Qwen3-8B", "Qwen3-14B", "Qwen3-30B-A3B")
+METHODS = ("grpo", "gspo", "gmpo", "sapo", "sspo")
+SEEDS = 3
+KEYS = ("reward_std", "rewards/answer_reward/mean", "rewards/format_reward/mean", "completions/mean_length",
+        "grad_norm", "learning_rate", "objective/seq_weight_mean", "objective/token_ratio_mean",
+        "objective/token_ratio_var", "objective/clip_frac", "objective/token_weight_mean", "objective/approx_kl")
+
+
+def generate(cache: Path, steps: int) -> None:
+    import wandb
+
+    done = cache / f"done-v2-{steps}"
+    if done.exists():
+        return
+    if any(cache.glob("wandb/offline-run-*")):
+        raise SystemExit(f"{cache} holds runs from another version of this benchmark: delete it or pass --cache")
+    for mi, model in enumerate(MODELS):
+        for k, method in enumerate(("base",) + METHODS):
+            for seed in range(1 if method == "base" else SEEDS):
+                cfg = {"objective": {"name": method}, "gate": {"name": "atanlog" if method == "sspo" else "clip"},
+                       "model": {"name": model}, "dataset": {"name": "dapo"}, "trainer": {"mu": 4}, "seed": seed}
+                run = wandb.init(mode="offline", dir=str(cache), project="bench", id=f"{model}-{method}-{seed}",
+                                 config=cfg, group=f"{model}-{method}", job_type=method)
+                for s in range(0 if method == "base" else steps):
+                    x = s / steps
+                    row = {f"train/{key}": math.sin(s * 0.1 + j) for j, key in enumerate(KEYS)}
+                    row.update({"train/reward": 0.3 + 0.1 * k * x + 0.05 * math.sin(s + seed),
+                                "train/entropy": 0.8 - (0.5 - 0.08 * k) * x + 0.02 * math.cos(s * 0.7 + seed),
+                                "train/objective/seq_weight_var": 0.01 * (1 + k) * (1.5 + math.sin(s * 0.3)),
+                                "train/global_step": s})
+                    if s % 100 == 99:
+                        row["train/heldout_accuracy"] = 0.2 + 0.05 * k
+                    run.log(row)
+                for b, base in (("aime24", 20), ("aime25", 15), ("math500", 60), ("codeact", 20)):
+                    run.summary[f"eval/{b}/pass@1"] = base + 2 * mi + 2 * k + seed * 0.5
+                run.finish()
+    done.touch()
+
+
+def leet_rows(run_dir: Path) -> list[dict]:
+    """W&B's own reader: ``wandb leet inspect --json`` lines -> history rows (what our reader returns)."""
+    out = subprocess.run([WANDB_CLI, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True,
+                         check=True).stdout
+    return [r["history"]["item"] for r in map(json.loads, out.splitlines()) if r.get("type") == "history"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "sspo-exp-bench-report")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--workers", type=int, default=1, help="reader processes")
+    p.add_argument("--no-leet", action="store_true", help="skip the (slow) wandb leet comparison")
+    args = p.parse_args(argv)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    t = time.perf_counter()
+    generate(args.cache, args.steps)
+    print(f"files: {args.cache} (generated/checked in {time.perf_counter() - t:.1f} s)")
+
+    from sspo_exp.report import render
+    from sspo_exp.report.curves import plot_all
+    from sspo_exp.report.sources import load
+    from sspo_exp.report.tables import SPECS, build_table
+    from sspo_exp.report.wandb_offline import find_run_dirs, read_segment
+
+    out = Path(tempfile.mkdtemp(prefix="sspo-report-bench-"))
+    c0, t0 = time.process_time(), time.perf_counter()
+    runs, history = load(offline=[args.cache], workers=args.workers)
+    c1, t1 = time.process_time(), time.perf_counter()
+    table = build_table(runs, SPECS["2"])
+    (out / "table_2.md").write_text(render.markdown(table))
+    (out / "table_2.tex").write_text(render.latex(table))
+    render.csv_frame(table).to_csv(out / "table_2.csv", index=False)
+    c2, t2 = time.process_time(), time.perf_counter()
+    figs = plot_all(runs, history, SPECS["2"], out)
+    c3, t3 = time.process_time(), time.perf_counter()
+    trained = runs[runs["objective.name"] != "base"]
+    print(f"{len(trained)} trained runs × {int(trained['last_step'].max()) + 1} steps (+{len(runs) - len(trained)} "
+          f"base eval runs), {len(history)} history rows × {history.shape[1]} columns")
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"wall / CPU seconds (this process; load average {load_avg:.1f} on {os.cpu_count()} CPUs):")
+    print(f"read   {t1 - t0:6.2f} / {c1 - c0:5.2f}  (workers={args.workers})\n"
+          f"table  {t2 - t1:6.2f} / {c2 - c1:5.2f}  (Table 2: md, tex, csv)\n"
+          f"curves {t3 - t2:6.2f} / {c3 - c2:5.2f}  ({len(figs)} files: reward, entropy, seq_weight_var × png, pdf)\n"
+          f"total  {t3 - t0:6.2f} / {c3 - c0:5.2f}  (target <= 10 s)  -> {out}")
+
+    if args.no_leet:
+        return 0
+    dirs = find_run_dirs([args.cache])
+    t4 = time.perf_counter()
+    ours = [read_segment(d).history for d in dirs]
+    t5 = time.perf_counter()
+    for d in dirs:
+        subprocess.run([WANDB_CLI, "leet", "inspect", "--json", str(d)], stdout=subprocess.DEVNULL, check=True)
+    t6 = time.perf_counter()
+    theirs = [leet_rows(d) for d in dirs]
+    t7 = time.perf_counter()
+    assert ours == theirs, "our reader and wandb leet inspect disagree"
+    print(f"records -> rows, {len(dirs)} files: ours {t5 - t4:.2f} s; wandb leet inspect --json {t6 - t5:.2f} s "
+          f"(dump only, {(t6 - t5) / (t5 - t4):.1f}x ours), {t7 - t6:.2f} s with JSON parsing "
+          f"({(t7 - t6) / (t5 - t4):.1f}x ours); identical rows: yes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

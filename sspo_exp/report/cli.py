@@ -1,0 +1,105 @@
+"""``sspo-exp report``: the paper's tables and curves from stored W&B runs (offline directories or a project).
+
+    sspo-exp report --offline runs/ --table mini --curves
+    sspo-exp report --project my-entity/sspo --filters '{"config.model.name": "Qwen3-8B"}' --table 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sspo_exp.report import render
+from sspo_exp.report.curves import ALPHA, plot_all
+from sspo_exp.report.sources import load
+from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, PAPER_DIR, SPECS, build_table
+from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS
+
+FORMATS = ("md", "tex", "csv")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object {{...}}, got {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sspo-exp report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--offline", nargs="+", metavar="DIR", help="W&B offline run directories (searched "
+                     "recursively for offline-run-*/run-*.wandb; a resumed run's directories are merged)")
+    src.add_argument("--project", metavar="ENTITY/PROJECT", help="read runs through the W&B public API")
+    p.add_argument("--filters", type=_json_object, default=None,
+                   help='W&B run filters as a JSON object (with --project), e.g. \'{"state": "finished"}\'')
+    p.add_argument("--table", choices=sorted(SPECS), default="1", help="1, 2 (paper layouts) or mini (CPU grid)")
+    p.add_argument("--columns", default=None, help="comma-separated benchmarks overriding the table's columns")
+    p.add_argument("--out", type=Path, default=Path("reports/out"), help="output directory")
+    p.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
+    p.add_argument("--curves", action="store_true", help="also draw reward / entropy / weight-variance curves")
+    p.add_argument("--smoothing", type=float, default=ALPHA, help="EMA alpha of the thick curves (paper: 0.02)")
+    p.add_argument("--select-metric", default=DEFAULT_SELECT_METRIC,
+                   help="summary key whose mean over seeds picks the best configuration per method")
+    p.add_argument("--seeds", type=int, default=None, help="expected seeds per cell (default: the most seen)")
+    p.add_argument("--paper-dir", type=Path, default=PAPER_DIR, help="where table1.csv / table2.csv live")
+    p.add_argument("--running-after", type=float, default=RUNNING_IDLE_SECONDS, metavar="SECONDS",
+                   help="an offline run with no exit record written to within this many seconds is 'running', "
+                        "else 'killed'")
+    p.add_argument("--workers", type=int, default=1, help="processes reading offline files in parallel")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad:
+        print(f"sspo-exp report: --format {','.join(bad)} unknown; choose from {','.join(FORMATS)}", file=sys.stderr)
+        return 2
+    if not 0 < args.smoothing <= 1:
+        print(f"sspo-exp report: --smoothing must be in (0, 1], got {args.smoothing}", file=sys.stderr)
+        return 2
+    if args.filters is not None and not args.project:
+        print("sspo-exp report: --filters needs --project", file=sys.stderr)
+        return 2
+    try:
+        runs, history = load(offline=args.offline, project=args.project, filters=args.filters,
+                             idle_seconds=args.running_after, workers=args.workers)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"sspo-exp report: {e}", file=sys.stderr)
+        return 2
+    spec = SPECS[args.table]
+    columns = tuple(c.strip() for c in args.columns.split(",")) if args.columns else None
+    table = build_table(runs, spec, args.select_metric, args.seeds, columns, args.paper_dir)
+    md = render.markdown(table)
+    print(md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"table_{args.table}"
+    written = []
+    if "md" in formats:
+        written.append(stem.with_suffix(".md"))
+        written[-1].write_text(md)
+    if "tex" in formats:
+        written.append(stem.with_suffix(".tex"))
+        written[-1].write_text(render.latex(table))
+    if "csv" in formats:
+        written.append(stem.with_suffix(".csv"))
+        render.csv_frame(table).to_csv(written[-1], index=False)
+    if args.curves:
+        written += plot_all(runs, history, spec, args.out, args.select_metric, args.smoothing)
+    print(f"{len(runs)} runs read ({int((runs['state'] == 'finished').sum()) if len(runs) else 0} finished); "
+          "wrote:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The paper's Tables 1-2 (and the CPU mini-grid in the same shape), recomputed from the ``runs`` table.
+
+Rules (printed under every table):
+
+- A cell is Pass@1 (percent) from the run summary ``eval/<benchmark>/pass@1``: mean ± sample std over seeds (n).
+  Only runs in state ``finished`` count; every other run (crashed, killed, running, failed) is listed.
+- Rows: ``method`` = config ``objective.name``; Table 1 and the mini-grid split SSPO by ``gate.name``; blocks =
+  ``model.name``. The Base row is the untrained model: runs with ``objective.name == "base"`` (or, with no
+  objective in their config, ``job_type == "base"``), e.g. ``sspo-exp eval`` of the base model.
+- Best configuration per method: a hyper-parameter configuration is a W&B ``group`` (the setting without the
+  seed; a hash of the config without ``seed`` when the run has no group). Per (model, row) and benchmark, among
+  configurations with finished runs reporting that benchmark, the one with the highest mean over seeds of the
+  selection metric (a summary key, default ``train/heldout_accuracy``, the held-out accuracy) is shown; ties ->
+  more seeds -> name. Selecting on a test benchmark itself is allowed but flagged as optimistic.
+- Δ Avg = mean over the table's benchmarks of (cell − Base cell) of the same model, from the shown means.
+- Marks per model and column, on the values as printed (1 decimal): best bold, second underlined, strongest
+  baseline (best non-SSPO, non-Base row) italic. ``†`` = fewer seeds than expected, ``—`` = no finished run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PAPER_DIR = Path(__file__).resolve().parents[2] / "reports" / "paper"
+BASE = "base"
+OURS = ("sspo",)
+METHOD_ORDER = ["base", "grpo", "gspo", "gmpo", "sapo", "sspo"]
+GATE_ORDER = ["expsig", "expatan", "gumbel", "siglog", "atanlog"]
+LABELS = {"gsm8k": "GSM8K", "math500": "MATH-500", "aime24": "AIME24", "aime25": "AIME25", "codeact": "CodeAct",
+          "arithmetic": "Arithmetic", "delta_avg": "Δ Avg"}
+DECIMALS = 1
+DEFAULT_SELECT_METRIC = "train/heldout_accuracy"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Which benchmarks are columns, whether SSPO rows split by gate, whether Δ Avg is shown, paper file."""
+
+    name: str
+    columns: tuple[str, ...]
+    gate_rows: bool
+    delta_avg: bool
+    paper: str | None = None
+
+
+SPECS = {
+    "1": TableSpec("Table 1", ("gsm8k", "math500", "aime25"), gate_rows=True, delta_avg=True, paper="table1.csv"),
+    "2": TableSpec("Table 2", ("aime24", "aime25", "math500", "codeact"), gate_rows=False, delta_avg=False,
+                   paper="table2.csv"),
+    "mini": TableSpec("CPU mini-grid", ("arithmetic",), gate_rows=True, delta_avg=True),
+}
+
+
+def metric_key(benchmark: str) -> str:
+    return f"eval/{benchmark}/pass@1"
+
+
+@dataclass
+class Cell:
+    mean: float = math.nan
+    std: float = math.nan
+    n: int = 0
+    marks: set = field(default_factory=set)  # best / second / baseline / few_seeds / missing
+    config: str = ""
+    note: str = ""
+
+
+@dataclass
+class Table:
+    spec: TableSpec
+    columns: list[str]
+    blocks: list[str]
+    rows: dict[str, list[str]]  # block -> row keys ("grpo", "sspo/atanlog", ...)
+    cells: dict[tuple[str, str, str], Cell]
+    selections: pd.DataFrame  # block, row, columns, config, select value, seeds, candidates
+    excluded: pd.DataFrame  # runs not counted (state != finished)
+    notes: list[str]
+    select_metric: str
+    expected_seeds: int
+    paper: dict[tuple[str, str, str], float] = field(default_factory=dict)
+
+
+def natural_key(name: str) -> list:
+    """Sort "Qwen3-8B" before "Qwen3-14B": digit runs compare as numbers."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(name))]
+
+
+def row_label(row: str) -> str:
+    method, _, gate = row.partition("/")
+    label = "Base" if method == BASE else method.upper()
+    return f"{label} ({gate})" if gate else label
+
+
+def _method(r: pd.Series) -> str:
+    name = r.get("objective.name")
+    if isinstance(name, str) and name:
+        return name.lower()
+    return str(r.get("job_type") or "unknown").lower()
+
+
+def _config_key(r: pd.Series, config_cols: list[str]) -> str:
+    if isinstance(r.get("group"), str) and r["group"]:
+        return r["group"]
+    blob = json.dumps({c: r[c] for c in config_cols if c != "seed" and not _missing(r[c])}, sort_keys=True,
+                      default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def row_sort_key(row: str):
+    method, _, gate = row.partition("/")
+    m = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    g = GATE_ORDER.index(gate) if gate in GATE_ORDER else len(GATE_ORDER)
+    return (m, method, g, gate)
+
+
+def annotate(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Add ``block``, ``row``, ``config`` columns (see the module docstring)."""
+    runs = runs.copy()
+    config_cols = [c for c in runs.attrs.get("config_columns", []) if c in runs.columns]
+    runs["method"] = [_method(r) for _, r in runs.iterrows()]
+    gate = runs["gate.name"] if "gate.name" in runs else pd.Series("", index=runs.index)
+    runs["row"] = [
+        f"{m}/{g}" if spec.gate_rows and m in OURS and isinstance(g, str) and g else m
+        for m, g in zip(runs["method"], gate)
+    ]
+    runs["block"] = runs["model.name"].fillna("?").astype(str) if "model.name" in runs else "?"
+    runs["config"] = [_config_key(r, config_cols) for _, r in runs.iterrows()]
+    return runs
+
+
+def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAULT_SELECT_METRIC,
+                expected_seeds: int | None = None, columns: tuple[str, ...] | None = None,
+                paper_dir: Path | None = PAPER_DIR) -> Table:
+    columns = list(columns or spec.columns)
+    runs = annotate(runs, spec) if len(runs) else runs.assign(block=[], row=[], config=[], method=[])
+    notes: list[str] = []
+    if select_metric in {metric_key(c) for c in columns}:
+        notes.append(f"selection metric {select_metric} is a reported test metric: the table is optimistic.")
+    for c in columns:
+        if metric_key(c) not in runs:
+            runs[metric_key(c)] = np.nan
+    if select_metric not in runs:
+        runs[select_metric] = np.nan
+        notes.append(f"no run has the selection metric {select_metric}; configurations tie and are chosen by "
+                     "seed count, then name.")
+    done = runs[runs["state"] == "finished"]
+    excluded = runs[runs["state"] != "finished"][
+        ["run_id", "name", "state", "block", "row", "config", "last_step", "read_error"]].reset_index(drop=True)
+    blocks = sorted(runs["block"].unique(), key=natural_key)
+    rows = {b: sorted(runs.loc[runs["block"] == b, "row"].unique(), key=row_sort_key) for b in blocks}
+    cells: dict = {}
+    selections = []
+    for b in blocks:
+        for row in rows[b]:
+            mine = done[(done["block"] == b) & (done["row"] == row)]
+            for col in columns:
+                cells[(b, row, col)], sel = _cell(mine, metric_key(col), select_metric)
+                if sel:
+                    selections.append({"block": b, "row": row, "column": col, **sel})
+                else:
+                    n_bad = int(((excluded["block"] == b) & (excluded["row"] == row)).sum())
+                    cells[(b, row, col)].note = (f"no finished run ({n_bad} not finished)" if n_bad
+                                                 else "no run")
+    counts = [c.n for (_, row, _), c in cells.items() if c.n and row != BASE]
+    expected = expected_seeds or (max(counts) if counts else 0)
+    for (_, row, _), c in cells.items():
+        if not c.n:
+            c.marks.add("missing")
+        elif c.n < expected and row != BASE:  # the Base row is one deterministic (greedy) evaluation
+            c.marks.add("few_seeds")
+    if spec.delta_avg:
+        columns = columns + ["delta_avg"]
+        for b in blocks:
+            for row in rows[b]:
+                cells[(b, row, "delta_avg")] = _delta_avg(cells, b, row, columns[:-1])
+    for b in blocks:
+        for col in columns:
+            _mark(cells, b, [r for r in rows[b] if r != BASE], col)
+    table = Table(spec, columns, blocks, rows, cells, _selection_frame(selections), excluded, notes,
+                  select_metric, expected)
+    if spec.paper and paper_dir is not None:
+        table.paper = paper_values(Path(paper_dir) / spec.paper, table)
+    return table
+
+
+def rank_configs(runs: pd.DataFrame, select_metric: str) -> pd.DataFrame:
+    """Configurations of ``runs`` best first: highest mean of ``select_metric`` over seeds (missing last), then
+    more seeds, then name. Columns: config, sel, n."""
+    sel = runs[select_metric] if select_metric in runs else pd.Series(np.nan, index=runs.index)
+    per_cfg = (runs.assign(_sel=pd.to_numeric(sel, errors="coerce")).groupby("config")
+               .agg(sel=("_sel", "mean"), n=("_sel", "size")).reset_index())
+    per_cfg["has_sel"] = per_cfg["sel"].notna()
+    order = per_cfg.sort_values(["has_sel", "sel", "n", "config"], ascending=[False, False, False, True])
+    return order.drop(columns="has_sel").reset_index(drop=True)
+
+
+def _cell(runs: pd.DataFrame, key: str, select_metric: str) -> tuple[Cell, dict | None]:
+    have = runs[runs[key].notna()]
+    if have.empty:
+        return Cell(), None
+    per_cfg = rank_configs(have, select_metric)
+    best = per_cfg.iloc[0]
+    vals = have.loc[have["config"] == best["config"], key].astype(float)
+    cell = Cell(mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
+                n=int(len(vals)), config=str(best["config"]))
+    return cell, {"config": best["config"], "select_value": best["sel"], "seeds": int(best["n"]),
+                  "candidates": len(per_cfg)}
+
+
+def _delta_avg(cells: dict, block: str, row: str, columns: list[str]) -> Cell:
+    if row == BASE:
+        return Cell(note="base")
+    diffs = [cells[(block, row, c)].mean - cells.get((block, BASE, c), Cell()).mean for c in columns]
+    if not all(np.isfinite(diffs)):
+        return Cell(marks={"missing"}, note="needs every column and the Base row")
+    return Cell(mean=float(np.mean(diffs)), n=min(cells[(block, row, c)].n for c in columns))
+
+
+def _mark(cells: dict, block: str, rows: list[str], col: str) -> None:
+    shown = {r: round(cells[(block, r, col)].mean, DECIMALS) for r in rows
+             if np.isfinite(cells[(block, r, col)].mean)}
+    ranked = sorted(set(shown.values()), reverse=True)
+    baselines = [v for r, v in shown.items() if r.partition("/")[0] not in OURS]
+    for r, v in shown.items():
+        if v == ranked[0]:
+            cells[(block, r, col)].marks.add("best")
+        elif len(ranked) > 1 and v == ranked[1]:
+            cells[(block, r, col)].marks.add("second")
+        if baselines and r.partition("/")[0] not in OURS and v == max(baselines):
+            cells[(block, r, col)].marks.add("baseline")
+
+
+def _selection_frame(selections: list[dict]) -> pd.DataFrame:
+    cols = ["block", "row", "columns", "config", "select_value", "seeds", "candidates"]
+    if not selections:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(selections)
+    keys = ["block", "row", "config", "select_value", "seeds", "candidates"]
+    out = df.groupby(keys, sort=False, dropna=False)["column"].agg(",".join).reset_index(name="columns")
+    return out[cols]
+
+
+def _norm_model(name: str) -> str:
+    return str(name).rsplit("/", 1)[-1].strip().lower()
+
+
+def paper_values(path: Path, table: Table) -> dict[tuple[str, str, str], float]:
+    """The paper's cells keyed like ours (models matched by name, case-insensitively, ignoring an org prefix)."""
+    if not path.exists():
+        table.notes.append(f"paper numbers not found at {path}")
+        return {}
+    paper = pd.read_csv(path)
+    ours = {_norm_model(b): b for b in table.blocks}
+    out = {}
+    for _, p in paper.iterrows():
+        block = ours.get(_norm_model(p["model"]))
+        if block is None:
+            continue
+        gate = p.get("gate")
+        row = f"{p['method']}/{gate}" if table.spec.gate_rows and isinstance(gate, str) and gate else p["method"]
+        for col in table.columns:
+            if col in p and pd.notna(p[col]):
+                out[(block, row, col)] = float(p[col])
+    unmatched = sorted(set(table.blocks) - {b for b, _, _ in out})
+    if unmatched:
+        table.notes.append(f"no paper numbers for model(s) {', '.join(unmatched)} in {path.name}")
+    return out

@@ -1,0 +1,113 @@
+"""Write real W&B offline runs (the pinned wandb) for the report tests: ``python tests/report_helpers.py DIR``.
+
+Every number a test checks is defined here, in RUNS; the tests recompute expectations from it.
+Runs are written by a subprocess (W&B keeps process-global state); one seed is SIGKILLed mid-run and one is
+killed and then resumed (two offline directories, one run id).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+STEPS = 60
+KILL_AT = 25  # the crashed run logs steps 0..KILL_AT-1
+RESUME_CUT, RESUME_FROM = 40, 30  # resumed run: first launch logs 0..39 then dies, second relogs from 30
+BENCH = ("gsm8k", "math500", "aime25", "arithmetic")
+
+# (method, gate, config name, hyper-parameters, held-out accuracy, {benchmark: [value per seed]}, special)
+RUNS = [
+    ("base", None, "base", {}, None, {"gsm8k": [70.0], "math500": [50.0], "aime25": [10.0], "arithmetic": [20.0]}),
+    ("grpo", None, "grpo-eps0.1", {"eps_low": 0.1}, 0.30,
+     {"gsm8k": [95.0, 96.0, 97.0], "math500": [40.0, 41.0, 42.0], "aime25": [0.0, 0.0, 0.0],
+      "arithmetic": [30.0, 30.0, 30.0]}),
+    ("grpo", None, "grpo-eps0.2", {"eps_low": 0.2}, 0.40,
+     {"gsm8k": [80.0, 82.0, 84.0], "math500": [60.0, 61.0, 62.0], "aime25": [10.0, 13.3, 16.7],
+      "arithmetic": [50.0, 52.0, 54.0]}),
+    ("sapo", None, "sapo-t1", {"tau_pos": 1.05, "tau_neg": 1.0}, 0.35,
+     {"gsm8k": [78.0, 79.0, 80.0], "math500": [55.0, 56.0, 57.0], "aime25": [10.0, 10.0, 10.0],
+      "arithmetic": [40.0, 41.0, 42.0]}),
+    ("sspo", "atanlog", "sspo-atanlog", {"tau_pos": 0.2, "tau_neg": 0.3}, 0.50,
+     {"gsm8k": [90.0, 91.0, 92.0], "math500": [64.0, 65.0, 66.0], "aime25": [20.0, 20.0, 23.3],
+      "arithmetic": [70.0, 72.0, 74.0]}),
+    ("sspo", "expsig", "sspo-expsig", {"tau_pos": 0.2, "tau_neg": 0.3}, 0.45,
+     {"gsm8k": [85.0, 86.0, None], "math500": [62.0, 64.0, None], "aime25": [13.3, 16.7, None],
+      "arithmetic": [60.0, 61.0, None]}),
+]
+CRASHED = ("sspo-expsig", 2)  # SIGKILLed at step KILL_AT, no summary
+RESUMED = ("sspo-atanlog", 2)
+RESUME_MARK = 1000.0  # the killed first launch logs reward + 1000 at steps it later re-logs
+
+
+def run_id(cfg_name: str, seed: int) -> str:
+    return f"{cfg_name.replace('.', '')}-s{seed}"
+
+
+def reward(method_idx: int, seed: int, step: int) -> float:
+    return 0.1 * method_idx + 0.01 * step + 0.05 * ((seed * 7 + step * 3) % 5)
+
+
+def config(method, gate, cfg_name, hp, seed) -> dict:
+    return {"objective": {"name": method, **hp}, "gate": {"name": gate or "clip"},
+            "model": {"name": MODEL}, "dataset": {"name": "arithmetic"}, "trainer": {"mu": 2}, "seed": seed}
+
+
+def write_one(root: str, idx: int, seed: int, steps: range, summary: bool, mark: float = 0.0) -> None:
+    import wandb
+
+    method, gate, cfg_name, hp, heldout, evals = RUNS[idx]
+    run = wandb.init(mode="offline", dir=root, project="sspo-test", id=run_id(cfg_name, seed),
+                     name=f"{cfg_name}-seed{seed}", config=config(method, gate, cfg_name, hp, seed),
+                     group=cfg_name, job_type=method if not gate else f"{method}-{gate}", resume="allow",
+                     # W&B 0.31 flushes the .wandb file every 15 s by default: a SIGKILL loses what it buffered
+                     settings=wandb.Settings(x_transaction_log_flush_interval=0.2))
+    if method != "base":
+        for s in steps:
+            r = reward(idx, seed, s) + (mark if s >= RESUME_FROM else 0.0)
+            run.log({"train/reward": r, "train/entropy": 1.0 - 0.005 * s, "train/global_step": s,
+                     "train/objective/seq_weight_var": 0.01 * (1 + idx) * (1 + s % 3)})
+            if s % 20 == 19:  # the held-out eval: a separate log call at the same global step
+                run.log({"train/heldout_accuracy": heldout, "train/global_step": s})
+    if summary:
+        for b in BENCH:
+            if evals[b][seed] is not None:
+                run.summary[f"eval/{b}/pass@1"] = evals[b][seed]
+        run.finish()
+
+
+def write_all(root: str) -> None:
+    for idx, (_, _, cfg_name, _, _, evals) in enumerate(RUNS):
+        for seed in range(len(evals["gsm8k"])):
+            if (cfg_name, seed) == CRASHED:
+                _killed_launch(root, idx, seed, KILL_AT)
+            elif (cfg_name, seed) == RESUMED:
+                _killed_launch(root, idx, seed, RESUME_CUT, mark=RESUME_MARK)
+                time.sleep(1.1)  # offline dirs are named by the second they start
+                write_one(root, idx, seed, range(RESUME_FROM, STEPS), summary=True)
+            else:
+                write_one(root, idx, seed, range(STEPS), summary=True)
+
+
+def _killed_launch(root: str, idx: int, seed: int, n_steps: int, mark: float = 0.0) -> None:
+    """Log n_steps in a child process, then SIGKILL its whole process group (the job and its wandb-core, as a
+    pre-empted SLURM job): no exit record is written."""
+    code = (f"import sys, time; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
+            f"import report_helpers as h; h.write_one({root!r}, {idx}, {seed}, range({n_steps}), False, {mark}); "
+            "print('logged', flush=True); time.sleep(120)")
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # its own wandb-core, killed with it
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    line = proc.stdout.readline()
+    time.sleep(1.0)  # > the flush interval: wandb-core writes what it was sent
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert line.strip() == "logged", line
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("WANDB_SILENT", "true")
+    write_all(sys.argv[1])
