@@ -1,0 +1,265 @@
+"""``train(cfg) -> metrics``: validate → build parts → run (or resume) → summarise.
+
+A run's identity is a hash of its *meaningful* config (``run_id``): logging-only keys (``wandb.*``,
+``output_root``, ``launcher``, ``hydra``) do not enter it, nor does the gate of a non-SSPO objective. The run
+lives in ``${output_root}/${run_id}/``: TRL checkpoints (``checkpoint-N/``: model, optimizer, scheduler, RNG,
+trainer state), ``wandb/`` (offline by default), ``heldout_before.json`` and ``summary.json``. Launching the
+same config again resumes from the last checkpoint and the same W&B run id; a finished run is not retrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sspo_exp.train.config import build_objective, grpo_config, validate
+
+#: Top-level keys that only say where/how to log or launch; they never change what is trained.
+LOGGING_KEYS = ("wandb", "output_root", "launcher", "hydra")
+
+
+def meaningful_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without logging-only keys (and without ``gate`` unless the objective is SSPO)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in LOGGING_KEYS:
+        data.pop(key, None)
+    if data.get("objective", {}).get("name") != "sspo":
+        data.pop("gate", None)
+    return data
+
+
+def _digest(data: Any, n: int = 8) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def job_type(cfg: DictConfig) -> str:
+    """``objective`` or ``objective-gate`` (SSPO), e.g. ``sspo-atanlog``, ``grpo``."""
+    name = cfg.objective.name
+    return f"{name}-{cfg.gate.name}" if name == "sspo" else name
+
+
+def run_id(cfg: DictConfig) -> str:
+    """Deterministic W&B id and directory name: ``<job_type>-s<seed>-<hash of the meaningful config>``."""
+    return f"{job_type(cfg)}-s{cfg.seed}-{_digest(meaningful_config(cfg))}"
+
+
+def group_name(cfg: DictConfig) -> str:
+    """The setting without the seed, so the seeds of one setting share a W&B group."""
+    setting = meaningful_config(cfg)
+    setting.pop("seed", None)
+    return f"{cfg.model.name}-{cfg.dataset.name}-{job_type(cfg)}-mu{cfg.trainer.mu}-{_digest(setting, 6)}"
+
+
+def tags(cfg: DictConfig) -> list[str]:
+    derived = [cfg.objective.name, f"model:{cfg.model.name}", f"dataset:{cfg.dataset.name}", f"mu:{cfg.trainer.mu}", f"seed:{cfg.seed}"]
+    if cfg.objective.name == "sspo":
+        derived.append(f"gate:{cfg.gate.name}")
+    return derived + [str(t) for t in cfg.wandb.get("tags") or []]
+
+
+# ----------------------------------------------------------------------------------------------- parts
+def load_policy(cfg: DictConfig):
+    """(model, tokenizer): ``model.path`` (an HF id or a local HF directory) if set, else the tiny model."""
+    path = cfg.model.get("path")
+    if not path:
+        from sspo_exp.models import load_policy as load_tiny
+
+        return load_tiny(cfg.model, cfg.dataset, cfg.seed)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = cfg.model.get("dtype") or "auto"
+    kwargs = {"dtype": getattr(torch, dtype) if dtype != "auto" else "auto"}
+    if cfg.model.get("attn_implementation"):
+        kwargs["attn_implementation"] = cfg.model.attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    template = cfg.model.get("chat_template") or "auto"
+    if template != "auto":  # a Jinja template string replaces the tokenizer's own
+        tokenizer.chat_template = template
+    return model, tokenizer
+
+
+def dataset_rows(dataset_cfg: DictConfig, split: str) -> list[dict[str, str]]:
+    """Rows ``{id, question, answer, source}``: ``split="train"`` or ``"heldout"`` (``sspo_exp.data``)."""
+    from sspo_exp.data import load_dataset_rows
+
+    return load_dataset_rows(dataset_cfg, split)
+
+
+def prompt_of(question: str, tokenizer, dataset_cfg: DictConfig) -> str:
+    """The prompt text: the arithmetic task's own style (``compact`` for the tiny model), else the zero-shot
+    ``<think>…</think> <answer>…</answer>`` prompt (chat template when the tokenizer has one)."""
+    if dataset_cfg.name == "arithmetic":
+        from sspo_exp.data.arithmetic import build_prompt
+
+        return build_prompt(question, tokenizer, dataset_cfg.get("prompt_style", "compact"))
+    from sspo_exp.data.prompts import build_prompt
+
+    return build_prompt(question, tokenizer)
+
+
+def train_dataset(cfg: DictConfig, tokenizer):
+    """TRL's prompt dataset (columns ``prompt``, ``answer``); prompts over ``max_prompt_length`` tokens are dropped."""
+    from datasets import Dataset
+
+    rows, kept = dataset_rows(cfg.dataset, "train"), []
+    for row in rows:
+        prompt = prompt_of(row["question"], tokenizer, cfg.dataset)
+        if len(tokenizer(prompt)["input_ids"]) <= cfg.trainer.max_prompt_length:
+            kept.append({"prompt": prompt, "answer": row["answer"]})
+    if not kept:
+        raise ValueError(f"trainer.max_prompt_length={cfg.trainer.max_prompt_length}: every training prompt is longer")
+    if len(kept) < len(rows):
+        print(f"dropped {len(rows) - len(kept)} of {len(rows)} prompts longer than max_prompt_length tokens")
+    return Dataset.from_list(kept)
+
+
+def greedy_accuracy(model, tokenizer, cfg: DictConfig, rows: list[dict[str, str]]) -> float:
+    """Held-out Pass@1 in [0, 1]: greedy decoding and the paper's answer check (``sspo_exp.evaluation``)."""
+    from sspo_exp.evaluation.core import evaluate
+
+    if not rows:
+        return float("nan")
+    result = evaluate(model, tokenizer, rows, max_new_tokens=cfg.trainer.max_completion_length, batch_size=64,
+                      prompt_fn=lambda question, tok: prompt_of(question, tok, cfg.dataset))  # fmt: skip
+    return result.accuracy
+
+
+# ----------------------------------------------------------------------------------------------- train
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train one config (resuming its run directory if it exists); return the summary metrics."""
+    import wandb
+    from transformers.integrations import WandbCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from sspo_exp.rewards import REWARD_FUNCS
+    from sspo_exp.train.callbacks import HeldoutEval, ProgressLine
+    from sspo_exp.train.trainer import SSPOTrainer
+
+    plan = validate(cfg)  # before anything heavy
+    objective = build_objective(cfg)
+    rid = run_id(cfg)
+    run_dir = Path(cfg.output_root).expanduser().resolve() / rid
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        print(f"run {rid} already finished; summary: {summary_path}")
+        return summary
+    checkpoint = get_last_checkpoint(str(run_dir)) if any(run_dir.glob("checkpoint-*")) else None
+    main = int(os.environ.get("RANK", "0")) == 0  # accelerate/torchrun: only process 0 logs and writes files
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    run = None if not main else wandb.init(
+        dir=str(run_dir), id=rid, name=rid, resume="allow", mode=cfg.wandb.mode, project=cfg.wandb.project,
+        entity=cfg.wandb.get("entity"), group=group_name(cfg), job_type=job_type(cfg), tags=tags(cfg),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )  # fmt: skip
+    try:
+        model, tokenizer = load_policy(cfg)
+        heldout = dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples]
+        before_path = run_dir / "heldout_before.json"
+        if checkpoint and before_path.exists():
+            before = json.loads(before_path.read_text())["heldout_accuracy"]
+        else:  # every process evaluates (same rows, same greedy outputs), process 0 records
+            before = greedy_accuracy(model, tokenizer, cfg, heldout)
+            if main:
+                before_path.write_text(json.dumps({"heldout_accuracy": before}))
+                run.log({"train/heldout_accuracy": before, "train/global_step": 0})
+        evaluate = lambda m: greedy_accuracy(m, tokenizer, cfg, heldout)  # noqa: E731
+        trainer = SSPOTrainer(
+            model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
+            args=grpo_config(cfg, plan, str(run_dir)), train_dataset=train_dataset(cfg, tokenizer),
+            objective=objective, loss_agg=cfg.objective.get("loss_agg") or "seq-mean-token-mean",
+            callbacks=[WandbCallback(), HeldoutEval(evaluate, cfg.trainer.eval_steps), ProgressLine()],
+        )  # fmt: skip
+        _attach(trainer)
+        if checkpoint and main:
+            replay_history(run, checkpoint, before)
+        start = time.time()
+        trainer.train(resume_from_checkpoint=checkpoint)
+        after = trainer.heldout_accuracy_after
+        if after is None:  # resumed from a checkpoint at max_steps: no step ran, evaluate the final policy now
+            after = evaluate(trainer.model)
+        if not main:
+            return {}
+        rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+        summary = {
+            "run_id": rid,
+            "run_dir": str(run_dir),
+            "wandb_dir": run.dir and str(Path(run.dir).parent),
+            "resumed_from": checkpoint,
+            "global_step": trainer.state.global_step,
+            "heldout_accuracy_before": before,
+            "heldout_accuracy_after": after,
+            "train_reward_first": rewards[0] if rewards else None,
+            "train_reward_last": rewards[-1] if rewards else None,
+            "seconds": round(time.time() - start, 1),
+        }
+        run.summary.update({"heldout_accuracy/before": before, "heldout_accuracy/after": after})
+        summary_path.write_text(json.dumps(summary, indent=2))
+        print_summary(summary)
+        return summary
+    finally:
+        if main:
+            wandb.finish()
+            wandb.teardown()  # wandb 0.31: finish() can return before the offline file is flushed; teardown waits
+
+
+def replay_history(run, checkpoint: str, before: float) -> None:
+    """Re-log the W&B rows of steps 0..checkpoint from the checkpoint's ``trainer_state.json``.
+
+    A killed process loses what W&B had not yet written to its offline file (wandb 0.31 buffers it), so the
+    resumed segment re-logs every step up to the checkpoint, with the exact values TRL logged (transformers keeps
+    them in ``log_history``); steps after the checkpoint are re-run and logged again. A reader merging segments
+    by ``train/global_step`` (later segments win) therefore sees each step once, with no gap.
+    """
+    from transformers.integrations.integration_utils import rewrite_logs
+
+    run.log({"train/heldout_accuracy": before, "train/global_step": 0})
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    for entry in state["log_history"]:
+        logs = {k: v for k, v in entry.items() if k != "step"}
+        run.log({**rewrite_logs(logs), "train/global_step": entry["step"]})
+
+
+def _attach(trainer) -> None:
+    """Give our callbacks a handle on the trainer (transformers passes only the model); drop the dict printer."""
+    from transformers.trainer_callback import ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.heldout_accuracy_after = None
+    for cb in trainer.callback_handler.callbacks:
+        if hasattr(cb, "trainer"):
+            cb.trainer = trainer
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.1f}%"
+
+    print(
+        "\n".join(
+            [
+                "=" * 72,
+                f"run {summary['run_id']}  ({summary['global_step']} optimizer steps, {summary['seconds']} s)",
+                f"held-out greedy accuracy: before RL {pct(summary['heldout_accuracy_before'])}"
+                f"  ->  after RL {pct(summary['heldout_accuracy_after'])}",
+                f"train reward: first step {summary['train_reward_first']}  last step {summary['train_reward_last']}",
+                f"run dir:   {summary['run_dir']}",
+                f"W&B run:   {summary['wandb_dir']}",
+                "=" * 72,
+            ]
+        ),
+        flush=True,
+    )

@@ -1,0 +1,128 @@
+"""TRL's ``GRPOTrainer`` with the loss replaced by one of our objectives (``sspo_exp.objectives``).
+
+TRL keeps generation (HF or vLLM), rewards, group advantages Â = (r - mean)/(std + 1e-4), the rollout buffer
+(μ optimizer steps per rollout, see ``config.py``), accelerate/DeepSpeed/FSDP, checkpoints and logging. Only
+``_compute_loss`` changes: per-token log-probs and entropies come from TRL's helper, π_old's log-probs from
+TRL's rollout buffer, and the loss is ``objective(log_probs, old_log_probs, advantages, mask).loss``.
+
+Gradient-accumulation scaling. The paper's J averages over sequences (1/G Σ_i, then over prompts). With
+``loss_agg="seq-mean-token-mean"`` each micro-batch's loss is a mean over its b sequences; every micro-batch
+has the same b, so dividing by the A micro-batches of a step makes the summed gradient the mean over the
+step's P·G completions on one device, and DDP/ZeRO averaging over W devices makes it the mean over all of them.
+With ``loss_agg="token-mean"`` the micro-batch's token mean is rescaled by (its tokens × W / the step's tokens
+over all devices), so the step's gradient is the token mean over the whole step, not a mean of means.
+
+TRL features and our objectives:
+- honoured: HF and vLLM rollouts, ``mask_truncated_completions``, ``scale_rewards``, reward weights, MoE aux loss,
+  gradient checkpointing, DeepSpeed/FSDP, checkpoint/resume.
+- refused (``ValueError`` at construction): ``beta != 0`` (KL to a reference; the paper uses β = 0),
+  ``top_entropy_quantile < 1`` (entropy masking), ``off_policy_mask_threshold``, entropy bonus / adaptive
+  entropy, ``vllm_importance_sampling_correction`` (it multiplies a per-token loss; ours are sequence-level),
+  ``num_iterations != 1`` (μ is expressed through ``steps_per_generation``), tools (tool masks).
+- ignored: ``loss_type``, ``importance_sampling_level``, ``epsilon*``, ``sapo_temperature_*`` (the objective
+  defines all of these).
+With vLLM, π_old is the training model's log-prob of the sampled tokens, recomputed at rollout time by TRL
+(when μ > 1); vLLM's own sampling log-probs are not used, and with μ = 1 the ratio is exactly 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from trl import GRPOTrainer
+
+from sspo_exp.train.config import LOSS_AGGS
+
+
+def refuse_unsupported(args) -> None:
+    """Raise ``ValueError`` for TRL options that our objectives would silently ignore or mis-weight."""
+    refused = {
+        "beta": (args.beta != 0.0, "0.0 (no KL term, as in the paper)"),
+        "top_entropy_quantile": (args.top_entropy_quantile < 1.0, "1.0 (no entropy masking)"),
+        "off_policy_mask_threshold": (args.off_policy_mask_threshold is not None, "None"),
+        "entropy_coef": (args.entropy_coef != 0.0, "0.0"),
+        "use_adaptive_entropy": (bool(args.use_adaptive_entropy), "False"),
+        "vllm_importance_sampling_correction": (
+            bool(args.use_vllm and args.vllm_importance_sampling_correction),
+            "False (a per-token correction cannot multiply a sequence-level objective)",
+        ),
+        "num_iterations": (args.num_iterations != 1, "1 (staleness is set by trainer.mu -> steps_per_generation)"),
+    }
+    bad = [f"{name}={getattr(args, name)!r} (use {allowed})" for name, (is_bad, allowed) in refused.items() if is_bad]
+    if bad:
+        raise ValueError("SSPOTrainer does not support these GRPOConfig options: " + "; ".join(bad))
+
+
+class SSPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` whose policy loss is ``objective(log_probs, old_log_probs, advantages, mask).loss``.
+
+    Args:
+        objective: a callable from ``sspo_exp.objectives`` (``make_objective`` / ``from_config``).
+        loss_agg: how ``objective`` aggregates its loss, which sets the gradient-accumulation scaling
+            (``"seq-mean-token-mean"``, the paper's, or ``"token-mean"``).
+        other arguments: as ``trl.GRPOTrainer``.
+    """
+
+    _tag_names = ["trl", "sspo-exp"]
+
+    def __init__(self, *args, objective, loss_agg: str = "seq-mean-token-mean", **kwargs):
+        if loss_agg not in LOSS_AGGS:
+            raise ValueError(f"loss_agg={loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
+        if kwargs.get("tools"):
+            raise ValueError("tools=...: SSPOTrainer does not support tool calls (their masks are not passed on)")
+        super().__init__(*args, **kwargs)
+        refuse_unsupported(self.args)
+        self.objective = objective
+        self.loss_agg = loss_agg
+        self._tokens_per_step = None  # token-mean only: completion tokens of each optimizer step, all devices
+
+    def _prepare_inputs(self, generation_batch):
+        before = self._buffered_inputs
+        inputs = super()._prepare_inputs(generation_batch)
+        if self.loss_agg == "token-mean" and self.model.training and self._buffered_inputs is not before:
+            accum = self.args.gradient_accumulation_steps
+            chunks = self._buffered_inputs
+            counts = torch.stack(
+                [sum(c["completion_mask"].sum() for c in chunks[k : k + accum]) for k in range(0, len(chunks), accum)]
+            ).float()
+            self._tokens_per_step = self.accelerator.reduce(counts, reduction="sum")
+        return inputs
+
+    def _loss_scale(self, mask: torch.Tensor, mode: str) -> float | torch.Tensor:
+        if mode != "train":
+            return 1.0
+        if self.loss_agg == "seq-mean-token-mean":
+            return 1.0 / self.current_gradient_accumulation_steps
+        step_in_block = (self._step % self.args.steps_per_generation) // self.args.gradient_accumulation_steps
+        step_tokens = self._tokens_per_step[step_in_block].clamp(min=1.0)
+        return mask.sum() * self.accelerator.num_processes / step_tokens
+
+    def _compute_loss(self, model, inputs):
+        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
+        completion_ids, mask = inputs["completion_ids"], inputs["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, mask], dim=1)
+        log_probs, entropies, aux_loss = self._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, completion_ids.size(1),
+            compute_entropy=True, compute_aux_loss=self.aux_loss_enabled,
+        )  # fmt: skip
+        # TRL stores π_old's log-probs only when the rollout is reused across optimizer steps (μ > 1); at the
+        # first step of a rollout π_θ = π_old, so the detached current log-probs are exact.
+        old_log_probs = inputs.get("old_per_token_logps")
+        old_log_probs = log_probs.detach() if old_log_probs is None else old_log_probs
+        mask = mask.to(log_probs.dtype)
+
+        out = self.objective(log_probs, old_log_probs, inputs["advantages"], mask)
+        mode = "train" if self.model.training else "eval"
+        loss = out.loss * self._loss_scale(mask, mode)
+        if self.aux_loss_enabled:
+            loss = loss + self.router_aux_loss_coef * aux_loss * self._loss_scale(mask, mode)
+
+        metrics = self._metrics[mode]
+        totals = self.accelerator.reduce(torch.stack([(entropies * mask).sum(), mask.sum()]).detach(), "sum")
+        metrics["entropy"].append((totals[0] / totals[1].clamp(min=1.0)).item())
+        names = sorted(out.metrics)
+        values = torch.tensor([float(out.metrics[k]) for k in names], device=loss.device)
+        values = self.accelerator.reduce(values, reduction="mean")
+        for name, value in zip(names, values.tolist()):
+            metrics[f"objective/{name}"].append(value)
+        return loss

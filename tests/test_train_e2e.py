@@ -1,0 +1,128 @@
+"""End-to-end CPU runs of ``train(cfg)``: W&B offline records, and exact resume after SIGKILL (slow)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sspo_exp.report.wandb_offline import read_segment
+from train_helpers import child_script, small_cfg, tiny_model_dir
+
+pytestmark = pytest.mark.slow
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", TOKENIZERS_PARALLELISM="false", WANDB_SILENT="true")
+OBJECTIVE_METRICS = ("seq_weight_mean", "seq_weight_var", "token_ratio_mean", "token_ratio_var", "clip_frac",
+                     "token_weight_mean", "approx_kl")  # fmt: skip
+TIMING = ("_runtime", "_timestamp", "_step", "train/step_time")
+
+
+def _segments(run_dir: Path):
+    dirs = sorted(glob.glob(str(run_dir / "wandb" / "offline-run-*")))
+    return [read_segment(d) for d in dirs]
+
+
+def _step_rows(segments) -> tuple[dict[int, dict], list[int]]:
+    """Merge segments in time order by train/global_step (later ones replace); also return every logged step."""
+    merged, seen = {}, []
+    for seg in segments:
+        for row in seg.history:
+            if "train/loss" in row:  # one row per optimizer step (other rows: before-RL accuracy, end of train)
+                step = int(row["train/global_step"])
+                seen.append(step)
+                merged[step] = {k: v for k, v in row.items() if k not in TIMING}
+    return merged, seen
+
+
+def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    torch.set_num_threads(1)
+    from sspo_exp.train.run import train
+
+    cfg = small_cfg(tmp_path / "runs", tiny_model_dir(tmp_path), max_steps=4, eval_steps=2)
+    summary = train(cfg)
+    run_dir = Path(summary["run_dir"])
+    assert summary["global_step"] == 4 and json.loads((run_dir / "summary.json").read_text()) == summary
+    assert summary["heldout_accuracy_before"] is not None and summary["heldout_accuracy_after"] is not None
+
+    (seg,) = _segments(run_dir)
+    assert seg.run_id == run_dir.name and seg.job_type == "sspo-atanlog" and seg.state == "finished"
+    assert "seed:0" in seg.tags and "gate:atanlog" in seg.tags and seg.group.startswith("tiny-arithmetic-sspo-atanlog-mu2-")
+    assert seg.config["objective"]["name"] == "sspo" and seg.config["gate"]["tau_neg"] == 0.3
+    assert seg.config["trainer"]["mu"] == 2 and seg.config["seed"] == 0
+
+    rows, seen = _step_rows([seg])
+    assert seen == [1, 2, 3, 4]
+    for step, row in rows.items():
+        for key in ("train/entropy", "train/grad_norm", "train/learning_rate", "train/loss"):
+            assert key in row, (step, key)
+        for name in OBJECTIVE_METRICS:
+            assert f"train/objective/{name}" in row, (step, name)
+    for step in (1, 3):  # a rollout is generated every mu=2 steps; its reward statistics are logged at that step
+        for key in ("train/reward", "train/reward_std", "train/rewards/answer_reward/mean",
+                    "train/rewards/format_reward/mean", "train/completions/mean_length"):  # fmt: skip
+            assert key in rows[step], (step, key)
+    assert "train/heldout_accuracy" in rows[2] and "train/heldout_accuracy" in rows[4]
+    before = [r for r in seg.history if r.get("train/global_step") == 0 and "train/heldout_accuracy" in r]
+    assert before and before[0]["train/heldout_accuracy"] == summary["heldout_accuracy_before"]
+    # at the first step of a rollout the policy is the behaviour policy: every ratio is 1
+    assert rows[1]["train/objective/token_ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+
+    # relaunching a finished config trains nothing and opens no new W&B segment
+    assert train(cfg.copy()) == summary and len(_segments(run_dir)) == 1
+
+
+def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
+    model_dir = tiny_model_dir(tmp_path)
+
+    def cfg(name):
+        return small_cfg(tmp_path / name, model_dir, max_steps=8, save_steps=2, learning_rate=3e-3,
+                         max_completion_length=12)  # fmt: skip
+
+    run = lambda c, slow=0.0: [sys.executable, "-c", child_script(c, slow)]  # noqa: E731
+    subprocess.run(run(cfg("full")), env=ENV, check=True, capture_output=True, timeout=300)
+
+    cut = subprocess.Popen(run(cfg("cut"), slow=0.5), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not glob.glob(str(tmp_path / "cut" / "*" / "checkpoint-4" / "trainer_state.json")):
+        assert cut.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.8)  # let it log step 5 (or more) past the checkpoint, so the resume re-logs some steps
+    os.kill(cut.pid, signal.SIGKILL)
+    cut.wait()
+    (run_dir,) = (tmp_path / "cut").glob("sspo-*")
+    assert not (run_dir / "summary.json").exists() and not (run_dir / "checkpoint-8").exists()
+    subprocess.run(run(cfg("cut")), env=ENV, check=True, capture_output=True, timeout=300)
+
+    (full_dir,) = (tmp_path / "full").glob("sspo-*")
+    assert full_dir.name == run_dir.name  # the same config -> the same run id
+    a = json.loads((full_dir / "summary.json").read_text())
+    b = json.loads((run_dir / "summary.json").read_text())
+    assert b["resumed_from"].endswith("checkpoint-4") or b["resumed_from"].endswith("checkpoint-6")
+    for key in ("global_step", "heldout_accuracy_before", "heldout_accuracy_after", "train_reward_first", "train_reward_last"):
+        assert a[key] == b[key], key
+
+    from safetensors.torch import load_file
+
+    wa, wb = (load_file(d / "checkpoint-8" / "model.safetensors") for d in (full_dir, run_dir))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # bitwise
+
+    full_rows, full_seen = _step_rows(_segments(full_dir))
+    segments = _segments(run_dir)
+    assert len(segments) == 2 and {s.run_id for s in segments} == {run_dir.name}
+    cut_rows, cut_seen = _step_rows(segments)
+    assert full_seen == list(range(1, 9))
+    assert sorted(cut_rows) == list(range(1, 9))  # merged: no gap, one row per step
+    # the killed segment keeps what W&B had flushed (possibly nothing); the resumed one replays steps up to the
+    # checkpoint from trainer_state.json and re-logs the re-run steps, so each step appears in it
+    assert set(cut_seen) == set(range(1, 9)) and sorted(_step_rows(segments[1:])[0]) == list(range(1, 9))
+    for step in range(1, 9):
+        assert cut_rows[step] == full_rows[step], step  # every logged value, bitwise

@@ -1,0 +1,34 @@
+"""A 2-process CPU data-parallel run through ``accelerate launch`` (the multi-GPU path, on gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from sspo_exp.train.launch import accelerate_command
+from train_helpers import tiny_model_dir
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_process_cpu_run(tmp_path):
+    model_dir = tiny_model_dir(tmp_path)
+    overrides = [f"model.path={model_dir}", f"output_root={tmp_path / 'runs'}", "dataset.train_size=64",
+                 "dataset.test_size=8", "dataset.digits=1", "trainer.num_generations=4", "trainer.prompts_per_step=2",
+                 "trainer.per_device_batch_size=2", "trainer.max_completion_length=8", "trainer.max_steps=2",
+                 "trainer.save_steps=2", "trainer.eval_samples=4"]  # fmt: skip
+    cmd = accelerate_command("cpu_ddp", gpus_per_node=2, main_process_port=29533 + os.getpid() % 1000, overrides=overrides)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_SILENT="true", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").glob("sspo-*")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 2
+    state = json.loads((run_dir / "checkpoint-2" / "trainer_state.json").read_text())
+    # 8 completions per step over 2 processes x micro-batch 2 -> 2 accumulation steps per optimizer step
+    assert state["train_batch_size"] == 2 and [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2]
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # only process 0 opened a W&B run
+    assert out.stdout.count("held-out greedy accuracy") == 1  # one summary, from process 0

@@ -1,0 +1,148 @@
+"""SSPOTrainer glue: refused TRL options, and gradient-accumulation scaling equal to the objective over a step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sspo_exp.objectives import make_objective
+from sspo_exp.train.config import build_objective, grpo_config, validate
+from sspo_exp.train.trainer import SSPOTrainer, refuse_unsupported
+from train_helpers import digit_reward, small_cfg, tiny_model_dir
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("beta", 0.04), ("top_entropy_quantile", 0.2), ("off_policy_mask_threshold", 0.5), ("entropy_coef", 0.01),
+     ("num_iterations", 2)],
+)  # fmt: skip
+def test_refuses_trl_options_our_objectives_would_ignore(tmp_path, option, value):
+    from trl import GRPOConfig
+
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", num_generations=2,
+                      per_device_train_batch_size=2, **{option: value})  # fmt: skip
+    with pytest.raises(ValueError, match=f"{option}={value!r}"):
+        refuse_unsupported(args)
+
+
+def _trainer(tmp_path, loss_agg):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    cfg = small_cfg(tmp_path / "runs", tiny_model_dir(tmp_path), max_completion_length=10)
+    cfg.objective.loss_agg = loss_agg
+    plan = validate(cfg, world_size=1)
+    assert plan.gradient_accumulation_steps == 2 and plan.steps_per_generation == 4
+    args = grpo_config(cfg, plan, str(tmp_path / "out"))
+    model = AutoModelForCausalLM.from_pretrained(cfg.model.path)
+    tok = AutoTokenizer.from_pretrained(cfg.model.path)
+    data = Dataset.from_list([{"prompt": f"{i}+{i}\n", "answer": str(2 * i)} for i in range(8)])
+    return SSPOTrainer(model=model, processing_class=tok, reward_funcs=[digit_reward], args=args, train_dataset=data,
+                       objective=build_objective(cfg), loss_agg=loss_agg)  # fmt: skip
+
+
+@pytest.mark.parametrize("loss_agg", ["seq-mean-token-mean", "token-mean"])
+def test_accumulated_gradient_equals_objective_over_the_step(tmp_path, loss_agg):
+    """Σ over a step's micro-batches of the scaled loss's gradient == gradient of the objective on the whole step."""
+    trainer = _trainer(tmp_path, loss_agg)
+    model = trainer.model
+    model.train()
+    generate = trainer._generate_and_score_completions
+
+    def ragged(inputs):  # an untrained model rarely stops: end some completions early so lengths differ
+        out = generate(inputs)
+        out["completion_mask"][::3, 3:] = 0
+        out["completion_mask"][1::5, 6:] = 0
+        return out
+
+    trainer._generate_and_score_completions = ragged
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer._prepare_inputs(batch)  # generates the rollout: mu=2 steps x 2 micro-batches
+    chunks = trainer._buffered_inputs
+    lengths = [c["completion_mask"].sum().item() for c in chunks[:2]]
+    assert lengths[0] != lengths[1], "the test needs micro-batches with different token counts"
+
+    def grads():
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).clone()
+
+    trainer.current_gradient_accumulation_steps = 2  # set by transformers' training loop
+    model.zero_grad()
+    for k in (0, 1):  # the two micro-batches of optimizer step 0
+        trainer._step = k
+        trainer._compute_loss(model, chunks[k]).backward()
+    accumulated = grads()
+
+    whole = {key: torch.cat([chunks[0][key], chunks[1][key]]) for key in
+             ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages", "old_per_token_logps")}  # fmt: skip
+    model.zero_grad()
+    model.eval()  # eval mode = no accumulation scaling: the plain objective over all 8 completions
+    trainer._compute_loss(model, whole).backward()
+    full = grads()
+    assert accumulated.abs().max() > 0
+    torch.testing.assert_close(accumulated, full, rtol=1e-5, atol=1e-7)
+
+
+def test_one_update_raises_the_likelihood_of_positive_advantage_completions(tmp_path):
+    """The sign of the glue: a small gradient step on the trainer's loss moves log π toward Â > 0 completions."""
+    trainer = _trainer(tmp_path, "seq-mean-token-mean")
+    model = trainer.model
+    model.train()
+    trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    trainer.current_gradient_accumulation_steps = 2
+    chunks = trainer._buffered_inputs[:2]
+
+    def seq_logps():
+        with torch.no_grad():
+            out = []
+            for c in chunks:
+                ids = torch.cat([c["prompt_ids"], c["completion_ids"]], 1)
+                att = torch.cat([c["prompt_mask"], c["completion_mask"]], 1)
+                lp, _, _ = trainer._get_per_token_logps_and_entropies(model, ids, att, c["completion_ids"].size(1))
+                out.append((lp * c["completion_mask"]).sum(1))
+            return torch.cat(out)
+
+    advantages = torch.cat([c["advantages"] for c in chunks])
+    assert (advantages > 0).any() and (advantages < 0).any()
+    before = seq_logps()
+    model.zero_grad()
+    for k, c in enumerate(chunks):
+        trainer._step = k
+        trainer._compute_loss(model, c).backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 1e-2 * p.grad
+    delta = seq_logps() - before
+    assert (delta * advantages).sum() > 0  # first-order: Σ_i Â_i Δlog π(y_i) = lr·‖∇J‖² > 0
+    assert delta[advantages > 0].mean() > delta[advantages < 0].mean()
+
+
+def test_our_grpo_equals_trl_builtin_grpo_loss_and_gradient(tmp_path):
+    """Our ``grpo`` objective through the glue == TRL's own ``loss_type="grpo"`` on the same off-policy batch."""
+    from trl import GRPOTrainer
+
+    ours = _trainer(tmp_path, "seq-mean-token-mean")
+    ours.objective = make_objective("grpo", eps_low=0.2, eps_high=0.2)
+    args = ours.args
+    args.loss_type, args.epsilon, args.epsilon_high = "grpo", 0.2, 0.2
+    trl = GRPOTrainer(model=ours.model, processing_class=ours.processing_class, reward_funcs=[digit_reward], args=args,
+                      train_dataset=ours.train_dataset)  # fmt: skip
+    model = ours.model
+    model.train()
+    ours._prepare_inputs(next(iter(ours.get_train_dataloader())))
+    batch = dict(ours._buffered_inputs[0])
+    torch.manual_seed(1)  # an off-policy batch: behaviour log-probs away from the current ones, some beyond the clip
+    noise = 0.3 * torch.randn_like(batch["old_per_token_logps"])
+    batch["old_per_token_logps"] = batch["old_per_token_logps"] + noise
+    results = []
+    for trainer in (ours, trl):
+        trainer.current_gradient_accumulation_steps = 2
+        model.zero_grad()
+        loss = trainer._compute_loss(model, batch)
+        loss.backward()
+        results.append((loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])))
+    (loss_a, grad_a), (loss_b, grad_b) = results
+    assert ours._metrics["train"]["objective/clip_frac"][-1] > 0  # the clip is exercised
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grad_a, grad_b, rtol=1e-5, atol=1e-7)

@@ -1,0 +1,75 @@
+"""Shared pieces of the training tests: a tiny untrained model on disk and a small config built in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+ARCH = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+            num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
+
+
+def tiny_model_dir(root: Path, seed: int = 0) -> Path:
+    """An untrained tiny Llama + char tokenizer saved in HF format (loaded through ``model.path``)."""
+    from sspo_exp.models import tiny
+
+    path = Path(root) / f"tiny-untrained-{seed}"
+    if not (path / "config.json").exists():
+        tok = tiny.build_tokenizer()
+        tiny.save(tiny.build_model(ARCH, tok, seed), tok, path)
+    return path
+
+
+def small_cfg(output_root: Path, model_dir: Path, **trainer):
+    """A composed-looking config: a few fast steps on the arithmetic task, W&B offline."""
+    t = dict(
+        rollout="hf", num_generations=4, mu=2, prompts_per_step=2, per_device_batch_size=4,
+        max_prompt_length=32, max_completion_length=8, max_steps=4, learning_rate=1e-3,
+        lr_scheduler_type="constant", warmup_ratio=0.0, temperature=1.0, top_p=1.0, beta=0.0, max_grad_norm=1.0,
+        weight_decay=0.0, save_steps=2, eval_steps=0, eval_samples=8, use_cpu=True, bf16=False,
+        gradient_checkpointing=False, vllm=dict(mode="colocate", gpu_memory_utilization=0.3, server_host=None, server_port=8000),
+    )  # fmt: skip
+    t.update(trainer)
+    return OmegaConf.create(
+        dict(
+            model=dict(name="tiny", path=str(model_dir), dtype="float32", attn_implementation=None, chat_template="auto"),
+            objective=dict(name="sspo", loss_agg="seq-mean-token-mean"),
+            gate=dict(name="atanlog", tau_pos=0.2, tau_neg=0.3),
+            dataset=dict(name="arithmetic", digits=1, operations=["+"], steps=1, train_size=64, test_size=8, seed=0),
+            trainer=t,
+            seed=0,
+            output_root=str(output_root),
+            wandb=dict(mode="offline", project="sspo-exp-test", entity=None, tags=[]),
+        )
+    )
+
+
+def digit_reward(prompts, completions, **kwargs) -> list[float]:
+    """A dense stand-in reward (fraction of digits) so an untrained model gets reward variance and gradients."""
+    return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
+
+
+CHILD = """
+import os, sys, time, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {tests!r})
+import train_helpers as h
+import sspo_exp.rewards, sspo_exp.train.callbacks as cb
+sspo_exp.rewards.REWARD_FUNCS = (h.digit_reward, sspo_exp.rewards.format_reward)
+if {slow!r}:
+    on_log = cb.ProgressLine.on_log
+    def slow_on_log(self, *a, **k):
+        time.sleep({slow!r}); return on_log(self, *a, **k)
+    cb.ProgressLine.on_log = slow_on_log
+from omegaconf import OmegaConf
+from sspo_exp.train.run import train
+train(OmegaConf.create({cfg!r}))
+"""
+
+
+def child_script(cfg, slow: float = 0.0) -> str:
+    """Python source that trains ``cfg`` with the dense stand-in reward (optionally sleeping after each step)."""
+    from omegaconf import OmegaConf
+
+    return CHILD.format(tests=str(Path(__file__).parent), slow=slow, cfg=OmegaConf.to_container(cfg))
