@@ -50,9 +50,53 @@ def test_every_gate_composes_and_validates(gate):
 
 
 def test_local_model_dir_and_bad_values_fail_before_loading():
-    cfg = _compose("model.path=/models/my-llm", "trainer.mu=0")
+    cfg = _compose("model=local", "model.path=/models/my-llm", "model.name=my-llm", "trainer.mu=0")
     with pytest.raises(ConfigError, match="trainer.mu=0"):
         validate(cfg, world_size=1)
+
+
+def test_local_model_is_named_by_the_user():
+    from sspo_exp.train.run import group_name, tags
+
+    cfg = _compose("model=local", "model.path=/models/my-llm", "model.name=my-llm")
+    validate(cfg, world_size=1)
+    assert run_id(cfg).startswith("sspo-atanlog-s0-") and group_name(cfg).startswith("my-llm-arithmetic-sspo-atanlog-")
+    assert "model:my-llm" in tags(cfg)
+    assert set(cfg.model) == {"name", "path", "dtype", "attn_implementation", "chat_template"}  # no tiny architecture
+    for missing, given in (("name", "model.path=/models/my-llm"), ("path", "model.name=my-llm")):
+        with pytest.raises(ConfigError, match=f"model.{missing} is required with model=local"):
+            validate(_compose("model=local", given), world_size=1)
+
+
+def test_a_loaded_model_may_not_be_called_tiny():
+    with pytest.raises(ConfigError, match=r"model.path='/models/my-llm' with model.name='tiny'.*model=local"):
+        validate(_compose("model.path=/models/my-llm"), world_size=1)
+
+
+@pytest.mark.parametrize("preset", [*sorted(PRESETS), "local"])
+def test_models_train_fp32_master_weights(preset, monkeypatch):
+    """A bf16 checkpoint is trained in float32 (trainer.bf16 = bf16 autocast compute); pure bf16 weights only under
+    DeepSpeed, whose optimizer keeps its own fp32 master copy."""
+    from sspo_exp.train.config import train_dtype
+
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    named = ("model.path=/m", "model.name=m") if preset == "local" else ()
+    cfg = _compose(f"model={preset}", "trainer=gpu", *named)
+    assert cfg.trainer.bf16 and train_dtype(cfg) == "float32"
+    bf16 = _compose(f"model={preset}", "trainer=gpu", "model.dtype=bfloat16", *named)
+    with pytest.raises(ConfigError, match="model.dtype='bfloat16'.*float32"):
+        validate(bf16, world_size=8)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    assert train_dtype(bf16) == "bfloat16"
+    for bad in ("auto", "float16"):
+        with pytest.raises(ConfigError, match=f"model.dtype='{bad}': choose one of float32, bfloat16"):
+            train_dtype(_compose(f"model={preset}", f"model.dtype={bad}", *named))
+
+
+def test_hydra_job_is_named_train():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", return_hydra_config=True)
+    assert cfg.hydra.job.name == "train"
 
 
 def test_cli_rejects_a_bad_config_fast_and_prints_the_job_config(tmp_path):

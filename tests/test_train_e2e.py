@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,7 +56,9 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
 
     (seg,) = _segments(run_dir)
     assert seg.run_id == run_dir.name and seg.job_type == "sspo-atanlog" and seg.state == "finished"
-    assert "seed:0" in seg.tags and "gate:atanlog" in seg.tags and seg.group.startswith("tiny-arithmetic-sspo-atanlog-mu2-")
+    assert seg.project == "sspo-exp-test"  # cfg.wandb.project, not TRL's default "huggingface"
+    assert "seed:0" in seg.tags and "gate:atanlog" in seg.tags and "model:tiny-untrained" in seg.tags
+    assert seg.group.startswith("tiny-untrained-arithmetic-sspo-atanlog-mu2-")
     assert seg.config["objective"]["name"] == "sspo" and seg.config["gate"]["tau_neg"] == 0.3
     assert seg.config["trainer"]["mu"] == 2 and seg.config["seed"] == 0
 
@@ -100,6 +103,10 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
     cut.wait()
     (run_dir,) = (tmp_path / "cut").glob("sspo-*")
     assert not (run_dir / "summary.json").exists() and not (run_dir / "checkpoint-8").exists()
+    # a save cut by the kill: weights written, trainer_state.json (transformers writes it last) not; resume skips it
+    partial = run_dir / "checkpoint-8"
+    partial.mkdir()
+    shutil.copy(run_dir / "checkpoint-4" / "model.safetensors", partial / "model.safetensors")
     subprocess.run(run(cfg("cut")), env=ENV, check=True, capture_output=True, timeout=300)
 
     (full_dir,) = (tmp_path / "full").glob("sspo-*")
@@ -118,6 +125,7 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
     full_rows, full_seen = _step_rows(_segments(full_dir))
     segments = _segments(run_dir)
     assert len(segments) == 2 and {s.run_id for s in segments} == {run_dir.name}
+    assert {s.project for s in segments} == {"sspo-exp-test"}  # the resumed segment too
     cut_rows, cut_seen = _step_rows(segments)
     assert full_seen == list(range(1, 9))
     assert sorted(cut_rows) == list(range(1, 9))  # merged: no gap, one row per step

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow
 
 def test_two_process_cpu_run(tmp_path):
     model_dir = tiny_model_dir(tmp_path)
-    overrides = [f"model.path={model_dir}", f"output_root={tmp_path / 'runs'}", "dataset.train_size=64",
-                 "dataset.test_size=8", "dataset.digits=1", "trainer.num_generations=4", "trainer.prompts_per_step=2",
+    overrides = ["model=local", "model.name=tiny-untrained", f"model.path={model_dir}", f"output_root={tmp_path / 'runs'}",
+                 "dataset.train_size=64", "dataset.test_size=8", "dataset.digits=1", "trainer.num_generations=4",
+                 "trainer.prompts_per_step=2",
                  "trainer.per_device_batch_size=2", "trainer.max_completion_length=8", "trainer.max_steps=2",
                  "trainer.save_steps=2", "trainer.eval_samples=4"]  # fmt: skip
     cmd = accelerate_command("cpu_ddp", gpus_per_node=2, main_process_port=29533 + os.getpid() % 1000, overrides=overrides)

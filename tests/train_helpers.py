@@ -33,7 +33,7 @@ def small_cfg(output_root: Path, model_dir: Path, **trainer):
     t.update(trainer)
     return OmegaConf.create(
         dict(
-            model=dict(name="tiny", path=str(model_dir), dtype="float32", attn_implementation=None, chat_template="auto"),
+            model=dict(name="tiny-untrained", path=str(model_dir), dtype="float32", attn_implementation=None, chat_template="auto"),
             objective=dict(name="sspo", loss_agg="seq-mean-token-mean"),
             gate=dict(name="atanlog", tau_pos=0.2, tau_neg=0.3),
             dataset=dict(name="arithmetic", digits=1, operations=["+"], steps=1, train_size=64, test_size=8, seed=0),

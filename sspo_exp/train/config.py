@@ -32,6 +32,8 @@ from typing import Any
 
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 LOSS_AGGS = ("seq-mean-token-mean", "token-mean")
+#: ``model.dtype``: the dtype the trained weights are held in (see :func:`train_dtype`).
+TRAIN_DTYPES = ("float32", "bfloat16")
 
 
 class ConfigError(ValueError):
@@ -91,9 +93,11 @@ def _get(cfg: Any, dotted: str) -> Any:
 def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     """Reject a bad training config before any compute; return the batch plan.
 
-    Checks the objective and gate through ``sspo_exp.objectives.from_config`` (which names the bad parameter),
-    the rollout engine, the batch arithmetic, μ, the checkpoint period and the numeric ranges.
+    Checks the model (name, path, dtype), the objective and gate through ``sspo_exp.objectives.from_config``
+    (which names the bad parameter), the rollout engine, the batch arithmetic, μ, the checkpoint period and the
+    numeric ranges.
     """
+    check_model(cfg)
     t = _get(cfg, "trainer")
     rollout = _get(cfg, "trainer.rollout")
     if rollout not in ROLLOUTS:
@@ -147,6 +151,47 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
         raise ConfigError(f"objective.loss_agg={loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
     build_objective(cfg)
     return plan
+
+
+def check_model(cfg: Any) -> None:
+    """``model.name`` names the policy in run ids, W&B groups, tags and tables: a loaded model may not be "tiny"."""
+    from omegaconf import OmegaConf
+
+    model = _get(cfg, "model")
+    for key in ("name", "path"):
+        if OmegaConf.is_config(model) and OmegaConf.is_missing(model, key):
+            raise ConfigError(f"model.{key} is required with model=local: model=local model.path=DIR model.name=my-llm")
+    if model.get("name") == "tiny" and model.get("path"):
+        raise ConfigError(
+            f"model.path={model.path!r} with model.name='tiny': the run would be named and tabulated as the embedded "
+            "tiny model. Load your own model with `model=local model.path=DIR model.name=my-llm` (or a preset: "
+            "model=qwen3-8b model.path=DIR)"
+        )
+    train_dtype(cfg)
+
+
+def train_dtype(cfg: Any) -> str:
+    """The dtype the trained weights are loaded and updated in: ``model.dtype`` (absent = ``float32``).
+
+    ``float32`` holds fp32 master weights, as mixed-precision training needs: ``trainer.bf16=true`` runs the forward
+    and backward passes in bf16 autocast while AdamW updates fp32 weights. AdamW on bf16 weights instead rounds away
+    every update smaller than ~2^-8 of the weight (at lr 1e-6 nearly all of them), so ``bfloat16`` is accepted only
+    under DeepSpeed (``accelerate launch`` with conf/accelerate/deepspeed_zero3.yaml sets ``ACCELERATE_USE_DEEPSPEED``),
+    whose bf16 optimizer keeps its own fp32 master copy; it halves the memory of loading the checkpoint.
+    """
+    dtype = (cfg.get("model") or {}).get("dtype") or "float32"
+    if dtype not in TRAIN_DTYPES:
+        raise ConfigError(
+            f"model.dtype={dtype!r}: choose one of {', '.join(TRAIN_DTYPES)} "
+            "(float32 = fp32 master weights; trainer.bf16=true computes in bf16)"
+        )
+    if dtype != "float32" and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() not in ("true", "1"):
+        raise ConfigError(
+            f"model.dtype={dtype!r}: training bf16 weights directly loses most AdamW updates; use "
+            "model.dtype=float32 (trainer.bf16=true still computes in bf16). bfloat16 is only for DeepSpeed "
+            "(conf/accelerate/deepspeed_zero3.yaml), which keeps fp32 master weights"
+        )
+    return dtype
 
 
 def build_objective(cfg: Any):

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sspo_exp.train.config import build_objective, grpo_config, validate
+from sspo_exp.train.config import build_objective, grpo_config, train_dtype, validate
 
 #: Top-level keys that only say where/how to log or launch; they never change what is trained.
 LOGGING_KEYS = ("wandb", "output_root", "launcher", "hydra")
@@ -65,7 +65,11 @@ def tags(cfg: DictConfig) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- parts
 def load_policy(cfg: DictConfig):
-    """(model, tokenizer): ``model.path`` (an HF id or a local HF directory) if set, else the tiny model."""
+    """(model, tokenizer): ``model.path`` (an HF id or a local HF directory) if set, else the tiny model.
+
+    The weights are loaded in ``train_dtype(cfg)`` (float32 unless DeepSpeed and ``model.dtype=bfloat16``), not in
+    the checkpoint's own dtype: AdamW must update fp32 master weights.
+    """
     path = cfg.model.get("path")
     if not path:
         from sspo_exp.models import load_policy as load_tiny
@@ -74,8 +78,8 @@ def load_policy(cfg: DictConfig):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = cfg.model.get("dtype") or "auto"
-    kwargs = {"dtype": getattr(torch, dtype) if dtype != "auto" else "auto"}
+    # float32 master weights whatever the checkpoint's dtype (trainer.bf16 gives bf16 compute); config.train_dtype
+    kwargs = {"dtype": getattr(torch, train_dtype(cfg))}
     if cfg.model.get("attn_implementation"):
         kwargs["attn_implementation"] = cfg.model.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -139,7 +143,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one config (resuming its run directory if it exists); return the summary metrics."""
     import wandb
     from transformers.integrations import WandbCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine
@@ -154,7 +157,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary = json.loads(summary_path.read_text())
         print(f"run {rid} already finished; summary: {summary_path}")
         return summary
-    checkpoint = get_last_checkpoint(str(run_dir)) if any(run_dir.glob("checkpoint-*")) else None
+    checkpoint = last_complete_checkpoint(run_dir)
     main = int(os.environ.get("RANK", "0")) == 0  # accelerate/torchrun: only process 0 logs and writes files
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,9 +166,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = None if not main else wandb.init(
         dir=str(run_dir), id=rid, name=rid, resume="allow", mode=cfg.wandb.mode, project=cfg.wandb.project,
         entity=cfg.wandb.get("entity"), group=group_name(cfg), job_type=job_type(cfg), tags=tags(cfg),
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=OmegaConf.to_container(cfg, resolve=True), settings=wandb_settings(wandb),
     )  # fmt: skip
     try:
+        # the training arguments first: under `accelerate launch` with DeepSpeed ZeRO-3 they switch on
+        # transformers' zero.Init, so from_pretrained then loads each process's shard, not the whole model
+        args = grpo_config(cfg, plan, str(run_dir))
         model, tokenizer = load_policy(cfg)
         heldout = dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples]
         before_path = run_dir / "heldout_before.json"
@@ -179,7 +185,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         evaluate = lambda m: greedy_accuracy(m, tokenizer, cfg, heldout)  # noqa: E731
         trainer = SSPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
-            args=grpo_config(cfg, plan, str(run_dir)), train_dataset=train_dataset(cfg, tokenizer),
+            args=args, train_dataset=train_dataset(cfg, tokenizer),
             objective=objective, loss_agg=cfg.objective.get("loss_agg") or "seq-mean-token-mean",
             callbacks=[WandbCallback(), HeldoutEval(evaluate, cfg.trainer.eval_steps), ProgressLine()],
         )  # fmt: skip
@@ -214,6 +220,51 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if main:
             wandb.finish()
             wandb.teardown()  # wandb 0.31: finish() can return before the offline file is flushed; teardown waits
+
+
+#: wandb 0.31 writes the offline ``.wandb`` file every 15 s by default; a killed run would lose up to that much.
+WANDB_FLUSH_SECONDS = 1.0
+
+
+def wandb_settings(wandb):
+    """``wandb.Settings`` flushing the run file every ``WANDB_FLUSH_SECONDS`` (when this wandb has the setting)."""
+    if "x_transaction_log_flush_interval" in wandb.Settings.model_fields:
+        return wandb.Settings(x_transaction_log_flush_interval=WANDB_FLUSH_SECONDS)
+    return wandb.Settings()
+
+
+def checkpoint_is_complete(path: Path) -> bool:
+    """A ``checkpoint-N`` directory holds the model weights, the optimizer state and a readable ``trainer_state.json``.
+
+    transformers writes the weights, then the optimizer/scheduler/RNG state, then ``trainer_state.json`` last, so
+    a process killed while saving leaves a directory without it (or with it cut short). Weights: ``model.safetensors``
+    (or its shard index, or ``pytorch_model*``; FSDP: ``pytorch_model_fsdp_0/``); optimizer: ``optimizer.pt``
+    (FSDP: ``optimizer.bin`` / ``optimizer_0/``; DeepSpeed: its ``global_step*/`` directory).
+    """
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+               "pytorch_model_fsdp_0", "pytorch_model_fsdp.bin")  # fmt: skip
+    optimizer = ("optimizer.pt", "optimizer.bin", "optimizer_0")
+    has_weights = any((path / name).exists() for name in weights)
+    has_optimizer = any((path / name).exists() for name in optimizer) or any(path.glob("global_step*/*optim_states.pt"))
+    return has_weights and has_optimizer
+
+
+def last_complete_checkpoint(run_dir: Path) -> str | None:
+    """The highest-step complete ``checkpoint-N`` of ``run_dir`` (incomplete ones, cut by a kill, are skipped)."""
+    steps = []
+    for path in Path(run_dir).glob("checkpoint-*"):
+        suffix = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and suffix.isdigit():
+            steps.append((int(suffix), path))
+    for step, path in sorted(steps, reverse=True):
+        if checkpoint_is_complete(path):
+            return str(path)
+        print(f"skipping incomplete checkpoint {path} (cut while saving)", flush=True)
+    return None
 
 
 def replay_history(run, checkpoint: str, before: float) -> None:

@@ -1,0 +1,76 @@
+"""Resume picks the newest *complete* checkpoint; W&B's offline file is flushed often enough to survive a kill."""
+
+from __future__ import annotations
+
+import glob
+import time
+from pathlib import Path
+
+import pytest
+
+from sspo_exp.train.run import checkpoint_is_complete, last_complete_checkpoint
+
+
+def _checkpoint(run_dir: Path, step: int, *files: str, state: str | None = '{"global_step": 0}') -> Path:
+    path = run_dir / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    for name in files:
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(b"x")
+    if state is not None:
+        (path / "trainer_state.json").write_text(state)
+    return path
+
+
+def test_resume_skips_checkpoints_cut_while_saving(tmp_path):
+    complete = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth")
+    _checkpoint(tmp_path, 2, *complete)
+    good = _checkpoint(tmp_path, 10, *complete)  # numeric order: 10 > 9 although "10" < "9" as text
+    _checkpoint(tmp_path, 9, *complete)
+    _checkpoint(tmp_path, 12, "model.safetensors", "optimizer.pt", state=None)  # killed before trainer_state.json
+    _checkpoint(tmp_path, 14, "model.safetensors", "optimizer.pt", state='{"global_st')  # killed while writing it
+    _checkpoint(tmp_path, 16, "model.safetensors")  # killed before the optimizer state
+    _checkpoint(tmp_path, 18, "optimizer.pt")  # no weights
+    (tmp_path / "checkpoint-20.tmp").mkdir()  # not a checkpoint name
+    assert last_complete_checkpoint(tmp_path) == str(good)
+
+
+@pytest.mark.parametrize("files", [
+    ("model.safetensors.index.json", "optimizer.pt"),  # sharded weights
+    ("pytorch_model_fsdp_0/__0_0.distcp", "optimizer_0/__0_0.distcp"),  # FSDP sharded state dict
+    ("model.safetensors", "global_step8/bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"),  # DeepSpeed ZeRO
+])  # fmt: skip
+def test_distributed_checkpoint_layouts_count_as_complete(tmp_path, files):
+    assert checkpoint_is_complete(_checkpoint(tmp_path, 8, *files))
+    assert not checkpoint_is_complete(_checkpoint(tmp_path, 9, *files, state=None))
+
+
+def test_no_checkpoint_means_a_fresh_start(tmp_path):
+    assert last_complete_checkpoint(tmp_path) is None
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+    _checkpoint(tmp_path, 4, "model.safetensors", state=None)
+    assert last_complete_checkpoint(tmp_path) is None
+
+
+def test_offline_wandb_file_is_flushed_within_seconds(tmp_path, monkeypatch):
+    """wandb 0.31 flushes the offline ``.wandb`` file every 15 s by default: a row must be on disk ~1 s after
+    ``run.log`` while the run is still open (what a SIGKILL would leave behind)."""
+    import wandb
+
+    from sspo_exp.report.wandb_offline import read_segment
+    from sspo_exp.train.run import WANDB_FLUSH_SECONDS, wandb_settings
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = wandb.init(dir=str(tmp_path), mode="offline", project="flush-test", settings=wandb_settings(wandb))
+    try:
+        run.log({"train/loss": 0.5, "train/global_step": 1})
+        deadline, rows = time.time() + 4 * WANDB_FLUSH_SECONDS + 3, []
+        while time.time() < deadline and not rows:
+            time.sleep(0.25)
+            (seg_dir,) = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+            rows = [r for r in read_segment(seg_dir).history if r.get("train/loss") == 0.5]
+        assert rows, "the logged row was not written to the offline file while the run was open"
+        assert read_segment(seg_dir).project == "flush-test"
+    finally:
+        wandb.finish()
+        wandb.teardown()
