@@ -48,7 +48,18 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     from sspo_exp.train.run import train
 
+    import sspo_exp.evaluation.core as core
+
+    calls = []  # (rows, max_new_tokens) of every greedy evaluation
+
+    def counted(model, tokenizer, rows, max_new_tokens=512, **kw):
+        calls.append((len(rows), max_new_tokens))
+        return evaluate(model, tokenizer, rows, max_new_tokens, **kw)
+
+    evaluate = core.evaluate
+    monkeypatch.setattr(core, "evaluate", counted)
     cfg = small_cfg(tmp_path / "runs", tiny_model_dir(tmp_path), max_steps=4, eval_steps=2)
+    cfg.final_eval = {"benchmarks": ["arithmetic"], "before": True, "every_steps": 2, "batch_size": 8}
     summary = train(cfg)
     run_dir = Path(summary["run_dir"])
     assert summary["global_step"] == 4 and json.loads((run_dir / "summary.json").read_text()) == summary
@@ -79,8 +90,38 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
     # at the first step of a rollout the policy is the behaviour policy: every ratio is 1
     assert rows[1]["train/objective/token_ratio_mean"] == pytest.approx(1.0, abs=1e-6)
 
+    # final_eval: the arithmetic benchmark (test_size=8) is the held-out set (eval_samples=8): one evaluation per
+    # policy state (before, step 2, step 4) serves heldout_accuracy, eval/arithmetic and eval_before/arithmetic
+    assert calls == [(8, 8)] * 3
+    for stage, heldout in (("eval_before", summary["heldout_accuracy_before"]), ("eval", summary["heldout_accuracy_after"])):
+        rec = json.loads((run_dir / stage / "arithmetic.json").read_text())
+        assert rec["n"] == 8 == len(rec["samples"]) and rec["pass@1"] == pytest.approx(100 * heldout)
+        assert rec["provenance"]["versions"]["torch"] and rec["split"] == "test"
+        assert summary[f"{stage}/arithmetic/pass@1"] == rec["pass@1"] and summary[f"{stage}/arithmetic/n"] == 8
+        assert seg.summary[f"{stage}/arithmetic/pass@1"] == rec["pass@1"] and seg.summary[f"{stage}/arithmetic/n"] == 8
+    assert "eval/arithmetic/pass@1" in rows[2] and "eval/arithmetic/pass@1" in rows[4]  # every_steps=2
+    assert "eval/arithmetic/pass@1" not in rows[1] and "eval/arithmetic/pass@1" not in rows[3]
+    from sspo_exp.report.sources import offline_runs
+
+    (read,) = offline_runs([run_dir])
+    assert read.summary["eval/arithmetic/n"] == 8 and read.summary["eval_before/arithmetic/n"] == 8
+    assert read.summary["eval/arithmetic/pass@1"] == summary["eval/arithmetic/pass@1"]
+
     # relaunching a finished config trains nothing and opens no new W&B segment
     assert train(cfg.copy()) == summary and len(_segments(run_dir)) == 1
+
+    # killed after the last checkpoint, before the summary: the resume evaluates the final policy, not the initial one
+    before_file = run_dir / "eval_before" / "arithmetic.json"
+    stamp = before_file.stat().st_mtime_ns
+    (run_dir / "summary.json").unlink()
+    calls.clear()
+    resumed = train(cfg.copy())
+    assert resumed["resumed_from"].endswith("checkpoint-4") and calls == [(8, 8)]  # the trained policy only
+    assert before_file.stat().st_mtime_ns == stamp
+    for key in ("eval/arithmetic/pass@1", "eval_before/arithmetic/pass@1", "eval_before/arithmetic/n"):
+        assert resumed[key] == summary[key], key
+    (read,) = offline_runs([run_dir])  # two segments, merged
+    assert read.n_segments == 2 and read.summary["eval_before/arithmetic/pass@1"] == summary["eval_before/arithmetic/pass@1"]
 
 
 def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):

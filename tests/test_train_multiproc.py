@@ -33,3 +33,6 @@ def test_two_process_cpu_run(tmp_path):
     assert state["train_batch_size"] == 2 and [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2]
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # only process 0 opened a W&B run
     assert out.stdout.count("held-out greedy accuracy") == 1  # one summary, from process 0
+    # final_eval (conf/train.yaml default: arithmetic, before): both processes generate, process 0 records
+    assert summary["eval/arithmetic/n"] == 8 and summary["eval_before/arithmetic/n"] == 8  # all of test_size=8
+    assert json.loads((run_dir / "eval" / "arithmetic.json").read_text())["n"] == 8

@@ -3,32 +3,39 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 from transformers import TrainerCallback
 
 
 class HeldoutEval(TrainerCallback):
-    """Greedy held-out accuracy every ``eval_steps`` optimizer steps (0 = never) and after the last step.
+    """Greedy held-out accuracy every ``eval_steps`` optimizer steps (0 = never) and after the last step; the
+    ``final_eval`` benchmarks every ``every_steps`` steps (0 = only after training, in ``run.train``).
 
-    The value goes into the trainer's metric buffer, so it is logged in that step's W&B row as
-    ``train/heldout_accuracy`` (the row is written right after ``on_step_end``); the last value is kept as
-    ``trainer.heldout_accuracy_after``.
+    The values go into the trainer's metric buffer, so they are logged in that step's W&B row as
+    ``train/heldout_accuracy`` and ``eval/<benchmark>/pass@1`` (transformers' ``rewrite_logs`` maps the buffer key
+    ``eval_<benchmark>/pass@1`` to ``eval/...``); the last held-out value is kept as
+    ``trainer.heldout_accuracy_after``. ``evaluator`` is a :class:`sspo_exp.train.final_eval.Evaluator`, memoised
+    per step, so the end-of-training evaluation reuses what was computed here.
     """
 
     trainer = None  # set by ``run._attach``
 
-    def __init__(self, evaluate: Callable, eval_steps: int):
-        self.evaluate, self.eval_steps = evaluate, eval_steps
+    def __init__(self, evaluator, eval_steps: int, every_steps: int = 0):
+        self.evaluator, self.eval_steps, self.every_steps = evaluator, eval_steps, every_steps
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        last = state.global_step >= state.max_steps
-        if last or (self.eval_steps and state.global_step % self.eval_steps == 0):
-            # every process generates (ZeRO-3 / FSDP gather parameters collectively); process 0 logs
-            accuracy = self.evaluate(self.trainer.model)
-            self.trainer._metrics["train"]["heldout_accuracy"].append(accuracy)
+        step, last = state.global_step, state.global_step >= state.max_steps
+        metrics = self.trainer._metrics["train"]
+        # every process generates (ZeRO-3 / FSDP gather parameters collectively); process 0 logs
+        if last or (self.eval_steps and step % self.eval_steps == 0):
+            result, _ = self.evaluator.heldout(self.trainer.model, step)
+            metrics["heldout_accuracy"].append(result.accuracy)
             if last:
-                self.trainer.heldout_accuracy_after = accuracy
+                self.trainer.heldout_accuracy_after = result.accuracy
+        if self.every_steps and step % self.every_steps == 0:
+            for name in self.evaluator.benchmarks:
+                result, _ = self.evaluator.benchmark(self.trainer.model, step, name)
+                metrics[f"eval_{name}/pass@1"].append(result.pass_at_1)
 
 
 class ProgressLine(TrainerCallback):

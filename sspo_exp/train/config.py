@@ -94,8 +94,8 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     """Reject a bad training config before any compute; return the batch plan.
 
     Checks the model (name, path, dtype), the objective and gate through ``sspo_exp.objectives.from_config``
-    (which names the bad parameter), the rollout engine, the batch arithmetic, μ, the checkpoint period and the
-    numeric ranges.
+    (which names the bad parameter), the rollout engine, the batch arithmetic, μ, the checkpoint period, the
+    numeric ranges and the ``final_eval`` block.
     """
     check_model(cfg)
     t = _get(cfg, "trainer")
@@ -150,6 +150,9 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     if loss_agg not in LOSS_AGGS:
         raise ConfigError(f"objective.loss_agg={loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
     build_objective(cfg)
+    from sspo_exp.train.final_eval import check as check_final_eval
+
+    check_final_eval(cfg)
     return plan
 
 

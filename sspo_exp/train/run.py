@@ -3,8 +3,9 @@
 A run's identity is a hash of its *meaningful* config (``run_id``): logging-only keys (``wandb.*``,
 ``output_root``, ``launcher``, ``hydra``) do not enter it, nor does the gate of a non-SSPO objective. The run
 lives in ``${output_root}/${run_id}/``: TRL checkpoints (``checkpoint-N/``: model, optimizer, scheduler, RNG,
-trainer state), ``wandb/`` (offline by default), ``heldout_before.json`` and ``summary.json``. Launching the
-same config again resumes from the last checkpoint and the same W&B run id; a finished run is not retrained.
+trainer state), ``wandb/`` (offline by default), ``heldout_before.json``, ``eval_before/`` and ``eval/`` (benchmark
+results of ``final_eval``, see ``final_eval.py``) and ``summary.json``. Launching the same config again resumes from
+the last checkpoint and the same W&B run id; a finished run is not retrained.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from sspo_exp.train.config import build_objective, grpo_config, train_dtype, validate
 
-#: Top-level keys that only say where/how to log or launch; they never change what is trained.
-LOGGING_KEYS = ("wandb", "output_root", "launcher", "hydra")
+#: Top-level keys that only say where/how to log, launch or evaluate; they never change what is trained.
+LOGGING_KEYS = ("wandb", "output_root", "launcher", "hydra", "final_eval")
 
 
 def meaningful_config(cfg: DictConfig) -> dict[str, Any]:
@@ -127,15 +128,12 @@ def train_dataset(cfg: DictConfig, tokenizer):
     return Dataset.from_list(kept)
 
 
-def greedy_accuracy(model, tokenizer, cfg: DictConfig, rows: list[dict[str, str]]) -> float:
-    """Held-out Pass@1 in [0, 1]: greedy decoding and the paper's answer check (``sspo_exp.evaluation``)."""
-    from sspo_exp.evaluation.core import evaluate
+def evaluator(cfg: DictConfig, tokenizer, heldout: list[dict[str, str]], benchmarks) -> Any:
+    """Held-out Pass@1 (greedy decoding, the paper's answer check, ``sspo_exp.evaluation``) and the ``final_eval``
+    benchmarks, memoised per policy state (``final_eval.Evaluator``)."""
+    from sspo_exp.train.final_eval import Evaluator
 
-    if not rows:
-        return float("nan")
-    result = evaluate(model, tokenizer, rows, max_new_tokens=cfg.trainer.max_completion_length, batch_size=64,
-                      prompt_fn=lambda question, tok: prompt_of(question, tok, cfg.dataset))  # fmt: skip
-    return result.accuracy
+    return Evaluator(cfg, tokenizer, heldout, lambda question, tok: prompt_of(question, tok, cfg.dataset), benchmarks)
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -145,10 +143,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from transformers.integrations import WandbCallback
 
     from sspo_exp.rewards import REWARD_FUNCS
+    from sspo_exp.train import final_eval
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine
     from sspo_exp.train.trainer import SSPOTrainer
 
-    plan = validate(cfg)  # before anything heavy
+    plan = validate(cfg)  # before anything heavy (final_eval too)
+    fe = final_eval.settings(cfg)
     objective = build_objective(cfg)
     rid = run_id(cfg)
     run_dir = Path(cfg.output_root).expanduser().resolve() / rid
@@ -174,31 +174,41 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         args = grpo_config(cfg, plan, str(run_dir))
         model, tokenizer = load_policy(cfg)
         heldout = dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples]
+        ev = evaluator(cfg, tokenizer, heldout, final_eval.load_benchmarks(cfg))  # benchmark data before compute
         before_path = run_dir / "heldout_before.json"
         if checkpoint and before_path.exists():
             before = json.loads(before_path.read_text())["heldout_accuracy"]
         else:  # every process evaluates (same rows, same greedy outputs), process 0 records
-            before = greedy_accuracy(model, tokenizer, cfg, heldout)
+            before = ev.heldout(model, "before")[0].accuracy if heldout else float("nan")
             if main:
                 before_path.write_text(json.dumps({"heldout_accuracy": before}))
                 run.log({"train/heldout_accuracy": before, "train/global_step": 0})
-        evaluate = lambda m: greedy_accuracy(m, tokenizer, cfg, heldout)  # noqa: E731
+        eval_before = {}
+        if fe["before"]:  # the initial policy (not yet loaded from a checkpoint); results on disk are not redone
+            eval_before = final_eval.stored(run_dir, final_eval.BEFORE, fe["benchmarks"])
+            eval_before.update(ev.run_all(model, "before", final_eval.BEFORE, run_dir, main, skip=tuple(eval_before)))
         trainer = SSPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
             args=args, train_dataset=train_dataset(cfg, tokenizer),
             objective=objective, loss_agg=cfg.objective.get("loss_agg") or "seq-mean-token-mean",
-            callbacks=[WandbCallback(), HeldoutEval(evaluate, cfg.trainer.eval_steps), ProgressLine()],
+            callbacks=[WandbCallback(), HeldoutEval(ev, cfg.trainer.eval_steps, fe["every_steps"]), ProgressLine()],
         )  # fmt: skip
         _attach(trainer)
         if checkpoint and main:
             replay_history(run, checkpoint, before)
         start = time.time()
         trainer.train(resume_from_checkpoint=checkpoint)
+        step = trainer.state.global_step
         after = trainer.heldout_accuracy_after
         if after is None:  # resumed from a checkpoint at max_steps: no step ran, evaluate the final policy now
-            after = evaluate(trainer.model)
+            after = ev.heldout(trainer.model, step)[0].accuracy if heldout else float("nan")
+        eval_start = time.time()
+        last_checkpoint = str(run_dir / f"checkpoint-{step}")
+        eval_after = ev.run_all(trainer.model, step, final_eval.AFTER, run_dir, main, checkpoint=last_checkpoint)
         if not main:
             return {}
+        eval_keys = {**final_eval.summary_keys(eval_before, final_eval.BEFORE),
+                     **final_eval.summary_keys(eval_after, final_eval.AFTER)}
         rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
         summary = {
             "run_id": rid,
@@ -211,8 +221,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "train_reward_first": rewards[0] if rewards else None,
             "train_reward_last": rewards[-1] if rewards else None,
             "seconds": round(time.time() - start, 1),
+            "final_eval_seconds": round(time.time() - eval_start, 1),
+            **eval_keys,
         }
-        run.summary.update({"heldout_accuracy/before": before, "heldout_accuracy/after": after})
+        run.summary.update({"heldout_accuracy/before": before, "heldout_accuracy/after": after, **eval_keys})
         summary_path.write_text(json.dumps(summary, indent=2))
         print_summary(summary)
         return summary
@@ -307,6 +319,7 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"held-out greedy accuracy: before RL {pct(summary['heldout_accuracy_before'])}"
                 f"  ->  after RL {pct(summary['heldout_accuracy_after'])}",
                 f"train reward: first step {summary['train_reward_first']}  last step {summary['train_reward_last']}",
+                *_benchmark_lines(summary),
                 f"run dir:   {summary['run_dir']}",
                 f"W&B run:   {summary['wandb_dir']}",
                 "=" * 72,
@@ -314,3 +327,15 @@ def print_summary(summary: dict[str, Any]) -> None:
         ),
         flush=True,
     )
+
+
+def _benchmark_lines(summary: dict[str, Any]) -> list[str]:
+    """``benchmark arithmetic (n=200): Pass@1 51.5% -> 67.5%`` per ``final_eval`` benchmark."""
+    lines = []
+    for key in summary:
+        if key.startswith("eval/") and key.endswith("/pass@1"):
+            name = key.split("/")[1]
+            before = summary.get(f"eval_before/{name}/pass@1")
+            start = "" if before is None else f"{before:.1f}% -> "
+            lines.append(f"benchmark {name} (n={summary[f'eval/{name}/n']}): Pass@1 {start}{summary[key]:.1f}%")
+    return lines
