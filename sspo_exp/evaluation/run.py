@@ -166,19 +166,15 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
                                         dtype=str(e.get("dtype") or "auto"), max_model_len=v.get("max_model_len"))
         result: EvalResult = score(rows, prompts, completions)
         assert result.n == len(rows), "every benchmark row must give one record"
-        record = {
-            "benchmark": name,
-            "split": BENCHMARKS[name],
-            "model": {"spec": source.spec, "kind": source.kind, "path": source.path, "run_id": source.run_id},
-            **{k: v for k, v in result.to_dict().items() if k != "samples"},
-            "generation": {"backend": e.backend, "greedy": True, "max_new_tokens": e.max_new_tokens,
-                           "batch_size": e.batch_size},
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "run_config": OmegaConf.to_container(source.run_config, resolve=True) if source.run_config else None,
-            "provenance": prov,
-            "seconds": round(time.time() - start, 2),
-            "samples": result.to_dict()["samples"],
-        }
+        record = eval_record(
+            name, result,
+            model={"spec": source.spec, "kind": source.kind, "path": source.path, "run_id": source.run_id},
+            generation={"backend": e.backend, "greedy": True, "max_new_tokens": e.max_new_tokens,
+                        "batch_size": e.batch_size},
+            config=OmegaConf.to_container(cfg, resolve=True),
+            run_config=OmegaConf.to_container(source.run_config, resolve=True) if source.run_config else None,
+            provenance=prov, seconds=time.time() - start,
+        )  # fmt: skip
         (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
         results[name] = record
         print(f"{source.slug}  {name:<10} pass@1 = {result.pass_at_1:6.2f}%  "
@@ -186,6 +182,18 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     if (e.get("wandb") or {}).get("log", True):
         log_to_wandb(cfg, source, results, out_dir)
     return results
+
+
+def eval_record(name: str, result: EvalResult, *, model: dict, generation: dict, config: Any, run_config: Any,
+                provenance: dict, seconds: float) -> dict[str, Any]:
+    """The JSON written for one (model, benchmark): Pass@1 and counts, how it was generated, the resolved config,
+    the training run's config, provenance (commit, versions) and every sample. Training's final evaluation
+    (``sspo_exp.train.final_eval``) writes the same record."""
+    data = result.to_dict()
+    samples = data.pop("samples")
+    return {"benchmark": name, "split": BENCHMARKS[name], "model": model, **data, "generation": generation,
+            "config": config, "run_config": run_config, "provenance": provenance, "seconds": round(seconds, 2),
+            "samples": samples}
 
 
 def summary_keys(results: dict[str, dict[str, Any]]) -> dict[str, float]:

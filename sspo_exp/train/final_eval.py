@@ -131,24 +131,19 @@ class Evaluator:
 
     def record(self, name: str, result, seconds: float, stage: str, run_dir: Path, checkpoint: str | None) -> dict:
         """The JSON ``sspo-exp eval`` writes for one (model, benchmark), with provenance and every sample."""
-        from sspo_exp.data import BENCHMARKS
         from sspo_exp.evaluation.provenance import provenance
+        from sspo_exp.evaluation.run import eval_record
 
-        return {
-            "benchmark": name,
-            "split": BENCHMARKS[name],
-            "model": {"spec": str(run_dir), "kind": "run", "path": checkpoint, "run_id": run_dir.name,
-                      "stage": "initial policy" if stage == BEFORE else "trained policy"},
-            **{k: v for k, v in result.to_dict().items() if k != "samples"},
-            "generation": {"backend": "hf", "greedy": True, "max_new_tokens": self.fe["max_new_tokens"],
-                           "batch_size": self.fe["batch_size"], "in_training_process": True,
-                           "shared_with_heldout": name == self.shared},
-            "config": {"final_eval": self.fe},
-            "run_config": OmegaConf.to_container(self.cfg, resolve=True),
-            "provenance": provenance(),
-            "seconds": round(seconds, 2),
-            "samples": result.to_dict()["samples"],
-        }
+        return eval_record(
+            name, result,
+            model={"spec": str(run_dir), "kind": "run", "path": checkpoint, "run_id": run_dir.name,
+                   "stage": "initial policy" if stage == BEFORE else "trained policy"},
+            generation={"backend": "hf", "greedy": True, "max_new_tokens": self.fe["max_new_tokens"],
+                        "batch_size": self.fe["batch_size"], "in_training_process": True,
+                        "shared_with_heldout": name == self.shared},
+            config={"final_eval": self.fe}, run_config=OmegaConf.to_container(self.cfg, resolve=True),
+            provenance=provenance(), seconds=seconds,
+        )  # fmt: skip
 
     def run_all(self, model, tag: Any, stage: str, run_dir: Path, write: bool, checkpoint: str | None = None,
                 skip: tuple[str, ...] = ()) -> dict[str, dict]:
