@@ -38,6 +38,20 @@ RUNS = [
      {"gsm8k": [85.0, 86.0, None], "math500": [62.0, 64.0, None], "aime25": [13.3, 16.7, None],
       "arithmetic": [60.0, 61.0, None]}),
 ]
+# Runs of a second model with no explicit base run: the Base row comes from eval_before (the training runs'
+# greedy evaluation of their initial policy, written before training). The two cold-start seeds disagree.
+TINY = "tiny"
+TINY_RUNS = [
+    ("grpo", None, "tiny-grpo", {"eps_low": 0.2}, 0.30, {"gsm8k": [None, None], "arithmetic": [40.0, 44.0]}),
+    ("sspo", "atanlog", "tiny-sspo", {"tau_pos": 0.2, "tau_neg": 0.3}, 0.50,
+     {"gsm8k": [None, None], "arithmetic": [50.0, 56.0]}),
+]
+# eval_before per config and seed;
+# grpo-eps0.1 (model with an explicit base run) disagrees with that base run on arithmetic: the base run wins.
+BEFORE = {"tiny-grpo": {"arithmetic": [20.0, 30.0], "gsm8k": [5.0, 5.0]},
+          "tiny-sspo": {"arithmetic": [20.0, 30.0], "gsm8k": [5.0, 5.0]},
+          "grpo-eps0.1": {"arithmetic": [21.0, 21.0, 21.0]}}
+ALL_RUNS = RUNS + TINY_RUNS
 CRASHED = ("sspo-expsig", 2)  # SIGKILLed at step KILL_AT, no summary
 RESUMED = ("sspo-atanlog", 2)
 RESUME_MARK = 1000.0  # the killed first launch logs reward + 1000 at steps it later re-logs
@@ -52,19 +66,23 @@ def reward(method_idx: int, seed: int, step: int) -> float:
 
 
 def config(method, gate, cfg_name, hp, seed) -> dict:
+    model = TINY if cfg_name.startswith(TINY) else MODEL
     return {"objective": {"name": method, **hp}, "gate": {"name": gate or "clip"},
-            "model": {"name": MODEL}, "dataset": {"name": "arithmetic"}, "trainer": {"mu": 2}, "seed": seed}
+            "model": {"name": model}, "dataset": {"name": "arithmetic"}, "trainer": {"mu": 2}, "seed": seed}
 
 
 def write_one(root: str, idx: int, seed: int, steps: range, summary: bool, mark: float = 0.0) -> None:
     import wandb
 
-    method, gate, cfg_name, hp, heldout, evals = RUNS[idx]
+    method, gate, cfg_name, hp, heldout, evals = ALL_RUNS[idx]
     run = wandb.init(mode="offline", dir=root, project="sspo-test", id=run_id(cfg_name, seed),
                      name=f"{cfg_name}-seed{seed}", config=config(method, gate, cfg_name, hp, seed),
                      group=cfg_name, job_type=method if not gate else f"{method}-{gate}", resume="allow",
                      # W&B 0.31 flushes the .wandb file every 15 s by default: a SIGKILL loses what it buffered
                      settings=wandb.Settings(x_transaction_log_flush_interval=0.2))
+    for b, vals in BEFORE.get(cfg_name, {}).items():  # evaluated before the first training step
+        run.summary[f"eval_before/{b}/pass@1"] = vals[seed]
+        run.summary[f"eval_before/{b}/n"] = 200
     if method != "base":
         for s in steps:
             r = reward(idx, seed, s) + (mark if s >= RESUME_FROM else 0.0)
@@ -74,13 +92,13 @@ def write_one(root: str, idx: int, seed: int, steps: range, summary: bool, mark:
                 run.log({"train/heldout_accuracy": heldout, "train/global_step": s})
     if summary:
         for b in BENCH:
-            if evals[b][seed] is not None:
+            if evals.get(b, [None] * 3)[seed] is not None:
                 run.summary[f"eval/{b}/pass@1"] = evals[b][seed]
         run.finish()
 
 
 def write_all(root: str) -> None:
-    for idx, (_, _, cfg_name, _, _, evals) in enumerate(RUNS):
+    for idx, (_, _, cfg_name, _, _, evals) in enumerate(ALL_RUNS):
         for seed in range(len(evals["gsm8k"])):
             if (cfg_name, seed) == CRASHED:
                 _killed_launch(root, idx, seed, KILL_AT)

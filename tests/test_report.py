@@ -46,7 +46,7 @@ def _seg_dirs(root: Path, run_id: str) -> list[Path]:
 
 
 def _expected(cfg_name: str, bench: str) -> list[float]:
-    row = next(r for r in H.RUNS if r[2] == cfg_name)
+    row = next(r for r in H.ALL_RUNS if r[2] == cfg_name)
     return [v for v in row[5][bench] if v is not None]
 
 
@@ -143,7 +143,8 @@ def test_merge_segments_rule():
 def test_table1_cells(frames):
     runs, _ = frames
     t = build_table(runs, SPECS["1"])
-    (b,) = t.blocks
+    assert t.blocks == [H.MODEL, H.TINY]
+    b = H.MODEL
     assert t.rows[b] == ["base", "grpo", "sapo", "sspo/expsig", "sspo/atanlog"]
     for row, cfg in [("grpo", "grpo-eps0.2"), ("sapo", "sapo-t1"), ("sspo/atanlog", "sspo-atanlog"),
                      ("sspo/expsig", "sspo-expsig"), ("base", "base")]:
@@ -201,10 +202,54 @@ def test_mini_table_and_missing_cells(frames):
     b = t.blocks[0]
     assert t.cells[(b, "sspo/atanlog", "arithmetic")].mean == pytest.approx(72.0)
     assert t.cells[(b, "sapo", "delta_avg")].mean == pytest.approx(21.0)
+    assert not any("optimistic" in n for n in t.notes)
+    # held-out accuracy == the test benchmark (the CPU grid's held-out set is its test split): flagged
+    same = runs.assign(**{"train/heldout_accuracy": runs["eval/arithmetic/pass@1"] / 100})
+    notes = build_table(same, SPECS["mini"]).notes
+    assert any("equals eval/arithmetic/pass@1" in n and "optimistic" in n for n in notes)
     t2 = build_table(runs, SPECS["2"])  # no aime24 / codeact anywhere: marked, listed, no crash
     assert "missing" in t2.cells[(b, "grpo", "codeact")].marks
     md = render.markdown(t2)
     assert "Missing cells:" in md and "CodeAct" in md
+
+
+def test_base_row_derived_from_eval_before(frames):
+    """No explicit base run for the tiny model: Base = its finished training runs' eval_before; disagreeing
+    values (two cold-start seeds) -> mean ± std over the distinct values; an explicit base run wins."""
+    runs, _ = frames
+    b = H.TINY
+    killed = runs[runs["run_id"] == "tiny-grpo-s0"].assign(run_id="k", state="killed", **{
+        "eval_before/arithmetic/pass@1": 99.0, "eval_before/gsm8k/pass@1": 99.0})
+    runs = pd.concat([runs, killed], ignore_index=True)
+    t = build_table(runs, SPECS["mini"])
+    assert t.rows[b] == ["base", "grpo", "sspo/atanlog"]
+    base = t.cells[(b, "base", "arithmetic")]
+    distinct = [20.0, 30.0]  # the killed run's eval_before (99) is not counted
+    assert base.mean == pytest.approx(25.0) and base.std == pytest.approx(np.std(distinct, ddof=1))
+    assert base.n == 2 and "derived" in base.marks and not base.marks - {"derived"}
+    assert t.cells[(b, "grpo", "arithmetic")].mean == pytest.approx(np.mean(_expected("tiny-grpo", "arithmetic")))
+    assert t.cells[(b, "grpo", "delta_avg")].mean == pytest.approx(42.0 - 25.0)
+    assert t.cells[(b, "sspo/atanlog", "delta_avg")].mean == pytest.approx(53.0 - 25.0)
+    # the explicit base run (20.0) wins over grpo-eps0.1's disagreeing eval_before (21.0), which is noted
+    q = t.cells[(H.MODEL, "base", "arithmetic")]
+    assert q.mean == 20.0 and "derived" not in q.marks and q.config == "base"
+    assert any(H.MODEL in n and "21.0" in n and "explicit" in n for n in t.notes)
+    assert any(n.startswith("tiny / Arithmetic") and "20.0, 30.0" in n and "distinct" in n for n in t.notes)
+    md = render.markdown(t)
+    assert "| tiny | Base | 25.0 ± 7.1 (2) ‡ |  |" in md
+    assert "| tiny | GRPO | *<ins>42.0 ± 2.8</ins>* (2) † | *<ins>17.0</ins>* |" in md
+    assert r"25.0 $\pm$ 7.1$^\ddagger$" in render.latex(t)
+    # agreeing values give one value, no std and no disagreement note; no eval_before at all -> missing
+    t1 = build_table(runs, SPECS["1"])
+    g = t1.cells[(b, "base", "gsm8k")]
+    assert (g.mean, g.n, math.isnan(g.std), g.marks) == (5.0, 1, True, {"derived"})
+    assert "missing" in t1.cells[(b, "base", "math500")].marks
+    assert not any("GSM8K" in n and "tiny" in n for n in t1.notes)
+    # a base run with only some benchmarks: derived values fill only the others
+    extra = pd.DataFrame([{"run_id": "tb", "name": "", "state": "finished", "objective.name": "base",
+                           "model.name": b, "eval/arithmetic/pass@1": 27.0}])
+    t2 = build_table(pd.concat([runs, extra], ignore_index=True), SPECS["1"], columns=("gsm8k", "arithmetic"))
+    assert t2.cells[(b, "base", "arithmetic")].mean == 27.0 and t2.cells[(b, "base", "gsm8k")].mean == 5.0
 
 
 def test_render_markdown_latex_csv(frames):
@@ -240,7 +285,8 @@ def test_smoothing_is_bias_corrected_ema():
 def test_curve_data_mean_over_seeds_then_smoothed(frames):
     runs, history = frames
     data = curve_data(runs, history, "train/reward", SPECS["mini"], alpha=0.3)
-    (panel,) = data
+    assert len(data) == 2
+    panel = f"{H.MODEL} · arithmetic"
     wide, mean, unfinished = data[panel]["grpo"]
     assert sorted(wide.columns) == ["grpo-eps02-s0", "grpo-eps02-s1", "grpo-eps02-s2"] and unfinished == 0
     raw = pd.Series([np.mean([H.reward(2, s, k) for s in range(3)]) for k in range(H.STEPS)])

@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sspo_exp.report.tables import (  # noqa: E402
@@ -87,6 +88,7 @@ def plot_metric(runs: pd.DataFrame, history: pd.DataFrame, metric: str, spec: Ta
             ax.set_yscale("log")
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # optimizer steps
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")

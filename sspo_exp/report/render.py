@@ -47,7 +47,7 @@ def _style_tex(text: str, cell: Cell) -> str:
 
 def _suffix(cell: Cell, col: str) -> str:
     n = f" ({cell.n})" if cell.n and col != "delta_avg" else ""
-    return n + (" †" if "few_seeds" in cell.marks else "")
+    return n + (" †" if "few_seeds" in cell.marks else "") + (" ‡" if "derived" in cell.marks else "")
 
 
 def markdown(table: Table) -> str:
@@ -87,7 +87,8 @@ def footer(table: Table) -> list[str]:
         "**best**, <ins>second</ins>, *strongest baseline* (best non-SSPO row). "
         + ("Δ Avg = mean of (cell − Base) over the benchmarks, from the means shown. " if table.spec.delta_avg
            else "")
-        + "Base = runs with objective.name == 'base' (evaluation of the untrained model).",
+        + "Base = runs with objective.name == 'base' (evaluation of the untrained model), else ‡ derived from "
+        "the training runs' evaluation of their initial policy (eval_before).",
         f"Selection: per model and method, the configuration (W&B group) with the highest mean over seeds of "
         f"`{table.select_metric}` (ties: more seeds, then name).",
     ]
@@ -123,7 +124,8 @@ def latex(table: Table) -> str:
             for c in table.columns:
                 x = table.cells[(b, row, c)]
                 t = _style_tex(cell_text(x, pm=r" $\pm$ "), x)
-                texts.append(t + (r"$^\dagger$" if "few_seeds" in x.marks else ""))
+                texts.append(t + (r"$^\dagger$" if "few_seeds" in x.marks else "")
+                             + (r"$^\ddagger$" if "derived" in x.marks else ""))
             lines.append(f"{_tex_escape(b)} & {_tex_escape(row_label(row))} & " + " & ".join(texts) + r" \\")
         lines.append(r"\midrule" if b != table.blocks[-1] else r"\bottomrule")
     if not table.blocks:

@@ -6,7 +6,11 @@ Rules (printed under every table):
   Only runs in state ``finished`` count; every other run (crashed, killed, running, failed) is listed.
 - Rows: ``method`` = config ``objective.name``; Table 1 and the mini-grid split SSPO by ``gate.name``; blocks =
   ``model.name``. The Base row is the untrained model: runs with ``objective.name == "base"`` (or, with no
-  objective in their config, ``job_type == "base"``), e.g. ``sspo-exp eval`` of the base model.
+  objective in their config, ``job_type == "base"``), e.g. ``sspo-exp eval`` of the base model. A Base cell
+  with no such finished run is derived from the model's finished training runs' ``eval_before/<benchmark>/pass@1``
+  (their greedy evaluation of the initial policy, i.e. the same base weights): one value when they agree, else
+  mean ± sample std over the DISTINCT values (e.g. tiny-model cold starts that differ by seed), flagged ``‡`` and
+  explained under the table. An explicit base run always wins (a disagreeing ``eval_before`` is noted).
 - Best configuration per method: a hyper-parameter configuration is a W&B ``group`` (the setting without the
   seed; a hash of the config without ``seed`` when the run has no group). Per (model, row) and benchmark, among
   configurations with finished runs reporting that benchmark, the one with the highest mean over seeds of the
@@ -61,6 +65,11 @@ SPECS = {
 
 def metric_key(benchmark: str) -> str:
     return f"eval/{benchmark}/pass@1"
+
+
+def before_key(benchmark: str) -> str:
+    """Summary key of a training run's evaluation of its initial policy (before any RL step)."""
+    return f"eval_before/{benchmark}/pass@1"
 
 
 @dataclass
@@ -156,10 +165,12 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
         notes.append(f"no run has the selection metric {select_metric}; configurations tie and are chosen by "
                      "seed count, then name.")
     done = runs[runs["state"] == "finished"]
+    derived = _derived_base(done, columns)
     excluded = runs[runs["state"] != "finished"][
         ["run_id", "name", "state", "block", "row", "config", "last_step", "read_error"]].reset_index(drop=True)
     blocks = sorted(runs["block"].unique(), key=natural_key)
-    rows = {b: sorted(runs.loc[runs["block"] == b, "row"].unique(), key=row_sort_key) for b in blocks}
+    rows = {b: sorted(set(runs.loc[runs["block"] == b, "row"]) | ({BASE} if any(k[0] == b for k in derived) else set()),
+                      key=row_sort_key) for b in blocks}
     cells: dict = {}
     selections = []
     for b in blocks:
@@ -167,12 +178,17 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
             mine = done[(done["block"] == b) & (done["row"] == row)]
             for col in columns:
                 cells[(b, row, col)], sel = _cell(mine, metric_key(col), select_metric)
+                if row == BASE and (b, col) in derived and _use_derived(cells, derived[(b, col)], b, col, notes):
+                    continue
                 if sel:
                     selections.append({"block": b, "row": row, "column": col, **sel})
                 else:
                     n_bad = int(((excluded["block"] == b) & (excluded["row"] == row)).sum())
                     cells[(b, row, col)].note = (f"no finished run ({n_bad} not finished)" if n_bad
                                                  else "no run")
+    if any("derived" in c.marks for c in cells.values()):
+        notes.append("‡ Base derived from the training runs' eval_before/<benchmark>/pass@1 (their greedy "
+                     "evaluation of the initial policy); (n) = number of distinct values.")
     counts = [c.n for (_, row, _), c in cells.items() if c.n and row != BASE]
     expected = expected_seeds or (max(counts) if counts else 0)
     for (_, row, _), c in cells.items():
@@ -188,6 +204,11 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
     for b in blocks:
         for col in columns:
             _mark(cells, b, [r for r in rows[b] if r != BASE], col)
+    same = _selection_equals_test(done, select_metric, [c for c in columns if c != "delta_avg"])
+    if same and any(s["candidates"] > 1 for s in selections) and select_metric not in map(metric_key, same):
+        notes.append(f"{select_metric} equals {', '.join(map(metric_key, same))} (as a fraction) in every finished "
+                     "run reporting both: the held-out set is the test set, so choosing among configurations on "
+                     "it makes the table optimistic.")
     table = Table(spec, columns, blocks, rows, cells, _selection_frame(selections), excluded, notes,
                   select_metric, expected)
     if spec.paper and paper_dir is not None:
@@ -217,6 +238,56 @@ def _cell(runs: pd.DataFrame, key: str, select_metric: str) -> tuple[Cell, dict 
                 n=int(len(vals)), config=str(best["config"]))
     return cell, {"config": best["config"], "select_value": best["sel"], "seeds": int(best["n"]),
                   "candidates": len(per_cfg)}
+
+
+def _selection_equals_test(done: pd.DataFrame, select_metric: str, columns: list[str]) -> list[str]:
+    """Benchmarks whose Pass@1 equals the selection metric (itself, or x100 for a fraction) in every finished run
+    reporting both (e.g. the CPU grid, whose held-out accuracy is its arithmetic test split)."""
+    sel = pd.to_numeric(done[select_metric], errors="coerce")
+    out = []
+    for col in columns:
+        val = pd.to_numeric(done[metric_key(col)], errors="coerce")
+        both = sel.notna() & val.notna()
+        a, b = sel[both].to_numpy(float), val[both].to_numpy(float)
+        if both.any() and (np.isclose(a * 100, b, atol=1e-6) | np.isclose(a, b, atol=1e-6)).all():
+            out.append(col)
+    return out
+
+
+def _derived_base(done: pd.DataFrame, columns: list[str]) -> dict[tuple[str, str], pd.Series]:
+    """``{(block, column): eval_before values of the block's finished training runs}`` where any exist."""
+    out = {}
+    train = done[done["method"] != BASE] if len(done) else done
+    for col in columns:
+        if before_key(col) not in train:
+            continue
+        vals = pd.to_numeric(train[before_key(col)], errors="coerce")
+        for b, v in vals.groupby(train["block"]):
+            if v.notna().any():
+                out[(b, col)] = v.dropna().astype(float)
+    return out
+
+
+def _use_derived(cells: dict, vals: pd.Series, block: str, col: str, notes: list[str]) -> bool:
+    """Fill an empty Base cell from ``vals`` (see the module docstring; True if filled); note a disagreeing
+    explicit one."""
+    distinct = sorted(set(np.round(vals.to_numpy(), 6)))
+    shown = ", ".join(f"{v:.{DECIMALS}f}" for v in distinct)
+    label = LABELS.get(col, col)
+    cell = cells[(block, BASE, col)]
+    if cell.n:  # an explicit base run wins
+        if any(abs(v - cell.mean) > 1e-6 for v in distinct):
+            notes.append(f"{block} / {label}: Base from the explicit base run(s) ({cell.mean:.{DECIMALS}f}); the "
+                         f"training runs' eval_before gave {shown}.")
+        return False
+    cells[(block, BASE, col)] = Cell(mean=float(np.mean(distinct)),
+                                     std=float(np.std(distinct, ddof=1)) if len(distinct) > 1 else math.nan,
+                                     n=len(distinct), marks={"derived"}, config="eval_before",
+                                     note=f"eval_before of {len(vals)} training runs")
+    if len(distinct) > 1:
+        notes.append(f"{block} / {label}: the {len(vals)} finished training runs' eval_before disagree ({shown}; e.g. "
+                     "different cold-start seeds): Base = mean ± std over these distinct values.")
+    return True
 
 
 def _delta_avg(cells: dict, block: str, row: str, columns: list[str]) -> Cell:
