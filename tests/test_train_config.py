@@ -174,3 +174,12 @@ def test_accelerate_configs_parse():
 
     types = {p.stem: OmegaConf.load(p).distributed_type for p in (CONF_DIR / "accelerate").glob("*.yaml")}
     assert types == {"deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP", "cpu_ddp": "MULTI_CPU"}
+
+
+def test_summary_rewards_average_the_first_and_last_five_rollouts():
+    from sspo_exp.train.run import reward_windows
+
+    history = [{"loss": 0.1}] + [{"reward": float(r), "step": r} for r in range(1, 13)] + [{"entropy": 0.2}]
+    assert reward_windows(history) == (3.0, 10.0)  # mean(1..5), mean(8..12)
+    assert reward_windows([{"reward": 1.0}, {"reward": 2.0}]) == (1.5, 1.5)
+    assert reward_windows([{"loss": 1.0}]) == (None, None)

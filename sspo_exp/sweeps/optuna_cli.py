@@ -50,7 +50,7 @@ from sspo_exp.sweeps.grid import override_value
 #: Metrics a trial can return: numeric keys of the run's summary.json (sspo_exp/train/run.py).
 METRICS = {
     "heldout_accuracy_after": "held-out greedy Pass@1 in [0, 1] after RL (trainer.eval_samples problems)",
-    "train_reward_last": "mean training reward (answer + format, in [0, 2]) of the last logged optimizer step",
+    "train_reward_last": "mean training reward (answer + format, in [0, 2]) over the last 5 rollouts",
 }
 SPACE_KEYS = ("study", "direction", "metric", "seeds", "sampler", "overrides", "params")
 SAMPLERS = ("tpe", "random")

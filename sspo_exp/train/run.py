@@ -187,6 +187,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if fe["before"]:  # the initial policy (not yet loaded from a checkpoint); results on disk are not redone
             eval_before = final_eval.stored(run_dir, final_eval.BEFORE, fe["benchmarks"])
             eval_before.update(ev.run_all(model, "before", final_eval.BEFORE, run_dir, main, skip=tuple(eval_before)))
+            if main:  # in the W&B summary at once, so a run killed later still carries its Base-row numbers
+                run.summary.update(final_eval.summary_keys(eval_before, final_eval.BEFORE))
         trainer = SSPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
             args=args, train_dataset=train_dataset(cfg, tokenizer),
@@ -209,7 +211,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             return {}
         eval_keys = {**final_eval.summary_keys(eval_before, final_eval.BEFORE),
                      **final_eval.summary_keys(eval_after, final_eval.AFTER)}
-        rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+        reward_first, reward_last = reward_windows(trainer.state.log_history)
         summary = {
             "run_id": rid,
             "run_dir": str(run_dir),
@@ -218,8 +220,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "global_step": trainer.state.global_step,
             "heldout_accuracy_before": before,
             "heldout_accuracy_after": after,
-            "train_reward_first": rewards[0] if rewards else None,
-            "train_reward_last": rewards[-1] if rewards else None,
+            "train_reward_first": reward_first,
+            "train_reward_last": reward_last,
             "seconds": round(time.time() - start, 1),
             "final_eval_seconds": round(time.time() - eval_start, 1),
             **eval_keys,
@@ -307,6 +309,23 @@ def _attach(trainer) -> None:
             cb.trainer = trainer
 
 
+REWARD_WINDOW = 5  #: summary.json's train_reward_first / _last average this many logged rollouts
+
+
+def reward_windows(log_history: list[dict]) -> tuple[float | None, float | None]:
+    """Mean training reward over the first and the last ``REWARD_WINDOW`` logged rollouts (a single rollout of a
+    few dozen completions is too noisy to compare); ``None`` when no reward was logged."""
+    rewards = [h["reward"] for h in log_history if "reward" in h]
+    if not rewards:
+        return None, None
+    first, last = rewards[:REWARD_WINDOW], rewards[-REWARD_WINDOW:]
+    return sum(first) / len(first), sum(last) / len(last)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.1f}%"
@@ -318,7 +337,8 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"run {summary['run_id']}  ({summary['global_step']} optimizer steps, {summary['seconds']} s)",
                 f"held-out greedy accuracy: before RL {pct(summary['heldout_accuracy_before'])}"
                 f"  ->  after RL {pct(summary['heldout_accuracy_after'])}",
-                f"train reward: first step {summary['train_reward_first']}  last step {summary['train_reward_last']}",
+                f"train reward (mean of {REWARD_WINDOW} rollouts): first {_fmt(summary['train_reward_first'])}"
+                f"  ->  last {_fmt(summary['train_reward_last'])}",
                 *_benchmark_lines(summary),
                 f"run dir:   {summary['run_dir']}",
                 f"W&B run:   {summary['wandb_dir']}",
