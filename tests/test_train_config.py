@@ -80,6 +80,8 @@ def test_batch_plan_errors_name_field_and_allowed_values(args, field, allowed):
         ("trainer.top_p", 1.5, ["trainer.top_p", "[0.0, 1.0]"]),
         ("trainer.max_steps", 0, ["trainer.max_steps", ">= 1"]),
         ("objective.loss_agg", "sum", ["objective.loss_agg", "seq-mean-token-mean", "token-mean"]),
+        ("trainer.warmup_ratio", 1.0, ["trainer.warmup_ratio"]),  # transformers would read 1.0 as one step
+        ("trainer.lr_scheduler_type", "cosine_warm", ["trainer.lr_scheduler_type", "constant", "cosine"]),
     ],
 )
 def test_validate_rejects_with_field_and_allowed_values(cfg, path, value, words):
@@ -122,7 +124,9 @@ def test_run_id_is_deterministic_and_ignores_logging_keys(cfg):
     rid = run_id(cfg)
     assert rid == run_id(cfg.copy()) and rid.startswith("sspo-atanlog-s0-")
     for path, value in (("wandb.mode", "online"), ("wandb.project", "x"), ("wandb.tags", ["a"]),
-                        ("output_root", "/elsewhere"), ("launcher", {"name": "submitit_slurm"})):  # fmt: skip
+                        ("output_root", "/elsewhere"), ("launcher", {"name": "submitit_slurm"}),
+                        ("trainer.eval_samples", 7), ("trainer.eval_steps", 3), ("trainer.vllm.server_port", 9),
+                        ("final_eval.benchmarks", [])):  # fmt: skip
         other = cfg.copy()
         OmegaConf.update(other, path, value, force_add=True)
         assert run_id(other) == rid, path
@@ -183,3 +187,33 @@ def test_summary_rewards_average_the_first_and_last_five_rollouts():
     assert reward_windows(history) == (3.0, 10.0)  # mean(1..5), mean(8..12)
     assert reward_windows([{"reward": 1.0}, {"reward": 2.0}]) == (1.5, 1.5)
     assert reward_windows([{"loss": 1.0}]) == (None, None)
+
+
+def test_in_training_eval_is_refused_under_sharded_engines(cfg, monkeypatch):
+    validate(cfg, world_size=1)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    OmegaConf.update(cfg, "trainer.eval_samples", 4)
+    with pytest.raises(ConfigError, match="trainer.eval_samples=4.*sspo-exp eval"):
+        validate(cfg, world_size=1)
+    OmegaConf.update(cfg, "trainer.eval_samples", 0)
+    OmegaConf.update(cfg, "final_eval.benchmarks", [])
+    OmegaConf.update(cfg, "final_eval.before", False)
+    validate(cfg, world_size=1)
+
+
+def test_no_heldout_rows_means_no_heldout_evaluation():
+    """trainer.eval_samples=0: the callback must not evaluate (and log None) at the last step."""
+    from types import SimpleNamespace
+
+    from sspo_exp.train.callbacks import HeldoutEval
+
+    class NoRows:
+        heldout_rows, benchmarks = [], {}
+
+        def heldout(self, model, tag):
+            raise AssertionError("evaluated an empty held-out set")
+
+    cb = HeldoutEval(NoRows(), eval_steps=1)
+    cb.trainer = SimpleNamespace(_metrics={"train": {}}, model=None, heldout_accuracy_after=None)
+    cb.on_step_end(None, SimpleNamespace(global_step=4, max_steps=4), None)
+    assert cb.trainer._metrics["train"] == {} and cb.trainer.heldout_accuracy_after is None

@@ -27,7 +27,7 @@ class HeldoutEval(TrainerCallback):
         step, last = state.global_step, state.global_step >= state.max_steps
         metrics = self.trainer._metrics["train"]
         # every process generates (ZeRO-3 / FSDP gather parameters collectively); process 0 logs
-        if last or (self.eval_steps and step % self.eval_steps == 0):
+        if self.evaluator.heldout_rows and (last or (self.eval_steps and step % self.eval_steps == 0)):
             result, _ = self.evaluator.heldout(self.trainer.model, step)
             metrics["heldout_accuracy"].append(result.accuracy)
             if last:

@@ -30,8 +30,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from sspo_exp.objectives import LOSS_AGGS  # one definition: the objective library's
+
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
-LOSS_AGGS = ("seq-mean-token-mean", "token-mean")
 #: ``model.dtype``: the dtype the trained weights are held in (see :func:`train_dtype`).
 TRAIN_DTYPES = ("float32", "bfloat16")
 
@@ -126,7 +127,7 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
         ("learning_rate", 0.0, None),
         ("temperature", 0.0, None),
         ("top_p", 0.0, 1.0),
-        ("warmup_ratio", 0.0, 1.0),
+        ("warmup_ratio", 0.0, 0.999),  # transformers reads a value >= 1 as a step count, not a fraction
         ("max_grad_norm", 0.0, None),
         ("weight_decay", 0.0, None),
     ):
@@ -134,6 +135,13 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
         if not isinstance(value, (int, float)) or value < low or (high is not None and value > high):
             rng = f"[{low}, {high}]" if high is not None else f">= {low}"
             raise ConfigError(f"trainer.{name}={value!r}: must be a number in {rng}")
+    from transformers import SchedulerType
+
+    schedulers = [s.value for s in SchedulerType]
+    if _get(cfg, "trainer.lr_scheduler_type") not in schedulers:
+        raise ConfigError(
+            f"trainer.lr_scheduler_type={t.lr_scheduler_type!r}: choose one of {', '.join(schedulers)}"
+        )
     if _get(cfg, "trainer.temperature") == 0:
         raise ConfigError("trainer.temperature=0: rollouts must be sampled (temperature > 0); greedy is for evaluation")
     if _get(cfg, "trainer.beta") != 0:
@@ -153,7 +161,28 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     from sspo_exp.train.final_eval import check as check_final_eval
 
     check_final_eval(cfg)
+    check_in_training_eval(cfg)
     return plan
+
+
+def sharded_engine() -> bool:
+    """True under ``accelerate launch`` with DeepSpeed or FSDP (conf/accelerate/), which shard the weights."""
+    return any(os.environ.get(k, "false").lower() == "true" for k in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
+
+
+def check_in_training_eval(cfg: Any) -> None:
+    """Held-out and benchmark evaluation inside training generate with the plain model, before the engine wraps it.
+
+    Under DeepSpeed ZeRO-3 / FSDP that model is sharded, and this path has not been verified (no GPU here), so it
+    is refused rather than left to fail mid-run: evaluate the checkpoints with ``sspo-exp eval`` instead.
+    """
+    fe = cfg.get("final_eval") or {}
+    if sharded_engine() and (_get(cfg, "trainer.eval_samples") > 0 or fe.get("benchmarks")):
+        raise ConfigError(
+            f"trainer.eval_samples={cfg.trainer.eval_samples} final_eval.benchmarks={list(fe.get('benchmarks') or [])}:"
+            " evaluation inside a DeepSpeed/FSDP training run is not supported; set trainer.eval_samples=0"
+            " final_eval.benchmarks=[] final_eval.before=false and score checkpoints with `sspo-exp eval`"
+        )
 
 
 def check_model(cfg: Any) -> None:

@@ -19,10 +19,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sspo_exp.train.config import build_objective, grpo_config, train_dtype, validate
+from sspo_exp.train.config import build_objective, grpo_config, sharded_engine, train_dtype, validate
 
 #: Top-level keys that only say where/how to log, launch or evaluate; they never change what is trained.
 LOGGING_KEYS = ("wandb", "output_root", "launcher", "hydra", "final_eval")
+#: Trainer keys of the same kind: in-training evaluation and where a vLLM server runs.
+TRAINER_LOGGING_KEYS = ("eval_steps", "eval_samples", "vllm")
 
 
 def meaningful_config(cfg: DictConfig) -> dict[str, Any]:
@@ -30,6 +32,8 @@ def meaningful_config(cfg: DictConfig) -> dict[str, Any]:
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in LOGGING_KEYS:
         data.pop(key, None)
+    for key in TRAINER_LOGGING_KEYS:
+        data.get("trainer", {}).pop(key, None)
     if data.get("objective", {}).get("name") != "sspo":
         data.pop("gate", None)
     return data
@@ -173,6 +177,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # transformers' zero.Init, so from_pretrained then loads each process's shard, not the whole model
         args = grpo_config(cfg, plan, str(run_dir))
         model, tokenizer = load_policy(cfg)
+        if not sharded_engine():  # DeepSpeed / FSDP place (and shard) the weights themselves when training starts
+            model.to(args.device)  # so the before-RL evaluation runs where training will, not on the CPU
         heldout = dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples]
         ev = evaluator(cfg, tokenizer, heldout, final_eval.load_benchmarks(cfg))  # benchmark data before compute
         before_path = run_dir / "heldout_before.json"
@@ -192,7 +198,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer = SSPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
             args=args, train_dataset=train_dataset(cfg, tokenizer),
-            objective=objective, loss_agg=cfg.objective.get("loss_agg") or "seq-mean-token-mean",
+            objective=objective,  # its loss_agg also sets the gradient-accumulation scaling
             callbacks=[WandbCallback(), HeldoutEval(ev, cfg.trainer.eval_steps, fe["every_steps"]), ProgressLine()],
         )  # fmt: skip
         _attach(trainer)

@@ -57,14 +57,15 @@ class SSPOTrainer(GRPOTrainer):
 
     Args:
         objective: a callable from ``sspo_exp.objectives`` (``make_objective`` / ``from_config``).
-        loss_agg: how ``objective`` aggregates its loss, which sets the gradient-accumulation scaling
-            (``"seq-mean-token-mean"``, the paper's, or ``"token-mean"``).
+        loss_agg: how ``objective`` aggregates its loss (``"seq-mean-token-mean"``, the paper's, or
+            ``"token-mean"``), which sets the gradient-accumulation scaling; default: ``objective.loss_agg``.
         other arguments: as ``trl.GRPOTrainer``.
     """
 
     _tag_names = ["trl", "sspo-exp"]
 
-    def __init__(self, *args, objective, loss_agg: str = "seq-mean-token-mean", **kwargs):
+    def __init__(self, *args, objective, loss_agg: str | None = None, **kwargs):
+        loss_agg = loss_agg or getattr(objective, "loss_agg", LOSS_AGGS[0])
         if loss_agg not in LOSS_AGGS:
             raise ValueError(f"loss_agg={loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
         if kwargs.get("tools"):
