@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import re
 import time
 from pathlib import Path
 
@@ -155,6 +156,47 @@ def test_malformed_sweep_files_are_rejected_with_the_reason(tmp_path, content, m
     path.write_text(content)
     with pytest.raises(grid.SweepError, match=message):
         grid.sweep_jobs(grid.load_sweep(path))
+
+
+def _documented_sweep_commands() -> list[tuple[str, list[str]]]:
+    """Every ``sspo-exp sweep ...`` command shown in sweeps/*.yaml, conf/**/*.yaml and grid.py's docstring, as
+    (where, argv); optional ``[...]`` groups after a space and trailing ``# comments`` are dropped."""
+    sources = [*SWEEPS.glob("*.yaml"), *CONF_DIR.rglob("*.yaml"), Path(grid.__file__)]
+    found = []
+    for path in sources:
+        for line in path.read_text().splitlines():
+            if "sspo-exp sweep " not in line:
+                continue
+            cmd = line.split("sspo-exp sweep ", 1)[1].split(" #")[0]
+            found.append((f"{path.name}: {line.strip()}", re.sub(r"\s\[[^\]]*\]", "", " " + cmd).split()))
+    return found
+
+
+def test_documented_sweep_commands_parse_and_compose():
+    """The usage comments are commands a user copies: each parses and its first run composes (``seeds=[0]``
+    instead of ``--seeds 0`` would fail: `seeds` is not a config key)."""
+    commands = _documented_sweep_commands()
+    assert {Path(argv[0]).name for _, argv in commands} >= {"table1.yaml", "cpu_minigrid.yaml"}
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+        for where, argv in commands:
+            args = grid.build_parser().parse_args(argv)
+            sweep = grid.load_sweep(ROOT / args.sweep)
+            if args.seeds is not None:
+                sweep["seeds"] = args.seeds
+            try:
+                compose("train", overrides=grid.sweep_jobs(sweep, args.overrides)[0])
+            except Exception as e:  # noqa: BLE001 - name the documented command that is wrong
+                pytest.fail(f"{where}: {e}")
+    old_form = [p.name for p in [*SWEEPS.glob("*.yaml"), *CONF_DIR.rglob("*.yaml")] if "python -m sspo_exp.sweeps.grid" in p.read_text()]
+    assert old_form == []  # the README's form, `sspo-exp sweep FILE`, everywhere
+
+
+def test_sweep_help_names_the_sspo_exp_command(capsys):
+    from sspo_exp import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--help"])
+    assert capsys.readouterr().out.startswith("usage: sspo-exp sweep ")
 
 
 def test_a_typo_in_a_sweep_point_fails_before_anything_runs(tmp_path):
@@ -310,11 +352,30 @@ def test_optuna_rdb_storage_and_cli(tmp_path, capsys):
         ({"params": {"gate.tau_pos": {"low": 1}}}, "low, high"),
         ({"sampler": {"name": "cmaes"}}, "tpe, random"),
         ({"trials": 3}, "unknown key"),
+        ({"overrides": "experiment=cpu_minigrid"}, "overrides=.*list of Hydra override strings"),
+        ({"overrides": [["objective=sspo"]]}, "overrides=.*list of Hydra override strings"),
+        ({"seeds": 0}, "seeds=0; must be a non-empty list of integers"),
+        ({"seeds": []}, "seeds=.*non-empty list of integers"),
+        ({"seeds": ["0"]}, "seeds=.*non-empty list of integers"),
+        ({"sampler": "tpe"}, "sampler='tpe'; must be a mapping .*tpe | random"),
+        ({"sampler": {"name": "tpe", "seed": "0"}}, "sampler.seed"),
     ],
 )
 def test_malformed_search_spaces_are_rejected(change, message):
     with pytest.raises(optuna_cli.SpaceError, match=message):
         optuna_cli.check_space({**SPACE, **change})
+
+
+def test_a_search_space_that_is_not_a_mapping_is_rejected():
+    with pytest.raises(optuna_cli.SpaceError, match="must be a mapping"):
+        optuna_cli.check_space(["study: x"])
+
+
+def test_optuna_trials_and_sweep_jobs_run_the_same_task():
+    import inspect
+
+    for fn in (optuna_cli.worker, optuna_cli.make_objective):
+        assert inspect.signature(fn).parameters["train_fn"].default is grid.train_task
 
 
 def test_shipped_search_spaces_are_valid_and_compose():

@@ -20,9 +20,9 @@ launched every point is composed (a typo fails at once, naming the point) and ma
 id (``sspo_exp.train.run.run_id``): a run whose ``summary.json`` exists is skipped, a run with checkpoints is
 launched again and resumes from its last one.
 
-    python -m sspo_exp.sweeps.grid sweeps/table1.yaml --dry-run          # list the points and their status
-    python -m sspo_exp.sweeps.grid sweeps/cpu_minigrid.yaml --seeds 0    # run on this machine
-    python -m sspo_exp.sweeps.grid sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu
+    sspo-exp sweep sweeps/table1.yaml --dry-run          # list the points and their status
+    sspo-exp sweep sweeps/cpu_minigrid.yaml --seeds 0    # run on this machine
+    sspo-exp sweep sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu
 """
 
 from __future__ import annotations
@@ -153,8 +153,9 @@ def plan(jobs: list[list[str]]) -> list[Job]:
 
 # ------------------------------------------------------------------------------------------ launching
 def train_task(cfg) -> dict[str, Any]:
-    """The task of every job: ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The
-    submitit launchers add the preemption handler (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
+    """The task of every job (and of every Optuna trial, sspo_exp/sweeps/optuna_cli.py):
+    ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The submitit launchers add the
+    preemption handler (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
     from sspo_exp.train.run import train
 
     return train(cfg)
@@ -220,14 +221,19 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sspo_exp.sweeps.grid", description=__doc__.split("\n\n")[0],
+def build_parser() -> argparse.ArgumentParser:
+    """``sspo-exp sweep`` (sspo_exp/cli.py dispatches it here)."""
+    parser = argparse.ArgumentParser(prog="sspo-exp sweep", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("sweep", help="sweep file, e.g. sweeps/table1.yaml")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. launcher=submitit_slurm")
     parser.add_argument("--seeds", type=int, nargs="+", help="replace the file's seeds")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their status; launch nothing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         report = run_sweep(args.sweep, args.overrides, args.seeds, args.dry_run)
     except SweepError as e:

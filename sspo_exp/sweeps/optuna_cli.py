@@ -45,7 +45,7 @@ from typing import Any, Callable
 import yaml
 
 from sspo_exp import CONF_DIR
-from sspo_exp.sweeps.grid import override_value
+from sspo_exp.sweeps.grid import override_value, train_task
 
 #: Metrics a trial can return: numeric keys of the run's summary.json (sspo_exp/train/run.py).
 METRICS = {
@@ -70,6 +70,8 @@ def load_space(path: str | Path) -> dict[str, Any]:
 
 def check_space(space: dict[str, Any], where: str = "search space") -> dict[str, Any]:
     """Validate and fill defaults; every error names the key and what is allowed."""
+    if not isinstance(space, dict):
+        raise SpaceError(f"{where}: must be a mapping with keys {', '.join(SPACE_KEYS)}, got {type(space).__name__}")
     unknown = sorted(set(space) - set(SPACE_KEYS))
     if unknown:
         raise SpaceError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(SPACE_KEYS)}")
@@ -81,8 +83,18 @@ def check_space(space: dict[str, Any], where: str = "search space") -> dict[str,
         raise SpaceError(f"{where}: direction={space['direction']!r}; choose maximize or minimize")
     if space["metric"] not in METRICS:
         raise SpaceError(f"{where}: metric={space['metric']!r}; choose one of {', '.join(METRICS)}")
-    if space["sampler"].get("name") not in SAMPLERS:
-        raise SpaceError(f"{where}: sampler.name={space['sampler'].get('name')!r}; choose one of {', '.join(SAMPLERS)}")
+    overrides, seeds, sampler = space["overrides"], space["seeds"], space["sampler"]
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise SpaceError(f"{where}: overrides={overrides!r}; must be a list of Hydra override strings, "
+                         f"e.g. [experiment=cpu_minigrid, objective=sspo]")  # fmt: skip
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+        raise SpaceError(f"{where}: seeds={seeds!r}; must be a non-empty list of integers, e.g. [0] or [0, 1, 2]")
+    if not isinstance(sampler, dict):
+        raise SpaceError(f"{where}: sampler={sampler!r}; must be a mapping {{name: {' | '.join(SAMPLERS)}[, seed: int]}}")
+    if sampler.get("seed") is not None and (not isinstance(sampler["seed"], int) or isinstance(sampler["seed"], bool)):
+        raise SpaceError(f"{where}: sampler.seed={sampler['seed']!r}; must be an integer or absent")
+    if sampler.get("name") not in SAMPLERS:
+        raise SpaceError(f"{where}: sampler.name={sampler.get('name')!r}; choose one of {', '.join(SAMPLERS)}")
     if not isinstance(space.get("params"), dict) or not space["params"]:
         raise SpaceError(f"{where}: `params` must map Hydra keys to distributions, e.g. gate.tau_pos: {{low: 0.1, high: 1}}")
     for key, dist in space["params"].items():
@@ -146,12 +158,6 @@ def trial_overrides(space: dict[str, Any], values: dict[str, Any], extra: list[s
     return list(space["overrides"]) + list(extra) + [f"{k}={override_value(v)}" for k, v in values.items()]
 
 
-def default_train(cfg) -> dict[str, Any]:
-    from sspo_exp.train.run import train
-
-    return train(cfg)
-
-
 def worker_tag() -> str:
     """Who runs a trial: ``slurm-<job id>`` (the same after a requeue) or ``pid-<pid>``."""
     return f"slurm-{os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else f"pid-{os.getpid()}"
@@ -172,7 +178,7 @@ def retry_cut_off_trials(study, storage) -> list[int]:
     return retried
 
 
-def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[[Any], dict] = default_train):
+def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[[Any], dict] = train_task):
     """Optuna objective: suggest → compose → train once per seed → mean of ``summary[metric]``."""
     from hydra import compose, initialize_config_dir
 
@@ -204,7 +210,7 @@ def make_sampler(space: dict[str, Any], worker_index: int = 0):
 
 
 def worker(study_name: str, storage: str, n_trials: int | None = None, extra: list[str] = (),
-           worker_index: int | None = None, train_fn: Callable[[Any], dict] = default_train) -> int:  # fmt: skip
+           worker_index: int | None = None, train_fn: Callable[[Any], dict] = train_task) -> int:  # fmt: skip
     """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together; None =
     forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
     is retried by the requeued worker (``retry_cut_off_trials``). Returns the number of trials this worker ran."""
