@@ -190,22 +190,60 @@ def _cfg(name, **over):
 
 def test_every_dataset_config_loads_offline_from_fixtures():
     for name, path in [("gsm8k", "gsm8k"), ("deepmath", "deepmath"), ("dapo_math", "dapo_math")]:
-        cfg = _cfg(name, path=str(FIX / path), heldout_size=1 if name != "gsm8k" else 0)
+        cfg = _cfg(name, path=str(FIX / path), heldout_size=1)
         train, held = load_dataset_rows(cfg, "train"), load_dataset_rows(cfg, "heldout")
         assert train and held and not {r["id"] for r in train} & {r["id"] for r in held}
 
 
 def test_table1_mixture_gsm8k_plus_deepmath():
     cfg = _cfg("gsm8k_deepmath", **{"components.gsm8k.path": str(FIX / "gsm8k"),
-                                     "components.deepmath.path": str(FIX / "deepmath")})
+                                     "components.deepmath.path": str(FIX / "deepmath"),
+                                     "components.gsm8k.heldout_size": 1})
     train = load_dataset_rows(cfg, "train")
-    assert len(train) == 5 + 4 and {r["source"] for r in train} == {"gsm8k", "deepmath"}
+    assert len(train) == (5 - 1) + 4 and {r["source"] for r in train} == {"gsm8k", "deepmath"}
     assert train == load_dataset_rows(cfg, "train")  # deterministic
     cfg.seed = 1
     other = load_dataset_rows(cfg, "train")
     assert other != train and sorted(r["id"] for r in other) == sorted(r["id"] for r in train)
     held = load_dataset_rows(cfg, "heldout")
-    assert [r["source"] for r in held] == ["gsm8k"] * 4  # GSM8K test
+    assert [r["source"] for r in held] == ["gsm8k"]  # one GSM8K train row (see the test below)
+
+
+def _components(cfg):
+    return [dict(c) for c in cfg.components.values()] if cfg.get("components") else [dict(cfg)]
+
+
+@pytest.mark.parametrize("name", ["gsm8k", "gsm8k_deepmath"])
+def test_heldout_rows_come_from_train_never_from_the_benchmark_test_split(name):
+    """Held-out accuracy selects the best configuration, so no held-out row may be a benchmark test row (GSM8K test
+    is a Table 1 column); held-out rows are carved out of train and excluded from training."""
+    paths = {"gsm8k": FIX / "gsm8k", "deepmath": FIX / "deepmath"}
+    over = {"path": str(paths["gsm8k"]), "heldout_size": 2} if name == "gsm8k" else {
+        **{f"components.{c}.path": str(p) for c, p in paths.items()}, "components.gsm8k.heldout_size": 2}
+    cfg = _cfg(name, **over)
+    train, held = load_dataset_rows(cfg, "train"), load_dataset_rows(cfg, "heldout")
+    key = lambda r: (r["question"], r["answer"])  # noqa: E731  (ids differ across splits; compare content too)
+    test = load_benchmark("gsm8k", FIX / "gsm8k")
+    gsm8k_train = load_rows("gsm8k", "train", FIX / "gsm8k")
+    assert len(held) == 2 and not {r["id"] for r in held} & {r["id"] for r in train}
+    assert not set(map(key, held)) & set(map(key, train))
+    assert not set(map(key, held)) & set(map(key, test)) and not {r["id"] for r in held} & {r["id"] for r in test}
+    assert {r["id"] for r in held} <= {r["id"] for r in gsm8k_train}
+    assert {r["id"] for r in held} | {r["id"] for r in train if r["source"] == "gsm8k"} == {
+        r["id"] for r in gsm8k_train}  # nothing lost: train = GSM8K train minus the held-out rows (+ DeepMath)
+    assert held == load_dataset_rows(cfg, "heldout")  # deterministic
+
+
+def test_no_dataset_config_holds_out_a_benchmark_test_split():
+    """Every shipped config but the generated arithmetic task (whose test split is its own benchmark, by design)
+    carves its held-out rows out of train, with a positive size."""
+    for f in sorted((CONF_DIR / "dataset").glob("*.yaml")):
+        if f.stem == "arithmetic":
+            continue
+        comps = _components(OmegaConf.load(f))
+        for comp in comps:
+            assert "heldout_split" in comp and comp["heldout_split"] is None, f"{f.name}: {comp['name']}"
+        assert sum(c["heldout_size"] for c in comps) > 0, f"{f.name} has no held-out rows"
 
 
 def test_carved_heldout_is_disjoint_and_limit_applies():

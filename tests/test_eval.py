@@ -201,3 +201,66 @@ def test_evaluating_a_run_writes_into_the_run_and_its_wandb_summary(tiny_dir, tm
     assert [s.run_id for s in segments] == [run.name]  # the run's own id, resumed
     summary = segments[-1].summary
     assert summary["eval/arithmetic/pass@1"] == r["pass@1"] and summary["eval/arithmetic/n"] == 5
+
+
+# ----------------------------------------------------------------------- base rows: the model's name
+def test_base_model_name_is_the_presets_name():
+    from sspo_exp import CONF_DIR
+    from sspo_exp.evaluation.run import preset_name
+
+    assert preset_name("Qwen/Qwen2.5-7B-Instruct") == "qwen2.5-7b-instruct"
+    assert preset_name("qwen/qwen3-8b/") == "qwen3-8b"  # Hub ids are case-insensitive
+    for f in (CONF_DIR / "model").glob("*.yaml"):  # every preset with a path round-trips
+        p = OmegaConf.load(f)
+        if isinstance(p.get("path"), str) and p.path != "???":
+            assert preset_name(p.path) == p.name
+    assert preset_name("someorg/other-model") is None
+
+
+def test_base_eval_run_lands_in_the_training_runs_model_block(tmp_path, monkeypatch):
+    """A real offline base-eval W&B run written by ``sspo-exp eval eval.model=Qwen/Qwen2.5-7B-Instruct`` (generation
+    monkeypatched: no model is downloaded) and a training run of the qwen2.5-7b-instruct preset form ONE block of
+    Table 1, whose Base row is the eval run."""
+    import wandb
+
+    from sspo_exp.evaluation import run as eval_run
+    from sspo_exp.report.sources import load
+    from sspo_exp.report.tables import SPECS, build_table
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    gold = [r["answer"] for r in load_benchmark("gsm8k", FIX / "gsm8k")]  # 4 rows
+    monkeypatch.setattr(eval_run, "load_hf", lambda path, cfg: (None, None))  # plain-text prompts, no weights
+    monkeypatch.setattr(eval_run, "generate_hf", lambda model, tok, prompts, *a, **kw: [
+        f"<think>t</think> <answer>{g if i < 1 else 'x'}</answer>" for i, g in enumerate(gold)])
+    assert _main(["eval.model=Qwen/Qwen2.5-7B-Instruct", "eval.benchmarks=[gsm8k]", f"eval.data.gsm8k={FIX / 'gsm8k'}",
+                  f"output_root={tmp_path}", "eval.progress=false"]) == 0
+    record = json.loads((tmp_path / "eval" / "Qwen_Qwen2.5-7B-Instruct" / "gsm8k.json").read_text())
+    assert record["pass@1"] == 25.0 and record["model"]["name"] == "qwen2.5-7b-instruct"
+
+    train_cfg = {"objective": {"name": "grpo"}, "gate": {"name": "clip"}, "seed": 0,
+                 "model": OmegaConf.to_container(OmegaConf.load(Path(eval_run.CONF_DIR) / "model" /
+                                                                "qwen2.5-7b-instruct.yaml"))}
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="sspo-exp", id="grpo-s0", config=train_cfg,
+                     group="grpo", job_type="grpo")
+    run.summary.update({"eval/gsm8k/pass@1": 60.0, "eval/gsm8k/n": 4})
+    wandb.finish()
+    wandb.teardown()
+
+    runs, _ = load(offline=[str(tmp_path)], idle_seconds=0)
+    assert set(runs["state"]) == {"finished"} and len(runs) == 2
+    table = build_table(runs, SPECS["1"], paper_dir=None)
+    assert table.blocks == ["qwen2.5-7b-instruct"]
+    assert table.rows["qwen2.5-7b-instruct"] == ["base", "grpo"]
+    assert table.cells[("qwen2.5-7b-instruct", "base", "gsm8k")].mean == 25.0
+    assert table.cells[("qwen2.5-7b-instruct", "grpo", "gsm8k")].mean == 60.0
+
+
+def test_eval_model_name_overrides_and_is_validated(tmp_path, capsys):
+    from sspo_exp.evaluation.run import ModelSource, model_name
+
+    cfg = OmegaConf.create({"eval": {"model_name": None}})
+    assert model_name(cfg, ModelSource("/models/qwen-copy", "dir", "/models/qwen-copy")) == "models_qwen-copy"
+    cfg.eval.model_name = "qwen2.5-7b-instruct"
+    assert model_name(cfg, ModelSource("/models/qwen-copy", "dir", "/models/qwen-copy")) == "qwen2.5-7b-instruct"
+    assert _main(["eval.model=x", "eval.model_name=''", f"output_root={tmp_path}"]) == 1
+    assert "eval.model_name must be null" in capsys.readouterr().err

@@ -137,7 +137,7 @@ def test_sspo_exp_train_on_a_local_model_dir_then_eval_the_run(local_qwen_dir, t
             f"dataset.path={FIX / 'gsm8k'}", f"output_root={runs}",
             "trainer.num_generations=4", "trainer.prompts_per_step=2", "trainer.per_device_batch_size=4",
             "trainer.mu=2", "trainer.max_steps=2", "trainer.save_steps=2", "trainer.max_prompt_length=256",
-            "trainer.max_completion_length=8", "trainer.eval_samples=2", "wandb.mode=offline"]  # fmt: skip
+            "trainer.max_completion_length=8", "trainer.eval_samples=2", "dataset.heldout_size=1", "wandb.mode=offline"]  # fmt: skip
     proc = _run(TRAIN.format(args=args), tmp_path)
     (summary_path,) = runs.glob("*/summary.json")
     summary = json.loads(summary_path.read_text())

@@ -13,7 +13,8 @@ A dataset config (single dataset; a mixture has the same keys per entry of ``com
     path: null             # local file/dir instead of the Hub
     hub_id / hub_config    # Hub location (defaults from sspo_exp.data.loaders.SPECS)
     train_split: train
-    heldout_split: test    # rows for held-out accuracy (default: test); null -> carve heldout_size training rows
+    heldout_split: null    # null -> carve heldout_size training rows (our configs: a benchmark's test split must
+                           # not select configurations); a split name -> that split (the default if the key is absent)
     heldout_size: 0
     limit: null            # keep N training rows (after the seeded shuffle)
     seed: 0                # shuffle / carve seed

@@ -11,7 +11,10 @@ What ``eval.model`` may name, tried in this order:
 4. otherwise an **HF model id** (``Qwen/Qwen2.5-7B-Instruct``): the base-model rows of Tables 1-2.
 
 Models that are not runs write ``${output_root}/eval/<model-slug>/<benchmark>.json`` and, with W&B on, a W&B run
-``eval-<model-slug>`` (``job_type="base"``) holding the same summary keys, so the report finds base rows too.
+``eval-<model-slug>`` (``job_type="base"``) holding the same summary keys, so the report finds base rows too. Its
+config ``model.name`` is the name training runs of the same model carry (the report's model block):
+``eval.model_name`` if set, else the ``name`` of the ``conf/model/*.yaml`` preset whose ``path`` is ``eval.model``
+(``Qwen/Qwen2.5-7B-Instruct`` -> ``qwen2.5-7b-instruct``), else the model slug.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sspo_exp import CONF_DIR
 from sspo_exp.data import BENCHMARKS, load_benchmark
 from sspo_exp.evaluation.core import EvalResult, score
 from sspo_exp.evaluation.generate import BACKENDS, generate_hf, generate_vllm
@@ -77,12 +81,44 @@ def resolve_model(spec: str, output_root: str | Path) -> ModelSource:
     return ModelSource(spec, "hub", spec)
 
 
+def _same_model(spec: str, path: str) -> bool:
+    """``spec`` (``eval.model``) names the model at ``path`` (a preset's): the same HF id (case-insensitive, as the
+    Hub treats them) or the same local directory."""
+    a, b = spec.strip().rstrip("/"), str(path).strip().rstrip("/")
+    if a.lower() == b.lower():
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def preset_name(spec: str, conf_dir: Path = CONF_DIR) -> str | None:
+    """``name`` of the ``conf/model/*.yaml`` preset whose ``path`` is ``spec``, or None (no preset matches)."""
+    for f in sorted((Path(conf_dir) / "model").glob("*.yaml")):
+        preset = OmegaConf.load(f)
+        path, name = preset.get("path"), preset.get("name")
+        if isinstance(path, str) and path != "???" and isinstance(name, str) and name != "???" \
+                and _same_model(spec, path):
+            return name
+    return None
+
+
+def model_name(cfg: DictConfig, source: ModelSource) -> str:
+    """The name tables group by (config ``model.name``): a run's own; ``eval.model_name`` if set; the matching
+    preset's name (so a base row shares the block of the training runs of that preset); else the slug."""
+    if source.run_config is not None and (source.run_config.get("model") or {}).get("name"):
+        return str(source.run_config.model.name)
+    return cfg.eval.get("model_name") or preset_name(source.spec) or source.slug
+
+
 def validate(cfg: DictConfig) -> None:
     """Every check that needs no model or data, so a bad config fails in milliseconds."""
     e = cfg.eval
     bad = [b for b in e.benchmarks if b not in BENCHMARKS]
     if bad or not e.benchmarks:
         raise ValueError(f"eval.benchmarks has {bad or 'nothing'}; choose from {sorted(BENCHMARKS)}")
+    name = e.get("model_name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValueError(f"eval.model_name must be null (derive it) or a non-empty name, got {name!r}")
     if e.backend not in BACKENDS:
         raise ValueError(f"eval.backend={e.backend!r}; valid: {list(BACKENDS)}")
     for key in ("max_new_tokens", "batch_size"):
@@ -168,7 +204,8 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
         assert result.n == len(rows), "every benchmark row must give one record"
         record = eval_record(
             name, result,
-            model={"spec": source.spec, "kind": source.kind, "path": source.path, "run_id": source.run_id},
+            model={"spec": source.spec, "kind": source.kind, "path": source.path, "run_id": source.run_id,
+                   "name": model_name(cfg, source)},
             generation={"backend": e.backend, "greedy": True, "max_new_tokens": e.max_new_tokens,
                         "batch_size": e.batch_size},
             config=OmegaConf.to_container(cfg, resolve=True),
@@ -217,7 +254,8 @@ def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[s
     else:
         kwargs = dict(dir=str(out_dir), id=f"eval-{source.slug}"[:128], name=f"eval-{source.slug}", resume="allow",
                       mode=w.get("mode") or "offline", project=w.project, entity=w.get("entity"), job_type="base", group=source.slug,
-                      tags=["base", "eval"], config={"model": {"name": source.slug, "path": source.path}})
+                      tags=["base", "eval"],
+                      config={"model": {"name": model_name(cfg, source), "path": source.path}})
     run = wandb.init(**kwargs)
     try:
         run.summary.update(summary_keys(results))
