@@ -206,7 +206,7 @@ def test_mini_table_and_missing_cells(frames):
     # held-out accuracy == the test benchmark (the CPU grid's held-out set is its test split): flagged
     same = runs.assign(**{"train/heldout_accuracy": runs["eval/arithmetic/pass@1"] / 100})
     notes = build_table(same, SPECS["mini"]).notes
-    assert any("equals eval/arithmetic/pass@1" in n and "optimistic" in n for n in notes)
+    assert any("equals eval/arithmetic/pass@1" in n and "looks like the test set" in n for n in notes)
     t2 = build_table(runs, SPECS["2"])  # no aime24 / codeact anywhere: marked, listed, no crash
     assert "missing" in t2.cells[(b, "grpo", "codeact")].marks
     md = render.markdown(t2)
@@ -214,8 +214,8 @@ def test_mini_table_and_missing_cells(frames):
 
 
 def test_base_row_derived_from_eval_before(frames):
-    """No explicit base run for the tiny model: Base = its finished training runs' eval_before; disagreeing
-    values (two cold-start seeds) -> mean ± std over the distinct values; an explicit base run wins."""
+    """No explicit base run for the tiny model: Base = its finished training runs' eval_before, one value per
+    seed (two cold-start seeds disagree) -> mean ± std over seeds; an explicit base run wins."""
     runs, _ = frames
     b = H.TINY
     killed = runs[runs["run_id"] == "tiny-grpo-s0"].assign(run_id="k", state="killed", **{
@@ -224,7 +224,7 @@ def test_base_row_derived_from_eval_before(frames):
     t = build_table(runs, SPECS["mini"])
     assert t.rows[b] == ["base", "grpo", "sspo/atanlog"]
     base = t.cells[(b, "base", "arithmetic")]
-    distinct = [20.0, 30.0]  # the killed run's eval_before (99) is not counted
+    distinct = [20.0, 30.0]  # per seed (grpo and sspo share them); the killed run's eval_before (99) not counted
     assert base.mean == pytest.approx(25.0) and base.std == pytest.approx(np.std(distinct, ddof=1))
     assert base.n == 2 and "derived" in base.marks and not base.marks - {"derived"}
     assert t.cells[(b, "grpo", "arithmetic")].mean == pytest.approx(np.mean(_expected("tiny-grpo", "arithmetic")))
@@ -234,15 +234,16 @@ def test_base_row_derived_from_eval_before(frames):
     q = t.cells[(H.MODEL, "base", "arithmetic")]
     assert q.mean == 20.0 and "derived" not in q.marks and q.config == "base"
     assert any(H.MODEL in n and "21.0" in n and "explicit" in n for n in t.notes)
-    assert any(n.startswith("tiny / Arithmetic") and "20.0, 30.0" in n and "distinct" in n for n in t.notes)
+    assert any(n.startswith("tiny / Arithmetic") and "20.0, 30.0" in n and "over the 2 seeds" in n for n in t.notes)
+    assert "(n) = number of seeds" in render.markdown(t)
     md = render.markdown(t)
     assert "| tiny | Base | 25.0 ± 7.1 (2) ‡ |  |" in md
     assert "| tiny | GRPO | *<ins>42.0 ± 2.8</ins>* (2) † | *<ins>17.0</ins>* |" in md
     assert r"25.0 $\pm$ 7.1$^\ddagger$" in render.latex(t)
-    # agreeing values give one value, no std and no disagreement note; no eval_before at all -> missing
+    # agreeing seeds: std 0 over the 2 seeds and no disagreement note; no eval_before at all -> missing
     t1 = build_table(runs, SPECS["1"])
     g = t1.cells[(b, "base", "gsm8k")]
-    assert (g.mean, g.n, math.isnan(g.std), g.marks) == (5.0, 1, True, {"derived"})
+    assert (g.mean, g.n, g.std, g.marks) == (5.0, 2, 0.0, {"derived"})
     assert "missing" in t1.cells[(b, "base", "math500")].marks
     assert not any("GSM8K" in n and "tiny" in n for n in t1.notes)
     # a base run with only some benchmarks: derived values fill only the others
@@ -250,6 +251,27 @@ def test_base_row_derived_from_eval_before(frames):
                            "model.name": b, "eval/arithmetic/pass@1": 27.0}])
     t2 = build_table(pd.concat([runs, extra], ignore_index=True), SPECS["1"], columns=("gsm8k", "arithmetic"))
     assert t2.cells[(b, "base", "arithmetic")].mean == 27.0 and t2.cells[(b, "base", "gsm8k")].mean == 5.0
+
+
+def _synthetic_runs(rows: list[dict]) -> pd.DataFrame:
+    base = {"name": "", "state": "finished", "group": "", "model.name": "m", "last_step": np.nan, "read_error": None}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_derived_base_is_one_value_per_seed():
+    """eval_before 50, 50, 60 from seeds 0, 1, 2 -> 53.3 (n=3), not the mean of the distinct values 55.0 (n=2);
+    a second run of seed 0 (another method, same initial weights) does not count twice."""
+    before = "eval_before/arithmetic/pass@1"
+    runs = _synthetic_runs(
+        [{"run_id": f"g{s}", "objective.name": "grpo", "seed": s, before: v, "eval/arithmetic/pass@1": 70.0}
+         for s, v in enumerate([50.0, 50.0, 60.0])]
+        + [{"run_id": "s0", "objective.name": "sspo", "gate.name": "atanlog", "seed": 0, before: 50.0}])
+    c = build_table(runs, SPECS["mini"]).cells[("m", "base", "arithmetic")]
+    assert (c.n, c.mean, c.std) == (3, pytest.approx(160 / 3), pytest.approx(np.std([50, 50, 60], ddof=1)))
+    # runs of one seed that disagree: that seed counts once with their mean, and it is noted
+    t = build_table(runs.assign(**{before: [50.0, 50.0, 60.0, 52.0]}), SPECS["mini"])
+    assert t.cells[("m", "base", "arithmetic")].mean == pytest.approx((51 + 50 + 60) / 3)
+    assert any("same seed disagree" in n for n in t.notes)
 
 
 def test_render_markdown_latex_csv(frames):
@@ -293,6 +315,24 @@ def test_curve_data_mean_over_seeds_then_smoothed(frames):
     assert np.allclose(mean.values, raw.ewm(alpha=0.3).mean().values)
     assert data[panel]["sspo/expsig"][2] == 1  # the killed seed is drawn, and counted as not finished
     assert "base" not in data[panel]
+
+
+def test_curves_choose_the_configuration_the_table_shows(frames):
+    """A config whose only run crashed cannot be drawn in place of the finished config the table shows, even with a
+    higher selection metric; every seed of the chosen config is drawn, a crashed one included."""
+    runs, history = frames
+    g = runs[runs["run_id"] == "grpo-eps02-s0"]
+    crashed = g.assign(run_id="grpo-x-s0", group="grpo-x", state="crashed", **{"train/heldout_accuracy": 0.99})
+    runs = pd.concat([runs, crashed], ignore_index=True)
+    history = pd.concat([history, history[history["run_id"] == "grpo-eps02-s0"].assign(run_id="grpo-x-s0")])
+    t = build_table(runs, SPECS["mini"])
+    assert t.cells[(H.MODEL, "grpo", "arithmetic")].config == "grpo-eps0.2"
+    data = curve_data(runs, history, "train/reward", SPECS["mini"])
+    assert sorted(data[f"{H.MODEL} · arithmetic"]["grpo"][0].columns) == [f"grpo-eps02-s{s}" for s in range(3)]
+    # no finished run at all (a grid still running): the best config over runs of any state is drawn
+    only = runs[runs["run_id"] == "grpo-x-s0"]
+    assert list(curve_data(only, history, "train/reward", SPECS["mini"])[f"{H.MODEL} · arithmetic"]["grpo"][0]
+                .columns) == ["grpo-x-s0"]
 
 
 class _FakeRun:
@@ -339,6 +379,37 @@ def test_cli_end_to_end(wandb_root, tmp_path, capsys):
     assert main(["--offline", str(wandb_root), "--format", "html"]) == 2
     assert main(["--offline", str(tmp_path / "nope")]) == 2
     assert main(["--offline", str(wandb_root), "--smoothing", "1.5"]) == 2
+
+
+def test_cli_rejects_unknown_columns(wandb_root, capsys):
+    assert main(["--offline", str(wandb_root), "--table", "mini", "--columns", "arithmetc", "--format", "csv",
+                 "--out", str(wandb_root / "unused")]) == 2
+    err = capsys.readouterr().err
+    assert "--columns arithmetc unknown" in err and "gsm8k" in err and "arithmetic" in err
+    assert not (wandb_root / "unused").exists()
+
+
+def test_eval_segment_does_not_finish_a_crashed_run(monkeypatch):
+    """A killed training segment + a summary-only segment of the same id that exited 0 (``sspo-exp eval
+    eval.model=runs/<id>``) stays killed; a resumed segment that trains and finishes does finish it."""
+    from sspo_exp.report import sources
+    from sspo_exp.report.wandb_offline import Segment
+
+    def seg(i, state, steps, summary=None):
+        return Segment(path=Path(f"d{i}"), run_id="r", state=state, summary=summary or {},
+                       history=[{"train/global_step": s, "train/reward": 0.1} for s in steps],
+                       config={"objective": {"name": "grpo"}} if steps else {})
+
+    cases = {"killed": [seg(0, "killed", range(5)), seg(1, "finished", [], {"eval/gsm8k/pass@1": 50.0})],
+             "finished": [seg(0, "killed", range(5)), seg(1, "finished", range(3, 9))],
+             "crashed": [seg(0, "crashed", []), seg(1, "finished", [], {"eval/gsm8k/pass@1": 50.0})]}
+    for expected, segs in cases.items():
+        monkeypatch.setattr(sources, "read_offline", lambda *a, segs=segs: segs)
+        (r,) = sources.offline_runs(["x"])
+        assert r.state == expected and r.n_segments == 2
+    base = [seg(0, "finished", [], {"eval/gsm8k/pass@1": 40.0})] * 2  # an eval-only (base) run, evaluated twice
+    monkeypatch.setattr(sources, "read_offline", lambda *a: base)
+    assert sources.offline_runs(["x"])[0].state == "finished"
 
 
 def test_fast_path_equals_plain_wandb_records_and_parallel_read(wandb_root):

@@ -14,10 +14,23 @@ from pathlib import Path
 from sspo_exp.report import render
 from sspo_exp.report.curves import ALPHA, plot_all
 from sspo_exp.report.sources import load
-from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, PAPER_DIR, SPECS, build_table
+from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, LABELS, PAPER_DIR, SPECS, build_table
 from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS
 
 FORMATS = ("md", "tex", "csv")
+BENCHMARKS = tuple(b for b in LABELS if b != "delta_avg")
+
+
+def _bad_columns(columns: tuple[str, ...], runs) -> str | None:
+    """Error message for ``--columns`` naming a benchmark neither known nor reported by any run, else None."""
+    seen = {c[len("eval/"):-len("/pass@1")] for c in runs.columns
+            if isinstance(c, str) and c.startswith("eval/") and c.endswith("/pass@1")}
+    allowed = list(BENCHMARKS) + sorted(seen - set(BENCHMARKS))
+    bad = [c for c in columns if c not in allowed]
+    if bad or not columns:
+        return (f"--columns {','.join(bad) or '(empty)'} unknown; choose from {','.join(allowed)} "
+                "(benchmarks with eval/<benchmark>/pass@1 in the runs' summaries)")
+    return None
 
 
 def _json_object(text: str) -> dict:
@@ -40,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--filters", type=_json_object, default=None,
                    help='W&B run filters as a JSON object (with --project), e.g. \'{"state": "finished"}\'')
     p.add_argument("--table", choices=sorted(SPECS), default="1", help="1, 2 (paper layouts) or mini (CPU grid)")
-    p.add_argument("--columns", default=None, help="comma-separated benchmarks overriding the table's columns")
+    p.add_argument("--columns", default=None, help="comma-separated benchmarks overriding the table's columns "
+                   f"({','.join(BENCHMARKS)} or any benchmark with eval/<benchmark>/pass@1 in the runs)")
     p.add_argument("--out", type=Path, default=Path("reports/out"), help="output directory")
     p.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
     p.add_argument("--curves", action="store_true", help="also draw reward / entropy / weight-variance curves")
@@ -76,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sspo-exp report: {e}", file=sys.stderr)
         return 2
     spec = SPECS[args.table]
-    columns = tuple(c.strip() for c in args.columns.split(",")) if args.columns else None
+    columns = tuple(c.strip() for c in args.columns.split(",") if c.strip()) if args.columns is not None else None
+    if columns is not None and (err := _bad_columns(columns, runs)):
+        print(f"sspo-exp report: {err}", file=sys.stderr)
+        return 2
     table = build_table(runs, spec, args.select_metric, args.seeds, columns, args.paper_dir)
     md = render.markdown(table)
     print(md)

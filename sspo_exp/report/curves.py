@@ -3,8 +3,9 @@
 One panel per setting (model × training data), one colour per method; thin lines = each seed unsmoothed,
 thick line = mean over seeds, exponentially smoothed (``ewm(alpha)``, bias-corrected; paper: α = 0.02).
 Per (setting, method) the configuration shown is chosen by the same rule as the tables
-(:func:`sspo_exp.report.tables.rank_configs`, over runs of any state: a crashed seed is drawn up to where it
-stopped). Base (eval-only) runs have no curve.
+(:func:`sspo_exp.report.tables.rank_configs` over FINISHED runs only; over runs of any state when none has
+finished yet, e.g. while a grid is running); every seed of it is then drawn, a crashed one up to where it stopped.
+Base (eval-only) runs have no curve.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ def curve_data(runs: pd.DataFrame, history: pd.DataFrame, metric: str, spec: Tab
     for panel in sorted(runs["panel"].unique(), key=natural_key):
         prow = runs[runs["panel"] == panel]
         for row, rrows in prow.groupby("row"):
-            rrows = rrows[rrows["run_id"].isin(hist["run_id"].unique())]
-            if rrows.empty:
+            finished = rrows[rrows["state"] == "finished"]
+            best = rank_configs(finished if len(finished) else rrows, select_metric).iloc[0]["config"]
+            chosen = rrows[(rrows["config"] == best) & rrows["run_id"].isin(hist["run_id"].unique())]
+            if chosen.empty:
                 continue
-            best = rank_configs(rrows, select_metric).iloc[0]["config"]
-            chosen = rrows[rrows["config"] == best]
             ids, unfinished = chosen["run_id"], int((chosen["state"] != "finished").sum())
             wide = hist[hist["run_id"].isin(ids)].pivot(index="step", columns="run_id", values=metric)
             out.setdefault(panel, {})[row] = (wide, smooth(wide.mean(axis=1, skipna=True), alpha), unfinished)

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from sspo_exp.report.tables import BASE, DECIMALS, LABELS, Cell, Table, row_label
+from sspo_exp.report.tables import DECIMALS, LABELS, Cell, Table, row_label
 
 
 def _num(x: float, sign: bool = False) -> str:
@@ -99,8 +99,7 @@ def footer(table: Table) -> list[str]:
             val = "n/a" if pd.isna(s["select_value"]) else f"{s['select_value']:.4g}"
             out.append(f"- {s['block']} / {row_label(s['row'])} [{s['columns']}]: `{s['config']}` "
                        f"({table.select_metric} = {val}, {s['seeds']} seeds, {s['candidates']} candidate configs)")
-    missing = [(b, r, c, x.note) for (b, r, c), x in table.cells.items() if "missing" in x.marks and r != BASE
-               or (r == BASE and c != "delta_avg" and "missing" in x.marks)]
+    missing = [(b, r, c, x.note) for (b, r, c), x in table.cells.items() if "missing" in x.marks]
     if missing:
         out += ["", "Missing cells:", ""]
         out += [f"- {b} / {row_label(r)} / {LABELS.get(c, c)}: {note or 'missing'}" for b, r, c, note in missing]

@@ -15,7 +15,9 @@ def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_I
                  workers: int = 1) -> list[RunData]:
     """Read every offline-run directory under ``roots``; directories of one run id (a resumed run writes one per
     launch) are merged in time order: later config/summary values win, later segments replace re-logged steps.
-    The run's state is its last segment's."""
+    The run's state is its last segment's, except that "finished" must come from its first segment or one that
+    logged training steps: a summary-only segment (``sspo-exp eval eval.model=runs/<id>`` resumes the run id and
+    exits 0) appended to a crashed or killed training run leaves it crashed/killed."""
     by_id: dict[str, list] = defaultdict(list)
     for seg in read_offline(roots, idle_seconds, workers):  # already in time order
         by_id[seg.run_id].append(seg)
@@ -30,7 +32,7 @@ def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_I
         runs.append(RunData(
             run_id=run_id,
             name=next((s.name for s in reversed(segs) if s.name), ""),
-            state=last.state,
+            state=_state(segs),
             group=next((s.group for s in reversed(segs) if s.group), ""),
             job_type=next((s.job_type for s in reversed(segs) if s.job_type), ""),
             tags=last.tags,
@@ -42,6 +44,14 @@ def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_I
             read_error="; ".join(errors) or None,
         ))
     return runs
+
+
+def _state(segs: list) -> str:
+    """See :func:`offline_runs`."""
+    if segs[-1].state != "finished":
+        return segs[-1].state
+    training = [s for i, s in enumerate(segs) if i == 0 or s.history]
+    return training[-1].state
 
 
 def api_runs(project: str, filters: dict | None = None, api=None) -> list[RunData]:

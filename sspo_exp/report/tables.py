@@ -8,14 +8,16 @@ Rules (printed under every table):
   ``model.name``. The Base row is the untrained model: runs with ``objective.name == "base"`` (or, with no
   objective in their config, ``job_type == "base"``), e.g. ``sspo-exp eval`` of the base model. A Base cell
   with no such finished run is derived from the model's finished training runs' ``eval_before/<benchmark>/pass@1``
-  (their greedy evaluation of the initial policy, i.e. the same base weights): one value when they agree, else
-  mean ± sample std over the DISTINCT values (e.g. tiny-model cold starts that differ by seed), flagged ``‡`` and
-  explained under the table. An explicit base run always wins (a disagreeing ``eval_before`` is noted).
+  (their greedy evaluation of the initial policy): one value per seed (runs of one seed share their initial
+  weights; their mean if they disagree, which is noted), then mean ± sample std over seeds, (n) = number of seeds
+  (e.g. tiny-model cold starts that differ by seed), flagged ``‡`` and explained under the table. An explicit base
+  run always wins (a disagreeing ``eval_before`` is noted).
 - Best configuration per method: a hyper-parameter configuration is a W&B ``group`` (the setting without the
   seed; a hash of the config without ``seed`` when the run has no group). Per (model, row) and benchmark, among
   configurations with finished runs reporting that benchmark, the one with the highest mean over seeds of the
   selection metric (a summary key, default ``train/heldout_accuracy``, the held-out accuracy) is shown; ties ->
-  more seeds -> name. Selecting on a test benchmark itself is allowed but flagged as optimistic.
+  more seeds -> name. Selecting on a test benchmark itself is allowed but flagged as optimistic; so is a selection
+  metric equal to a test benchmark's Pass@1 in every finished run (a held-out set that looks like the test set).
 - Δ Avg = mean over the table's benchmarks of (cell − Base cell) of the same model, from the shown means.
 - Marks per model and column, on the values as printed (1 decimal): best bold, second underlined, strongest
   baseline (best non-SSPO, non-Base row) italic. ``†`` = fewer seeds than expected, ``—`` = no finished run.
@@ -188,7 +190,7 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
                                                  else "no run")
     if any("derived" in c.marks for c in cells.values()):
         notes.append("‡ Base derived from the training runs' eval_before/<benchmark>/pass@1 (their greedy "
-                     "evaluation of the initial policy); (n) = number of distinct values.")
+                     "evaluation of the initial policy); (n) = number of seeds.")
     counts = [c.n for (_, row, _), c in cells.items() if c.n and row != BASE]
     expected = expected_seeds or (max(counts) if counts else 0)
     for (_, row, _), c in cells.items():
@@ -206,9 +208,9 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
             _mark(cells, b, [r for r in rows[b] if r != BASE], col)
     same = _selection_equals_test(done, select_metric, [c for c in columns if c != "delta_avg"])
     if same and any(s["candidates"] > 1 for s in selections) and select_metric not in map(metric_key, same):
-        notes.append(f"{select_metric} equals {', '.join(map(metric_key, same))} (as a fraction) in every finished "
-                     "run reporting both: the held-out set is the test set, so choosing among configurations on "
-                     "it makes the table optimistic.")
+        notes.append(f"{select_metric} equals {', '.join(map(metric_key, same))} (as a fraction or in percent) in "
+                     "every finished run reporting both: the held-out set looks like the test set (or a copy of "
+                     "it), so choosing among configurations on it may make the table optimistic.")
     table = Table(spec, columns, blocks, rows, cells, _selection_frame(selections), excluded, notes,
                   select_metric, expected)
     if spec.paper and paper_dir is not None:
@@ -242,7 +244,7 @@ def _cell(runs: pd.DataFrame, key: str, select_metric: str) -> tuple[Cell, dict 
 
 def _selection_equals_test(done: pd.DataFrame, select_metric: str, columns: list[str]) -> list[str]:
     """Benchmarks whose Pass@1 equals the selection metric (itself, or x100 for a fraction) in every finished run
-    reporting both (e.g. the CPU grid, whose held-out accuracy is its arithmetic test split)."""
+    reporting both: a sign that the held-out set is the test set (or a copy of it)."""
     sel = pd.to_numeric(done[select_metric], errors="coerce")
     out = []
     for col in columns:
@@ -254,24 +256,29 @@ def _selection_equals_test(done: pd.DataFrame, select_metric: str, columns: list
     return out
 
 
-def _derived_base(done: pd.DataFrame, columns: list[str]) -> dict[tuple[str, str], pd.Series]:
-    """``{(block, column): eval_before values of the block's finished training runs}`` where any exist."""
+def _derived_base(done: pd.DataFrame, columns: list[str]) -> dict[tuple[str, str], pd.DataFrame]:
+    """``{(block, column): the eval_before values of the block's finished training runs}`` where any exist, as
+    a frame with columns ``seed`` (the run id when the config has no seed) and ``value``."""
     out = {}
     train = done[done["method"] != BASE] if len(done) else done
     for col in columns:
         if before_key(col) not in train:
             continue
-        vals = pd.to_numeric(train[before_key(col)], errors="coerce")
-        for b, v in vals.groupby(train["block"]):
-            if v.notna().any():
-                out[(b, col)] = v.dropna().astype(float)
+        seed = train["seed"] if "seed" in train else pd.Series(np.nan, index=train.index)
+        vals = pd.DataFrame({"block": train["block"],
+                             "seed": seed.astype(object).where(seed.notna(), "run " + train["run_id"].astype(str)),
+                             "value": pd.to_numeric(train[before_key(col)], errors="coerce")}).dropna()
+        for b, v in vals.groupby("block"):
+            out[(b, col)] = v[["seed", "value"]].astype({"value": float})
     return out
 
 
-def _use_derived(cells: dict, vals: pd.Series, block: str, col: str, notes: list[str]) -> bool:
-    """Fill an empty Base cell from ``vals`` (see the module docstring; True if filled); note a disagreeing
-    explicit one."""
-    distinct = sorted(set(np.round(vals.to_numpy(), 6)))
+def _use_derived(cells: dict, vals: pd.DataFrame, block: str, col: str, notes: list[str]) -> bool:
+    """Fill an empty Base cell from ``vals`` (seed, value; see the module docstring; True if filled); note a
+    disagreeing explicit one."""
+    per_seed = vals.groupby("seed", sort=False)["value"]
+    seed_vals = per_seed.mean()  # one value per seed: its runs start from the same weights
+    distinct = sorted(set(np.round(vals["value"].to_numpy(), 6)))
     shown = ", ".join(f"{v:.{DECIMALS}f}" for v in distinct)
     label = LABELS.get(col, col)
     cell = cells[(block, BASE, col)]
@@ -280,13 +287,16 @@ def _use_derived(cells: dict, vals: pd.Series, block: str, col: str, notes: list
             notes.append(f"{block} / {label}: Base from the explicit base run(s) ({cell.mean:.{DECIMALS}f}); the "
                          f"training runs' eval_before gave {shown}.")
         return False
-    cells[(block, BASE, col)] = Cell(mean=float(np.mean(distinct)),
-                                     std=float(np.std(distinct, ddof=1)) if len(distinct) > 1 else math.nan,
-                                     n=len(distinct), marks={"derived"}, config="eval_before",
-                                     note=f"eval_before of {len(vals)} training runs")
+    n = len(seed_vals)
+    cells[(block, BASE, col)] = Cell(mean=float(seed_vals.mean()), std=float(seed_vals.std(ddof=1)) if n > 1
+                                     else math.nan, n=n, marks={"derived"}, config="eval_before",
+                                     note=f"eval_before of {len(vals)} training runs, {n} seeds")
+    if (per_seed.max() - per_seed.min() > 1e-6).any():
+        notes.append(f"{block} / {label}: finished training runs of the same seed disagree on eval_before "
+                     f"({shown}): each seed counts once, with the mean of its runs.")
     if len(distinct) > 1:
-        notes.append(f"{block} / {label}: the {len(vals)} finished training runs' eval_before disagree ({shown}; e.g. "
-                     "different cold-start seeds): Base = mean ± std over these distinct values.")
+        notes.append(f"{block} / {label}: the {len(vals)} finished training runs' eval_before differ ({shown}; e.g. "
+                     f"different cold-start seeds): Base = mean ± std over the {n} seeds, one value per seed.")
     return True
 
 
