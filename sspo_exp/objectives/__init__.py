@@ -17,17 +17,15 @@ import torch
 
 from .aggregation import LOSS_AGGS
 from .core import METRICS, BoundGate, Objective, ObjectiveOutput
-from .gates import GATES, IDENTITY, Gate, clip_log_f, clip_weight, get_gate, log_gate, sapo_log_f, sapo_weight
+from .gates import GATES, IDENTITY, SAPO_GATE, Gate, clip_log_f, clip_weight, get_gate, log_gate
 
 OBJECTIVES = ("grpo", "gspo", "gmpo", "sapo", "sspo")
-GATE_NAMES = tuple(GATES)
 _CLIPPED = ("grpo", "gspo", "gmpo")
 #: Defaults where the caller gives none: ε = 0.2 is the middle of the paper's grid {0.1, 0.2, 0.3} (Appendix A).
 DEFAULT_EPS = 0.2
 DEFAULT_GATE = "atanlog"  # the paper's default gate (Eq. 15)
 
 __all__ = [
-    "GATE_NAMES",
     "GATES",
     "LOSS_AGGS",
     "METRICS",
@@ -72,7 +70,8 @@ def make_objective(
         eps_low = DEFAULT_EPS if eps_low is None else eps_low
         eps_high = eps_low if eps_high is None else eps_high
         if not 0 < eps_low < 1:
-            raise ValueError(f"{name}: eps_low must lie in (0, 1) (the paper's grid: 0.1, 0.2, 0.3); got {eps_low!r}")
+            grid = "GSPO's own: 3e-4" if name == "gspo" else "the paper's grid: 0.1, 0.2, 0.3"
+            raise ValueError(f"{name}: eps_low must lie in (0, 1) ({grid}); got {eps_low!r}")
         if not eps_high > 0:
             raise ValueError(f"{name}: eps_high must be > 0; got {eps_high!r}")
         clip = BoundGate(
@@ -87,8 +86,7 @@ def make_objective(
     if name == "sapo":
         _refuse(name, given, ("gate",))
         _check_taus(name, tau_pos, tau_neg, "(tau_neg, tau_pos) in {(1, 1.05), (3, 4), (7, 8)}")
-        soft = BoundGate(partial(_tempered, sapo_log_f, tau_pos, tau_neg), partial(_tempered, sapo_weight, tau_pos, tau_neg))
-        return Objective(name, soft, geometric=False, loss_agg=loss_agg)
+        return Objective(name, _bind(SAPO_GATE, tau_pos, tau_neg), geometric=False, loss_agg=loss_agg)
 
     spec = get_gate(DEFAULT_GATE if gate is None else gate)
     if spec.has_temperature:

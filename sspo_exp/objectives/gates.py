@@ -173,3 +173,7 @@ def sapo_weight(log_ratio: Tensor, tau: Tensor) -> Tensor:
     """``d log fSoft / d log ρ = τρ(1 − σ(τ(ρ−1)))``; times ``fSoft`` it is SAPO's token weight ``4σ(1−σ)ρ``."""
     rho = _ratio(log_ratio)
     return tau * rho * torch.sigmoid(-tau * (rho - 1))
+
+
+#: SAPO's gate in the same form (not an SSPO gate: f(1) = 2/τ); its weight times f is SAPO's ``4σ(1−σ)ρ``.
+SAPO_GATE = Gate("sapo", sapo_log_f, sapo_weight, "none")
