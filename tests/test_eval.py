@@ -264,3 +264,19 @@ def test_eval_model_name_overrides_and_is_validated(tmp_path, capsys):
     assert model_name(cfg, ModelSource("/models/qwen-copy", "dir", "/models/qwen-copy")) == "qwen2.5-7b-instruct"
     assert _main(["eval.model=x", "eval.model_name=''", f"output_root={tmp_path}"]) == 1
     assert "eval.model_name must be null" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("eval.dtype=fp16", ["eval.dtype='fp16'", "bfloat16"]),
+        ("eval.device=gpu", ["eval.device='gpu'", "cuda:N"]),
+        ("+eval.data.gsm8K=/x", ["eval.data", "gsm8K", "gsm8k"]),
+    ],
+)
+def test_bad_eval_fields_are_named_before_any_model_loads(tmp_path, capsys, override, words):
+    assert _main(["eval.model=x", override, f"output_root={tmp_path}"]) == 1
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err, (w, err)
+

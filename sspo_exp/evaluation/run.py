@@ -32,6 +32,8 @@ from sspo_exp import CONF_DIR
 from sspo_exp.data import BENCHMARKS, load_benchmark
 from sspo_exp.evaluation.core import EvalResult, score
 from sspo_exp.evaluation.generate import BACKENDS, generate_hf, generate_vllm
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")  #: eval.dtype (conf/eval.yaml)
 from sspo_exp.evaluation.provenance import provenance
 
 
@@ -121,6 +123,13 @@ def validate(cfg: DictConfig) -> None:
         raise ValueError(f"eval.model_name must be null (derive it) or a non-empty name, got {name!r}")
     if e.backend not in BACKENDS:
         raise ValueError(f"eval.backend={e.backend!r}; valid: {list(BACKENDS)}")
+    if e.get("dtype", "auto") not in DTYPES:
+        raise ValueError(f"eval.dtype={e.get('dtype')!r}; valid: {list(DTYPES)}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(e.get("device", "auto"))):
+        raise ValueError(f"eval.device={e.get('device')!r}; valid: auto, cpu, cuda or cuda:N")
+    unknown = sorted(set(e.get("data") or {}) - set(BENCHMARKS))
+    if unknown:
+        raise ValueError(f"eval.data has unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)}")
     for key in ("max_new_tokens", "batch_size"):
         if not isinstance(e[key], int) or e[key] < 1:
             raise ValueError(f"eval.{key} must be a positive integer, got {e[key]!r}")
