@@ -35,7 +35,7 @@ from sspo_exp.data.prompts import build_prompt, rows_to_dataset
 from sspo_exp.data.schema import FIELDS, DataError, validate_rows
 
 __all__ = ["LOADERS", "BENCHMARKS", "DataError", "FIELDS", "build_prompt", "load_benchmark", "load_dataset_rows",
-           "load_rows", "load_split", "register_loader", "rows_to_dataset"]
+           "load_rows", "register_loader", "rows_to_dataset"]
 
 Loader = Callable[[Mapping[str, Any], str], list]
 #: name -> ``fn(cfg, split)``; the Hub datasets are registered below, others register themselves.
@@ -74,8 +74,6 @@ for _name in SPECS:
 
 def _arithmetic(cfg: Mapping[str, Any], split: str) -> list:
     mod = importlib.import_module("sspo_exp.data.arithmetic")
-    if hasattr(mod, "load_rows"):
-        return mod.load_rows(cfg, split)
     return mod.generate(mod.ArithmeticConfig.from_config(cfg), split, seed=int(_get(cfg, "seed", 0)))
 
 
@@ -139,10 +137,6 @@ def load_dataset_rows(cfg: Mapping[str, Any], split: str = "train") -> list[dict
         random.Random(seed).shuffle(rows)
     validate_rows(rows, where=f"mixture {_get(cfg, 'name')!r} ({split})")
     return rows
-
-
-#: B's training code calls ``load_split(dataset_cfg, "train" | "test")``.
-load_split = load_dataset_rows
 
 
 def load_benchmark(name: str, path: str | None = None, cfg: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
