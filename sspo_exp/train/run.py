@@ -106,14 +106,11 @@ def dataset_rows(dataset_cfg: DictConfig, split: str) -> list[dict[str, str]]:
 
 def prompt_of(question: str, tokenizer, dataset_cfg: DictConfig) -> str:
     """The prompt text: the arithmetic task's own style (``compact`` for the tiny model), else the zero-shot
-    ``<think>…</think> <answer>…</answer>`` prompt (chat template when the tokenizer has one)."""
-    if dataset_cfg.name == "arithmetic":
-        from sspo_exp.data.arithmetic import build_prompt
+    ``<think>…</think> <answer>…</answer>`` prompt (chat template when the tokenizer has one) — the same
+    builder evaluation uses (``sspo_exp.evaluation.run.prompt_fn_for``)."""
+    from sspo_exp.evaluation.run import prompt_fn_for
 
-        return build_prompt(question, tokenizer, dataset_cfg.get("prompt_style", "compact"))
-    from sspo_exp.data.prompts import build_prompt
-
-    return build_prompt(question, tokenizer)
+    return prompt_fn_for(dataset_cfg.name, dataset_cfg)(question, tokenizer)
 
 
 def train_dataset(cfg: DictConfig, tokenizer):
