@@ -72,10 +72,11 @@ def test_arithmetic_benchmark_is_the_heldout_set_only_when_rows_and_budget_match
 
 
 def test_arithmetic_knobs_come_from_conf_when_training_on_other_data(cfg):
-    assert final_eval.arithmetic_knobs(cfg) is cfg.dataset
+    assert cfg.final_eval.benchmarks == ["arithmetic"]
+    assert final_eval.load_benchmarks(cfg)["arithmetic"][1] is cfg.dataset
     cfg.dataset = OmegaConf.create({"name": "gsm8k"})
-    knobs = final_eval.arithmetic_knobs(cfg)
-    assert knobs.name == "arithmetic" and knobs.test_size == 200
+    rows, knobs = final_eval.load_benchmarks(cfg)["arithmetic"]
+    assert knobs.name == "arithmetic" and knobs.test_size == 200 and len(rows) == 200
 
 
 def test_summary_keys_and_stored_results(tmp_path):

@@ -168,11 +168,22 @@ def prompt_fn_for(benchmark: str, dataset_cfg: Any):
     return build_prompt
 
 
-def _arithmetic_cfg(cfg: DictConfig, source: ModelSource) -> Any:
-    run_ds = source.run_config.get("dataset") if source.run_config is not None else None
-    if run_ds is not None and run_ds.get("name") == "arithmetic":
-        return run_ds  # the run's own knobs: its held-out split, its prompt style
-    return cfg.get("arithmetic")
+def arithmetic_knobs(run_dataset: Any, default: Any) -> Any:
+    """The arithmetic benchmark's generator knobs: a run's own dataset block when it trained on arithmetic (its
+    test split, its prompt style), else ``default`` (conf/dataset/arithmetic.yaml)."""
+    if run_dataset is not None and run_dataset.get("name") == "arithmetic":
+        return run_dataset
+    return default
+
+
+def load_benchmarks(names, data: Any, knobs: Any) -> dict[str, tuple[list[dict[str, str]], Any]]:
+    """``{name: (rows, knobs)}`` for every benchmark, all before any model so a missing one fails fast;
+    ``data`` maps benchmarks to local paths, ``knobs`` are the arithmetic generator's (other benchmarks: None)."""
+    out = {}
+    for name in names:
+        k = knobs if name == "arithmetic" else None
+        out[name] = (load_benchmark(name, (data or {}).get(name), cfg=k), k)
+    return out
 
 
 def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -182,10 +193,8 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     source = resolve_model(e.model, cfg.output_root)
     out_dir = Path(e.output_dir) if e.get("output_dir") else (
         source.run_dir / "eval" if source.run_dir else Path(cfg.output_root) / "eval" / source.slug)
-    benchmarks = {}
-    for name in e.benchmarks:  # all data before any model: a missing benchmark fails fast
-        knobs = _arithmetic_cfg(cfg, source) if name == "arithmetic" else None
-        benchmarks[name] = (load_benchmark(name, (e.get("data") or {}).get(name), cfg=knobs), knobs)
+    run_dataset = source.run_config.get("dataset") if source.run_config is not None else None
+    benchmarks = load_benchmarks(e.benchmarks, e.get("data"), arithmetic_knobs(run_dataset, cfg.get("arithmetic")))
 
     model = tokenizer = None
     if e.backend == "hf":

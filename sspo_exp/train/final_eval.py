@@ -62,25 +62,17 @@ def check(cfg: Any) -> dict[str, Any]:
     return fe
 
 
-def arithmetic_knobs(cfg: Any) -> Any:
-    """The arithmetic benchmark's generator knobs: the run's own dataset block when it trains on arithmetic
-    (its test split, its prompt style), else conf/dataset/arithmetic.yaml (as ``sspo-exp eval`` does)."""
-    if cfg.dataset.get("name") == "arithmetic":
-        return cfg.dataset
-    from sspo_exp import CONF_DIR
-
-    return OmegaConf.load(Path(CONF_DIR) / "dataset" / "arithmetic.yaml")
-
-
 def load_benchmarks(cfg: Any) -> dict[str, tuple[list[dict[str, str]], Any]]:
-    """``{name: (rows, knobs)}``: all data before any model, so a missing benchmark fails fast."""
-    from sspo_exp.data import load_benchmark
+    """``{name: (rows, knobs)}`` of ``final_eval.benchmarks``, as ``sspo-exp eval`` loads them; the arithmetic
+    knobs are the run's own dataset block when it trains on arithmetic, else conf/dataset/arithmetic.yaml."""
+    from sspo_exp import CONF_DIR
+    from sspo_exp.evaluation import run as evaluation
 
-    fe, out = settings(cfg), {}
-    for name in fe["benchmarks"]:
-        knobs = arithmetic_knobs(cfg) if name == "arithmetic" else None
-        out[name] = (load_benchmark(name, fe["data"].get(name), cfg=knobs), knobs)
-    return out
+    fe = settings(cfg)
+    default = None
+    if "arithmetic" in fe["benchmarks"] and cfg.dataset.get("name") != "arithmetic":
+        default = OmegaConf.load(Path(CONF_DIR) / "dataset" / "arithmetic.yaml")
+    return evaluation.load_benchmarks(fe["benchmarks"], fe["data"], evaluation.arithmetic_knobs(cfg.dataset, default))
 
 
 class Evaluator:
