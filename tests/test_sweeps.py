@@ -14,12 +14,12 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from sspo_exp import CONF_DIR
+from sspo_exp import CONF_DIR, SWEEPS_DIR
 from sspo_exp.sweeps import grid, optuna_cli
 from sspo_exp.train.run import run_id
 
-ROOT = CONF_DIR.parent
-SWEEPS = ROOT / "sweeps"
+ROOT = Path(__file__).resolve().parents[1]
+SWEEPS = SWEEPS_DIR
 
 
 def _compose(overrides, hydra=False):
@@ -421,3 +421,13 @@ def test_preemption_callback_exits_at_once_on_sigterm_only_inside_slurm(in_slurm
     assert subprocess.run([sys.executable, "-c", src], env=env, timeout=60).returncode == code
     cfg = _compose(["launcher=submitit_slurm"], hydra=True)
     assert cfg.hydra.callbacks.exit_on_sigterm._target_ == "sspo_exp.sweeps.preemption.ExitOnSigterm"
+
+
+def test_a_shipped_sweep_is_found_by_name_and_a_missing_one_lists_the_names(tmp_path, monkeypatch):
+    """Wheel users have no ``sweeps/`` directory: ``sspo-exp sweep table1`` finds the packaged file."""
+    monkeypatch.chdir(tmp_path)  # no sweeps/ link here
+    assert grid.sweep_path("table1") == SWEEPS_DIR / "table1.yaml"
+    assert grid.sweep_path("sweeps/table1.yaml") == SWEEPS_DIR / "table1.yaml"
+    assert optuna_cli.load_space("optuna_sspo")["study"]
+    with pytest.raises(grid.SweepError, match="shipped sweep name: .*table1"):
+        grid.sweep_path("tabel1")

@@ -26,7 +26,7 @@ def git_info(repo: Path = REPO) -> dict[str, str | bool | None]:
 
     commit = git("rev-parse", "HEAD")
     # changed or new (untracked) files of the code and configs: the commit alone would not reproduce the numbers
-    status = git("status", "--porcelain", "--", "sspo_exp", "conf", "pyproject.toml") if commit else None
+    status = git("status", "--porcelain", "--", "sspo_exp", "pyproject.toml") if commit else None
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PAPER_DIR = Path(__file__).resolve().parents[2] / "reports" / "paper"
+from sspo_exp import PAPER_DIR  # re-exported: the report CLI reads it from here
+
 BASE = "base"
 OURS = ("sspo",)
 METHOD_ORDER = ["base", "grpo", "gspo", "gmpo", "sapo", "sspo"]

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import yaml
 
-from sspo_exp import CONF_DIR
+from sspo_exp import CONF_DIR, SWEEPS_DIR
 
 SWEEP_KEYS = ("base", "experiment", "seeds", "grid")
 
@@ -46,11 +46,22 @@ class SweepError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ sweep files
+def sweep_path(path: str | Path) -> Path:
+    """A sweep or search-space file: a path, or the name of one shipped with the package (``table1`` or
+    ``table1.yaml`` = ``sspo_exp/resources/sweeps/table1.yaml``, which ``sweeps/`` in a checkout links to)."""
+    given = Path(path)
+    if given.is_file():
+        return given
+    shipped = SWEEPS_DIR / (given.name if given.suffix == ".yaml" else f"{given.name}.yaml")
+    if given.parent in (Path("."), Path("sweeps")) and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
+    raise SweepError(f"sweep file {path}: not found (a path, or a shipped sweep name: {names})")
+
+
 def load_sweep(path: str | Path) -> dict[str, Any]:
     """The sweep file as a dict, with ``base`` files merged in (our keys replace the base's)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"sweep file {path}: not found")
+    path = sweep_path(path)
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise SweepError(f"sweep file {path}: must be a mapping with keys {', '.join(SWEEP_KEYS)}")
@@ -225,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     """``sspo-exp sweep`` (sspo_exp/cli.py dispatches it here)."""
     parser = argparse.ArgumentParser(prog="sspo-exp sweep", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("sweep", help="sweep file, e.g. sweeps/table1.yaml")
+    parser.add_argument("sweep", help="sweep file or shipped sweep name, e.g. sweeps/table1.yaml or table1")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. launcher=submitit_slurm")
     parser.add_argument("--seeds", type=int, nargs="+", help="replace the file's seeds")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their status; launch nothing")

@@ -62,9 +62,12 @@ class SpaceError(ValueError):
 
 # ------------------------------------------------------------------------------------------ search space
 def load_space(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"search-space file {path}: not found")
+    from sspo_exp.sweeps.grid import SweepError, sweep_path
+
+    try:
+        path = sweep_path(path)  # a path, or a shipped name (optuna_sspo)
+    except SweepError as err:
+        raise SpaceError(str(err).replace("sweep file", "search-space file")) from None
     return check_space(yaml.safe_load(path.read_text()) or {}, str(path))
 
 
