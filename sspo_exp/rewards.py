@@ -21,7 +21,9 @@ Cost guards (adversarial completions must not stall training; each case below co
 the extracted answer is capped at :data:`MAX_ANSWER_CHARS` characters and :data:`MAX_NESTING` bracket depth,
 power towers (``9^9^9^9``, ``9^{9^9}``) and long literal exponents/factorials are refused before math-verify,
 integer/decimal/fraction answers are compared exactly without math-verify, and math-verify runs under one
-:data:`VERIFY_TIMEOUT_S` wall-clock budget (``signal.setitimer``). Signals only work in the main thread, so off the
+:data:`VERIFY_TIMEOUT_S` budget of the process's CPU time (``signal.setitimer(ITIMER_PROF)``: a busy machine does
+not turn a right answer into a wrong one, as a wall-clock budget would; math-verify's lazy imports are warmed up
+outside the budget). Signals only work in the main thread, so off the
 main thread math-verify is skipped and only the exact comparison is used (warned once): score in the main thread
 (TRL calls reward functions there) or in a process pool, never in threads. Nothing here raises on bad completions.
 """
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 MAX_ANSWER_CHARS = 256  #: longer extracted answers score 0 without being parsed
 MAX_NESTING = 24  #: deeper ()[]{} nesting in an answer scores 0 without being parsed
 MAX_EXPONENT_DIGITS = 4  #: a literal exponent or factorial argument with more digits is refused
-VERIFY_TIMEOUT_S = 1.0  #: wall-clock budget for math-verify (parse gold + parse answer + verify)
+VERIFY_TIMEOUT_S = 1.0  #: CPU-time budget for math-verify (parse gold + parse answer + verify)
 
 THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
 _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -205,14 +207,30 @@ _warned_thread = False
 TIMER_REPEAT_S = 0.05  #: after the budget, the alarm repeats until disarmed (one raised in a finalizer is lost)
 
 
-def _math_verify(gold: str, pred: str, budget_s: float) -> tuple[bool, str]:
-    """math-verify's parse+verify of both strings under one wall-clock budget (main thread only).
+_warm = False
 
-    ``SIGALRM`` fires after ``budget_s`` and then every :data:`TIMER_REPEAT_S` until disarmed: an alarm that lands
-    in a ``__del__``/weakref finalizer is swallowed by Python, and the next one stops the work. The handler
-    raises only while armed, so nothing escapes once the ``finally`` has run its first line.
+
+def _warm_up() -> None:
+    """math-verify imports sympy and its LaTeX parser lazily on first use (seconds on a busy machine): do that once,
+    outside any budget, so the budget measures the work on the answer only."""
+    global _warm
+    if not _warm:
+        from math_verify import parse, verify
+
+        verify(parse("$\\frac{1}{2}$"), parse("$0.5$"))
+        _warm = True
+
+
+def _math_verify(gold: str, pred: str, budget_s: float) -> tuple[bool, str]:
+    """math-verify's parse+verify of both strings under one CPU-time budget (main thread only).
+
+    ``SIGPROF`` fires after ``budget_s`` of the process's CPU time and then every :data:`TIMER_REPEAT_S` until
+    disarmed: an alarm that lands in a ``__del__``/weakref finalizer is swallowed by Python, and the next one stops
+    the work. The handler raises only while armed, so nothing escapes once the ``finally`` has run its first line.
     """
     from math_verify import parse, verify
+
+    _warm_up()
 
     def candidates(s: str) -> list:
         wrapped = s if ("$" in s or "\\boxed" in s) else f"${s}$"
@@ -225,19 +243,19 @@ def _math_verify(gold: str, pred: str, budget_s: float) -> tuple[bool, str]:
         if armed[0]:
             raise _VerifyTimeout()
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
+    previous = signal.signal(signal.SIGPROF, on_alarm)
     try:
         try:
-            signal.setitimer(signal.ITIMER_REAL, budget_s, TIMER_REPEAT_S)
+            signal.setitimer(signal.ITIMER_PROF, budget_s, TIMER_REPEAT_S)
             g, p = candidates(gold), candidates(pred)
             return bool(g and p and verify(g, p, timeout_seconds=None)), ""
         finally:
             armed[0] = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
     except _VerifyTimeout:
         return False, f"math-verify timed out ({budget_s:g} s)"
     finally:
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def answer_matches(pred: str, gold: str) -> tuple[bool, str]:

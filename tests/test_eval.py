@@ -150,7 +150,7 @@ def test_cli_writes_one_json_per_benchmark_with_provenance(tiny_dir, tmp_path, m
 
 def test_cli_rejects_bad_config_before_loading_anything(tmp_path, capsys):
     def fails(args, message):
-        assert _main([*args, f"output_root={tmp_path}"]) == 1
+        assert _main([*args, f"output_root={tmp_path}"]) == 2  # a user's mistake: exit status 2, no traceback
         assert message in capsys.readouterr().err
 
     fails(["eval.model=x", "eval.benchmarks=[gsm9k]"], "eval.benchmarks has ['gsm9k']; choose from")
@@ -168,8 +168,11 @@ def _fake_run(root: Path, tiny_dir: Path, run_id="sspo-atanlog-s0-deadbeef") -> 
     import shutil
 
     run = root / run_id
-    for step in (2, 10):  # the last checkpoint (by step, not by name) is evaluated
+    for step in (2, 10, 12):  # the newest *complete* checkpoint (by step, not by name) is evaluated
         shutil.copytree(tiny_dir, run / f"checkpoint-{step}")
+        if step != 12:  # checkpoint-12 was cut while saving (no trainer state, no optimizer): never evaluated
+            (run / f"checkpoint-{step}" / "trainer_state.json").write_text('{"global_step": %d}' % step)
+            (run / f"checkpoint-{step}" / "optimizer.pt").write_bytes(b"x")
     cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "dataset" / "arithmetic.yaml")
     cfg.test_size = 5
     OmegaConf.save(OmegaConf.create({"dataset": cfg, "wandb": {"mode": "offline", "project": "sspo-exp"}, "seed": 0}),
@@ -188,19 +191,24 @@ def test_resolve_model_run_dir_run_id_model_dir_hub_id(tiny_dir, tmp_path):
 
 @pytest.mark.slow
 def test_evaluating_a_run_writes_into_the_run_and_its_wandb_summary(tiny_dir, tmp_path, monkeypatch):
+    """A re-evaluation lands beside training's own results (<run>/eval/, eval/... in the summary), never over them."""
     pytest.importorskip("sspo_exp.data.arithmetic")
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = _fake_run(tmp_path, tiny_dir)
+    (run / "eval").mkdir()
+    (run / "eval" / "arithmetic.json").write_text('{"training": true}')
     assert _main([f"eval.model={run.name}", f"output_root={tmp_path}", "eval.benchmarks=[arithmetic]",
                   "eval.max_new_tokens=4", "eval.progress=false"]) == 0
-    r = json.loads((run / "eval" / "arithmetic.json").read_text())
+    assert json.loads((run / "eval" / "arithmetic.json").read_text()) == {"training": True}  # untouched
+    r = json.loads((run / "reeval" / "hf-auto-4tok" / "arithmetic.json").read_text())
     assert r["n"] == 5 and r["model"]["run_id"] == run.name and r["model"]["path"].endswith("checkpoint-10")
     assert r["samples"][0]["prompt"].endswith("\n")  # the run's compact arithmetic prompt
     wandb_offline = pytest.importorskip("sspo_exp.report.wandb_offline")  # the report's own reader
     segments = [wandb_offline.read_segment(d) for d in sorted((run / "wandb").glob("offline-run-*"))]
     assert [s.run_id for s in segments] == [run.name]  # the run's own id, resumed
     summary = segments[-1].summary
-    assert summary["eval/arithmetic/pass@1"] == r["pass@1"] and summary["eval/arithmetic/n"] == 5
+    assert summary["reeval/hf-auto-4tok/eval/arithmetic/pass@1"] == r["pass@1"]
+    assert summary["reeval/hf-auto-4tok/eval/arithmetic/n"] == 5 and "eval/arithmetic/pass@1" not in summary
 
 
 # ----------------------------------------------------------------------- base rows: the model's name
@@ -262,7 +270,7 @@ def test_eval_model_name_overrides_and_is_validated(tmp_path, capsys):
     assert model_name(cfg, ModelSource("/models/qwen-copy", "dir", "/models/qwen-copy")) == "models_qwen-copy"
     cfg.eval.model_name = "qwen2.5-7b-instruct"
     assert model_name(cfg, ModelSource("/models/qwen-copy", "dir", "/models/qwen-copy")) == "qwen2.5-7b-instruct"
-    assert _main(["eval.model=x", "eval.model_name=''", f"output_root={tmp_path}"]) == 1
+    assert _main(["eval.model=x", "eval.model_name=''", f"output_root={tmp_path}"]) == 2
     assert "eval.model_name must be null" in capsys.readouterr().err
 
 
@@ -275,7 +283,7 @@ def test_eval_model_name_overrides_and_is_validated(tmp_path, capsys):
     ],
 )
 def test_bad_eval_fields_are_named_before_any_model_loads(tmp_path, capsys, override, words):
-    assert _main(["eval.model=x", override, f"output_root={tmp_path}"]) == 1
+    assert _main(["eval.model=x", override, f"output_root={tmp_path}"]) == 2
     err = capsys.readouterr().err
     for w in words:
         assert w in err, (w, err)

@@ -155,7 +155,7 @@ def test_sspo_exp_train_on_a_local_model_dir_then_eval_the_run(local_qwen_dir, t
     args = [f"eval.model={run_dir}", "eval.benchmarks=[gsm8k]", f"eval.data.gsm8k={FIX / 'gsm8k' / 'test.jsonl'}",
             f"output_root={runs}", "eval.max_new_tokens=8", "eval.batch_size=4", "eval.progress=false"]  # fmt: skip
     _run(f"import sys; from sspo_exp.cli import main; sys.exit(main(['eval', *{args!r}]))", tmp_path)
-    r = json.loads((run_dir / "eval" / "gsm8k.json").read_text())
+    r = json.loads((run_dir / "reeval" / "hf-auto-8tok" / "gsm8k.json").read_text())  # beside training's eval/
     assert r["n"] == 4 and all(s["prompt"].endswith(GENERATION_PROMPT) for s in r["samples"])
 
 
@@ -163,11 +163,12 @@ def test_cpu_training_loads_a_bf16_checkpoint_in_float32(local_qwen_dir):
     from hydra import compose, initialize_config_dir
 
     from sspo_exp import CONF_DIR
-    from sspo_exp.train.run import load_policy
+    from sspo_exp.models import load_policy
+    from sspo_exp.train.config import make_plan
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train",
                       overrides=["model=local", "model.name=qwen2.5-mini", f"model.path={local_qwen_dir}"])
     assert cfg.trainer.bf16 is False
-    model, _ = load_policy(cfg)
+    model, _ = load_policy(cfg.model, cfg.dataset, cfg.seed, make_plan(cfg, world_size=1).dtype)
     assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -38,3 +38,18 @@ def test_defaults_are_from_the_papers_grid():
         cfg = load("gate", gate)
         pair = (cfg["tau_neg"], cfg["tau_pos"])
         assert pair == (None, None) if gate == "gumbel" else pair in {(0.3, 0.2), (0.6, 0.5)}
+
+
+def test_the_torch_free_gate_table_matches_the_gates():
+    """The plan checks gates without torch (objectives.spec); it must agree with the gates' own definitions."""
+    from sspo_exp.objectives.spec import GATE_HAS_TEMPERATURE
+
+    assert GATE_HAS_TEMPERATURE == {name: gate.has_temperature for name, gate in GATES.items()}
+
+
+def test_the_objective_spec_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, sspo_exp.objectives as o; o.objective_spec('sspo', tau_pos=.2, tau_neg=.3); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -438,3 +438,12 @@ def test_flatten_config_keeps_hydra_keys_and_media_dicts():
     cfg = {"objective": {"_target_": "x.y", "name": "sspo"}, "seed": 1, "img": {"_type": "image-file", "p": 1}}
     assert flatten(cfg) == {"objective._target_": "x.y", "objective.name": "sspo", "seed": 1,
                             "img": {"_type": "image-file", "p": 1}}
+
+
+def test_a_table_says_when_finished_runs_come_from_other_code_versions():
+    from sspo_exp.report.tables import code_version_notes
+
+    done = pd.DataFrame({"code.version": ["0.2.0", "0.2.0", "0.1.0"], "code.commit": ["abc", "abc", None]})
+    (note,) = code_version_notes(done)
+    assert "2 code versions" in note and "2 run(s) by sspo-exp 0.2.0 @ abc" in note and "0.1.0 @ ?" in note
+    assert code_version_notes(done.iloc[:2]) == [] and code_version_notes(pd.DataFrame({"x": [1]})) == []

@@ -140,40 +140,43 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
 def test_adversarial_answers_are_cheap_and_score_zero(name):
     ans = ADVERSARIAL[name]
-    t = time.perf_counter()
+    t = time.process_time()
     r = math_reward(f"<think>t</think> <answer>{ans}</answer>", "5")
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
     assert r.answer == 0.0 and r.format == 1.0
     assert r.extracted is None or len(r.extracted) <= rewards.MAX_ANSWER_CHARS + 1  # never keep the whole input
 
 
 def test_adversarial_whole_completion_of_1mb_is_cheap():
-    t = time.perf_counter()
+    t = time.process_time()
     assert math_reward("<answer>" * 200_000 + "</think>" * 50_000, "5").total == 0.0
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
 
 
 def test_timeout_interrupts_math_verify_when_guards_let_something_through(monkeypatch):
-    """The last line of defence: the wall-clock budget stops math-verify (the guards are switched off here)."""
+    """The last line of defence: the CPU-time budget stops math-verify (the guards are switched off here). CPU time,
+    not wall time, is asserted: the budget is the process's CPU time, whatever else the machine is doing."""
+    rewards._warm_up()
     monkeypatch.setattr(rewards, "_too_costly", lambda s: "")
     monkeypatch.setattr(rewards, "VERIFY_TIMEOUT_S", 0.5)
-    before = signal.getsignal(signal.SIGALRM)
-    t = time.perf_counter()
+    before = signal.getsignal(signal.SIGPROF)
+    t = time.process_time()
     r = math_reward("<answer>9^9^9^9</answer>", "5")
-    assert time.perf_counter() - t < 2.0 and r.answer == 0.0 and r.reason == "math-verify timed out (0.5 s)"
-    assert signal.getsignal(signal.SIGALRM) == before  # handler restored
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # timer disarmed
+    assert time.process_time() - t < 2.0 and r.answer == 0.0 and r.reason == "math-verify timed out (0.5 s)"
+    assert signal.getsignal(signal.SIGPROF) == before  # handler restored
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)  # timer disarmed
 
 
 def test_a_swallowed_alarm_is_followed_by_another(monkeypatch):
     """An alarm that lands in a finalizer is lost (Python ignores exceptions there); the repeat stops the work."""
     import math_verify
 
+    rewards._warm_up()  # before the stub replaces parse
     swallowed = []
 
     def spin(seconds):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
             pass
 
     def stubborn_parse(s, **kw):
@@ -186,10 +189,10 @@ def test_a_swallowed_alarm_is_followed_by_another(monkeypatch):
 
     monkeypatch.setattr(math_verify, "parse", stubborn_parse)
     monkeypatch.setattr(rewards, "VERIFY_TIMEOUT_S", 0.2)
-    t = time.perf_counter()
+    t = time.process_time()
     r = math_reward("<answer>\\sqrt{2}</answer>", "\\sqrt2")
-    assert time.perf_counter() - t < 1.0 and swallowed == [1] and "timed out" in r.reason
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert time.process_time() - t < 1.0 and swallowed == [1] and "timed out" in r.reason
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
 
 
 def test_verifier_errors_never_raise(monkeypatch):

@@ -232,10 +232,13 @@ def test_relaunching_a_sweep_skips_finished_runs_and_relaunches_cut_off_ones(tmp
     # one run cut off (checkpoints, no summary), one never started
     planned = grid.plan(grid.sweep_jobs(grid.load_sweep(path), common))
     (planned[0].run_dir / "summary.json").unlink()
-    (planned[0].run_dir / "checkpoint-2").mkdir()
+    (planned[0].run_dir / "checkpoint-2").mkdir()  # a complete checkpoint: the one rule of sspo_exp.rundir
+    for name, text in (("trainer_state.json", "{}"), ("model.safetensors", "x"), ("optimizer.pt", "x")):
+        (planned[0].run_dir / "checkpoint-2" / name).write_text(text)
     import shutil
 
     shutil.rmtree(planned[1].run_dir)
+    (planned[1].run_dir / "checkpoint-4").mkdir(parents=True)  # cut while saving: nothing to resume from
     assert [j.status for j in grid.plan(grid.sweep_jobs(grid.load_sweep(path), common))][:3] == ["resume", "new", "done"]
     _stand_in_task.calls = []
     report = grid.run_sweep(path, common, task=_stand_in_task)

@@ -201,19 +201,30 @@ def test_in_training_eval_is_refused_under_sharded_engines(cfg, monkeypatch):
     validate(cfg, world_size=1)
 
 
-def test_no_heldout_rows_means_no_heldout_evaluation():
+def test_no_heldout_rows_means_no_heldout_evaluation(tmp_path):
     """trainer.eval_samples=0: the callback must not evaluate (and log None) at the last step."""
     from types import SimpleNamespace
 
+    from sspo_exp.evaluation.evaluator import Evaluator
+    from sspo_exp.evaluation.settings import EvalSettings
+    from sspo_exp.rundir import RunDir
     from sspo_exp.train.callbacks import HeldoutEval
 
-    class NoRows:
-        heldout_rows, benchmarks = [], {}
-
+    class NoRows(Evaluator):
         def heldout(self, model, tag):
             raise AssertionError("evaluated an empty held-out set")
 
-    cb = HeldoutEval(NoRows(), eval_steps=1)
-    cb.trainer = SimpleNamespace(_metrics={"train": {}}, model=None, heldout_accuracy_after=None)
+    ev = NoRows(EvalSettings(heldout_every=1), None, [], None, {}, RunDir(tmp_path, "r"), write=False)
+    cb = HeldoutEval(ev)
+    cb.trainer = SimpleNamespace(_metrics={"train": {}}, model=None)
     cb.on_step_end(None, SimpleNamespace(global_step=4, max_steps=4), None)
-    assert cb.trainer._metrics["train"] == {} and cb.trainer.heldout_accuracy_after is None
+    assert cb.trainer._metrics["train"] == {}
+    assert ev.at_step(None, 4, final=True) == {}
+
+
+def test_the_scheduler_list_checked_without_transformers_is_transformers_own():
+    from transformers import SchedulerType
+
+    from sspo_exp.train.config import SCHEDULERS
+
+    assert set(SCHEDULERS) == {s.value for s in SchedulerType}

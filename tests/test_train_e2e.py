@@ -69,9 +69,13 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
     assert seg.run_id == run_dir.name and seg.job_type == "sspo-atanlog" and seg.state == "finished"
     assert seg.project == "sspo-exp-test"  # cfg.wandb.project, not TRL's default "huggingface"
     assert "seed:0" in seg.tags and "gate:atanlog" in seg.tags and "model:tiny-untrained" in seg.tags
-    assert seg.group.startswith("tiny-untrained-arithmetic-sspo-atanlog-mu2-")
+    assert seg.group.startswith("tiny-untrained·arithmetic·sspo-atanlog·")
     assert seg.config["objective"]["name"] == "sspo" and seg.config["gate"]["tau_neg"] == 0.3
     assert seg.config["trainer"]["mu"] == 2 and seg.config["seed"] == 0
+    # the config is ours plus the derived TRL batch settings, not TRL's ~220 arguments (loss_type, epsilon, ...)
+    assert not {"loss_type", "epsilon", "importance_sampling_level", "per_device_train_batch_size"} & set(seg.config)
+    assert seg.config["trl"]["steps_per_generation"] == 2 * seg.config["trl"]["gradient_accumulation_steps"]
+    assert seg.config["identity"]["run_id"] == run_dir.name and seg.config["code"]["version"]
 
     rows, seen = _step_rows([seg])
     assert seen == [1, 2, 3, 4]

@@ -8,7 +8,10 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from sspo_exp.train import final_eval
+from sspo_exp import keys
+from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
+from sspo_exp.evaluation.settings import final_eval_settings
+from sspo_exp.rundir import RunDir
 from sspo_exp.train.config import ConfigError, validate
 from sspo_exp.train.run import prompt_of, run_id
 from train_helpers import small_cfg
@@ -37,9 +40,9 @@ def test_bad_final_eval_is_rejected_before_compute(cfg, block, field):
 
 
 def test_defaults_and_absent_block(cfg):
-    assert final_eval.check(cfg)["max_new_tokens"] == cfg.trainer.max_completion_length
+    assert final_eval_settings(cfg).max_new_tokens == cfg.trainer.max_completion_length
     del cfg["final_eval"]
-    assert final_eval.check(cfg)["benchmarks"] == [] and final_eval.settings(cfg)["before"] is False
+    assert final_eval_settings(cfg).benchmarks == () and final_eval_settings(cfg).before is False
 
 
 def test_final_eval_is_not_part_of_the_run_id(cfg):
@@ -54,8 +57,9 @@ def _evaluator(cfg):
 
     tok = tiny.build_tokenizer()
     heldout = dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples]
-    return final_eval.Evaluator(cfg, tok, heldout, lambda q, t: prompt_of(q, t, cfg.dataset),
-                                final_eval.load_benchmarks(cfg))
+    settings = final_eval_settings(cfg)
+    return Evaluator(settings, tok, heldout, lambda q, t: prompt_of(q, t, cfg.dataset),
+                     load_benchmarks(settings, cfg.dataset), RunDir(cfg.output_root, run_id(cfg)), write=False)
 
 
 def test_arithmetic_benchmark_is_the_heldout_set_only_when_rows_and_budget_match(cfg):
@@ -73,18 +77,30 @@ def test_arithmetic_benchmark_is_the_heldout_set_only_when_rows_and_budget_match
 
 def test_arithmetic_knobs_come_from_conf_when_training_on_other_data(cfg):
     assert cfg.final_eval.benchmarks == ["arithmetic"]
-    assert final_eval.load_benchmarks(cfg)["arithmetic"][1] is cfg.dataset
-    cfg.dataset = OmegaConf.create({"name": "gsm8k"})
-    rows, knobs = final_eval.load_benchmarks(cfg)["arithmetic"]
+    from sspo_exp.evaluation import run as evaluation
+
+    seen = []
+    real = evaluation.prompt_fn_for
+    evaluation.prompt_fn_for = lambda name, knobs: seen.append(knobs) or real(name, knobs)
+    try:
+        load_benchmarks(final_eval_settings(cfg), cfg.dataset)
+        assert seen[-1] is cfg.dataset
+        cfg.dataset = OmegaConf.create({"name": "gsm8k"})
+        rows, _ = load_benchmarks(final_eval_settings(cfg), cfg.dataset)["arithmetic"]
+    finally:
+        evaluation.prompt_fn_for = real
+    knobs = seen[-1]
     assert knobs.name == "arithmetic" and knobs.test_size == 200 and len(rows) == 200
 
 
-def test_summary_keys_and_stored_results(tmp_path):
+def test_summary_keys_and_stored_results(cfg):
     results = {"arithmetic": {"pass@1": 12.5, "n": 8}}
-    assert final_eval.summary_keys(results, "eval") == {"eval/arithmetic/pass@1": 12.5, "eval/arithmetic/n": 8}
-    assert final_eval.summary_keys(results, "eval_before") == {"eval_before/arithmetic/pass@1": 12.5,
-                                                               "eval_before/arithmetic/n": 8}
-    (tmp_path / "eval_before").mkdir()
-    (tmp_path / "eval_before" / "arithmetic.json").write_text(json.dumps({"pass@1": 50.0, "n": 8, "samples": []}))
-    stored = final_eval.stored(tmp_path, "eval_before", ["arithmetic", "gsm8k"])
-    assert stored == {"arithmetic": {"pass@1": 50.0, "n": 8}}
+    assert keys.summary_keys(results, "eval") == {"eval/arithmetic/pass@1": 12.5, "eval/arithmetic/n": 8}
+    assert keys.summary_keys(results, "eval_before") == {"eval_before/arithmetic/pass@1": 12.5,
+                                                         "eval_before/arithmetic/n": 8}
+    ev = _evaluator(cfg)  # a resumed run reads the initial policy's results from disk instead of evaluating again
+    ev.run.results_dir("eval_before").mkdir(parents=True)
+    (ev.run.results_dir("eval_before") / "arithmetic.json").write_text(json.dumps({"pass@1": 50.0, "n": 8, "samples": []}))
+    (ev.run.results_dir("eval_before") / "heldout.json").write_text(json.dumps({"accuracy": 0.5, "n": 8}))
+    assert ev.initial(model=None) == {"heldout_accuracy/before": 0.5, "eval_before/arithmetic/pass@1": 50.0,
+                                      "eval_before/arithmetic/n": 8}

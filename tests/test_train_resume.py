@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sspo_exp.train.run import checkpoint_is_complete, last_complete_checkpoint
+from sspo_exp.rundir import RunDir, checkpoint_is_complete
+
+
+def last_complete_checkpoint(run_dir: Path) -> str | None:
+    newest = RunDir.of(run_dir).newest_complete_checkpoint()
+    return None if newest is None else str(newest)
 
 
 def _checkpoint(run_dir: Path, step: int, *files: str, state: str | None = '{"global_step": 0}') -> Path:

@@ -9,28 +9,20 @@ from __future__ import annotations
 
 import sys
 
-from sspo_exp import CONF_DIR
+
+def task(cfg) -> None:
+    from sspo_exp.evaluation.settings import check_eval
+
+    check_eval(cfg)  # before torch, transformers and the model load
+    from sspo_exp.evaluation.run import run_eval
+
+    run_eval(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import hydra
-    from omegaconf import DictConfig
+    from sspo_exp import hydra_cli
 
-    from sspo_exp.evaluation.run import run_eval
-
-    @hydra.main(config_path=str(CONF_DIR), config_name="eval", version_base="1.3")
-    def _main(cfg: DictConfig) -> None:
-        run_eval(cfg)
-
-    saved = sys.argv
-    sys.argv = ["sspo-exp eval", *(sys.argv[1:] if argv is None else argv)]
-    try:
-        _main()
-    except SystemExit as e:  # Hydra prints the error and exits 1; hand the code back to the dispatcher
-        return int(e.code or 0) if not isinstance(e.code, str) else 1
-    finally:
-        sys.argv = saved
-    return 0
+    return hydra_cli.run("eval", "sspo-exp eval", task, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-BACKENDS = ("hf", "vllm")
+from sspo_exp.evaluation.settings import BACKENDS  # noqa: E402,F401  (one definition)
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ def generate_hf(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_toke
     prompt at a time; a prompt that still fails becomes a :class:`GenerationFailure`."""
     import torch
 
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    from sspo_exp.models import ensure_pad_token
+
+    ensure_pad_token(tokenizer)
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"

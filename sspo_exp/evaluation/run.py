@@ -33,8 +33,9 @@ from sspo_exp.data import BENCHMARKS, load_benchmark
 from sspo_exp.evaluation.core import EvalResult, score
 from sspo_exp.evaluation.generate import BACKENDS, generate_hf, generate_vllm
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")  #: eval.dtype (conf/eval.yaml)
+from sspo_exp.errors import ConfigError
 from sspo_exp.evaluation.provenance import provenance
+from sspo_exp.models import DTYPES  # eval.dtype (conf/eval.yaml)
 
 
 @dataclass(frozen=True)
@@ -51,24 +52,29 @@ class ModelSource:
         return self.run_id or re.sub(r"[^A-Za-z0-9._-]+", "_", self.spec.strip("/")).strip("_")
 
 
-def _step(p: Path) -> int:
-    m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-    return int(m.group(1)) if m else -1
-
-
 def _as_run(d: Path, spec: str) -> ModelSource | None:
-    if not (d / "config.yaml").is_file():
+    from sspo_exp.rundir import RunDir
+
+    run = RunDir.of(d)
+    if not run.is_run():
         return None
-    ckpts = sorted((p for p in d.glob("checkpoint-*") if (p / "config.json").is_file()), key=_step)
-    if not ckpts:
-        raise ValueError(f"eval.model={spec}: run directory {d} has no checkpoint-*/ with a model yet")
-    return ModelSource(spec, "run", str(ckpts[-1]), d, d.name, OmegaConf.load(d / "config.yaml"))
+    newest = run.newest_complete_checkpoint()  # the same rule as resume: never a checkpoint cut while saving
+    if newest is None:
+        raise ConfigError(f"eval.model={spec}: run directory {d} has no complete checkpoint-*/ yet")
+    return ModelSource(spec, "run", str(newest), run.path, run.run_id, OmegaConf.load(run.config_file))
+
+
+def profile_id(cfg: DictConfig) -> str:
+    """The name of this evaluation's settings (backend, dtype, budget): a run's re-evaluations under different
+    settings land in different folders (``<run_dir>/reeval/<profile_id>/``)."""
+    e = cfg.eval
+    return f"{e.backend}-{e.get('dtype') or 'auto'}-{e.max_new_tokens}tok"
 
 
 def resolve_model(spec: str, output_root: str | Path) -> ModelSource:
     """See the module docstring for the lookup order."""
     if not spec or spec == "???":
-        raise ValueError("eval.model is required: a run directory, a run id, a local model directory or an HF id")
+        raise ConfigError("eval.model is required: a run directory, a run id, a local model directory or an HF id")
     for candidate in (Path(spec).expanduser(), Path(output_root).expanduser() / spec):
         if candidate.is_dir():
             run = _as_run(candidate.resolve(), spec)
@@ -76,10 +82,10 @@ def resolve_model(spec: str, output_root: str | Path) -> ModelSource:
                 return run
             if (candidate / "config.json").is_file():
                 return ModelSource(spec, "dir", str(candidate.resolve()))
-            raise ValueError(f"eval.model={spec}: {candidate} is neither a run directory (config.yaml + "
+            raise ConfigError(f"eval.model={spec}: {candidate} is neither a run directory (config.yaml + "
                              "checkpoint-*/) nor a model directory (config.json)")
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise ValueError(f"eval.model={spec}: no such directory (and not an HF model id 'org/name')")
+        raise ConfigError(f"eval.model={spec}: no such directory (and not an HF model id 'org/name')")
     return ModelSource(spec, "hub", spec)
 
 
@@ -113,47 +119,22 @@ def model_name(cfg: DictConfig, source: ModelSource) -> str:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Every check that needs no model or data, so a bad config fails in milliseconds."""
-    e = cfg.eval
-    bad = [b for b in e.benchmarks if b not in BENCHMARKS]
-    if bad or not e.benchmarks:
-        raise ValueError(f"eval.benchmarks has {bad or 'nothing'}; choose from {sorted(BENCHMARKS)}")
-    name = e.get("model_name")
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise ValueError(f"eval.model_name must be null (derive it) or a non-empty name, got {name!r}")
-    if e.backend not in BACKENDS:
-        raise ValueError(f"eval.backend={e.backend!r}; valid: {list(BACKENDS)}")
-    if e.get("dtype", "auto") not in DTYPES:
-        raise ValueError(f"eval.dtype={e.get('dtype')!r}; valid: {list(DTYPES)}")
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(e.get("device", "auto"))):
-        raise ValueError(f"eval.device={e.get('device')!r}; valid: auto, cpu, cuda or cuda:N")
-    unknown = sorted(set(e.get("data") or {}) - set(BENCHMARKS))
-    if unknown:
-        raise ValueError(f"eval.data has unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)}")
-    for key in ("max_new_tokens", "batch_size"):
-        if not isinstance(e[key], int) or e[key] < 1:
-            raise ValueError(f"eval.{key} must be a positive integer, got {e[key]!r}")
-    if e.backend == "vllm":
-        try:
-            import vllm  # noqa: F401
-        except ImportError as err:
-            raise ValueError("eval.backend=vllm needs vLLM installed (pip install 'sspo-exp[vllm]', GPU only); "
-                             "use eval.backend=hf on CPU") from err
+    """Every check that needs no model or data (``sspo_exp.evaluation.settings.check_eval``)."""
+    from sspo_exp.evaluation.settings import check_eval
+
+    check_eval(cfg)
 
 
 def load_hf(path: str, cfg: DictConfig):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer) at ``path`` in ``eval.dtype`` on ``eval.device`` (``sspo_exp.models``: the one loader)."""
+    from sspo_exp.models import load_model, load_tokenizer
 
-    dtype = cfg.eval.get("dtype") or "auto"
     device = cfg.eval.get("device") or "auto"
     if device == "auto":
+        import torch
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto")
-    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
+    return load_model(path, cfg.eval.get("dtype") or "auto", device=device), load_tokenizer(path)
 
 
 def prompt_fn_for(benchmark: str, dataset_cfg: Any):
@@ -191,8 +172,9 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     validate(cfg)
     e = cfg.eval
     source = resolve_model(e.model, cfg.output_root)
+    # a run's re-evaluation goes beside training's own results (<run_dir>/eval/), never over them
     out_dir = Path(e.output_dir) if e.get("output_dir") else (
-        source.run_dir / "eval" if source.run_dir else Path(cfg.output_root) / "eval" / source.slug)
+        source.run_dir / "reeval" / profile_id(cfg) if source.run_dir else Path(cfg.output_root) / "eval" / source.slug)
     run_dataset = source.run_config.get("dataset") if source.run_config is not None else None
     benchmarks = load_benchmarks(e.benchmarks, e.get("data"), arithmetic_knobs(run_dataset, cfg.get("arithmetic")))
 
@@ -252,12 +234,10 @@ def eval_record(name: str, result: EvalResult, *, model: dict, generation: dict,
 
 
 def summary_keys(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """``eval/<benchmark>/pass@1`` (percent) and ``eval/<benchmark>/n``, the keys the report reads."""
-    keys = {}
-    for name, r in results.items():
-        keys[f"eval/{name}/pass@1"] = r["pass@1"]
-        keys[f"eval/{name}/n"] = r["n"]
-    return keys
+    """``eval/<benchmark>/pass@1`` (percent) and ``eval/<benchmark>/n``, the keys the report reads (``sspo_exp.keys``)."""
+    from sspo_exp import keys
+
+    return keys.summary_keys({name: {k: r[k] for k in (keys.PASS_AT_1, keys.N)} for name, r in results.items()})
 
 
 def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[str, Any]], out_dir: Path) -> None:
@@ -275,8 +255,9 @@ def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[s
                       tags=["base", "eval"],
                       config={"model": {"name": model_name(cfg, source), "path": source.path}})
     run = wandb.init(**kwargs)
-    try:
-        run.summary.update(summary_keys(results))
+    try:  # a run's own summary keeps training's eval/...; its re-evaluation goes under reeval/<profile>/...
+        prefix = f"reeval/{profile_id(cfg)}/" if source.run_config is not None else ""
+        run.summary.update({prefix + k: v for k, v in summary_keys(results).items()})
     finally:
         wandb.finish()
         # finish() returns before wandb-core has flushed an offline run's file; teardown waits for it, so the

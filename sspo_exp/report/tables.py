@@ -212,11 +212,27 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
         notes.append(f"{select_metric} equals {', '.join(map(metric_key, same))} (as a fraction or in percent) in "
                      "every finished run reporting both: the held-out set looks like the test set (or a copy of "
                      "it), so choosing among configurations on it may make the table optimistic.")
+    notes += code_version_notes(done)
     table = Table(spec, columns, blocks, rows, cells, _selection_frame(selections), excluded, notes,
                   select_metric, expected)
     if spec.paper and paper_dir is not None:
         table.paper = paper_values(Path(paper_dir) / spec.paper, table)
     return table
+
+
+def code_version_notes(done: pd.DataFrame) -> list[str]:
+    """A note when the finished runs come from more than one code version (W&B config ``code.version`` and
+    ``code.commit``, recorded by training): a table may then mix numbers made by different code."""
+    if "code.version" not in done and "code.commit" not in done:
+        return []
+    version = done.get("code.version", pd.Series("?", index=done.index)).fillna("?").astype(str)
+    commit = done.get("code.commit", pd.Series("?", index=done.index)).fillna("?").astype(str).str[:10]
+    made_by = (version + " @ " + commit).value_counts()
+    if len(made_by) <= 1:
+        return []
+    shown = "; ".join(f"{n} run(s) by sspo-exp {who}" for who, n in made_by.items())
+    return [f"finished runs come from {len(made_by)} code versions ({shown}): rerun the older ones, or read the "
+            "cells knowing they mix code versions."]
 
 
 def rank_configs(runs: pd.DataFrame, select_metric: str) -> pd.DataFrame:

@@ -129,37 +129,62 @@ class Job:
     overrides: list[str]
     run_id: str
     run_dir: Path
+    code: dict | None = None  #: which code made a finished run (its run.json), None if not finished
+
+    @property
+    def run(self):
+        from sspo_exp.rundir import RunDir
+
+        return RunDir.of(self.run_dir)
 
     @property
     def status(self) -> str:
-        """``done`` (summary.json written), ``resume`` (checkpoints, no summary) or ``new``."""
-        if (self.run_dir / "summary.json").exists():
-            return "done"
-        return "resume" if any(self.run_dir.glob("checkpoint-*")) else "new"
+        """``done``, ``running``, ``queued``, ``resume`` or ``new`` (``sspo_exp.rundir.RunDir.status``)."""
+        return self.run.status()
 
 
 def plan(jobs: list[list[str]]) -> list[Job]:
-    """Compose every job (fails early on a bad point) and locate its run directory by its run id."""
+    """Compose and validate every job (the training plan's own checks, ``sspo_exp.train.config.make_plan``) and
+    locate its run directory by its run id. Every bad point is named, and nothing is launched, if any is bad."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from sspo_exp.train.run import run_id
+    from sspo_exp.errors import ConfigError
+    from sspo_exp.train.config import make_plan
 
-    planned, seen = [], {}
+    planned, seen, bad = [], {}, []
     with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
         for overrides in jobs:
             try:
-                cfg = compose("train", overrides=overrides)
-                rid = run_id(cfg)
-            except (HydraException, OmegaConfBaseException) as e:
-                raise SweepError(f"sweep point {' '.join(overrides)}: {e}") from e
+                p = make_plan(compose("train", overrides=overrides), world_size=1)
+            except (HydraException, OmegaConfBaseException, ConfigError) as e:
+                bad.append(f"  {' '.join(overrides)}\n      -> {e}")
+                continue
+            rid = p.run.run_id
             if rid in seen:  # e.g. a gate swept with a non-SSPO objective: the same run twice
                 print(f"note: {' '.join(overrides)} is the same run as {' '.join(seen[rid])} ({rid}); running it once")
                 continue
             seen[rid] = overrides
-            planned.append(Job(overrides, rid, Path(cfg.output_root).expanduser().resolve() / rid))
+            planned.append(Job(overrides, rid, p.run.path, p.run.info().get("code") if p.run.summary_file.exists() else None))
+    if bad:
+        raise SweepError(f"{len(bad)} of {len(jobs)} sweep points are invalid; nothing was launched:\n" + "\n".join(bad))
     return planned
+
+
+def other_code(jobs: list[Job]) -> list[str]:
+    """Notes for finished runs that other code versions made (their run.json), so a table mixing them says so."""
+    from sspo_exp.evaluation.provenance import git_info
+    from sspo_exp.train.run import code_version
+
+    now = code_version(git_info())
+    notes = []
+    for j in jobs:
+        if j.code and (j.code.get("version"), j.code.get("commit")) != (now["version"], now["commit"]):
+            notes.append(f"note: {j.run_id} was made by sspo-exp {j.code.get('version')} at commit "
+                         f"{(j.code.get('commit') or 'unknown')[:10]}; this is {now['version']} at "
+                         f"{(now['commit'] or 'unknown')[:10]}")  # fmt: skip
+    return notes
 
 
 # ------------------------------------------------------------------------------------------ launching
@@ -172,7 +197,8 @@ def train_task(cfg) -> dict[str, Any]:
     return train(cfg)
 
 
-def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], Any] = train_task) -> list[Any]:
+def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], Any] = train_task,
+           on_submitted: Callable[[int, str], None] | None = None) -> list[Any]:
     """Run ``jobs`` (override lists) as one Hydra multirun of ``conf/train.yaml`` with the launcher ``common``
     selects (``launcher=submitit_slurm`` ...). Returns Hydra's JobReturn of each job, in order.
 
@@ -200,7 +226,14 @@ def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], 
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
-        results = list(launcher.launch([list(j) for j in jobs], initial_job_idx=0))
+        watcher = None
+        if on_submitted and "slurm" in str(cfg.hydra.launcher.get("_target_", "")).lower():
+            watcher = SlurmIdWatcher(sweep_dir / ".submitit", len(jobs), on_submitted)
+        try:
+            results = list(launcher.launch([list(j) for j in jobs], initial_job_idx=0))
+        finally:
+            if watcher:
+                watcher.stop()
         callbacks.on_multirun_end(config=cfg, config_name="train")
         return results
     finally:
@@ -214,14 +247,25 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
     if seeds is not None:
         sweep["seeds"] = list(seeds)
     planned = plan(sweep_jobs(sweep, overrides))
-    todo = [j for j in planned if j.status != "done"]
+    statuses = {j.run_id: j.status for j in planned}
+    todo = [j for j in planned if statuses[j.run_id] in ("new", "resume")]
     for j in planned:
-        print(f"{j.status:<7} {j.run_id:<32} {' '.join(j.overrides)}")
+        print(f"{statuses[j.run_id]:<7} {j.run_id:<32} {' '.join(j.overrides)}")
+    for note in other_code(planned):
+        print(note)
+    counts = {s: sum(v == s for v in statuses.values()) for s in ("done", "running", "queued")}
     report = {"points": len(planned), "skipped": len(planned) - len(todo), "launched": 0, "failed": []}
-    print(f"{len(planned)} runs: {report['skipped']} done (skipped), {len(todo)} to run")
+    print(f"{len(planned)} runs: {counts['done']} done, {counts['running']} running, {counts['queued']} queued "
+          f"(skipped); {len(todo)} to run")  # fmt: skip
     if dry_run or not todo:
         return report
-    results = launch([j.overrides for j in todo], common=common_overrides(sweep, overrides), task=task)
+    launcher = next((o.split("=", 1)[1] for o in reversed(common_overrides(sweep, overrides)) if o.startswith("launcher=")), "local")
+    for j in todo:  # queued: a relaunch while these are pending or running skips them (sspo_exp.rundir)
+        j.run.mark_submitted(launcher)
+    results = launch([j.overrides for j in todo], common=common_overrides(sweep, overrides), task=task,
+                     on_submitted=lambda i, job_id: todo[i].run.mark_submitted(launcher, job_id))
+    for j in todo:  # every job has ended (the launcher waits for them): no marker is left to look queued
+        j.run.submitted_file.unlink(missing_ok=True)
     report["launched"] = len(results)
     for job, result in zip(todo, results):
         try:
@@ -255,3 +299,34 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class SlurmIdWatcher:
+    """Reads the SLURM job id of each queued run as submitit writes it (``<folder>/<array>_<task>/``; the array's task
+    index is the job's index in the launch) and reports it, so the run's submission marker carries its job id."""
+
+    def __init__(self, folder: Path, n: int, on_submitted: Callable[[int, str], None], every: float = 1.0):
+        import threading
+
+        self.folder, self.n, self.on_submitted, self.every = folder, n, on_submitted, every
+        self._seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="slurm-ids", daemon=True)
+        self._thread.start()
+
+    def _scan(self) -> None:
+        for path in self.folder.glob("*_*") if self.folder.is_dir() else ():
+            array, _, task = path.name.partition("_")
+            if array.isdigit() and task.isdigit() and int(task) < self.n and int(task) not in self._seen:
+                self._seen.add(int(task))
+                self.on_submitted(int(task), path.name)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every) and len(self._seen) < self.n:
+            self._scan()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._scan()
+

@@ -1,41 +1,53 @@
-"""Two small ``TrainerCallback``s: held-out greedy accuracy during training, and one progress line per step."""
+"""Three small ``TrainerCallback``s: evaluation during training, W&B logging without TRL's argument dump, and one
+progress line per step."""
 
 from __future__ import annotations
 
 import time
 
 from transformers import TrainerCallback
+from transformers.integrations import WandbCallback
+
+from sspo_exp import keys
 
 
 class HeldoutEval(TrainerCallback):
-    """Greedy held-out accuracy every ``eval_steps`` optimizer steps (0 = never) and after the last step; the
-    ``final_eval`` benchmarks every ``every_steps`` steps (0 = only after training, in ``run.train``).
-
-    The values go into the trainer's metric buffer, so they are logged in that step's W&B row as
-    ``train/heldout_accuracy`` and ``eval/<benchmark>/pass@1`` (transformers' ``rewrite_logs`` maps the buffer key
-    ``eval_<benchmark>/pass@1`` to ``eval/...``); the last held-out value is kept as
-    ``trainer.heldout_accuracy_after``. ``evaluator`` is a :class:`sspo_exp.train.final_eval.Evaluator`, memoised
-    per step, so the end-of-training evaluation reuses what was computed here.
+    """Asks the evaluator (``sspo_exp.evaluation.evaluator.Evaluator.at_step``) what is due after each optimizer step
+    and puts it into the trainer's metric buffer, so it lands in that step's W&B row: ``train/heldout_accuracy`` and
+    ``eval/<benchmark>/pass@1`` (transformers' ``rewrite_logs`` maps buffer key ``heldout_accuracy`` to
+    ``train/heldout_accuracy`` and ``eval_<benchmark>/pass@1`` to ``eval/<benchmark>/pass@1``). The evaluator
+    memoises per step, so the end-of-training evaluation reuses what the last step computed here.
     """
 
     trainer = None  # set by ``run._attach``
 
-    def __init__(self, evaluator, eval_steps: int, every_steps: int = 0):
-        self.evaluator, self.eval_steps, self.every_steps = evaluator, eval_steps, every_steps
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step, last = state.global_step, state.global_step >= state.max_steps
         metrics = self.trainer._metrics["train"]
         # every process generates (ZeRO-3 / FSDP gather parameters collectively); process 0 logs
-        if self.evaluator.heldout_rows and (last or (self.eval_steps and step % self.eval_steps == 0)):
-            result, _ = self.evaluator.heldout(self.trainer.model, step)
-            metrics["heldout_accuracy"].append(result.accuracy)
-            if last:
-                self.trainer.heldout_accuracy_after = result.accuracy
-        if self.every_steps and step % self.every_steps == 0:
-            for name in self.evaluator.benchmarks:
-                result, _ = self.evaluator.benchmark(self.trainer.model, step, name)
-                metrics[f"eval_{name}/pass@1"].append(result.pass_at_1)
+        for key, value in self.evaluator.at_step(self.trainer.model, step, final=last).items():
+            if key == keys.HELDOUT:
+                metrics["heldout_accuracy"].append(value)
+            parsed = keys.parse_eval_key(key)
+            if parsed and parsed[0] == keys.AFTER and parsed[2] == keys.PASS_AT_1:
+                metrics[f"eval_{parsed[1]}/{keys.PASS_AT_1}"].append(value)
+
+
+class WandbLog(WandbCallback):
+    """transformers' W&B callback without its config dump: the run's config is ours (``run.wandb_config``: the
+    resolved config plus the derived TRL batch settings), not TRL's ~220 arguments, most of which our trainer
+    ignores (an SSPO run would show ``loss_type: dapo``, ``epsilon: 0.2``). History rows use ``train/global_step``."""
+
+    def setup(self, args, state, model, **kwargs):
+        if self._wandb is None:
+            return
+        self._initialized = True
+        if state.is_world_process_zero and self._wandb.run is not None:
+            self._wandb.define_metric(keys.GLOBAL_STEP)
+            self._wandb.define_metric("*", step_metric=keys.GLOBAL_STEP, step_sync=True)
 
 
 class ProgressLine(TrainerCallback):

@@ -1,34 +1,22 @@
-"""``sspo-exp train [overrides]``: compose ``conf/train.yaml`` with Hydra and call ``train(cfg)``.
-
-``hydra.main`` runs with ``sys.argv`` set to our arguments, so everything Hydra's own command line offers works:
-``-m``/``--multirun`` sweeps, launcher plugins (``hydra/launcher=submitit_slurm``), ``--cfg job``, tab completion.
-"""
+"""``sspo-exp train [overrides]``: compose ``conf/train.yaml`` with Hydra and call ``train(cfg)``
+(``sspo_exp.hydra_cli``: overrides, multirun, launchers; exit status 2 for a bad config, before any model loads)."""
 
 from __future__ import annotations
 
 import sys
 
-from sspo_exp import CONF_DIR
+
+def task(cfg) -> float | None:
+    from sspo_exp.train.run import train
+
+    summary = train(cfg)
+    return summary.get("heldout_accuracy_after")  # Hydra's sweepers (Optuna) read the return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    import hydra
-    from omegaconf import DictConfig
+    from sspo_exp import hydra_cli
 
-    from sspo_exp.train.run import train
-
-    @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
-    def _main(cfg: DictConfig) -> float | None:
-        summary = train(cfg)
-        return summary.get("heldout_accuracy_after")  # Hydra's sweepers (Optuna) read the return value
-
-    saved = sys.argv
-    sys.argv = ["sspo-exp train", *(sys.argv[1:] if argv is None else argv)]
-    try:
-        _main()
-    finally:
-        sys.argv = saved
-    return 0
+    return hydra_cli.run("train", "sspo-exp train", task, argv)
 
 
 if __name__ == "__main__":

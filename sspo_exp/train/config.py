@@ -27,18 +27,24 @@ k updates stale. μ = 1 is on-policy (all ratios are exactly 1 at the update).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sspo_exp.objectives import LOSS_AGGS  # one definition: the objective library's
+from sspo_exp.errors import ConfigError
+from sspo_exp.objectives.spec import LOSS_AGGS, ObjectiveSpec, spec_from_config  # torch-free
 
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 #: ``model.dtype``: the dtype the trained weights are held in (see :func:`train_dtype`).
 TRAIN_DTYPES = ("float32", "bfloat16")
 
 
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the field, the value and what would be right."""
+#: ``trainer.lr_scheduler_type``: transformers' ``SchedulerType`` values (kept here so that checking a config needs no
+#: transformers import; tests/test_train_config.py fails if transformers' list changes).
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+              "warmup_stable_decay", "greedy")  # fmt: skip
+
+
 
 
 @dataclass(frozen=True)
@@ -91,25 +97,55 @@ def _get(cfg: Any, dotted: str) -> Any:
     return node
 
 
-def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
-    """Reject a bad training config before any compute; return the batch plan.
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything ``train`` needs, checked once (:func:`make_plan`) and passed down; nothing re-parses the config.
 
-    Checks the model (name, path, dtype), the objective and gate through ``sspo_exp.objectives.from_config``
-    (which names the bad parameter), the rollout engine, the batch arithmetic, μ, the checkpoint period, the
-    numeric ranges and the ``final_eval`` block.
+    ``cfg`` is the resolved config (recorded in ``config.yaml`` and W&B); the other fields are its checked parts.
     """
-    check_model(cfg)
+
+    cfg: Any
+    batch: BatchPlan
+    objective: ObjectiveSpec
+    eval: Any  #: sspo_exp.evaluation.settings.EvalSettings (training's own evaluation)
+    run: Any  #: sspo_exp.rundir.RunDir
+    world_size: int
+    dtype: str  #: model.dtype, the dtype the trained weights are held in (:func:`train_dtype`)
+    trl_batch: dict = field(default_factory=dict)  #: the derived TRL batch settings, as printed and logged
+
+    def describe(self) -> str:
+        """The derived batch settings, printed at start-up."""
+        t, b = self.cfg.trainer, self.batch
+        return (f"batch: {t.prompts_per_step} prompts x G={t.num_generations} = {t.prompts_per_step * t.num_generations}"
+                f" completions per optimizer step on {self.world_size} process(es); micro-batch {b.per_device_train_batch_size}"
+                f" -> gradient_accumulation_steps={b.gradient_accumulation_steps}; mu={t.mu} -> steps_per_generation="
+                f"{b.steps_per_generation}, generation_batch_size={b.generation_batch_size}")
+
+
+def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
+    """Reject a bad training config before any compute (no torch, TRL or transformers import); return the plan.
+
+    Checks the model (name, path, dtype), the objective and gate (``sspo_exp.objectives.spec``, which names the bad
+    parameter), the rollout engine, the batch arithmetic, μ, the checkpoint period, the numeric ranges and the
+    ``final_eval`` block.
+    """
+    from sspo_exp.evaluation.settings import final_eval_settings
+    from sspo_exp.identity import run_id
+    from sspo_exp.rundir import RunDir
+
+    dtype = check_model(cfg)
     t = _get(cfg, "trainer")
     rollout = _get(cfg, "trainer.rollout")
     if rollout not in ROLLOUTS:
         raise ConfigError(f"trainer.rollout={rollout!r}: choose one of {', '.join(ROLLOUTS)}")
     if rollout != "hf" and t.get("use_cpu", False):
         raise ConfigError(f"trainer.rollout={rollout!r} needs a GPU: set trainer.rollout=hf or trainer.use_cpu=false")
+    world_size = world_size_from_env() if world_size is None else world_size
     plan = batch_plan(
         _get(cfg, "trainer.prompts_per_step"),
         _get(cfg, "trainer.num_generations"),
         _get(cfg, "trainer.per_device_batch_size"),
-        world_size_from_env() if world_size is None else world_size,
+        world_size,
         _get(cfg, "trainer.mu"),
     )
     for name, low in (
@@ -132,16 +168,11 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
         ("weight_decay", 0.0, None),
     ):
         value = _get(cfg, f"trainer.{name}")
-        if not isinstance(value, (int, float)) or value < low or (high is not None and value > high):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low or (high is not None and value > high):
             rng = f"[{low}, {high}]" if high is not None else f">= {low}"
             raise ConfigError(f"trainer.{name}={value!r}: must be a number in {rng}")
-    from transformers import SchedulerType
-
-    schedulers = [s.value for s in SchedulerType]
-    if _get(cfg, "trainer.lr_scheduler_type") not in schedulers:
-        raise ConfigError(
-            f"trainer.lr_scheduler_type={t.lr_scheduler_type!r}: choose one of {', '.join(schedulers)}"
-        )
+    if _get(cfg, "trainer.lr_scheduler_type") not in SCHEDULERS:
+        raise ConfigError(f"trainer.lr_scheduler_type={t.lr_scheduler_type!r}: choose one of {', '.join(SCHEDULERS)}")
     if _get(cfg, "trainer.temperature") == 0:
         raise ConfigError("trainer.temperature=0: rollouts must be sampled (temperature > 0); greedy is for evaluation")
     if _get(cfg, "trainer.beta") != 0:
@@ -154,15 +185,21 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
             f"trainer.save_steps={t.save_steps}: must be a multiple of trainer.mu={t.mu}, so that a checkpoint falls on "
             "a rollout boundary and a resumed run continues exactly as an uninterrupted one"
         )
-    loss_agg = cfg.objective.get("loss_agg", LOSS_AGGS[0])
-    if loss_agg not in LOSS_AGGS:
-        raise ConfigError(f"objective.loss_agg={loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
-    build_objective(cfg)
-    from sspo_exp.train.final_eval import check as check_final_eval
+    objective = objective_spec(cfg)
+    evaluation = final_eval_settings(cfg)
+    check_in_training_eval(cfg, evaluation)
+    trl_batch = {"per_device_train_batch_size": plan.per_device_train_batch_size,
+                 "gradient_accumulation_steps": plan.gradient_accumulation_steps,
+                 "steps_per_generation": plan.steps_per_generation,
+                 "generation_batch_size": plan.generation_batch_size, "num_iterations": plan.num_iterations,
+                 "world_size": world_size}  # fmt: skip
+    run = RunDir(cfg.output_root, run_id(cfg))
+    return TrainPlan(cfg, plan, objective, evaluation, run, world_size, dtype, trl_batch)
 
-    check_final_eval(cfg)
-    check_in_training_eval(cfg)
-    return plan
+
+def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
+    """:func:`make_plan`'s batch plan (the checks are the same)."""
+    return make_plan(cfg, world_size).batch
 
 
 def sharded_engine() -> bool:
@@ -170,23 +207,22 @@ def sharded_engine() -> bool:
     return any(os.environ.get(k, "false").lower() == "true" for k in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
 
 
-def check_in_training_eval(cfg: Any) -> None:
+def check_in_training_eval(cfg: Any, evaluation: Any) -> None:
     """Held-out and benchmark evaluation inside training generate with the plain model, before the engine wraps it.
 
     Under DeepSpeed ZeRO-3 / FSDP that model is sharded, and this path has not been verified (no GPU here), so it
     is refused rather than left to fail mid-run: evaluate the checkpoints with ``sspo-exp eval`` instead.
     """
-    fe = cfg.get("final_eval") or {}
-    if sharded_engine() and (_get(cfg, "trainer.eval_samples") > 0 or fe.get("benchmarks")):
+    if sharded_engine() and (_get(cfg, "trainer.eval_samples") > 0 or evaluation.benchmarks):
         raise ConfigError(
-            f"trainer.eval_samples={cfg.trainer.eval_samples} final_eval.benchmarks={list(fe.get('benchmarks') or [])}:"
+            f"trainer.eval_samples={cfg.trainer.eval_samples} final_eval.benchmarks={list(evaluation.benchmarks)}:"
             " evaluation inside a DeepSpeed/FSDP training run is not supported; set trainer.eval_samples=0"
             " final_eval.benchmarks=[] final_eval.before=false and score checkpoints with `sspo-exp eval`"
         )
 
 
-def check_model(cfg: Any) -> None:
-    """``model.name`` names the policy in run ids, W&B groups, tags and tables: a loaded model may not be "tiny"."""
+def check_model(cfg: Any) -> str:
+    """The training dtype, after checking the model block. ``model.name`` names the policy in run ids, W&B groups, tags and tables: a loaded model may not be "tiny"."""
     from omegaconf import OmegaConf
 
     model = _get(cfg, "model")
@@ -199,7 +235,10 @@ def check_model(cfg: Any) -> None:
             "tiny model. Load your own model with `model=local model.path=DIR model.name=my-llm` (or a preset: "
             "model=qwen3-8b model.path=DIR)"
         )
-    train_dtype(cfg)
+    kwargs = model.get("chat_template_kwargs")
+    if kwargs is not None and not (hasattr(kwargs, "items") and all(isinstance(k, str) for k in kwargs)):
+        raise ConfigError(f"model.chat_template_kwargs={kwargs!r}: a mapping (e.g. {{enable_thinking: false}}) or null")
+    return train_dtype(cfg)
 
 
 def train_dtype(cfg: Any) -> str:
@@ -226,14 +265,21 @@ def train_dtype(cfg: Any) -> str:
     return dtype
 
 
-def build_objective(cfg: Any):
-    """The objective callable from ``cfg.objective`` and ``cfg.gate`` (the lead's ``from_config``)."""
-    from sspo_exp.objectives import from_config
-
+def objective_spec(cfg: Any) -> ObjectiveSpec:
+    """The checked objective of ``cfg.objective`` and ``cfg.gate`` (``sspo_exp.objectives.spec``)."""
+    if cfg.objective.get("loss_agg", LOSS_AGGS[0]) not in LOSS_AGGS:
+        raise ConfigError(f"objective.loss_agg={cfg.objective.loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
     try:
-        return from_config(cfg.objective, cfg.get("gate"))
+        return spec_from_config(cfg.objective, cfg.get("gate"))
     except (ValueError, TypeError) as err:
         raise ConfigError(f"objective={cfg.objective.get('name')!r} gate={_gate_name(cfg)!r}: {err}") from err
+
+
+def build_objective(cfg: Any):
+    """The objective callable (torch) of a config."""
+    from sspo_exp.objectives import build
+
+    return build(objective_spec(cfg))
 
 
 def _gate_name(cfg: Any) -> str | None:

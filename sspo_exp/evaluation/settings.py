@@ -1,0 +1,103 @@
+"""Evaluation settings, checked without torch: training's ``final_eval`` block (conf/train.yaml).
+
+The same checks serve ``sspo-exp eval`` (:func:`sspo_exp.evaluation.run.validate`) where the keys coincide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sspo_exp.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Training's own evaluation (``final_eval``; see conf/train.yaml for each field)."""
+
+    benchmarks: tuple[str, ...] = ()
+    data: dict = field(default_factory=dict)
+    before: bool = False
+    every_steps: int = 0
+    max_new_tokens: int = 512
+    batch_size: int = 64
+    heldout_samples: int = 0  #: trainer.eval_samples: held-out rows scored
+    heldout_every: int = 0  #: trainer.eval_steps: held-out accuracy every N steps (0 = at the end only)
+    heldout_max_new_tokens: int = 512  #: trainer.max_completion_length
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"benchmarks": list(self.benchmarks), "data": dict(self.data), "before": self.before,
+                "every_steps": self.every_steps, "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size}  # fmt: skip
+
+
+def final_eval_settings(cfg: Any) -> EvalSettings:
+    """Reject a bad ``final_eval`` block before any compute; return its settings (absent block = no benchmarks)."""
+    from omegaconf import OmegaConf
+
+    from sspo_exp.data import BENCHMARKS
+
+    fe = cfg.get("final_eval") or {}
+    fe = OmegaConf.to_container(fe, resolve=True) if OmegaConf.is_config(fe) else dict(fe)
+    benchmarks = list(fe.get("benchmarks") or [])
+    bad = [b for b in benchmarks if b not in BENCHMARKS]
+    if bad or len(set(benchmarks)) != len(benchmarks):
+        raise ConfigError(f"final_eval.benchmarks={benchmarks}: each at most once, from {sorted(BENCHMARKS)}")
+    data = dict(fe.get("data") or {})
+    extra = sorted(set(k for k, v in data.items() if v is not None) - set(BENCHMARKS))
+    if extra:
+        raise ConfigError(f"final_eval.data has {extra}; keys must be benchmarks: {sorted(BENCHMARKS)}")
+    before = fe.get("before", False)
+    if not isinstance(before, bool):
+        raise ConfigError(f"final_eval.before={before!r}: must be true or false")
+    values = {"every_steps": fe.get("every_steps", 0),
+              "max_new_tokens": fe.get("max_new_tokens") or cfg.trainer.max_completion_length,
+              "batch_size": fe.get("batch_size", 64)}  # fmt: skip
+    for key, low in (("every_steps", 0), ("max_new_tokens", 1), ("batch_size", 1)):
+        value = values[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"final_eval.{key}={value!r}: must be an integer >= {low}")
+    return EvalSettings(tuple(benchmarks), data, before, values["every_steps"], values["max_new_tokens"],
+                        values["batch_size"], int(cfg.trainer.eval_samples), int(cfg.trainer.eval_steps),
+                        int(cfg.trainer.max_completion_length))  # fmt: skip
+
+
+#: ``eval.backend``: batched HF ``generate`` (CPU or GPU) or vLLM.
+BACKENDS = ("hf", "vllm")
+
+
+def check_eval(cfg: Any) -> None:
+    """Every check of ``sspo-exp eval``'s config that needs no model or data (conf/eval.yaml), so a bad config fails
+    in well under a second, naming the field, the value and what is allowed."""
+    import importlib.util
+    import re
+
+    from sspo_exp.data import BENCHMARKS
+    from sspo_exp.models import DTYPES
+
+    e = cfg.eval
+    model = e.get("model")
+    if not model or model == "???":
+        raise ConfigError("eval.model is required: a run directory, a run id under output_root, a local model "
+                          "directory or an HF id, e.g. `sspo-exp eval eval.model=runs/<run_id>`")  # fmt: skip
+    benchmarks = list(e.benchmarks or [])
+    bad = [b for b in benchmarks if b not in BENCHMARKS]
+    if bad or not benchmarks:
+        raise ConfigError(f"eval.benchmarks has {bad or 'nothing'}; choose from {sorted(BENCHMARKS)}")
+    name = e.get("model_name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigError(f"eval.model_name must be null (derive it) or a non-empty name, got {name!r}")
+    if e.backend not in BACKENDS:
+        raise ConfigError(f"eval.backend={e.backend!r}; valid: {list(BACKENDS)}")
+    if e.get("dtype", "auto") not in DTYPES:
+        raise ConfigError(f"eval.dtype={e.get('dtype')!r}; valid: {list(DTYPES)}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(e.get("device", "auto"))):
+        raise ConfigError(f"eval.device={e.get('device')!r}; valid: auto, cpu, cuda or cuda:N")
+    unknown = sorted(set(e.get("data") or {}) - set(BENCHMARKS))
+    if unknown:
+        raise ConfigError(f"eval.data has unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)}")
+    for key in ("max_new_tokens", "batch_size"):
+        if not isinstance(e[key], int) or isinstance(e[key], bool) or e[key] < 1:
+            raise ConfigError(f"eval.{key} must be a positive integer, got {e[key]!r}")
+    if e.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ConfigError("eval.backend=vllm needs vLLM installed (pip install 'sspo-exp[vllm]', GPU only); "
+                          "use eval.backend=hf on CPU")  # fmt: skip

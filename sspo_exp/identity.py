@@ -1,0 +1,101 @@
+"""A run's identity: its id (the directory name and W&B run id), its W&B group and its readable names.
+
+Scheme (Dora-like, stable across upgrades). The id hashes the run's *meaningful* config: the resolved config without
+the keys that only say where and how to log, launch or evaluate (:data:`LOGGING_KEYS`, :data:`TRAINER_LOGGING_KEYS`)
+and without the gate of a non-SSPO objective. Keys added to the configs after ids were first defined are listed in
+:data:`ADDED_KEYS` with their *neutral* value — the one that reproduces the behaviour from before the key existed —
+and enter the hash only when they hold another value. So adding a key with a neutral default renames no run, and a
+relaunched sweep skips the finished work of older versions; a key set to a new value makes a new run.
+``resources/identity_baseline.txt`` lists the keys of the first version; ``tests/test_identity.py`` fails when a
+config key is in neither that list nor :data:`ADDED_KEYS`, and pins the ids of a few configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+#: Top-level keys that only say where/how to log, launch or evaluate; they never change what is trained.
+LOGGING_KEYS = ("wandb", "output_root", "launcher", "hydra", "final_eval")
+#: Trainer keys of the same kind: in-training evaluation and where a vLLM server runs.
+TRAINER_LOGGING_KEYS = ("eval_steps", "eval_samples", "vllm")
+#: Keys added after v0.1 (dotted path -> neutral value). Add every new meaningful key here with the value that keeps
+#: the old behaviour; it then changes no existing run id.
+ADDED_KEYS: dict[str, Any] = {
+    "model.chat_template_kwargs": None,  # None: the template's own defaults (as before the key existed)
+}
+
+
+def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved config as it enters the id (see the module docstring)."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else json.loads(json.dumps(cfg))
+    for key in LOGGING_KEYS:
+        data.pop(key, None)
+    for key in TRAINER_LOGGING_KEYS:
+        data.get("trainer", {}).pop(key, None)
+    if data.get("objective", {}).get("name") != "sspo":
+        data.pop("gate", None)
+    for dotted, neutral in ADDED_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+            del node[leaf]
+    return data
+
+
+def digest(data: Any, n: int = 8) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def job_type(cfg: Mapping[str, Any]) -> str:
+    """``objective`` or ``objective-gate`` (SSPO), e.g. ``sspo-atanlog``, ``grpo``."""
+    name = cfg["objective"]["name"]
+    return f"{name}-{cfg['gate']['name']}" if name == "sspo" else name
+
+
+def run_id(cfg: Mapping[str, Any]) -> str:
+    """Deterministic W&B id and directory name: ``<job_type>-s<seed>-<hash of the meaningful config>``."""
+    return f"{job_type(cfg)}-s{cfg['seed']}-{digest(meaningful_config(cfg))}"
+
+
+def setting_hash(cfg: Mapping[str, Any]) -> str:
+    """The hash of the setting without the seed: the seeds of one setting share it (and the W&B group)."""
+    setting = meaningful_config(cfg)
+    setting.pop("seed", None)
+    return digest(setting, 6)
+
+
+def hyper_label(cfg: Mapping[str, Any]) -> str:
+    """The objective's swept hyper-parameters as a reader sees them: ``τ0.3/0.2`` (τ_neg/τ_pos), ``ε0.2``."""
+    obj = cfg["objective"]
+    if obj["name"] == "sspo":
+        gate = cfg["gate"]
+        return f"τ{gate['tau_neg']}/{gate['tau_pos']}" if gate.get("tau_pos") is not None else ""
+    if obj["name"] == "sapo":
+        return f"τ{obj['tau_neg']}/{obj['tau_pos']}"
+    low, high = obj.get("eps_low"), obj.get("eps_high")
+    return f"ε{low}" if high in (None, low) else f"ε{low}/{high}"
+
+
+def group_name(cfg: Mapping[str, Any]) -> str:
+    """The W&B group of a setting (its seeds): ``tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2`` (hash in the config)."""
+    parts = [cfg["model"]["name"], cfg["dataset"]["name"], job_type(cfg), hyper_label(cfg), f"μ{cfg['trainer']['mu']}"]
+    return "·".join(p for p in parts if p)
+
+
+def run_name(cfg: Mapping[str, Any]) -> str:
+    """The W&B display name of one run: the group's name and the seed."""
+    return f"{group_name(cfg)}·s{cfg['seed']}"
+
+
+def tags(cfg: Mapping[str, Any]) -> list[str]:
+    derived = [cfg["objective"]["name"], f"model:{cfg['model']['name']}", f"dataset:{cfg['dataset']['name']}",
+               f"mu:{cfg['trainer']['mu']}", f"seed:{cfg['seed']}"]  # fmt: skip
+    if cfg["objective"]["name"] == "sspo":
+        derived.append(f"gate:{cfg['gate']['name']}")
+    return derived + [str(t) for t in (cfg.get("wandb") or {}).get("tags") or []]

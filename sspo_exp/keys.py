@@ -1,0 +1,62 @@
+"""The names of logged and summarised values: one owner for training, evaluation and the report.
+
+Training writes them, ``sspo-exp eval`` writes them, the report reads them; each builds or parses a name only through
+this module (the report imports nothing from training). Every key is documented in ``docs/metrics.md``.
+
+History (one W&B row per optimizer step)::
+
+    train/global_step              the optimizer step a row belongs to (the report's x axis)
+    train/heldout_accuracy         greedy held-out accuracy at that step (0 = the initial policy)
+
+Summary / results, per evaluation stage and benchmark::
+
+    <stage>/<benchmark>/pass@1     greedy Pass@1 in percent          stage: eval (trained policy, the tables' rows)
+    <stage>/<benchmark>/n          problems scored                          eval_before (initial policy, the Base row)
+    <stage>/<benchmark>/truncated  share of completions cut by the length limit before </answer>
+"""
+
+from __future__ import annotations
+
+import re
+
+#: History keys.
+GLOBAL_STEP = "train/global_step"
+HELDOUT = "train/heldout_accuracy"
+#: Summary keys of the held-out accuracy before and after RL.
+HELDOUT_BEFORE, HELDOUT_AFTER = "heldout_accuracy/before", "heldout_accuracy/after"
+
+#: Evaluation stages: the summary-key prefix and the run directory's results folder of each.
+AFTER = "eval"  #: the trained policy (Tables 1-2)
+BEFORE = "eval_before"  #: the initial policy (the Base row)
+STAGES = (AFTER, BEFORE)
+#: Per-benchmark statistics in the summary.
+PASS_AT_1, N, TRUNCATED = "pass@1", "n", "truncated"
+STATS = (PASS_AT_1, N, TRUNCATED)
+#: W&B summary key of the evaluation profile's fingerprint per stage (``sspo_exp.evaluation.profile``).
+PROFILE = "profile"
+
+_EVAL_KEY = re.compile(r"^(?P<stage>eval|eval_before)/(?P<benchmark>[^/]+)/(?P<stat>[^/]+)$")
+
+
+def eval_key(benchmark: str, stat: str = PASS_AT_1, stage: str = AFTER) -> str:
+    """``eval/gsm8k/pass@1``, ``eval_before/aime25/n``, ..."""
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}: one of {STAGES}")
+    return f"{stage}/{benchmark}/{stat}"
+
+
+def parse_eval_key(key: object) -> tuple[str, str, str] | None:
+    """``(stage, benchmark, stat)`` of an evaluation key, else None."""
+    m = _EVAL_KEY.match(key) if isinstance(key, str) else None
+    return (m["stage"], m["benchmark"], m["stat"]) if m else None
+
+
+def benchmarks_in(keys, stage: str = AFTER, stat: str = PASS_AT_1) -> list[str]:
+    """The benchmarks that have ``<stage>/<benchmark>/<stat>`` among ``keys``, sorted."""
+    found = {p[1] for p in map(parse_eval_key, keys) if p and p[0] == stage and p[2] == stat}
+    return sorted(found)
+
+
+def summary_keys(results: dict[str, dict], stage: str = AFTER) -> dict[str, float]:
+    """``{benchmark: {stat: value}}`` → ``{<stage>/<benchmark>/<stat>: value}`` (the stats this module names)."""
+    return {eval_key(b, s, stage): v for b, stats in results.items() for s, v in stats.items() if s in STATS}

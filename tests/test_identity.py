@@ -1,0 +1,85 @@
+"""Run identity survives upgrades (sspo_exp/identity.py): pinned ids, every config key accounted for, readable names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from sspo_exp import CONF_DIR, identity
+
+BASELINE = Path(identity.__file__).parent / "resources" / "identity_baseline.txt"
+#: The config options that existed when ids were first defined (v0.1): their runs' ids must never change.
+V01_OPTIONS = {
+    "model": ["tiny", "qwen2.5-7b-instruct", "qwen3-8b", "qwen3-14b", "qwen3-30b-a3b", "local"],
+    "dataset": ["arithmetic", "gsm8k", "deepmath", "gsm8k_deepmath", "dapo_math"],
+    "trainer": ["cpu", "gpu"],
+    "objective": ["grpo", "gspo", "gmpo", "sapo", "sspo"],
+    "gate": ["expsig", "expatan", "gumbel", "atanlog", "siglog"],
+}
+V01_EXPERIMENTS = [None, "table1", "table2_math", "cpu_minigrid"]
+
+
+def _compose(*overrides):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ((), "sspo-atanlog-s0-805128aa"),
+    (("objective=grpo", "seed=1"), "grpo-s1-19567047"),
+    (("gate=siglog", "gate.tau_neg=0.6", "gate.tau_pos=0.5", "trainer.mu=4"), "sspo-siglog-s0-2c2559ad"),
+    (("experiment=table1", "objective=gspo"), "gspo-s0-7e2ab864"),
+])  # fmt: skip
+def test_run_ids_of_v01_configs_are_pinned(overrides, expected):
+    """Ids computed by v0.1 (before identity.py existed): an upgrade that renames them retrains finished work."""
+    assert identity.run_id(_compose(*overrides)) == expected
+
+
+def _flat(d, prefix=""):
+    out = set()
+    for k, v in d.items():
+        out |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}"}
+    return out
+
+
+def test_every_config_key_of_a_v01_option_is_in_the_baseline_or_declared_neutral():
+    """A key added to an existing config must be declared in identity.ADDED_KEYS with the value that keeps the old
+    behaviour, or every existing run would be renamed."""
+    baseline = {line for line in BASELINE.read_text().split("\n") if line and not line.startswith("#")}
+    unknown = set()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        configs = [compose("train", overrides=[f"{group}={option}"] + ([f"experiment={experiment}"] if experiment else [])
+                           + (["model.path=/x", "model.name=x"] if option == "local" else []))
+                   for experiment in V01_EXPERIMENTS for group, options in V01_OPTIONS.items() for option in options]
+    for cfg in configs:
+        data = OmegaConf.to_container(cfg, resolve=False)
+        for key in identity.LOGGING_KEYS:
+            data.pop(key, None)
+        for key in identity.TRAINER_LOGGING_KEYS:
+            data["trainer"].pop(key, None)
+        unknown |= _flat(data) - baseline
+    assert not unknown - set(identity.ADDED_KEYS), "declare these in identity.ADDED_KEYS"
+
+
+def test_an_added_key_at_its_neutral_value_keeps_the_id_and_another_value_changes_it():
+    cfg = _compose()
+    before = identity.run_id(cfg)
+    key, neutral = next(iter(identity.ADDED_KEYS.items()))
+    OmegaConf.update(cfg, key, neutral, force_add=True)
+    assert identity.run_id(cfg) == before
+    OmegaConf.update(cfg, key, {"enable_thinking": False}, force_add=True)
+    assert identity.run_id(cfg) != before
+
+
+def test_group_and_run_names_are_readable_and_the_hash_is_kept_apart():
+    cfg = _compose("gate.tau_neg=0.3", "gate.tau_pos=0.2")
+    assert identity.group_name(cfg) == "tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2"
+    assert identity.run_name(cfg) == "tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·s0"
+    other = _compose("gate.tau_neg=0.6", "gate.tau_pos=0.5")
+    assert identity.group_name(other) != identity.group_name(cfg)  # two τ settings differ in the legend, not by a hash
+    assert identity.setting_hash(cfg) == identity.setting_hash(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3"))
+    assert identity.group_name(_compose("objective=grpo", "objective.eps_low=0.1")) == "tiny·arithmetic·grpo·ε0.1·μ2"
+    assert identity.group_name(_compose("objective=sapo")).startswith("tiny·arithmetic·sapo·τ")

@@ -1,0 +1,89 @@
+"""One run directory (sspo_exp/rundir.py): status from files, markers and leases; stale ones never block a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sspo_exp import rundir
+from sspo_exp.rundir import Lease, RunBusy, RunDir
+
+
+def _complete_checkpoint(run: RunDir, step: int) -> None:
+    path = run.path / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    for name, text in (("trainer_state.json", "{}"), ("model.safetensors", "x"), ("optimizer.pt", "x")):
+        (path / name).write_text(text)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_status_follows_the_files(tmp_path):
+    run = RunDir(tmp_path, "r")
+    assert run.status() == "new"
+    (run.path / "checkpoint-2").mkdir(parents=True)  # cut while saving
+    assert run.status() == "new"
+    _complete_checkpoint(run, 4)
+    assert run.status() == "resume" and run.newest_complete_checkpoint().name == "checkpoint-4"
+    run.write_summary({"done": True})
+    assert run.status() == "done"
+
+
+def test_a_lease_marks_a_run_running_until_its_holder_dies_or_stops_renewing(tmp_path, monkeypatch):
+    run = RunDir(tmp_path, "r")
+    _complete_checkpoint(run, 2)
+    with Lease(run, renew=0.05):
+        assert run.status() == "running"
+        with pytest.raises(RunBusy, match="not training it twice"):  # a second trainer of the same run
+            rundir._write_json(run.lease_file, {**json.loads(run.lease_file.read_text()), "pid": os.getppid()})
+            Lease(run).__enter__()
+    assert not run.lease_file.exists() and run.status() == "resume"
+    # a killed trainer on this host: its pid is gone -> stale at once
+    rundir._write_json(run.lease_file, {"host": socket.gethostname(), "pid": _dead_pid(), "renewed": time.time()})
+    assert run.status() == "resume"
+    # a trainer on another host that stopped renewing: stale after LEASE_SECONDS
+    rundir._write_json(run.lease_file, {"host": "elsewhere", "pid": 1, "renewed": time.time()})
+    assert run.status() == "running"
+    rundir._write_json(run.lease_file, {"host": "elsewhere", "pid": 1, "renewed": time.time() - rundir.LEASE_SECONDS - 1})
+    assert run.status() == "resume"
+
+
+def test_a_requeued_slurm_job_takes_over_its_own_lease(tmp_path, monkeypatch):
+    run = RunDir(tmp_path, "r")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    rundir._write_json(run.lease_file, {"host": "node1", "pid": 1, "job_id": "77", "renewed": time.time()})
+    with Lease(run):  # the same job, requeued (possibly on another node): not a second trainer
+        assert json.loads(run.lease_file.read_text())["pid"] == os.getpid()
+
+
+def test_a_submission_marker_is_queued_while_its_job_may_still_run(tmp_path, monkeypatch):
+    run = RunDir(tmp_path, "r")
+    run.mark_submitted("local")  # no job id: alive while the submitting process is
+    assert run.status() == "queued"
+    rundir._write_json(run.submitted_file, {"launcher": "local", "job_id": None, "host": socket.gethostname(),
+                                            "pid": _dead_pid()})  # fmt: skip
+    assert run.status() == "new"  # the sweep was killed: stale
+    states = {"12_3": "PENDING", "12_4": None}
+    monkeypatch.setattr(rundir, "slurm_state", lambda job_id: states[job_id])
+    run.mark_submitted("submitit_slurm", "12_3")
+    assert run.status() == "queued" and run.queued()["state"] == "PENDING"
+    run.mark_submitted("submitit_slurm", "12_4")  # cancelled or failed: SLURM no longer lists it
+    assert run.status() == "new"
+
+
+def test_the_lease_removes_the_submission_marker_when_training_starts(tmp_path):
+    run = RunDir(tmp_path, "r")
+    run.mark_submitted("local")
+    with Lease(run):
+        assert not run.submitted_file.exists() and run.status() == "running"
