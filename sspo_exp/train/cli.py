@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from sspo_exp import CONF_DIR
+from sspo_exp import CONF_DIR, cli_help
 
 
 def main(argv: list[str] | None = None) -> int:
+    if cli_help.wants_help(sys.argv[1:] if argv is None else argv):  # groups and examples, not Hydra's config dump
+        return cli_help.show("train")
     import hydra
     from omegaconf import DictConfig
 
