@@ -25,7 +25,8 @@ EXAMPLES = {
         ("sspo-exp train -m seed=0,1,2 objective=grpo,sspo", "a Hydra multirun (6 runs)"),
         ("sspo-exp train experiment=table1 objective=sspo gate=atanlog seed=0", "the paper's Table 1 setting (GPU)"),
         ("sspo-exp train model=local model.path=/models/m model.name=m", "your own HF model directory"),
-        ("sspo-exp train trainer.max_steps=2 trainer.eval_samples=8 --cfg job", "print the composed config, run nothing"),
+        ("sspo-exp train trainer.max_steps=2 trainer.eval_samples=8 --cfg job",
+         "print the composed config, run nothing"),
     ],
     "eval": [
         ("sspo-exp eval eval.model=runs/<run_id>", "a trained run (dir or id); writes <run_dir>/eval/"),
@@ -84,7 +85,7 @@ def job_help(job: str, conf_dir: Path = CONF_DIR, width: int | None = None) -> s
     for cmd, about in EXAMPLES[job]:
         lines += [f"  # {about}", f"  {cmd}"]
     lines += ["", f"sspo-exp {job} --cfg job [overrides]   the composed config after overrides (every field)",
-              f"sspo-exp {job} --hydra-help           Hydra's own flags (-m, --cfg, --info, shell completion)"]  # fmt: skip
+              f"sspo-exp {job} --hydra-help           Hydra's own flags (-m, --cfg, --info, shell completion)"]
     return "\n".join(lines)
 
 

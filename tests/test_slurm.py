@@ -76,8 +76,8 @@ def test_optuna_study_with_two_slurm_workers(env):
 
 
 def _squeue(name: str) -> list[tuple[str, str]]:
-    out = subprocess.run(["squeue", "-h", "--name", name, "-o", "%i %T"], capture_output=True, text=True, timeout=CEILING,
-                         check=True)  # fmt: skip
+    out = subprocess.run(["squeue", "-h", "--name", name, "-o", "%i %T"], capture_output=True, text=True,
+                         timeout=CEILING, check=True)
     return [tuple(line.split()) for line in out.stdout.splitlines()]
 
 
@@ -103,18 +103,20 @@ def test_requeued_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
     (job,) = grid.plan(grid.sweep_jobs(grid.load_sweep(sweep), [*longer, f"output_root={cut}"]))
     log = env / "sweep.log"  # a file, not a pipe: a pipe nobody reads while we wait could fill and block the sweep
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sspo_exp.sweeps.grid", str(sweep), *longer, f"output_root={cut}",
-                                 *launcher], stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", "sspo_exp.sweeps.grid", str(sweep), *longer,
+                                 f"output_root={cut}", *launcher], stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: (job.run_dir / "checkpoint-2").is_dir(), "the SLURM job's first checkpoint", alive=running(proc))
+        first = job.run_dir / "checkpoint-2"
+        wait_for(first.is_dir, "the SLURM job's first checkpoint", alive=running(proc))
         ((jobid, state),) = _squeue(name)
         assert state == "RUNNING" and not (job.run_dir / "summary.json").exists()
         subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=CEILING)  # what PreemptMode=REQUEUE does
         # SLURM holds a requeued job back ~2 minutes (BeginTime): once it is pending again, let it start at once (on
         # a slow machine the hold may already be over and the job running again: then there is nothing to do)
         # (`scontrol requeue` counts the restart and leaves RUNNING before it returns: RUNNING now is the 2nd start).
-        state = wait_for(lambda: (j := _job(jobid))["Restarts"] == "1" and j["JobState"] in {"PENDING", "RUNNING", "COMPLETED"}
-                         and j["JobState"], "the requeued job to be pending", alive=running(proc))  # fmt: skip
+        again = {"PENDING", "RUNNING", "COMPLETED"}
+        state = wait_for(lambda: (j := _job(jobid))["Restarts"] == "1" and j["JobState"] in again and j["JobState"],
+                         "the requeued job to be pending", alive=running(proc))
         if state == "PENDING":
             subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], timeout=CEILING)
         # meanwhile the same config, uninterrupted, in this process's own subprocess

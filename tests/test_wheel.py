@@ -26,7 +26,7 @@ pytestmark = pytest.mark.wheel
 ROOT = Path(__file__).resolve().parent.parent
 #: Not copied into the build tree: environments, caches, outputs (a stale build/ would leak old files into the wheel).
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
-                                    "runs", "outputs", "multirun", "wandb", ".pytest_cache", ".hypothesis", "out")  # fmt: skip
+                                    "runs", "outputs", "multirun", "wandb", ".pytest_cache", ".hypothesis", "out")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -67,7 +67,8 @@ def test_wheel_carries_every_config_sweep_and_paper_table(installed):
 
 def test_installed_package_is_the_wheel_not_the_checkout(installed):
     bin_dir, work, env, _ = installed
-    out = _run([str(bin_dir / "python"), "-c", "import sspo_exp; print(sspo_exp.__file__, sspo_exp.CONF_DIR)"], work, env)
+    where = "import sspo_exp; print(sspo_exp.__file__, sspo_exp.CONF_DIR)"
+    out = _run([str(bin_dir / "python"), "-c", where], work, env)
     module, conf = out.stdout.split()
     assert "site-packages" in module and not Path(module).resolve().is_relative_to(ROOT)
     assert (Path(conf) / "train.yaml").is_file()

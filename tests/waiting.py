@@ -16,7 +16,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 #: Seconds before a wait gives up: a hang detector, not a speed requirement.
-CEILING = float(os.environ.get("SSPO_TEST_CEILING", 1800))
+CEILING = float(os.environ.get("SSPO_TEST_CEILING", "1800"))
 
 
 def wait_for(predicate: Callable[[], T], what: str, ceiling: float = CEILING, poll: float = 0.2,
