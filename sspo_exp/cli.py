@@ -6,6 +6,8 @@
     sspo-exp sweep FILE [overrides]      run a sweep file (sweeps/*.yaml) as one Hydra multirun
     sspo-exp optuna [options]            Optuna search over epsilon / temperatures
     sspo-exp gates                       print the five SSPO gates next to hard clipping (Figure 1 as a table)
+    sspo-exp --version                   the installed package version
+    sspo-exp train --help                config groups, their options and examples (also for eval)
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ COMMANDS = {
 
 
 def _usage() -> str:
-    lines = ["usage: sspo-exp COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: sspo-exp [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "sspo-exp COMMAND --help: that command's options (train, eval: config groups and examples)"]
     return "\n".join(lines)
 
 
@@ -33,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        from sspo_exp import __version__
+
+        print(f"sspo-exp {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

@@ -12,6 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+from waiting import wait_for
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 STEPS = 60
@@ -119,11 +122,25 @@ def _killed_launch(root: str, idx: int, seed: int, n_steps: int, mark: float = 0
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # its own wandb-core, killed with it
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
-    line = proc.stdout.readline()
-    time.sleep(1.0)  # > the flush interval: wandb-core writes what it was sent
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert line.strip() == "logged", line
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "logged", line
+        # wandb-core writes what it was sent within its flush interval: wait for the last record to be on disk
+        wait_for(lambda: _last_row_on_disk(root, run_id(ALL_RUNS[idx][2], seed), n_steps),
+                 "the killed launch's last row in its offline file", alive=lambda: proc.poll() is None)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _last_row_on_disk(root: str, rid: str, n_steps: int) -> bool:
+    """The last ``run.log`` of ``write_one(..., range(n_steps))`` is in the (only) offline segment of ``rid``."""
+    from sspo_exp.report.wandb_offline import read_segment
+
+    (seg_dir,) = Path(root).glob(f"wandb/offline-run-*-{rid}")
+    last = n_steps - 1
+    key = "train/heldout_accuracy" if last % 20 == 19 else "train/reward"  # the held-out row follows the reward row
+    return any(r.get("train/global_step") == last and key in r for r in read_segment(seg_dir).history)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ def slurm_reason() -> str | None:
     if not shutil.which("sinfo"):
         return "no `sinfo` on PATH (start a local SLURM with slurm/local/install.sh && slurm/local/start.sh)"
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
-        return "`sinfo` timed out: no SLURM controller reachable (slurm/local/start.sh)"
+        return "`sinfo` did not answer in 120 s: no SLURM controller reachable (slurm/local/start.sh)"
     if out.returncode != 0:
         return f"`sinfo` failed: {out.stderr.strip()[:200]} (slurm/local/start.sh)"
     if not {"idle", "mixed", "allocated"} & set(out.stdout.split()):

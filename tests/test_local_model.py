@@ -17,6 +17,7 @@ import torch
 
 from local_model_helpers import DEFAULT_SYSTEM, GENERATION_PROMPT, local_qwen_dir  # noqa: F401 (fixture)
 from sspo_exp.data.prompts import INSTRUCTION, build_prompt
+from waiting import CEILING
 
 FIX = Path(__file__).parent / "fixtures" / "benchmarks"
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true",
@@ -32,7 +33,7 @@ def qwen(local_qwen_dir):
     return AutoModelForCausalLM.from_pretrained(local_qwen_dir), AutoTokenizer.from_pretrained(local_qwen_dir)
 
 
-def _run(code: str, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+def _run(code: str, cwd: Path, timeout: float = CEILING) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=ENV, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -22,6 +22,7 @@ from sspo_exp.report.frames import merge_segments, normalize_history
 from sspo_exp.report.sources import load, offline_runs
 from sspo_exp.report.tables import SPECS, build_table
 from sspo_exp.report.wandb_offline import read_records, read_segment
+from waiting import CEILING
 
 HERE = Path(__file__).parent
 WANDB_CLI = shutil.which("wandb", path=str(Path(sys.executable).parent)) or shutil.which("wandb")
@@ -32,7 +33,7 @@ def wandb_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wandb_runs")
     env = {**os.environ, "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1"}
     env.pop("WANDB_SERVICE", None)
-    subprocess.run([sys.executable, str(HERE / "report_helpers.py"), str(root)], check=True, env=env, timeout=300)
+    subprocess.run([sys.executable, str(HERE / "report_helpers.py"), str(root)], check=True, env=env, timeout=CEILING)
     return root
 
 

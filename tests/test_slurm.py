@@ -1,6 +1,7 @@
 """On a real SLURM (slurm/local/start.sh): a Hydra multirun through launcher=submitit_slurm, an Optuna study with two
 SLURM workers, and a requeued (preempted) job that resumes from its checkpoint and ends like an uninterrupted run.
-Each job is a seconds-long tiny-model training run (tests/sweeps_helpers.py: TINY)."""
+Each job is a seconds-long tiny-model training run (tests/sweeps_helpers.py: TINY). Every wait is on an event (a
+file, a job state, a process ending) under tests/waiting.py's CEILING: a loaded machine makes them slower, not red."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sweeps_helpers import TINY, set_env, slurm_reason
+from waiting import CEILING, running, wait_for
 
 REASON = slurm_reason()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(REASON is not None, reason=f"SLURM not reachable: {REASON}")]
@@ -40,7 +42,7 @@ def test_hydra_multirun_through_submitit_slurm_completes_every_job(env):
     runs = env / "runs"
     cmd = [sys.executable, "-m", "sspo_exp.cli", "train", "-m", *TINY, f"output_root={runs}", "launcher=submitit_slurm",
            *SLURM_CPU, "objective=grpo,sspo"]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=CEILING)
     assert out.returncode == 0, out.stderr[-3000:]
     summaries = _summaries(runs)
     assert sorted(s["run_id"].split("-")[0] for s in summaries.values()) == ["grpo", "sspo"]
@@ -74,18 +76,16 @@ def test_optuna_study_with_two_slurm_workers(env):
 
 
 def _squeue(name: str) -> list[tuple[str, str]]:
-    out = subprocess.run(["squeue", "-h", "--name", name, "-o", "%i %T"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run(["squeue", "-h", "--name", name, "-o", "%i %T"], capture_output=True, text=True,
+                         timeout=CEILING, check=True)
     return [tuple(line.split()) for line in out.stdout.splitlines()]
 
 
-def _wait(predicate, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def _job(jobid: str) -> dict[str, str]:
+    """``scontrol show job`` as a dict (JobState, Restarts, ...); MinJobAge keeps a finished job visible."""
+    out = subprocess.run(["scontrol", "-o", "show", "job", jobid], capture_output=True, text=True, timeout=CEILING,
+                         check=True)  # fmt: skip
+    return dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
 
 
 def test_requeued_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(env):
@@ -101,29 +101,37 @@ def test_requeued_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
     name = f"sspo-preempt-{os.getpid()}-{int(time.time())}"
     launcher = ["launcher=submitit_slurm", *SLURM_CPU, f"hydra.launcher.name={name}"]
     (job,) = grid.plan(grid.sweep_jobs(grid.load_sweep(sweep), [*longer, f"output_root={cut}"]))
-    proc = subprocess.Popen([sys.executable, "-m", "sspo_exp.sweeps.grid", str(sweep), *longer, f"output_root={cut}", *launcher],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    log = env / "sweep.log"  # a file, not a pipe: a pipe nobody reads while we wait could fill and block the sweep
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sspo_exp.sweeps.grid", str(sweep), *longer,
+                                 f"output_root={cut}", *launcher], stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: (job.run_dir / "checkpoint-2").is_dir(), 180, "the SLURM job's first checkpoint")
+        first = job.run_dir / "checkpoint-2"
+        wait_for(first.is_dir, "the SLURM job's first checkpoint", alive=running(proc))
         ((jobid, state),) = _squeue(name)
         assert state == "RUNNING" and not (job.run_dir / "summary.json").exists()
-        subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=30)  # what PreemptMode=REQUEUE does
-        # SLURM holds a requeued job back ~2 minutes (BeginTime): once it is pending again, let it start at once
-        _wait(lambda: _squeue(name) == [(jobid, "PENDING")], 60, "the requeued job to be pending")
-        subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], check=True, timeout=30)
+        subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=CEILING)  # what PreemptMode=REQUEUE does
+        # SLURM holds a requeued job back ~2 minutes (BeginTime): once it is pending again, let it start at once (on
+        # a slow machine the hold may already be over and the job running again: then there is nothing to do)
+        # (`scontrol requeue` counts the restart and leaves RUNNING before it returns: RUNNING now is the 2nd start).
+        again = {"PENDING", "RUNNING", "COMPLETED"}
+        state = wait_for(lambda: (j := _job(jobid))["Restarts"] == "1" and j["JobState"] in again and j["JobState"],
+                         "the requeued job to be pending", alive=running(proc))
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], timeout=CEILING)
         # meanwhile the same config, uninterrupted, in this process's own subprocess
         ref = subprocess.run([sys.executable, "-m", "sspo_exp.cli", "train", *longer, f"output_root={full}"],
-                             capture_output=True, text=True, timeout=240)  # fmt: skip
+                             capture_output=True, text=True, timeout=CEILING)  # fmt: skip
         assert ref.returncode == 0, ref.stderr[-3000:]
-        output, _ = proc.communicate(timeout=240)
-        _wait(lambda: not _squeue(name), 60, "the job to leave the queue")
+        proc.wait(timeout=CEILING)  # the sweep returns when its SLURM job has finished
+        wait_for(lambda: not _squeue(name), "the job to leave the queue")
     finally:
         if proc.poll() is None:
             proc.kill()
-        subprocess.run(["scancel", "--name", name], timeout=30)  # nothing left behind if the test failed
-    assert proc.returncode == 0, output[-3000:]
-    shown = subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True, timeout=10).stdout
-    assert "Restarts=1" in shown and "JobState=COMPLETED" in shown  # one requeue, then it finished (MinJobAge keeps it)
+        subprocess.run(["scancel", "--name", name], timeout=CEILING)  # nothing left behind if the test failed
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    shown = _job(jobid)
+    assert shown["Restarts"] == "1" and shown["JobState"] == "COMPLETED"  # one requeue, then it finished
 
     a = json.loads((job.run_dir / "summary.json").read_text())
     b = json.loads((full / job.run_id / "summary.json").read_text())

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sweeps_helpers import slurm_reason
+from waiting import CEILING
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = sorted((ROOT / "slurm").glob("*.sbatch"))
@@ -17,7 +18,7 @@ SCRIPTS = [*TEMPLATES, ROOT / "slurm" / "env.sh", *sorted((ROOT / "slurm" / "loc
 
 def _dry_run(template: str, env: dict[str, str], *overrides: str) -> str:
     env = {**os.environ, "SSPO_DRY_RUN": "1", "SSPO_EXP_ROOT": str(ROOT), **env}
-    out = subprocess.run(["bash", str(ROOT / "slurm" / template), *overrides], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["bash", str(ROOT / "slurm" / template), *overrides], env=env, capture_output=True, text=True, timeout=CEILING)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -57,5 +58,5 @@ def test_vllm_server_template_puts_the_server_on_node_0_and_trains_on_the_rest()
 def test_sbatch_accepts_the_templates_directives(template, tmp_path):
     # shrink to the one-node CPU test cluster; every other #SBATCH line is parsed and checked by sbatch itself
     out = subprocess.run(["sbatch", "--test-only", "--nodes=1", "--gpus-per-node=0", "--cpus-per-task=1", "--mem=1G",
-                          f"--output={tmp_path}/out", str(template)], capture_output=True, text=True, timeout=30)  # fmt: skip
+                          f"--output={tmp_path}/out", str(template)], capture_output=True, text=True, timeout=CEILING)  # fmt: skip
     assert out.returncode == 0 and "to start at" in out.stderr, out.stderr

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from sspo_exp import CONF_DIR, SWEEPS_DIR
 from sspo_exp.sweeps import grid, optuna_cli
 from sspo_exp.train.run import run_id
+from waiting import CEILING
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = SWEEPS_DIR
@@ -320,7 +321,7 @@ def test_two_concurrent_workers_share_one_journal_study(tmp_path):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(120)
+        p.join(CEILING)
     assert all(p.exitcode == 0 for p in procs)
     import optuna
 
@@ -421,7 +422,7 @@ def test_preemption_callback_exits_at_once_on_sigterm_only_inside_slurm(in_slurm
     src = ("import os, signal, time\nfrom sspo_exp.sweeps.preemption import ExitOnSigterm\n"
            "ExitOnSigterm().on_job_start(config=None)\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(5)\n")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"} | ({"SLURM_JOB_ID": "1"} if in_slurm else {})
-    assert subprocess.run([sys.executable, "-c", src], env=env, timeout=60).returncode == code
+    assert subprocess.run([sys.executable, "-c", src], env=env, timeout=CEILING).returncode == code
     cfg = _compose(["launcher=submitit_slurm"], hydra=True)
     assert cfg.hydra.callbacks.exit_on_sigterm._target_ == "sspo_exp.sweeps.preemption.ExitOnSigterm"
 

@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from sspo_exp import CONF_DIR
 from sspo_exp.train.config import ConfigError, validate
 from sspo_exp.train.run import run_id
+from waiting import CEILING
 
 PRESETS = {"qwen2.5-7b-instruct": "Qwen/Qwen2.5-7B-Instruct", "qwen3-8b": "Qwen/Qwen3-8B",
            "qwen3-14b": "Qwen/Qwen3-14B", "qwen3-30b-a3b": "Qwen/Qwen3-30B-A3B"}  # fmt: skip
@@ -101,9 +102,9 @@ def test_hydra_job_is_named_train():
 
 def test_cli_rejects_a_bad_config_fast_and_prints_the_job_config(tmp_path):
     env_cmd = [sys.executable, "-m", "sspo_exp.cli", "train"]
-    out = subprocess.run(env_cmd + ["--cfg", "job"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(env_cmd + ["--cfg", "job"], capture_output=True, text=True, timeout=CEILING, cwd=tmp_path)
     assert out.returncode == 0 and "objective:" in out.stdout and "name: sspo" in out.stdout
     bad = subprocess.run(env_cmd + ["trainer.num_generations=1", f"output_root={tmp_path}"], capture_output=True,
-                         text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+                         text=True, timeout=CEILING, cwd=tmp_path)  # fmt: skip
     assert bad.returncode != 0 and "trainer.num_generations=1" in bad.stderr + bad.stdout
     assert not any(tmp_path.glob("sspo-*"))  # rejected before a run directory (or a model) was created

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import torch
 
 from sspo_exp.report.wandb_offline import read_segment
 from train_helpers import child_script, small_cfg, tiny_model_dir
+from waiting import CEILING, running, wait_for
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", TOKENIZERS_PARALLELISM="false", WANDB_SILENT="true")
@@ -135,15 +135,13 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
         return small_cfg(tmp_path / name, model_dir, max_steps=8, save_steps=2, learning_rate=3e-3,
                          max_completion_length=12)  # fmt: skip
 
-    run = lambda c, slow=0.0: [sys.executable, "-c", child_script(c, slow)]  # noqa: E731
-    subprocess.run(run(cfg("full")), env=ENV, check=True, capture_output=True, timeout=300)
+    run = lambda c, *stop: [sys.executable, "-c", child_script(c, *stop)]  # noqa: E731
+    subprocess.run(run(cfg("full")), env=ENV, check=True, capture_output=True, timeout=CEILING)
 
-    cut = subprocess.Popen(run(cfg("cut"), slow=0.5), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not glob.glob(str(tmp_path / "cut" / "*" / "checkpoint-4" / "trainer_state.json")):
-        assert cut.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-        time.sleep(0.05)
-    time.sleep(0.8)  # let it log step 5 (or more) past the checkpoint, so the resume re-logs some steps
+    # killed once step 5 is logged, past checkpoint-4, so the resume re-logs a step (the child waits there)
+    marker = tmp_path / "step5-logged"
+    cut = subprocess.Popen(run(cfg("cut"), 5, marker), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(marker.exists, "the run to log step 5", alive=running(cut))
     os.kill(cut.pid, signal.SIGKILL)
     cut.wait()
     (run_dir,) = (tmp_path / "cut").glob("sspo-*")
@@ -152,13 +150,13 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
     partial = run_dir / "checkpoint-8"
     partial.mkdir()
     shutil.copy(run_dir / "checkpoint-4" / "model.safetensors", partial / "model.safetensors")
-    subprocess.run(run(cfg("cut")), env=ENV, check=True, capture_output=True, timeout=300)
+    subprocess.run(run(cfg("cut")), env=ENV, check=True, capture_output=True, timeout=CEILING)
 
     (full_dir,) = (tmp_path / "full").glob("sspo-*")
     assert full_dir.name == run_dir.name  # the same config -> the same run id
     a = json.loads((full_dir / "summary.json").read_text())
     b = json.loads((run_dir / "summary.json").read_text())
-    assert b["resumed_from"].endswith("checkpoint-4") or b["resumed_from"].endswith("checkpoint-6")
+    assert b["resumed_from"].endswith("checkpoint-4")  # killed at step 5; checkpoint-8 (cut) is skipped
     for key in ("global_step", "heldout_accuracy_before", "heldout_accuracy_after", "train_reward_first", "train_reward_last"):
         assert a[key] == b[key], key
 

@@ -10,6 +10,7 @@ import pytest
 
 from sspo_exp.train.launch import accelerate_command
 from train_helpers import tiny_model_dir
+from waiting import CEILING
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,7 @@ def test_two_process_cpu_run(tmp_path):
                  "trainer.save_steps=2", "trainer.eval_samples=4"]  # fmt: skip
     cmd = accelerate_command("cpu_ddp", gpus_per_node=2, main_process_port=29533 + os.getpid() % 1000, overrides=overrides)
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_SILENT="true", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CEILING, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").glob("sspo-*")
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -57,19 +57,26 @@ sys.path.insert(0, {tests!r})
 import train_helpers as h
 import sspo_exp.rewards, sspo_exp.train.callbacks as cb
 sspo_exp.rewards.REWARD_FUNCS = (h.digit_reward, sspo_exp.rewards.format_reward)
-if {slow!r}:
+if {stop_after!r}:
     on_log = cb.ProgressLine.on_log
-    def slow_on_log(self, *a, **k):
-        time.sleep({slow!r}); return on_log(self, *a, **k)
-    cb.ProgressLine.on_log = slow_on_log
+    def stop_on_log(self, args, state, *a, **k):
+        out = on_log(self, args, state, *a, **k)
+        if state.global_step >= {stop_after!r}:
+            open({stop_after_marker!r}, "w").close()
+            while True:  # wait here to be killed
+                time.sleep(1)
+        return out
+    cb.ProgressLine.on_log = stop_on_log
 from omegaconf import OmegaConf
 from sspo_exp.train.run import train
 train(OmegaConf.create({cfg!r}))
 """
 
 
-def child_script(cfg, slow: float = 0.0) -> str:
-    """Python source that trains ``cfg`` with the dense stand-in reward (optionally sleeping after each step)."""
+def child_script(cfg, stop_after: int = 0, marker: str | Path = "") -> str:
+    """Python source that trains ``cfg`` with the dense stand-in reward. With ``stop_after=N`` it logs step N, then
+    creates the file ``marker`` and waits there to be killed (a kill at a known step, on a machine of any speed)."""
     from omegaconf import OmegaConf
 
-    return CHILD.format(tests=str(Path(__file__).parent), slow=slow, cfg=OmegaConf.to_container(cfg))
+    return CHILD.format(tests=str(Path(__file__).parent), stop_after=stop_after, stop_after_marker=str(marker),
+                        cfg=OmegaConf.to_container(cfg))  # fmt: skip

@@ -3,10 +3,12 @@
 # Partitions: `debug` (default) and `high` (higher PriorityTier: its jobs preempt `debug` jobs, which are
 # REQUEUED, as on clusters with a preemptible partition). Config and state live in $SSPO_SLURM_STATE
 # (default /tmp/sspo-slurm); /etc/slurm/slurm.conf is a symlink to it so every client (sbatch, sinfo,
-# submitit) finds it. Refuses to touch a slurm.conf it did not write. Waits until the node is idle.
+# submitit) finds it. Refuses to touch a slurm.conf it did not write. Waits until the node is idle (a loaded
+# machine only makes that slower: the waits give up after $SSPO_SLURM_START_CEILING seconds, default 600).
 #   usage: slurm/local/start.sh            stop with: slurm/local/stop.sh
 set -euo pipefail
 STATE=${SSPO_SLURM_STATE:-/tmp/sspo-slurm}
+CEILING=${SSPO_SLURM_START_CEILING:-600}
 NODE=$(hostname -s)
 HW=$(slurmd -C | head -1 | grep -o 'CPUs=.* ThreadsPerCore=[0-9]*')   # CPUs, boards, sockets, cores, threads
 MEM_MB=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 9 / 10 ))   # leave 10% to the OS
@@ -70,7 +72,7 @@ chmod 0700 /etc/munge && chmod 0400 /etc/munge/munge.key
 munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 if ! munge_ok; then
   runuser -u munge -- munged
-  for _ in $(seq 20); do munge_ok && break; sleep 0.5; done
+  end=$((SECONDS + CEILING)); until munge_ok || (( SECONDS > end )); do sleep 0.5; done
   munge_ok || { echo "start.sh: munged did not start (see /var/log/munge/munged.log)" >&2; exit 1; }
 fi
 
@@ -78,16 +80,17 @@ alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }   # a daemon, by i
 alive "$STATE/slurmctld.pid" || slurmctld
 alive "$STATE/slurmd.pid" || slurmd
 
-for _ in $(seq 60); do
-  if timeout 5 sinfo -h -N -o '%T' 2>/dev/null | grep -qx idle; then
+end=$((SECONDS + CEILING))
+while (( SECONDS <= end )); do
+  if timeout 60 sinfo -h -N -o '%T' 2>/dev/null | grep -qx idle; then
     sinfo
     exit 0
   fi
   # A node left DOWN/DRAINED by an earlier stop comes back with RESUME.
-  timeout 5 scontrol update NodeName="$NODE" State=RESUME >/dev/null 2>&1 || true
+  timeout 60 scontrol update NodeName="$NODE" State=RESUME >/dev/null 2>&1 || true
   sleep 1
 done
-echo "start.sh: SLURM node did not become idle; logs in $STATE/log" >&2
+echo "start.sh: SLURM node did not become idle in $CEILING s; logs in $STATE/log" >&2
 sinfo -N -l >&2 || true
 tail -n 20 "$STATE"/log/*.log >&2 || true
 exit 1

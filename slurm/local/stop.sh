@@ -11,7 +11,7 @@ for pidfile in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
   if [[ -s $pidfile ]]; then
     pid=$(cat "$pidfile")
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    end=$((SECONDS + 120)); while kill -0 "$pid" 2>/dev/null && (( SECONDS <= end )); do sleep 0.5; done
   fi
 done
 if [[ -s /run/munge/munged.pid ]]; then kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true; fi

@@ -20,8 +20,10 @@ def task(cfg) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sspo_exp import hydra_cli
+    from sspo_exp import cli_help, hydra_cli
 
+    if cli_help.wants_help(sys.argv[1:] if argv is None else argv):  # groups and examples, not Hydra's config dump
+        return cli_help.show("eval")
     return hydra_cli.run("eval", "sspo-exp eval", task, argv)
 
 

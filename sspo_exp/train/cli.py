@@ -14,8 +14,10 @@ def task(cfg) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sspo_exp import hydra_cli
+    from sspo_exp import cli_help, hydra_cli
 
+    if cli_help.wants_help(sys.argv[1:] if argv is None else argv):  # groups and examples, not Hydra's config dump
+        return cli_help.show("train")
     return hydra_cli.run("train", "sspo-exp train", task, argv)
 
 
