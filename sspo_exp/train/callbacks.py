@@ -6,6 +6,8 @@ import time
 
 from transformers import TrainerCallback
 
+from sspo_exp.train.sharded import generation_model
+
 
 class HeldoutEval(TrainerCallback):
     """Greedy held-out accuracy every ``eval_steps`` optimizer steps (0 = never) and after the last step; the
@@ -26,16 +28,21 @@ class HeldoutEval(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step, last = state.global_step, state.global_step >= state.max_steps
         metrics = self.trainer._metrics["train"]
-        # every process generates (ZeRO-3 / FSDP gather parameters collectively); process 0 logs
-        if self.evaluator.heldout_rows and (last or (self.eval_steps and step % self.eval_steps == 0)):
-            result, _ = self.evaluator.heldout(self.trainer.model, step)
-            metrics["heldout_accuracy"].append(result.accuracy)
-            if last:
-                self.trainer.heldout_accuracy_after = result.accuracy
-        if self.every_steps and step % self.every_steps == 0:
-            for name in self.evaluator.benchmarks:
-                result, _ = self.evaluator.benchmark(self.trainer.model, step, name)
-                metrics[f"eval_{name}/pass@1"].append(result.pass_at_1)
+        heldout = self.evaluator.heldout_rows and (last or (self.eval_steps and step % self.eval_steps == 0))
+        benchmarks = self.every_steps and step % self.every_steps == 0
+        if not (heldout or benchmarks):
+            return
+        # every process generates (ZeRO-3 / FSDP gather parameters collectively: sharded.py); process 0 logs
+        with generation_model(self.trainer) as policy:
+            if heldout:
+                result, _ = self.evaluator.heldout(policy, step)
+                metrics["heldout_accuracy"].append(result.accuracy)
+                if last:
+                    self.trainer.heldout_accuracy_after = result.accuracy
+            if benchmarks:
+                for name in self.evaluator.benchmarks:
+                    result, _ = self.evaluator.benchmark(policy, step, name)
+                    metrics[f"eval_{name}/pass@1"].append(result.pass_at_1)
 
 
 class ProgressLine(TrainerCallback):

@@ -104,7 +104,8 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     if rollout not in ROLLOUTS:
         raise ConfigError(f"trainer.rollout={rollout!r}: choose one of {', '.join(ROLLOUTS)}")
     if rollout != "hf" and t.get("use_cpu", False):
-        raise ConfigError(f"trainer.rollout={rollout!r} needs a GPU: set trainer.rollout=hf or trainer.use_cpu=false")
+        raise ConfigError(f"trainer.rollout={rollout!r} with trainer.use_cpu=true: vLLM runs on a GPU (or, with the CPU "
+                          "build of vLLM, on a CPU-only machine with trainer.use_cpu=false); else set trainer.rollout=hf")
     plan = batch_plan(
         _get(cfg, "trainer.prompts_per_step"),
         _get(cfg, "trainer.num_generations"),
@@ -161,28 +162,12 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     from sspo_exp.train.final_eval import check as check_final_eval
 
     check_final_eval(cfg)
-    check_in_training_eval(cfg)
     return plan
 
 
 def sharded_engine() -> bool:
     """True under ``accelerate launch`` with DeepSpeed or FSDP (conf/accelerate/), which shard the weights."""
     return any(os.environ.get(k, "false").lower() == "true" for k in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
-
-
-def check_in_training_eval(cfg: Any) -> None:
-    """Held-out and benchmark evaluation inside training generate with the plain model, before the engine wraps it.
-
-    Under DeepSpeed ZeRO-3 / FSDP that model is sharded, and this path has not been verified (no GPU here), so it
-    is refused rather than left to fail mid-run: evaluate the checkpoints with ``sspo-exp eval`` instead.
-    """
-    fe = cfg.get("final_eval") or {}
-    if sharded_engine() and (_get(cfg, "trainer.eval_samples") > 0 or fe.get("benchmarks")):
-        raise ConfigError(
-            f"trainer.eval_samples={cfg.trainer.eval_samples} final_eval.benchmarks={list(fe.get('benchmarks') or [])}:"
-            " evaluation inside a DeepSpeed/FSDP training run is not supported; set trainer.eval_samples=0"
-            " final_eval.benchmarks=[] final_eval.before=false and score checkpoints with `sspo-exp eval`"
-        )
 
 
 def check_model(cfg: Any) -> None:

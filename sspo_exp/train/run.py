@@ -146,6 +146,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.train import final_eval
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine
+    from sspo_exp.train.sharded import generation_model
     from sspo_exp.train.trainer import SSPOTrainer
 
     plan = validate(cfg)  # before anything heavy (final_eval too)
@@ -205,11 +206,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=checkpoint)
         step = trainer.state.global_step
         after = trainer.heldout_accuracy_after
-        if after is None:  # resumed from a checkpoint at max_steps: no step ran, evaluate the final policy now
-            after = ev.heldout(trainer.model, step)[0].accuracy if heldout else float("nan")
         eval_start = time.time()
         last_checkpoint = str(run_dir / f"checkpoint-{step}")
-        eval_after = ev.run_all(trainer.model, step, final_eval.AFTER, run_dir, main, checkpoint=last_checkpoint)
+        with generation_model(trainer) as policy:  # gathers ZeRO-3 / FSDP1 weights (sspo_exp/train/sharded.py)
+            if after is None:  # resumed from a checkpoint at max_steps: no step ran, evaluate the final policy now
+                after = ev.heldout(policy, step)[0].accuracy if heldout else float("nan")
+            eval_after = ev.run_all(policy, step, final_eval.AFTER, run_dir, main, checkpoint=last_checkpoint)
         if not main:
             return {}
         eval_keys = {**final_eval.summary_keys(eval_before, final_eval.BEFORE),
