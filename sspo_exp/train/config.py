@@ -236,6 +236,8 @@ def grpo_config(cfg: Any, plan: BatchPlan, output_dir: str):
     """
     from trl import GRPOConfig
 
+    from sspo_exp.train.compat import checkpointing_kwargs
+
     t = cfg.trainer
     use_vllm = t.rollout != "hf"
     vllm = t.get("vllm") or {}
@@ -258,7 +260,7 @@ def grpo_config(cfg: Any, plan: BatchPlan, output_dir: str):
         warmup_steps=float(t.warmup_ratio),  # transformers reads a value < 1 as a fraction of max_steps
         max_grad_norm=float(t.max_grad_norm),
         weight_decay=float(t.weight_decay),
-        activation_checkpointing=bool(t.gradient_checkpointing),
+        **checkpointing_kwargs(bool(t.gradient_checkpointing)),  # the field's name differs across transformers
         use_cpu=bool(t.use_cpu),
         bf16=bool(t.bf16),
         save_strategy="steps",
