@@ -225,3 +225,14 @@ def test_no_heldout_rows_means_no_heldout_evaluation():
     cb.trainer = SimpleNamespace(_metrics={"train": {}}, model=None, heldout_accuracy_after=None)
     cb.on_step_end(None, SimpleNamespace(global_step=4, max_steps=4), None)
     assert cb.trainer._metrics["train"] == {} and cb.trainer.heldout_accuracy_after is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_checkpointing_flag_reaches_trl_under_either_transformers_name(tmp_path, enabled):
+    """transformers 5.19 (.venv-vllm) calls it gradient_checkpointing, 5.2x activation_checkpointing."""
+    from trl import GRPOConfig
+
+    from sspo_exp.train.compat import checkpointing_kwargs
+
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **checkpointing_kwargs(enabled))
+    assert bool(getattr(args, "activation_checkpointing", None) or args.gradient_checkpointing) is enabled
