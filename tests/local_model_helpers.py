@@ -41,6 +41,8 @@ CHAT_TEMPLATE = (
 GENERATION_PROMPT = "<|im_start|>assistant\n"
 ARCH = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=1024, rope_theta=1e6, tie_word_embeddings=True)  # fmt: skip
+#: The same model with head_dim 64 for vLLM's CPU attention kernel (it rejects head_dim 8 or 16): 2 heads of 64.
+VLLM_ARCH = {**ARCH, "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2, "num_key_value_heads": 2}
 
 
 def corpus(n: int = 120, seed: int = 0) -> list[str]:
@@ -88,8 +90,9 @@ def build_tokenizer(vocab_size: int = 512):
     return tok
 
 
-def build_local_qwen(path: Path, seed: int = 0) -> Path:
-    """Write the miniature Qwen2.5-Instruct checkpoint into ``path`` (see the module docstring)."""
+def build_local_qwen(path: Path, seed: int = 0, arch: dict | None = None) -> Path:
+    """Write the miniature Qwen2.5-Instruct checkpoint into ``path`` (see the module docstring); ``arch`` replaces
+    :data:`ARCH` (e.g. :data:`VLLM_ARCH`)."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -99,7 +102,7 @@ def build_local_qwen(path: Path, seed: int = 0) -> Path:
     vocab = -(-len(tok) // 64) * 64  # embedding padded past the tokenizer, as Qwen's
     torch.manual_seed(seed)
     config = Qwen2Config(vocab_size=vocab, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                         pad_token_id=None, **ARCH)  # fmt: skip
+                         pad_token_id=None, **(arch or ARCH))  # fmt: skip
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],

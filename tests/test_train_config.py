@@ -100,9 +100,9 @@ def test_temperature_on_a_gate_without_one(cfg):
     validate(cfg, world_size=1)
 
 
-def test_vllm_needs_a_gpu(cfg):
+def test_vllm_with_use_cpu_is_refused(cfg):
     cfg.trainer.rollout = "vllm_colocate"
-    with pytest.raises(ConfigError, match="needs a GPU"):
+    with pytest.raises(ConfigError, match="trainer.use_cpu=true.*trainer.use_cpu=false.*trainer.rollout=hf"):
         validate(cfg, world_size=1)
 
 
@@ -189,16 +189,24 @@ def test_summary_rewards_average_the_first_and_last_five_rollouts():
     assert reward_windows([{"loss": 1.0}]) == (None, None)
 
 
-def test_in_training_eval_is_refused_under_sharded_engines(cfg, monkeypatch):
-    validate(cfg, world_size=1)
-    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+def test_in_training_eval_is_accepted_under_sharded_engines(cfg, monkeypatch):
+    """ZeRO-3 / FSDP runs evaluate inside training (sspo_exp/train/sharded.py; tests/test_sharded_eval.py)."""
     OmegaConf.update(cfg, "trainer.eval_samples", 4)
-    with pytest.raises(ConfigError, match="trainer.eval_samples=4.*sspo-exp eval"):
+    for engine in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"):
+        monkeypatch.setenv(engine, "true")
         validate(cfg, world_size=1)
-    OmegaConf.update(cfg, "trainer.eval_samples", 0)
-    OmegaConf.update(cfg, "final_eval.benchmarks", [])
-    OmegaConf.update(cfg, "final_eval.before", False)
-    validate(cfg, world_size=1)
+        monkeypatch.delenv(engine)
+
+
+def test_generation_model_is_the_trainer_model_without_sharding():
+    from types import SimpleNamespace
+
+    from sspo_exp.train.sharded import generation_model
+
+    state = SimpleNamespace(deepspeed_plugin=None, fsdp_plugin=None)
+    trainer = SimpleNamespace(accelerator=SimpleNamespace(state=state), model="policy", model_wrapped="wrapped")
+    with generation_model(trainer) as model:
+        assert model == "policy"
 
 
 def test_no_heldout_rows_means_no_heldout_evaluation(tmp_path):
@@ -228,3 +236,14 @@ def test_the_scheduler_list_checked_without_transformers_is_transformers_own():
     from sspo_exp.train.config import SCHEDULERS
 
     assert set(SCHEDULERS) == {s.value for s in SchedulerType}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_checkpointing_flag_reaches_trl_under_either_transformers_name(tmp_path, enabled):
+    """transformers 5.19 (.venv-vllm) calls it gradient_checkpointing, 5.2x activation_checkpointing."""
+    from trl import GRPOConfig
+
+    from sspo_exp.train.compat import checkpointing_kwargs
+
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **checkpointing_kwargs(enabled))
+    assert bool(getattr(args, "activation_checkpointing", None) or args.gradient_checkpointing) is enabled

@@ -52,6 +52,12 @@ class Evaluator:
             out.update(keys.summary_keys(self._benchmarks_stage(model, "before", keys.BEFORE), keys.BEFORE))
         return out
 
+    def due(self, step: int, final: bool = False) -> bool:
+        """Whether :meth:`at_step` has anything to score at ``step`` (so a sharded model is gathered only then)."""
+        s = self.settings
+        heldout = bool(self.heldout_rows) and (final or bool(s.heldout_every and step % s.heldout_every == 0))
+        return heldout or (bool(self.benchmarks) and (final or bool(s.every_steps and step % s.every_steps == 0)))
+
     def at_step(self, model, step: int, final: bool = False) -> dict[str, float]:
         """What is due at optimizer step ``step`` (everything when ``final``), as history/summary keys:
         ``train/heldout_accuracy`` and ``eval/<benchmark>/pass@1``; ``final`` also writes the result files and adds

@@ -1,4 +1,5 @@
-"""Greedy generation backends: HF ``generate`` (CPU or GPU, batched) and vLLM (GPU; imported lazily).
+"""Greedy generation backends: HF ``generate`` (CPU or GPU, batched) and vLLM (GPU, or its CPU build; imported
+lazily, one engine per process).
 
 Both return one entry per prompt: the decoded completion (``skip_special_tokens=True``, as TRL decodes rollouts),
 or a :class:`GenerationFailure` carrying the reason, so the caller can record the sample as incorrect instead of
@@ -88,16 +89,64 @@ def generate_hf(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_toke
     return results
 
 
+#: The process's vLLM engine and the arguments it was built with (see :func:`vllm_engine`).
+_ENGINE: dict[str, Any] = {}
+
+
+def vllm_engine(model_path: str, *, seed: int = 0, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
+                dtype: str = "auto", max_model_len: int | None = None):
+    """The process's one vLLM ``LLM`` for these arguments, built on first use and reused for every benchmark.
+
+    vLLM sizes its KV cache to ``gpu_memory_utilization`` of the device (on the CPU build: of host memory) when an
+    engine starts and frees it only when the engine is torn down, so a second engine in the same process runs out of
+    memory; one engine serves every benchmark of ``sspo-exp eval``. Asking for a different model or different
+    arguments tears the old engine down first (vLLM's ``cleanup_dist_env_and_memory``), so two never coexist.
+    Greedy decoding does not depend on ``seed``, which only names the engine's sampler seed.
+    """
+    try:
+        from vllm import LLM
+    except ImportError as e:
+        raise RuntimeError("eval.backend=vllm needs vLLM: pip install 'sspo-exp[vllm]' (GPU), or the CPU build "
+                           "(`bash .ci/vllm.sh`, README 'vLLM on the CPU')") from e
+    key = dict(model=model_path, tensor_parallel_size=tensor_parallel_size, seed=seed, dtype=dtype,
+               gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
+    if _ENGINE.get("key") != key:
+        shutdown_vllm_engine()
+        _ENGINE.update(key=key, llm=LLM(**key))
+    return _ENGINE["llm"]
+
+
+def shutdown_vllm_engine() -> None:
+    """Tear down the process's vLLM engine (if any) and free its memory."""
+    llm = _ENGINE.pop("llm", None)
+    _ENGINE.pop("key", None)
+    if llm is None:
+        return
+    import gc
+
+    engine = getattr(llm, "llm_engine", None)
+    shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+    if callable(shutdown):  # stops the engine-core process of vLLM's V1 engine
+        shutdown()
+    del llm, engine
+    gc.collect()
+    try:
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()
+    except ImportError:  # moved or gone in another vLLM version: the gc above did what it could
+        pass
+
+
 def generate_vllm(model_path: str, prompts: Sequence[str], max_new_tokens: int, *, seed: int = 0,
                   tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, dtype: str = "auto",
                   max_model_len: int | None = None) -> list[str | GenerationFailure]:
-    """Greedy completions with vLLM (temperature 0). The prompts are already rendered strings."""
-    try:
-        from vllm import LLM, SamplingParams
-    except ImportError as e:
-        raise RuntimeError("eval.backend=vllm needs vLLM: pip install 'sspo-exp[vllm]' (GPU only)") from e
-    llm = LLM(model=model_path, tensor_parallel_size=tensor_parallel_size, seed=seed, dtype=dtype,
-              gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
+    """Greedy completions with vLLM (temperature 0) on the process's engine (:func:`vllm_engine`). The prompts are
+    already rendered strings; vLLM tokenizes them as TRL's rollouts and ``generate_hf`` do (special tokens added)."""
+    from vllm import SamplingParams
+
+    llm = vllm_engine(model_path, seed=seed, tensor_parallel_size=tensor_parallel_size,
+                      gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, max_model_len=max_model_len)
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
-    outputs = llm.generate(list(prompts), params)
+    outputs = llm.generate(list(prompts), params, use_tqdm=False)
     return [o.outputs[0].text if o.outputs else GenerationFailure("vllm returned no output") for o in outputs]

@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 from transformers.integrations import WandbCallback
 
 from sspo_exp import keys
+from sspo_exp.train.sharded import generation_model
 
 
 class HeldoutEval(TrainerCallback):
@@ -27,8 +28,12 @@ class HeldoutEval(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step, last = state.global_step, state.global_step >= state.max_steps
         metrics = self.trainer._metrics["train"]
-        # every process generates (ZeRO-3 / FSDP gather parameters collectively); process 0 logs
-        for key, value in self.evaluator.at_step(self.trainer.model, step, final=last).items():
+        if not self.evaluator.due(step, final=last):
+            return
+        # every process generates (ZeRO-3 / FSDP gather parameters collectively: sharded.py); process 0 logs
+        with generation_model(self.trainer) as policy:
+            due = self.evaluator.at_step(policy, step, final=last)
+        for key, value in due.items():
             if key == keys.HELDOUT:
                 metrics["heldout_accuracy"].append(value)
             parsed = keys.parse_eval_key(key)

@@ -139,7 +139,8 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
     if rollout not in ROLLOUTS:
         raise ConfigError(f"trainer.rollout={rollout!r}: choose one of {', '.join(ROLLOUTS)}")
     if rollout != "hf" and t.get("use_cpu", False):
-        raise ConfigError(f"trainer.rollout={rollout!r} needs a GPU: set trainer.rollout=hf or trainer.use_cpu=false")
+        raise ConfigError(f"trainer.rollout={rollout!r} with trainer.use_cpu=true: vLLM runs on a GPU (or, with the CPU "
+                          "build of vLLM, on a CPU-only machine with trainer.use_cpu=false); else set trainer.rollout=hf")
     world_size = world_size_from_env() if world_size is None else world_size
     plan = batch_plan(
         _get(cfg, "trainer.prompts_per_step"),
@@ -187,7 +188,6 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
         )
     objective = objective_spec(cfg)
     evaluation = final_eval_settings(cfg)
-    check_in_training_eval(cfg, evaluation)
     trl_batch = {"per_device_train_batch_size": plan.per_device_train_batch_size,
                  "gradient_accumulation_steps": plan.gradient_accumulation_steps,
                  "steps_per_generation": plan.steps_per_generation,
@@ -205,20 +205,6 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
 def sharded_engine() -> bool:
     """True under ``accelerate launch`` with DeepSpeed or FSDP (conf/accelerate/), which shard the weights."""
     return any(os.environ.get(k, "false").lower() == "true" for k in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
-
-
-def check_in_training_eval(cfg: Any, evaluation: Any) -> None:
-    """Held-out and benchmark evaluation inside training generate with the plain model, before the engine wraps it.
-
-    Under DeepSpeed ZeRO-3 / FSDP that model is sharded, and this path has not been verified (no GPU here), so it
-    is refused rather than left to fail mid-run: evaluate the checkpoints with ``sspo-exp eval`` instead.
-    """
-    if sharded_engine() and (_get(cfg, "trainer.eval_samples") > 0 or evaluation.benchmarks):
-        raise ConfigError(
-            f"trainer.eval_samples={cfg.trainer.eval_samples} final_eval.benchmarks={list(evaluation.benchmarks)}:"
-            " evaluation inside a DeepSpeed/FSDP training run is not supported; set trainer.eval_samples=0"
-            " final_eval.benchmarks=[] final_eval.before=false and score checkpoints with `sspo-exp eval`"
-        )
 
 
 def check_model(cfg: Any) -> str:
@@ -297,6 +283,8 @@ def grpo_config(cfg: Any, plan: BatchPlan, output_dir: str):
     """
     from trl import GRPOConfig
 
+    from sspo_exp.train.compat import checkpointing_kwargs
+
     t = cfg.trainer
     use_vllm = t.rollout != "hf"
     vllm = t.get("vllm") or {}
@@ -319,7 +307,7 @@ def grpo_config(cfg: Any, plan: BatchPlan, output_dir: str):
         warmup_steps=float(t.warmup_ratio),  # transformers reads a value < 1 as a fraction of max_steps
         max_grad_norm=float(t.max_grad_norm),
         weight_decay=float(t.weight_decay),
-        activation_checkpointing=bool(t.gradient_checkpointing),
+        **checkpointing_kwargs(bool(t.gradient_checkpointing)),  # the field's name differs across transformers
         use_cpu=bool(t.use_cpu),
         bf16=bool(t.bf16),
         save_strategy="steps",

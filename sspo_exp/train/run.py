@@ -103,6 +103,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     from sspo_exp.models import load_policy
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine, WandbLog
+    from sspo_exp.train.sharded import generation_model
     from sspo_exp.train.trainer import SSPOTrainer
 
     cfg, run = plan.cfg, plan.run
@@ -150,7 +151,8 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=checkpoint)
         step = trainer.state.global_step
         eval_start = time.time()
-        final = ev.at_step(trainer.model, step, final=True)  # memoised: the last step's callback computed it
+        with generation_model(trainer) as policy:  # gathers ZeRO-3 / FSDP1 weights (sspo_exp/train/sharded.py)
+            final = ev.at_step(policy, step, final=True)  # memoised: the last step's callback computed it
         if not main:
             return {}
         results = {k: v for k, v in {**initial, **final}.items() if keys.parse_eval_key(k)}
