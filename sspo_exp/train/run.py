@@ -144,6 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from transformers.integrations import WandbCallback
 
     from sspo_exp.rewards import REWARD_FUNCS
+    from sspo_exp.sweeps.pruning import trial_callbacks
     from sspo_exp.train import final_eval
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine
     from sspo_exp.train.trainer import SSPOTrainer
@@ -196,7 +197,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
             args=args, train_dataset=train_dataset(cfg, tokenizer),
             objective=objective,  # its loss_agg also sets the gradient-accumulation scaling
-            callbacks=[WandbCallback(), HeldoutEval(ev, cfg.trainer.eval_steps, fe["every_steps"]), ProgressLine()],
+            callbacks=[WandbCallback(), HeldoutEval(ev, cfg.trainer.eval_steps, fe["every_steps"]), ProgressLine(),
+                       *trial_callbacks()],  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
         )  # fmt: skip
         _attach(trainer)
         if checkpoint and main:
