@@ -157,3 +157,26 @@ def test_a_real_training_trial_is_pruned_marked_and_listed_as_pruned_by_the_repo
     assert run.state == "pruned" and pruning.PRUNED_TAG in run.tags
     assert run.summary[pruning.PRUNED_STEP_KEY] == 1 and run.summary["optuna/trial"] == trial.number
     assert run.history["step"].max() == 1  # the pruned step's W&B row was logged
+
+
+def test_the_report_lists_a_pruned_run_as_pruned_until_a_later_launch_trains_past_that_step():
+    from sspo_exp.report.sources import api_runs
+
+    class Run:  # what wandb.Api().runs() yields, reduced to what api_runs reads
+        name, group, job_type, tags, config = "r", "", "sspo", ["pruned"], {}
+
+        def __init__(self, rid, state, summary):
+            self.id, self.state, self.summary_metrics = rid, state, summary
+
+        def scan_history(self, page_size):
+            return iter([{"train/global_step": self.summary_metrics["train/global_step"]}])
+
+    class Api:
+        def runs(self, path, filters=None):
+            return [Run("pruned", "finished", {pruning.PRUNED_STEP_KEY: 3, "train/global_step": 3}),
+                    Run("resumed", "finished", {pruning.PRUNED_STEP_KEY: 3, "train/global_step": 60}),
+                    Run("live", "running", {pruning.PRUNED_STEP_KEY: 3, "train/global_step": 3}),
+                    Run("plain", "crashed", {"train/global_step": 7})]  # fmt: skip
+
+    states = {r.run_id: r.state for r in api_runs("e/p", api=Api())}
+    assert states == {"pruned": "pruned", "resumed": "finished", "live": "running", "plain": "crashed"}
