@@ -319,8 +319,15 @@ def submit(study_name: str, storage: str, workers: int, n_trials: int | None, la
     storage_abs = storage if is_url(storage) else str(Path(storage).expanduser().resolve())
     folder = (Path(storage_abs).parent if not is_url(storage) else Path("runs/optuna")).resolve() / ".submitit" / "%j"
     executor = launcher_executor(launcher, launcher_overrides, folder)
-    os.environ[STORAGE_ENV] = storage_abs
-    jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i) for i in range(workers)]
+    saved = os.environ.get(STORAGE_ENV)
+    os.environ[STORAGE_ENV] = storage_abs  # sbatch / the local executor copy the environment at submission
+    try:
+        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i) for i in range(workers)]
+    finally:  # this process's own environment is left as it was
+        if saved is None:
+            del os.environ[STORAGE_ENV]
+        else:
+            os.environ[STORAGE_ENV] = saved
     print(f"submitted {workers} workers: {' '.join(j.job_id for j in jobs)} (logs: {folder.parent})")
     if wait:
         for j in jobs:
