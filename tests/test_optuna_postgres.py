@@ -68,6 +68,7 @@ def _worker(study: str, box: Path, name: str) -> None:
 def test_a_killed_workers_trial_fails_by_heartbeat_and_the_study_goes_on(tmp_path):
     import optuna
 
+    import sspo_exp.train.run  # noqa: F401 - imported once here; the forked workers inherit it
     from sspo_exp.sweeps import optuna_cli
 
     name = f"kill-{uuid.uuid4().hex[:8]}"
