@@ -36,10 +36,10 @@ other run (so a trial that repeats a finished config costs nothing). The trial's
 averaged over the seeds. A trial whose training raises, or whose metric is missing or NaN, is recorded as FAIL
 and the worker goes on with the next trial; a pruned one is PRUNED. Each trial carries the user attributes
 ``run_id_seed<k>`` and ``wandb_run_seed<k>`` (``entity/project/run_id``; ``wandb_dir_seed<k>`` once finished), so
-optuna-dashboard shows which run and W&B run each trial is. A SLURM worker that is preempted exits at once; when SLURM restarts
-it (same job id) it marks its cut-off trial FAIL and re-runs the same parameters first, and that run resumes from
-its last checkpoint. (On a journal file a worker that never comes back leaves its trial RUNNING; `show` lists it. On an RDB storage
-its heartbeat stops and the next trial started by any worker marks it FAIL.)
+optuna-dashboard shows which run and W&B run each trial is. A SLURM worker that is preempted exits at once; when
+SLURM restarts it (same job id) it marks its cut-off trial FAIL and re-runs the same parameters first, and that run
+resumes from its last checkpoint. (On a journal file a worker that never comes back leaves its trial RUNNING;
+`show` lists it. On an RDB storage its heartbeat stops and the next trial started by any worker marks it FAIL.)
 """
 
 from __future__ import annotations
@@ -152,10 +152,6 @@ def suggest(trial, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ storage
-def default_storage(study: str) -> str:
-    return resolve_storage(None, study)
-
-
 def create(space: dict[str, Any], storage: str, exist_ok: bool = False):
     """Create the study (once) and store the search space in it."""
     import optuna
