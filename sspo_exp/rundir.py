@@ -13,9 +13,11 @@ Layout of ``${output_root}/<run_id>/``::
     eval_before/<b>.json   training's evaluation of the initial policy   (keys.BEFORE)
     eval/<b>.json          training's evaluation of the trained policy   (keys.AFTER)
     reeval/<profile>/<b>.json   ``sspo-exp eval`` of the run: beside training's results, never over them
+    pruned.json            an Optuna pruner stopped the run (sspo_exp/sweeps/pruning.py)
     summary.json           written last: the run is done
 
-Status (:meth:`RunDir.status`): ``done`` (summary.json) > ``running`` (a fresh lease) > ``queued`` (a submission
+Status (:meth:`RunDir.status`): ``done`` (summary.json) > ``pruned`` (pruned.json: an Optuna pruner stopped it) >
+``running`` (a fresh lease) > ``queued`` (a submission
 marker whose job is still pending or running in SLURM, or whose submitting process is still alive) > ``resume`` (a
 complete checkpoint) > ``new``. A marker or lease left by a killed or cancelled job goes stale by itself (the lease
 expires; SLURM no longer knows the job; the submitting process is gone), so it never blocks a resume.
@@ -37,7 +39,7 @@ from typing import Any
 LEASE_SECONDS = 120.0
 #: How often the live process renews it.
 LEASE_RENEW = 20.0
-STATUSES = ("new", "resume", "queued", "running", "done")
+STATUSES = ("new", "resume", "queued", "running", "pruned", "done")
 #: SLURM states of a job that will still run or is running (squeue's %T).
 SLURM_ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "PREEMPTED"}  # fmt: skip
@@ -198,6 +200,8 @@ class RunDir:
         """One of :data:`STATUSES` (see the module docstring for the order)."""
         if self.summary_file.exists():
             return "done"
+        if (self.path / "pruned.json").exists():  # an Optuna pruner stopped it on purpose (sspo_exp/sweeps/pruning.py)
+            return "pruned"
         if self.lease():
             return "running"
         if self.queued():

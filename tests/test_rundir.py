@@ -35,6 +35,8 @@ def test_status_follows_the_files(tmp_path):
     assert run.status() == "new"
     _complete_checkpoint(run, 4)
     assert run.status() == "resume" and run.newest_complete_checkpoint().name == "checkpoint-4"
+    (run.path / "pruned.json").write_text("{}")  # stopped by an Optuna pruner: not resumed by a relaunch
+    assert run.status() == "pruned"
     run.write_summary({"done": True})
     assert run.status() == "done"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from postgres_helpers import files_containing, password_of, postgres_url
 from sweeps_helpers import TINY, set_env, slurm_reason
 from waiting import CEILING, running, wait_for
 
@@ -52,20 +53,31 @@ def test_hydra_multirun_through_submitit_slurm_completes_every_job(env):
     assert "#SBATCH --partition=debug" in script.read_text() and "#SBATCH --array=0-1" in script.read_text()
 
 
-def test_optuna_study_with_two_slurm_workers(env):
+@pytest.mark.parametrize("backend", ["journal", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_optuna_study_with_two_slurm_workers(env, backend):
+    """Two SLURM jobs pull trials from one study: on a journal file, and on PostgreSQL (scripts/postgres/start.sh)
+    with a password in the URL that reaches neither the jobs' files (submitit pickles, SLURM logs) nor the runs'."""
     from optuna import load_study
 
     from sspo_exp.sweeps import optuna_cli
 
+    study = f"slurm-{backend}-{os.getpid()}-{int(time.time())}"
     space = optuna_cli.check_space({
-        "study": "slurm", "metric": "train_reward_last", "sampler": {"name": "random", "seed": 0},
+        "study": study, "metric": "train_reward_last", "sampler": {"name": "random", "seed": 0},
         "overrides": [*TINY, f"output_root={env / 'runs'}", "objective=sspo", "gate=atanlog"],
         "params": {"gate.tau_pos": {"low": 0.1, "high": 1.0}, "gate.tau_neg": {"low": 0.1, "high": 1.0}},
     })  # fmt: skip
-    storage = str(env / "optuna" / "slurm.journal")
+    if backend == "postgres":
+        url, why = postgres_url()
+        if url is None:
+            pytest.skip(f"PostgreSQL not reachable: {why}")
+        storage, folder = url, env / "runs" / "optuna"  # submit() puts a URL study's job folders under runs/optuna
+    else:
+        storage = str(env / "optuna" / "slurm.journal")
+        folder = env / "optuna"
     optuna_cli.create(space, storage)
-    optuna_cli.submit("slurm", storage, workers=2, n_trials=3, launcher="submitit_slurm", launcher_overrides=SLURM_CPU)
-    trials = load_study(study_name="slurm", storage=optuna_cli.open_storage(storage)).trials
+    optuna_cli.submit(study, storage, workers=2, n_trials=3, launcher="submitit_slurm", launcher_overrides=SLURM_CPU)
+    trials = load_study(study_name=study, storage=optuna_cli.open_storage(storage)).trials
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert 3 <= len(trials) <= 4 and len(complete) == len(trials)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both SLURM jobs pulled trials from the one study
@@ -73,6 +85,9 @@ def test_optuna_study_with_two_slurm_workers(env):
     summaries = _summaries(env / "runs")
     for t in complete:  # the trial's value is the metric of its own run
         assert t.value == summaries[t.user_attrs["run_id_seed0"]]["train_reward_last"]
+    assert list(folder.glob(".submitit/*/*_log.out"))  # the jobs' own logs are where we look for the password
+    if backend == "postgres":
+        assert files_containing(env, password_of(storage)) == []
 
 
 def _squeue(name: str) -> list[tuple[str, str]]:

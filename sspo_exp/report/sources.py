@@ -9,6 +9,7 @@ import pandas as pd
 
 from sspo_exp.report.frames import RunData, merge_segments, normalize_history, to_frames
 from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS, read_offline
+from sspo_exp.sweeps.pruning import is_pruned
 
 
 def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_IDLE_SECONDS,
@@ -32,7 +33,7 @@ def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_I
         runs.append(RunData(
             run_id=run_id,
             name=next((s.name for s in reversed(segs) if s.name), ""),
-            state=_state(segs),
+            state=_pruned_or(_state(segs), summary),
             group=next((s.group for s in reversed(segs) if s.group), ""),
             job_type=next((s.job_type for s in reversed(segs) if s.job_type), ""),
             tags=last.tags,
@@ -54,6 +55,11 @@ def _state(segs: list) -> str:
     return training[-1].state
 
 
+def _pruned_or(state: str, summary: dict) -> str:
+    """``pruned`` for a run an Optuna pruner stopped (its W&B run closes normally), else ``state``."""
+    return "pruned" if state != "running" and is_pruned(summary) else state
+
+
 def api_runs(project: str, filters: dict | None = None, api=None) -> list[RunData]:
     """Runs of ``entity/project`` matching ``filters`` (W&B's MongoDB-style run filters) via ``wandb.Api``.
 
@@ -70,7 +76,7 @@ def api_runs(project: str, filters: dict | None = None, api=None) -> list[RunDat
         out.append(RunData(
             run_id=run.id,
             name=run.name or "",
-            state=run.state,
+            state=_pruned_or(run.state, summary),
             group=run.group or "",
             job_type=run.job_type or "",
             tags=tuple(run.tags or ()),

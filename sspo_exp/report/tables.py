@@ -3,7 +3,7 @@
 Rules (printed under every table):
 
 - A cell is Pass@1 (percent) from the run summary ``eval/<benchmark>/pass@1``: mean ± sample std over seeds (n).
-  Only runs in state ``finished`` count; every other run (crashed, killed, running, failed) is listed.
+  Only runs in state ``finished`` count; every other run (crashed, killed, running, failed, pruned) is listed.
 - Rows: ``method`` = config ``objective.name``; Table 1 and the mini-grid split SSPO by ``gate.name``; blocks =
   ``model.name``. The Base row is the untrained model: runs with ``objective.name == "base"`` (or, with no
   objective in their config, ``job_type == "base"``), e.g. ``sspo-exp eval`` of the base model. A Base cell

@@ -5,9 +5,11 @@
     sspo-exp optuna submit --study NAME --workers 4 [--launcher submitit_slurm] [hydra.launcher.partition=gpu ...]
     sspo-exp optuna show --study NAME [--storage S]
 
-Storage ``S``: a file path (default ``runs/optuna/<study>.journal``) is an Optuna ``JournalFileBackend`` —
-append-only, safe for concurrent workers on a shared filesystem (NFS/Lustre) without a database server; a URL
-(``sqlite:///study.db``, ``postgresql://user:pw@host/db``) is an RDB storage (PostgreSQL needs ``psycopg2``).
+Storage ``S`` (default ``$SSPO_OPTUNA_STORAGE``, else ``runs/optuna/<study>.journal``): a file path is an Optuna
+``JournalFileBackend`` — append-only, safe for concurrent workers on a shared filesystem (NFS/Lustre) without a
+database server; a URL (``sqlite:///study.db``, ``postgresql://user:pw@host/db`` with ``pip install
+'sspo-exp[postgres]'``) is an RDB storage with heartbeats: a killed worker's trial becomes FAIL
+(``sspo_exp/sweeps/storage.py``, which also keeps a password in the URL out of every log and file).
 The study is created once (concurrent creation races) and stores the search space (``user_attrs["space"]``),
 so workers need only the study name and the storage.
 
@@ -18,6 +20,10 @@ Search-space file (``sweeps/optuna_*.yaml``)::
     metric: heldout_accuracy_after  # what a trial returns (see METRICS), averaged over `seeds`
     seeds: [0]                   # training seeds per trial
     sampler: {name: tpe, seed: 0}   # tpe | random; worker k samples with seed + k
+    pruner: {name: median, n_warmup_steps: 10}   # none (default) | median | hyperband, with Optuna's options;
+                                 # prunes on held-out accuracy every trainer.eval_steps (sspo_exp/sweeps/pruning.py)
+    heartbeat: {interval: 60, grace_period: 240}  # RDB storages: seconds between a trial's heartbeats, and the
+                                 # silence after which its trial is marked FAIL (its worker died); the default
     overrides: [experiment=cpu_minigrid, objective=sspo, gate=atanlog]  # fixed Hydra overrides
     params:                      # Hydra key -> distribution
       gate.tau_pos: {low: 0.05, high: 1.0, log: true}   # float (optionally step)
@@ -28,9 +34,12 @@ Each trial composes ``conf/train.yaml`` with the fixed overrides, the suggested 
 ``sspo_exp.train.run.train(cfg)`` in the worker process; its run lands in ``${output_root}/${run_id}/`` like any
 other run (so a trial that repeats a finished config costs nothing). The trial's value is ``summary.json[metric]``
 averaged over the seeds. A trial whose training raises, or whose metric is missing or NaN, is recorded as FAIL
-and the worker goes on with the next trial. A SLURM worker that is preempted exits at once; when SLURM restarts
-it (same job id) it marks its cut-off trial FAIL and re-runs the same parameters first, and that run resumes from
-its last checkpoint. (A worker that never comes back leaves its trial RUNNING; `show` lists it.)
+and the worker goes on with the next trial; a pruned one is PRUNED. Each trial carries the user attributes
+``run_id_seed<k>`` and ``wandb_run_seed<k>`` (``entity/project/run_id``; ``wandb_dir_seed<k>`` once finished), so
+optuna-dashboard shows which run and W&B run each trial is. A SLURM worker that is preempted exits at once; when
+SLURM restarts it (same job id) it marks its cut-off trial FAIL and re-runs the same parameters first, and that run
+resumes from its last checkpoint. (On a journal file a worker that never comes back leaves its trial RUNNING;
+`show` lists it. On an RDB storage its heartbeat stops and the next trial started by any worker marks it FAIL.)
 """
 
 from __future__ import annotations
@@ -39,21 +48,31 @@ import argparse
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
 from sspo_exp import CONF_DIR
+from sspo_exp.sweeps import pruning
 from sspo_exp.sweeps.grid import override_value, train_task
+from sspo_exp.sweeps.storage import STORAGE_ENV, StorageError, check as check_storage, is_url, open_storage, redact
+from sspo_exp.sweeps.storage import resolve as resolve_storage
 
 #: Metrics a trial can return: numeric keys of the run's summary.json (sspo_exp/train/run.py).
 METRICS = {
     "heldout_accuracy_after": "held-out greedy Pass@1 in [0, 1] after RL (trainer.eval_samples problems)",
     "train_reward_last": "mean training reward (answer + format, in [0, 2]) over the last 5 rollouts",
 }
-SPACE_KEYS = ("study", "direction", "metric", "seeds", "sampler", "overrides", "params")
+SPACE_KEYS = ("study", "direction", "metric", "seeds", "sampler", "pruner", "heartbeat", "overrides", "params")
+#: RDB heartbeats (seconds) when the study file has no ``heartbeat`` block: a dead worker's trial fails after 4 min.
+HEARTBEAT = {"interval": 60, "grace_period": 240}
 SAMPLERS = ("tpe", "random")
+
+
+STORAGE_HELP = ("journal file path or RDB URL (sqlite:///FILE, postgresql://USER[:PW]@HOST[:PORT]/DB); default "
+                f"${STORAGE_ENV}, else runs/optuna/<study>.journal")
 
 
 class SpaceError(ValueError):
@@ -79,7 +98,7 @@ def check_space(space: dict[str, Any], where: str = "search space") -> dict[str,
     if unknown:
         raise SpaceError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(SPACE_KEYS)}")
     space = {"direction": "maximize", "metric": "heldout_accuracy_after", "seeds": [0], "sampler": {"name": "tpe"},
-             "overrides": [], **space}  # fmt: skip
+             "pruner": {"name": "none"}, "heartbeat": dict(HEARTBEAT), "overrides": [], **space}  # fmt: skip
     if not space.get("study"):
         raise SpaceError(f"{where}: `study` (the study name) is required")
     if space["direction"] not in ("maximize", "minimize"):
@@ -98,12 +117,26 @@ def check_space(space: dict[str, Any], where: str = "search space") -> dict[str,
         raise SpaceError(f"{where}: sampler.seed={sampler['seed']!r}; must be an integer or absent")
     if sampler.get("name") not in SAMPLERS:
         raise SpaceError(f"{where}: sampler.name={sampler.get('name')!r}; choose one of {', '.join(SAMPLERS)}")
+    space["pruner"] = pruning.check_pruner(space["pruner"], where, space["metric"], space["direction"])
+    space["heartbeat"] = check_heartbeat(space["heartbeat"], where)
     if not isinstance(space.get("params"), dict) or not space["params"]:
         raise SpaceError(f"{where}: `params` must map Hydra keys to distributions, e.g. gate.tau_pos: {{low: 0.1, high: 1}}")
     for key, dist in space["params"].items():
         if not isinstance(dist, dict) or not ("choices" in dist or {"low", "high"} <= set(dist)):
             raise SpaceError(f"{where}: params.{key}={dist!r}; use {{low, high[, log, step, type: int]}} or {{choices: [...]}}")
     return space
+
+
+def check_heartbeat(beat: Any, where: str) -> dict[str, int]:
+    if not isinstance(beat, dict) or set(beat) != {"interval", "grace_period"}:
+        raise SpaceError(f"{where}: heartbeat={beat!r}; must be a mapping {{interval: SECONDS, grace_period: SECONDS}}")
+    for key in ("interval", "grace_period"):
+        if not isinstance(beat[key], int) or isinstance(beat[key], bool) or beat[key] < 1:
+            raise SpaceError(f"{where}: heartbeat.{key}={beat[key]!r}; must be an integer number of seconds >= 1")
+    if beat["grace_period"] <= beat["interval"]:
+        raise SpaceError(f"{where}: heartbeat.grace_period={beat['grace_period']} must exceed heartbeat.interval="
+                         f"{beat['interval']} (a live worker would be declared dead)")  # fmt: skip
+    return dict(beat)
 
 
 def suggest(trial, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -120,23 +153,6 @@ def suggest(trial, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ storage
-def default_storage(study: str) -> str:
-    return str(Path("runs") / "optuna" / f"{study}.journal")
-
-
-def open_storage(storage: str):
-    """A URL (``sqlite:///…``, ``postgresql://…``) → RDB storage; anything else is a journal file path."""
-    import optuna
-
-    if "://" in storage:
-        return optuna.storages.RDBStorage(storage)
-    from optuna.storages.journal import JournalFileBackend
-
-    path = Path(storage).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-
-
 def create(space: dict[str, Any], storage: str, exist_ok: bool = False):
     """Create the study (once) and store the search space in it."""
     import optuna
@@ -146,11 +162,11 @@ def create(space: dict[str, Any], storage: str, exist_ok: bool = False):
         study = optuna.create_study(storage=open_storage(storage), study_name=space["study"], direction=space["direction"])
     except DuplicatedStudyError:
         if not exist_ok:
-            raise SpaceError(f"study {space['study']!r} already exists in {storage}; start workers with "
-                             f"`sspo-exp optuna worker --study {space['study']} --storage {storage}`") from None  # fmt: skip
+            raise SpaceError(f"study {space['study']!r} already exists in {redact(storage)}; start workers with "
+                             f"`sspo-exp optuna worker --study {space['study']} --storage {redact(storage)}`") from None  # fmt: skip
         study = optuna.load_study(study_name=space["study"], storage=open_storage(storage))
         if study.user_attrs.get("space") != space:
-            raise SpaceError(f"study {space['study']!r} in {storage} was created with a different search space") from None
+            raise SpaceError(f"study {space['study']!r} in {redact(storage)} was created with a different search space") from None
         return study
     study.set_user_attr("space", space)
     return study
@@ -181,20 +197,34 @@ def retry_cut_off_trials(study, storage) -> list[int]:
     return retried
 
 
+def wandb_run_path(cfg, rid: str) -> str:
+    """``entity/project/run_id`` (``project/run_id`` when the entity is W&B's default), as ``wandb.Api().run`` takes."""
+    return "/".join(str(p) for p in (cfg.wandb.get("entity"), cfg.wandb.project, rid) if p)
+
+
 def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[[Any], dict] = train_task):
-    """Optuna objective: suggest → compose → train once per seed → mean of ``summary[metric]``."""
+    """Optuna objective: suggest → compose → train once per seed (reporting held-out accuracy to the trial, which
+    may prune it) → mean of ``summary[metric]``. The run id and W&B run path are user attributes before training
+    starts, so a running, failed or pruned trial names its run too."""
     from hydra import compose, initialize_config_dir
+
+    from sspo_exp.train.run import run_id
 
     def objective(trial) -> float:
         overrides = trial_overrides(space, suggest(trial, space["params"]), extra)
         trial.set_user_attr("overrides", overrides)
         trial.set_user_attr("worker", worker_tag())
         values = []
-        for seed in space["seeds"]:
+        for index, seed in enumerate(space["seeds"]):
             with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
                 cfg = compose("train", overrides=[*overrides, f"seed={seed}"])
-            summary = train_fn(cfg)
-            trial.set_user_attr(f"run_id_seed{seed}", summary.get("run_id"))
+            rid = run_id(cfg)
+            trial.set_user_attr(f"run_id_seed{seed}", rid)
+            trial.set_user_attr(f"wandb_run_seed{seed}", wandb_run_path(cfg, rid))
+            with pruning.reporting_to(trial, index):
+                summary = train_or_wait(train_fn, cfg)
+            if summary.get("wandb_dir"):
+                trial.set_user_attr(f"wandb_dir_seed{seed}", summary["wandb_dir"])
             value = summary.get(space["metric"])
             if value is None or not math.isfinite(float(value)):
                 raise ValueError(f"run {summary.get('run_id')}: metric {space['metric']}={value!r} is not a number")
@@ -202,6 +232,29 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
         return sum(values) / len(values)
 
     return objective
+
+
+#: How often a trial whose run another worker is training looks whether that run has finished.
+BUSY_POLL_SECONDS = 5.0
+
+
+def train_or_wait(train_fn: Callable[[Any], dict], cfg) -> dict:
+    """``train_fn(cfg)``; when another worker is training the very same run (two workers sampled one point: each
+    run has one lease, sspo_exp.rundir), wait until that run is done and use its summary, so the run is trained once
+    and both trials get its value. If the other worker dies, its lease goes stale and this trial trains (resumes)."""
+    from sspo_exp.identity import run_id
+    from sspo_exp.rundir import RunBusy, RunDir
+
+    while True:
+        try:
+            return train_fn(cfg)
+        except RunBusy as busy:
+            print(f"{busy}; waiting for it to finish", flush=True)
+            run = RunDir(cfg.output_root, run_id(cfg))
+            while run.status() == "running":
+                time.sleep(BUSY_POLL_SECONDS)
+            if run.summary() is not None:
+                return run.summary()
 
 
 def make_sampler(space: dict[str, Any], worker_index: int = 0):
@@ -212,11 +265,25 @@ def make_sampler(space: dict[str, Any], worker_index: int = 0):
     return optuna.samplers.TPESampler(seed=seed) if spec["name"] == "tpe" else optuna.samplers.RandomSampler(seed=seed)
 
 
-def worker(study_name: str, storage: str, n_trials: int | None = None, extra: list[str] = (),
+def load(study_name: str, storage: str, worker_index: int = 0):
+    """``(study, storage, space)``: the study with the sampler, pruner and (RDB) heartbeat of its search space."""
+    import optuna
+
+    store = open_storage(storage)
+    space = check_space(optuna.load_study(study_name=study_name, storage=store).user_attrs["space"], f"study {study_name}")
+    if is_url(storage):  # heartbeats: a trial whose worker dies is failed by the next trial any worker starts
+        store = open_storage(storage, heartbeat=space["heartbeat"])
+    study = optuna.load_study(study_name=study_name, storage=store, sampler=make_sampler(space, worker_index),
+                              pruner=pruning.make_pruner(space["pruner"]))  # fmt: skip
+    return study, store, space
+
+
+def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
            worker_index: int | None = None, train_fn: Callable[[Any], dict] = train_task) -> int:  # fmt: skip
-    """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together; None =
-    forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
-    is retried by the requeued worker (``retry_cut_off_trials``). Returns the number of trials this worker ran."""
+    """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together, enqueued ones
+    not counted until they start; None = forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
+    is retried by the requeued worker (``retry_cut_off_trials``). ``storage=None``: ``$SSPO_OPTUNA_STORAGE``.
+    Returns the number of trials this worker ran."""
     import optuna
 
     from sspo_exp.sweeps import preemption
@@ -224,19 +291,21 @@ def worker(study_name: str, storage: str, n_trials: int | None = None, extra: li
     preemption.exit_on_sigterm()  # a preempted SLURM worker stops at once; its requeued job retries the trial
     if worker_index is None:  # SLURM array task / submitit rank, else 0
         worker_index = int(os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("SSPO_OPTUNA_WORKER", "0")))
-    store = open_storage(storage)
-    loaded = optuna.load_study(study_name=study_name, storage=store)
-    space = check_space(loaded.user_attrs["space"], f"study {study_name}")
-    study = optuna.load_study(study_name=study_name, storage=store, sampler=make_sampler(space, worker_index))
-    objective, before = make_objective(space, extra, train_fn), {t.number for t in study.trials}
+    if storage is None:  # a submitted job: the storage comes through the environment (see `submit`)
+        storage = os.environ[STORAGE_ENV]
+    study, store, space = load(study_name, storage, worker_index)
+    objective = make_objective(space, extra, train_fn)
+    # the budget counts trials that ran or run; enqueued (WAITING) ones are still to run
+    counted = tuple(s for s in optuna.trial.TrialState if s != optuna.trial.TrialState.WAITING)
+    before = {t.number for t in study.get_trials(deepcopy=False, states=counted)}
     retried = retry_cut_off_trials(study, store)
     if retried:  # enqueued trials come first, whatever the budget: they were already counted in it
         study.optimize(objective, n_trials=len(retried), catch=(Exception,))
     if n_trials is None:
         study.optimize(objective, catch=(Exception,))
-    elif len(study.trials) < n_trials:
-        study.optimize(objective, catch=(Exception,), callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None)])
-    return len({t.number for t in study.trials} - before)
+    elif len(study.get_trials(deepcopy=False, states=counted)) < n_trials:
+        study.optimize(objective, catch=(Exception,), callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
+    return len({t.number for t in study.get_trials(deepcopy=False, states=counted)} - before)
 
 
 def launcher_executor(launcher: str, overrides: list[str], folder: Path):
@@ -262,11 +331,23 @@ def launcher_executor(launcher: str, overrides: list[str], folder: Path):
 
 def submit(study_name: str, storage: str, workers: int, n_trials: int | None, launcher: str,
            launcher_overrides: list[str], extra: list[str] = (), wait: bool = True) -> list[Any]:  # fmt: skip
-    """Start ``workers`` worker jobs (SLURM or local processes) on the study; optionally wait for them."""
-    storage_abs = storage if "://" in storage else str(Path(storage).expanduser().resolve())
-    folder = (Path(storage_abs).parent if "://" not in storage else Path("runs/optuna")).resolve() / ".submitit" / "%j"
+    """Start ``workers`` worker jobs (SLURM or local processes) on the study; optionally wait for them.
+
+    The jobs get the storage through their environment (``$SSPO_OPTUNA_STORAGE``; sbatch and submitit's local
+    executor pass the submitting process's environment on), never as an argument: submitit pickles arguments into
+    its job folder, and a URL may hold a password."""
+    storage_abs = storage if is_url(storage) else str(Path(storage).expanduser().resolve())
+    folder = (Path(storage_abs).parent if not is_url(storage) else Path("runs/optuna")).resolve() / ".submitit" / "%j"
     executor = launcher_executor(launcher, launcher_overrides, folder)
-    jobs = [executor.submit(worker, study_name, storage_abs, n_trials, list(extra), i) for i in range(workers)]
+    saved = os.environ.get(STORAGE_ENV)
+    os.environ[STORAGE_ENV] = storage_abs  # sbatch / the local executor copy the environment at submission
+    try:
+        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i) for i in range(workers)]
+    finally:  # this process's own environment is left as it was
+        if saved is None:
+            del os.environ[STORAGE_ENV]
+        else:
+            os.environ[STORAGE_ENV] = saved
     print(f"submitted {workers} workers: {' '.join(j.job_id for j in jobs)} (logs: {folder.parent})")
     if wait:
         for j in jobs:
@@ -279,7 +360,8 @@ def show(study_name: str, storage: str) -> None:
 
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     for t in study.trials:
-        print(f"trial {t.number:>3} {t.state.name:<8} value={t.value} params={t.params}")
+        runs = " ".join(str(v) for k, v in sorted(t.user_attrs.items()) if k.startswith("run_id_seed"))
+        print(f"trial {t.number:>3} {t.state.name:<8} value={t.value} params={t.params} runs={runs}")
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     if done:
         print(f"best: trial {study.best_trial.number} value={study.best_value} params={study.best_params}")
@@ -292,13 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("create", help="create the study from a search-space file (once, before workers)")
     p.add_argument("space", help="search-space file, e.g. sweeps/optuna_sspo.yaml")
     p.add_argument("--study", help="study name (default: the file's `study`)")
-    p.add_argument("--storage", help="journal file path or RDB URL (default runs/optuna/<study>.journal)")
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--exist-ok", action="store_true", help="reuse an existing study with the same search space")
     for name, help_ in (("worker", "run trials in this process"), ("submit", "start worker jobs through submitit"),
                         ("show", "list the study's trials and the best one")):  # fmt: skip
         p = sub.add_parser(name, help=help_)
         p.add_argument("--study", required=True, help="study name")
-        p.add_argument("--storage", help="journal file path or RDB URL (default runs/optuna/<study>.journal)")
+        p.add_argument("--storage", help=STORAGE_HELP)
         if name != "show":
             p.add_argument("--n-trials", type=int, help="stop once the study holds this many trials (all workers)")
             p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (submit: hydra.launcher.* go to the launcher)")  # fmt: skip
@@ -307,16 +389,20 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--launcher", default="submitit_slurm", help="submitit_slurm | submitit_local (conf/launcher/)")
             p.add_argument("--no-wait", action="store_true", help="return after submitting")
     args = parser.parse_args(argv)
+    sys.argv[:] = [redact(a) for a in sys.argv]  # W&B records the command line of every run a worker trains
+    storage = None
     try:
         if args.command == "create":
             space = load_space(args.space)
             if args.study:
                 space["study"] = args.study
-            storage = args.storage or default_storage(space["study"])
+            storage = resolve_storage(args.storage, space["study"])
+            check_storage(storage)  # a missing driver: a clear error before optuna and SQLAlchemy are imported
             create(space, storage, args.exist_ok)
-            print(f"created study {space['study']!r} in {storage}")
+            print(f"created study {space['study']!r} in {redact(storage)}")
             return 0
-        storage = args.storage or default_storage(args.study)
+        storage = resolve_storage(args.storage, args.study)
+        check_storage(storage)
         if args.command == "show":
             show(args.study, storage)
         elif args.command == "worker":
@@ -326,12 +412,12 @@ def main(argv: list[str] | None = None) -> int:
             launcher = [o for o in args.overrides if o.startswith("hydra.launcher.")]
             extra = [o for o in args.overrides if not o.startswith("hydra.launcher.")]
             submit(args.study, storage, args.workers, args.n_trials, args.launcher, launcher, extra, not args.no_wait)
-    except SpaceError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (SpaceError, StorageError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyError:  # optuna.load_study on a study that was never created
-        print(f"error: no study {args.study!r} in {storage}; create it first: sspo-exp optuna create SPACE.yaml "
-              f"--storage {storage}", file=sys.stderr)  # fmt: skip
+        print(f"error: no study {args.study!r} in {redact(storage)}; create it first: sspo-exp optuna create "
+              f"SPACE.yaml --storage {redact(storage)}", file=sys.stderr)  # fmt: skip
         return 2
     return 0
 

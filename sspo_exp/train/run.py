@@ -78,7 +78,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one config (resuming its run directory if it exists); return the summary metrics."""
     return run_plan(make_plan(cfg))  # validation first: a bad config fails before anything heavy loads
 
-
 def run_plan(plan: TrainPlan) -> dict[str, Any]:
     """Train a validated plan (see the module docstring)."""
     from sspo_exp.rundir import Lease
@@ -102,6 +101,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     from sspo_exp.evaluation.provenance import git_info
     from sspo_exp.models import load_policy
     from sspo_exp.rewards import REWARD_FUNCS
+    from sspo_exp.sweeps.pruning import trial_callbacks
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine, WandbLog
     from sspo_exp.train.sharded import generation_model
     from sspo_exp.train.trainer import SSPOTrainer
@@ -142,7 +142,8 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
             model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
             args=args, train_dataset=train_dataset(cfg, tokenizer),
             objective=build_objective(cfg),  # its loss_agg also sets the gradient-accumulation scaling
-            callbacks=[WandbLog(), HeldoutEval(ev), ProgressLine()],
+            callbacks=[WandbLog(), HeldoutEval(ev), ProgressLine(),
+                       *trial_callbacks()],  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
         )  # fmt: skip
         _attach(trainer)
         if checkpoint and main:

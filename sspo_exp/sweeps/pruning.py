@@ -1,0 +1,149 @@
+"""Optuna pruning inside training: held-out accuracy → ``trial.report`` → ``trial.should_prune()``.
+
+The study file chooses the pruner (``pruner:`` block, :data:`PRUNERS`)::
+
+    pruner: {name: median, n_startup_trials: 4, n_warmup_steps: 10}   # or hyperband / none (the default)
+    overrides: [..., trainer.eval_steps=10]                           # held-out accuracy every 10 steps
+
+How a trial reaches training: an Optuna worker runs ``train`` in its own process (``optuna_cli.make_objective``,
+locally or as a SLURM job), inside ``with reporting_to(trial, seed_index):``. ``run.train`` adds
+``*trial_callbacks()`` to the trainer's callbacks — empty outside a trial, so plain training is unchanged.
+
+The callback sees each held-out evaluation (``callbacks.HeldoutEval`` puts ``heldout_accuracy`` into that step's
+log row; ``logging_steps=1``) and reports it at step ``seed_index * max_steps + global_step`` (a trial's seeds run
+one after another, so they report on disjoint steps and every trial reports the same steps). When the pruner says
+so it marks the run — ``<run_dir>/pruned.json``, the W&B summary keys :data:`PRUNED_STEP_KEY` / ``optuna/trial`` /
+``optuna/study`` and the W&B tag ``pruned`` — and raises ``optuna.TrialPruned``: training stops after that step's
+W&B row is logged, ``run.train`` closes the W&B run, no final evaluation runs and no ``summary.json`` is written, and
+Optuna records the trial PRUNED. ``sspo-exp report`` lists such runs as ``pruned`` (never counted in a table); a
+later launch of the same config resumes from its last checkpoint like any cut-off run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+#: Pruner name -> {option: type} accepted in the study file's ``pruner`` block (Optuna's own arguments).
+PRUNERS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "none": {},
+    "median": {"n_startup_trials": int, "n_warmup_steps": int, "interval_steps": int, "n_min_trials": int},
+    "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
+}
+#: W&B summary key of a pruned run: the step at which it was pruned (``sspo_exp.report`` reads it).
+PRUNED_STEP_KEY = "optuna/pruned_step"
+#: The run-directory file that marks a pruned run.
+PRUNED_FILE = "pruned.json"
+#: W&B tag of a pruned run.
+PRUNED_TAG = "pruned"
+
+_ACTIVE: contextvars.ContextVar[tuple[Any, int] | None] = contextvars.ContextVar("sspo_optuna_trial", default=None)
+
+
+def check_pruner(spec: Any, where: str, metric: str, direction: str) -> dict[str, Any]:
+    """The validated ``pruner`` block (absent = ``{name: none}``); errors name the key and the allowed values."""
+    from sspo_exp.sweeps.optuna_cli import SpaceError
+
+    spec = {"name": "none"} if spec is None else spec
+    if not isinstance(spec, dict) or spec.get("name") not in PRUNERS:
+        name = spec.get("name") if isinstance(spec, dict) else spec
+        raise SpaceError(f"{where}: pruner.name={name!r}; choose one of {', '.join(PRUNERS)} "
+                         f"(pruner must be a mapping, e.g. {{name: median, n_warmup_steps: 10}})")  # fmt: skip
+    allowed = PRUNERS[spec["name"]]
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        if key not in allowed:
+            raise SpaceError(f"{where}: pruner.{key} is not an option of the {spec['name']} pruner; allowed: "
+                             f"{', '.join(allowed) or 'none'}")  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, allowed[key]) or (isinstance(value, str) and value != "auto"):
+            want = "an integer or auto" if allowed[key] == (int, str) else "an integer"
+            raise SpaceError(f"{where}: pruner.{key}={value!r}; must be {want}")
+        if isinstance(value, int) and value < (1 if key in ("interval_steps", "n_min_trials", "min_resource",
+                                                             "max_resource", "reduction_factor") else 0):  # fmt: skip
+            raise SpaceError(f"{where}: pruner.{key}={value!r}; must be >= {1 if key != 'n_startup_trials' else 0}")
+    if spec["name"] != "none" and (metric != "heldout_accuracy_after" or direction != "maximize"):
+        raise SpaceError(f"{where}: pruner.name={spec['name']!r} prunes on held-out accuracy during training; it needs "
+                         f"metric: heldout_accuracy_after and direction: maximize (got {metric}, {direction})")  # fmt: skip
+    return dict(spec)
+
+
+def make_pruner(spec: dict[str, Any]):
+    """Optuna's pruner for a validated ``pruner`` block."""
+    import optuna
+
+    options = {k: v for k, v in spec.items() if k != "name"}
+    if spec["name"] == "median":
+        return optuna.pruners.MedianPruner(**options)
+    if spec["name"] == "hyperband":
+        return optuna.pruners.HyperbandPruner(**options)
+    return optuna.pruners.NopPruner()
+
+
+@contextlib.contextmanager
+def reporting_to(trial, seed_index: int = 0) -> Iterator[None]:
+    """Within this block, training started in this process reports to ``trial`` (see :func:`trial_callbacks`)."""
+    token = _ACTIVE.set((trial, seed_index))
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def trial_callbacks() -> list:
+    """What ``run.train`` adds to the trainer's callbacks: the reporting callback inside an Optuna trial, else []."""
+    active = _ACTIVE.get()
+    return [] if active is None else [_callback_class()(*active)]
+
+
+@functools.cache
+def _callback_class():
+    from transformers import TrainerCallback  # imported only inside a trial: this module stays light
+
+    class ReportHeldoutToTrial(TrainerCallback):
+        """Report each held-out accuracy to the Optuna trial; mark the run and stop when it should be pruned."""
+
+        def __init__(self, trial, seed_index: int):
+            self.trial, self.seed_index = trial, seed_index
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "heldout_accuracy" not in logs:
+                return
+            step = self.seed_index * state.max_steps + state.global_step
+            self.trial.report(float(logs["heldout_accuracy"]), step)
+            if self.trial.should_prune():
+                import optuna
+
+                if state.is_world_process_zero:
+                    mark_pruned(Path(args.output_dir), self.trial, step, state.global_step, logs["heldout_accuracy"])
+                raise optuna.TrialPruned(f"held-out accuracy {logs['heldout_accuracy']:.3f} at step {step}")
+
+    return ReportHeldoutToTrial
+
+
+def mark_pruned(run_dir: Path, trial, step: int, global_step: int, accuracy: float) -> None:
+    """``<run_dir>/pruned.json`` and, when a W&B run is open, its summary keys and the ``pruned`` tag."""
+    import wandb
+
+    study = trial.study.study_name
+    mark = {"study": study, "trial": trial.number, "reported_step": step, "global_step": global_step,
+            "heldout_accuracy": accuracy}  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / PRUNED_FILE).write_text(json.dumps(mark, indent=2))
+    if wandb.run is not None:
+        wandb.run.summary.update({PRUNED_STEP_KEY: global_step, "optuna/trial": trial.number, "optuna/study": study})
+        wandb.run.tags = tuple(dict.fromkeys([*wandb.run.tags, PRUNED_TAG]))
+
+
+def is_pruned(summary: dict[str, Any]) -> bool:
+    """A run whose W&B summary says it was pruned and that has logged no step past that point since (a later
+    launch of the same config resumes and may finish it)."""
+    pruned_at = summary.get(PRUNED_STEP_KEY)
+    if pruned_at is None:
+        return False
+    last = summary.get("train/global_step")
+    return last is None or last <= pruned_at
