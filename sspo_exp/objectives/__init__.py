@@ -3,7 +3,7 @@
     from sspo_exp.objectives import make_objective, log_gate
     obj = make_objective("sspo", gate="atanlog", tau_pos=0.2, tau_neg=0.3)
     out = obj(log_probs, old_log_probs, advantages, mask)   # [B,T], [B,T], [B], [B,T]
-    out.loss, out.metrics
+    out.loss, out.sums, out.metrics   # sums add over micro-batches; pooled_metrics(total) -> metrics
 
 Every objective is a pure function of its inputs, built by composition in :mod:`.core`.
 """
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import torch
 
 from .aggregation import LOSS_AGGS
-from .core import METRICS, BoundGate, Objective, ObjectiveOutput
+from .core import METRICS, SUMS, BoundGate, Objective, ObjectiveOutput, pooled_metrics
 from .gates import GATES, IDENTITY, SAPO_GATE, Gate, clip_log_f, clip_weight, get_gate, log_gate
 
 OBJECTIVES = ("grpo", "gspo", "gmpo", "sapo", "sspo")
@@ -30,11 +30,13 @@ __all__ = [
     "LOSS_AGGS",
     "METRICS",
     "OBJECTIVES",
+    "SUMS",
     "Objective",
     "ObjectiveOutput",
     "from_config",
     "log_gate",
     "make_objective",
+    "pooled_metrics",
 ]
 
 
