@@ -38,3 +38,13 @@ def test_defaults_are_from_the_papers_grid():
         cfg = load("gate", gate)
         pair = (cfg["tau_neg"], cfg["tau_pos"])
         assert pair == (None, None) if gate == "gumbel" else pair in {(0.3, 0.2), (0.6, 0.5)}
+
+
+def test_no_trainer_config_claims_a_sampling_temperature_from_the_paper():
+    """Issue 11: the paper states no rollout temperature; a comment must not say 1.0 is its setting."""
+    for path in (CONF_DIR / "trainer").glob("*.yaml"):
+        for line in path.read_text().splitlines():
+            if line.startswith("temperature:"):
+                comment = line.partition("#")[2].lower()
+                assert "paper setting" not in comment and "paper's setting" not in comment, (path.name, line)
+                assert "states none" in comment or "paper" not in comment, (path.name, line)

@@ -1,6 +1,6 @@
 """TRL's ``GRPOTrainer`` with the loss replaced by one of our objectives (``sspo_exp.objectives``).
 
-TRL keeps generation (HF or vLLM), rewards, group advantages Â = (r - mean)/(std + 1e-4), the rollout buffer
+TRL keeps generation (HF or vLLM), rewards, group advantages Â = (r - mean)/(std + 1e-4) (std: the group's sample std, n − 1), the rollout buffer
 (μ optimizer steps per rollout, see ``config.py``), accelerate/DeepSpeed/FSDP, checkpoints and logging. Only
 ``_compute_loss`` changes: per-token log-probs and entropies come from TRL's helper, π_old's log-probs from
 TRL's rollout buffer, and the loss is ``objective(log_probs, old_log_probs, advantages, mask).loss``.
