@@ -53,3 +53,13 @@ def test_the_objective_spec_imports_without_torch():
 
     code = "import sys, sspo_exp.objectives as o; o.objective_spec('sspo', tau_pos=.2, tau_neg=.3); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_no_trainer_config_claims_a_sampling_temperature_from_the_paper():
+    """Issue 11: the paper states no rollout temperature; a comment must not say 1.0 is its setting."""
+    for path in (CONF_DIR / "trainer").glob("*.yaml"):
+        for line in path.read_text().splitlines():
+            if line.startswith("temperature:"):
+                comment = line.partition("#")[2].lower()
+                assert "paper setting" not in comment and "paper's setting" not in comment, (path.name, line)
+                assert "states none" in comment or "paper" not in comment, (path.name, line)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sspo_exp.objectives import GATES, OBJECTIVES, Objective, from_config, make_objective
+from sspo_exp.objectives import GATES, METRICS, OBJECTIVES, SUMS, Objective, from_config, make_objective, pooled_metrics
 from sspo_exp.objectives.library import _bind
 from sspo_exp.objectives.gates import IDENTITY
 
@@ -275,3 +275,52 @@ def test_objectives_pickle():
     for key in HP:
         obj = pickle.loads(pickle.dumps(build(key)))
         assert obj(*padded_batch()).loss.item() == pytest.approx(build(key)(*padded_batch()).loss.item())
+
+
+# --- pooled diagnostics (issue 11, point 4) ---------------------------------------------------------------------
+
+
+def _single_token_batch(ratios, adv):
+    """One token per response, so each response's sequence weight s_i is its token ratio."""
+    return padded_batch([[r] for r in ratios], adv)
+
+
+def test_pooled_variance_over_micro_batches_is_the_variance_of_the_whole_step():
+    """Sums of two micro-batches give the step's variance, not the mean of the micro-batches' variances."""
+    obj = build("sspo-atanlog")
+    a = obj(*_single_token_batch([1.0, 1.2], [1.0, -1.0]))
+    b = obj(*_single_token_batch([0.6, 0.8], [1.0, -1.0]))
+    pooled = pooled_metrics((a.sums.double() + b.sums.double()).tolist())
+    # by hand: s = 1.0, 1.2, 0.6, 0.8 -> mean 0.9, population variance (0.01 + 0.09 + 0.09 + 0.01)/4 = 0.05
+    assert pooled["seq_weight_mean"] == pytest.approx(0.9, rel=1e-6)
+    assert pooled["seq_weight_var"] == pytest.approx(0.05, rel=1e-5)
+    # the old per-micro-batch mean would give 0.01 (each micro-batch's own variance)
+    assert (a.metrics["seq_weight_var"] + b.metrics["seq_weight_var"]) / 2 == pytest.approx(0.01, rel=1e-4)
+    whole = obj(*_single_token_batch([1.0, 1.2, 0.6, 0.8], [1.0, -1.0, 1.0, -1.0]))
+    assert pooled == pytest.approx(whole.metrics, rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("key", list(HP))
+def test_sums_of_ragged_micro_batches_equal_the_concatenated_batch(key):
+    """Every pooled metric (token- and sequence-weighted) equals the metric of the concatenated batch."""
+    g = torch.Generator().manual_seed(7)
+    ratios = [torch.exp(0.5 * torch.randn(n, generator=g)).tolist() for n in (5, 1, 3, 2, 6, 4)]
+    adv = [0.7, -1.3, 0.4, -0.2, 1.1, -0.6]
+    obj = build(key)
+    whole = obj(*padded_batch(ratios, adv)).metrics
+    total = sum(obj(*padded_batch(ratios[k : k + 2], adv[k : k + 2])).sums.double() for k in (0, 2, 4))
+    assert pooled_metrics(total.tolist()) == pytest.approx(whole, rel=1e-5, abs=1e-7)
+
+
+def test_sums_are_a_detached_device_tensor_and_metrics_keep_their_names():
+    out = build("sspo-atanlog")(*padded_batch())
+    assert out.sums.shape == (len(SUMS),) and not out.sums.requires_grad
+    assert set(out.metrics) == set(METRICS)
+
+
+def test_variance_near_one_has_no_cancellation():
+    """Weights 1 + 1e-4·k: Σs²/n − (Σs/n)² in float32 would lose every digit; the shifted sums keep them."""
+    ratios = [1 + 1e-4 * k for k in range(8)]
+    out = build("sspo-atanlog")(*_single_token_batch(ratios, [1.0] * 8))
+    expected = torch.tensor(ratios, dtype=torch.float64).var(unbiased=False).item()  # 5.25e-8
+    assert out.metrics["seq_weight_var"] == pytest.approx(expected, rel=1e-2)

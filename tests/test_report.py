@@ -310,11 +310,12 @@ def test_curve_data_mean_over_seeds_then_smoothed(frames):
     data = curve_data(runs, history, "train/reward", SPECS["mini"], alpha=0.3)
     assert len(data) == 2
     panel = f"{H.MODEL} · arithmetic"
-    wide, mean, unfinished = data[panel]["grpo"]
+    curve = data[panel]["grpo"]
+    wide, mean, unfinished = curve.raw, curve.mean, curve.unfinished
     assert sorted(wide.columns) == ["grpo-eps02-s0", "grpo-eps02-s1", "grpo-eps02-s2"] and unfinished == 0
     raw = pd.Series([np.mean([H.reward(2, s, k) for s in range(3)]) for k in range(H.STEPS)])
     assert np.allclose(mean.values, raw.ewm(alpha=0.3).mean().values)
-    assert data[panel]["sspo/expsig"][2] == 1  # the killed seed is drawn, and counted as not finished
+    assert data[panel]["sspo/expsig"].unfinished == 1  # the killed seed is drawn, and counted as not finished
     assert "base" not in data[panel]
 
 
@@ -329,10 +330,10 @@ def test_curves_choose_the_configuration_the_table_shows(frames):
     t = build_table(runs, SPECS["mini"])
     assert t.cells[(H.MODEL, "grpo", "arithmetic")].config == "grpo-eps0.2"
     data = curve_data(runs, history, "train/reward", SPECS["mini"])
-    assert sorted(data[f"{H.MODEL} · arithmetic"]["grpo"][0].columns) == [f"grpo-eps02-s{s}" for s in range(3)]
+    assert sorted(data[f"{H.MODEL} · arithmetic"]["grpo"].raw.columns) == [f"grpo-eps02-s{s}" for s in range(3)]
     # no finished run at all (a grid still running): the best config over runs of any state is drawn
     only = runs[runs["run_id"] == "grpo-x-s0"]
-    assert list(curve_data(only, history, "train/reward", SPECS["mini"])[f"{H.MODEL} · arithmetic"]["grpo"][0]
+    assert list(curve_data(only, history, "train/reward", SPECS["mini"])[f"{H.MODEL} · arithmetic"]["grpo"].raw
                 .columns) == ["grpo-x-s0"]
 
 

@@ -123,7 +123,7 @@ def test_table2_and_cpu_grids():
         grid.plan(grid.sweep_jobs(code)[:1])
 
 
-@pytest.mark.parametrize("name, settings", [("table1", 18), ("table2_math", 12), ("cpu_minigrid", 18)])
+@pytest.mark.parametrize("name, settings", [("table1", 18), ("table2_math", 12), ("cpu_minigrid", 18), ("table1_swapped_tau", 11)])
 def test_every_sweep_point_composes_with_its_values_and_a_distinct_run_id(name, settings):
     sweep = grid.load_sweep(SWEEPS / f"{name}.yaml")
     sweep["seeds"] = [0]
@@ -435,3 +435,39 @@ def test_a_shipped_sweep_is_found_by_name_and_a_missing_one_lists_the_names(tmp_
     assert optuna_cli.load_space("optuna_sspo")["study"]
     with pytest.raises(grid.SweepError, match="shipped sweep name: .*table1"):
         grid.sweep_path("tabel1")
+
+
+def test_swapped_tau_sweep_is_exactly_table1_with_each_temperature_pair_swapped():
+    """Issue 11: the sensitivity sweep = Table 1's points that have (tau_neg, tau_pos), with the two swapped."""
+    t1 = grid.load_sweep(SWEEPS / "table1.yaml")
+    swapped = grid.load_sweep(SWEEPS / "table1_swapped_tau.yaml")
+    assert (swapped["experiment"], swapped["seeds"]) == (t1["experiment"], t1["seeds"])
+
+    def swap(p: dict) -> dict:
+        out = dict(p)
+        for group in ("objective", "gate"):
+            if f"{group}.tau_neg" in p:
+                out[f"{group}.tau_neg"], out[f"{group}.tau_pos"] = p[f"{group}.tau_pos"], p[f"{group}.tau_neg"]
+        return out
+
+    def key(p: dict) -> tuple:
+        return tuple(sorted((k, float(v) if "tau" in k else v) for k, v in p.items()))
+
+    tempered = [p for p in map(_kv, grid.expand_grid(t1["grid"])) if any("tau" in k for k in p)]
+    points = [_kv(p) for p in grid.expand_grid(swapped["grid"])]
+    assert len(points) == len(tempered) == 11
+    assert sorted(map(key, points)) == sorted(key(swap(p)) for p in tempered)
+    for p in points:  # the paper's orders reversed: SSPO's widths now tau_neg < tau_pos, SAPO's slopes tau_neg > tau_pos
+        if "gate.tau_neg" in p:
+            assert float(p["gate.tau_neg"]) < float(p["gate.tau_pos"])
+        else:
+            assert float(p["objective.tau_neg"]) > float(p["objective.tau_pos"])
+
+
+def test_every_tempered_default_flags_the_papers_tau_order():
+    """Issue 11: each gate file and sapo.yaml says the paper's order is kept and where the swapped sweep is."""
+    for path in [*(CONF_DIR / "gate").glob("*.yaml"), CONF_DIR / "objective" / "sapo.yaml"]:
+        text = path.read_text()
+        assert "PAPER AMBIGUITY" in text, path.name
+        if "tau_pos: null" not in text:
+            assert "table1_swapped_tau.yaml" in text and "SLOWER" in text, path.name

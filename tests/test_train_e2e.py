@@ -93,6 +93,15 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
     assert before and before[0]["train/heldout_accuracy"] == summary["heldout_accuracy_before"]
     # at the first step of a rollout the policy is the behaviour policy: every ratio is 1
     assert rows[1]["train/objective/token_ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    # diagnostics pooled per optimizer step (issue 11): the fresh steps 1, 3 have variance 0 and no stale key;
+    # the stale steps 2, 4 log their pooled variance again under seq_weight_var_stale
+    for step in (1, 3):
+        assert rows[step]["train/objective/rollout_step"] == 0 and "train/objective/seq_weight_var_stale" not in rows[step]
+        assert rows[step]["train/objective/seq_weight_var"] == pytest.approx(0.0, abs=1e-9)
+    for step in (2, 4):
+        assert rows[step]["train/objective/rollout_step"] == 1
+        # (the untrained model earns no reward here, so the policy may not move: the value itself can be 0)
+        assert rows[step]["train/objective/seq_weight_var_stale"] == rows[step]["train/objective/seq_weight_var"]
 
     # final_eval: the arithmetic benchmark (test_size=8) is the held-out set (eval_samples=8): one evaluation per
     # policy state (before, step 2, step 4) serves heldout_accuracy, eval/arithmetic and eval_before/arithmetic

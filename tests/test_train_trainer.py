@@ -138,11 +138,115 @@ def test_our_grpo_equals_trl_builtin_grpo_loss_and_gradient(tmp_path):
     results = []
     for trainer in (ours, trl):
         trainer.current_gradient_accumulation_steps = 2
+        trainer._step = 1  # the step's last micro-batch: ours closes the step's diagnostics
         model.zero_grad()
         loss = trainer._compute_loss(model, batch)
         loss.backward()
         results.append((loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])))
     (loss_a, grad_a), (loss_b, grad_b) = results
-    assert ours._metrics["train"]["objective/clip_frac"][-1] > 0  # the clip is exercised
+    (step,) = ours._step_pool.flush("train", lambda t: t)
+    assert step["objective/clip_frac"] > 0  # the clip is exercised
     torch.testing.assert_close(loss_a, loss_b, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(grad_a, grad_b, rtol=1e-5, atol=1e-7)
+
+
+def _ragged_rollout(trainer):
+    """Generate one rollout (μ=2 steps × 2 micro-batches) with completions of different lengths."""
+    generate = trainer._generate_and_score_completions
+
+    def ragged(inputs):
+        out = generate(inputs)
+        out["completion_mask"][::3, 3:] = 0
+        out["completion_mask"][1::5, 6:] = 0
+        return out
+
+    trainer._generate_and_score_completions = ragged
+    trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    return trainer._buffered_inputs
+
+
+def test_diagnostics_are_pooled_over_the_optimizer_step_and_stale_steps_logged_apart(tmp_path, monkeypatch):
+    """Two optimizer steps of two micro-batches each go through _compute_loss and log(): each step's
+    seq_weight_var is the variance over its 8 completions, entropy the token mean over the step; the stale step
+    (second of the rollout) also logs seq_weight_var_stale, the fresh one does not."""
+    import transformers
+
+    trainer = _trainer(tmp_path, "seq-mean-token-mean")
+    model = trainer.model
+    model.train()
+    chunks = _ragged_rollout(trainer)
+    torch.manual_seed(3)  # stand in for the update between the steps: the stale step's π_old differs from π_θ
+    for c, shift in zip(chunks[2:], (0.2, -0.2)):  # micro-batches whose weights differ in mean, as real ones can
+        c["old_per_token_logps"] = c["old_per_token_logps"] + shift + 0.3 * torch.randn_like(c["old_per_token_logps"])
+    logged = []
+    monkeypatch.setattr(transformers.Trainer, "log", lambda self, logs, start_time=None: logged.append(dict(logs)))
+    trainer.current_gradient_accumulation_steps = 2
+    expected = []
+    for step in (0, 1):
+        s, ent, tok, per_chunk_var = [], 0.0, 0.0, []
+        for k in (2 * step, 2 * step + 1):
+            trainer._step = k
+            c = chunks[k]
+            trainer._compute_loss(model, c).backward()
+            with torch.no_grad():
+                ids = torch.cat([c["prompt_ids"], c["completion_ids"]], 1)
+                att = torch.cat([c["prompt_mask"], c["completion_mask"]], 1)
+                lp, h, _ = trainer._get_per_token_logps_and_entropies(model, ids, att, ids.size(1) - c["prompt_ids"].size(1),
+                                                                      compute_entropy=True)  # fmt: skip
+            m = c["completion_mask"].float()
+            si = torch.exp(((lp - c["old_per_token_logps"]) * m).sum(1) / m.sum(1)).double()
+            s.append(si)
+            per_chunk_var.append(si.var(unbiased=False).item())
+            ent += (h * m).sum().item()
+            tok += m.sum().item()
+        trainer._step = 2 * step + 2
+        trainer.log({"loss": 0.0})
+        expected.append((torch.cat(s).var(unbiased=False).item(), ent / tok, sum(per_chunk_var) / 2))
+    fresh, stale = logged
+    assert fresh["objective/rollout_step"] == 0 and stale["objective/rollout_step"] == 1
+    assert fresh["objective/seq_weight_var"] == pytest.approx(0.0, abs=1e-10)
+    assert "objective/seq_weight_var_stale" not in fresh
+    var, entropy, mean_of_chunks = expected[1]
+    assert stale["objective/seq_weight_var"] == pytest.approx(var, rel=1e-4)
+    assert stale["objective/seq_weight_var_stale"] == stale["objective/seq_weight_var"]
+    assert mean_of_chunks < 0.8 * var  # the old mean of per-micro-batch variances would not pass
+    assert stale["entropy"] == pytest.approx(entropy, rel=1e-5)
+    assert fresh["entropy"] == pytest.approx(expected[0][1], rel=1e-5)
+
+
+def test_missing_old_log_probs_with_stale_steps_is_an_error(tmp_path):
+    """μ > 1 and TRL passed no π_old: raising beats training with ρ ≡ 1 in silence."""
+    trainer = _trainer(tmp_path, "seq-mean-token-mean")
+    trainer.model.train()
+    trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    batch = {k: v for k, v in trainer._buffered_inputs[0].items() if k != "old_per_token_logps"}
+    trainer.current_gradient_accumulation_steps = 2
+    with pytest.raises(RuntimeError, match="old_per_token_logps.*steps_per_generation=4 > gradient_accumulation_steps=2"):
+        trainer._compute_loss(trainer.model, batch)
+    trainer.model.eval()  # eval batches are never reused: the current log-probs are exact there
+    trainer._compute_loss(trainer.model, batch)
+
+
+def test_trl_advantages_use_the_sample_std_of_each_group(tmp_path):
+    """Pins what docs/metrics.md says: TRL 1.16's Â = (r − group mean) / (group std with n − 1 + 1e-4)."""
+    trainer = _trainer(tmp_path, "seq-mean-token-mean")
+    seen = []
+
+    def recorded_reward(prompts, completions, **kwargs):
+        r = [float((3 * len(seen) + i) % 5) for i in range(len(completions))]
+        seen.extend(r)
+        return r
+
+    recorded_reward.__name__ = "recorded_reward"
+    trainer.reward_funcs = [recorded_reward]
+    trainer.reward_func_names = ["recorded_reward"]
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    out = trainer._generate_and_score_completions(batch)
+    G = trainer.num_generations
+    r = torch.tensor(seen).view(-1, G)
+    centred = r - r.mean(1, keepdim=True)
+    sample = (centred / (r.std(1, unbiased=True, keepdim=True) + 1e-4)).flatten()
+    population = (centred / (r.std(1, unbiased=False, keepdim=True) + 1e-4)).flatten()
+    assert not torch.allclose(sample, population, rtol=1e-3)
+    torch.testing.assert_close(out["advantages"].float(), sample, rtol=1e-5, atol=1e-5)

@@ -3,7 +3,7 @@
     from sspo_exp.objectives import make_objective, log_gate
     obj = make_objective("sspo", gate="atanlog", tau_pos=0.2, tau_neg=0.3)
     out = obj(log_probs, old_log_probs, advantages, mask)   # [B,T], [B,T], [B], [B,T]
-    out.loss, out.metrics
+    out.loss, out.sums, out.metrics   # sums add over micro-batches; pooled_metrics(total) -> metrics
 
 Every objective is a pure function of its inputs, built by composition in :mod:`.core`. The names and checks of
 :mod:`.spec` import without torch (a config is validated before torch loads); the rest loads torch on first use.
@@ -18,7 +18,7 @@ from .spec import DEFAULT_EPS, DEFAULT_GATE, LOSS_AGGS, OBJECTIVES, ObjectiveSpe
 #: The torch side, imported on first access (PEP 562): name -> module.
 _LAZY = {
     "make_objective": ".library", "build": ".library", "from_config": ".library",
-    "METRICS": ".core", "BoundGate": ".core", "Objective": ".core", "ObjectiveOutput": ".core",
+    "METRICS": ".core", "SUMS": ".core", "pooled_metrics": ".core", "BoundGate": ".core", "Objective": ".core", "ObjectiveOutput": ".core",
     "GATES": ".gates", "Gate": ".gates", "get_gate": ".gates", "log_gate": ".gates",
 }  # fmt: skip
 

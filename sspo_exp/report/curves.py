@@ -1,116 +1,206 @@
 """Training curves as the paper's Figures 2-4: reward, token entropy and the importance-weight variance per step.
 
-One panel per setting (model × training data), one colour per method; thin lines = each seed unsmoothed,
-thick line = mean over seeds, exponentially smoothed (``ewm(alpha)``, bias-corrected; paper: α = 0.02).
+One panel per setting (model × training data), one colour per method. Per (panel, method):
+
+- thin lines: each seed as logged (raw);
+- thick line: the mean over seeds of each seed's smoothed curve; shaded band: min–max over seeds of the same
+  smoothed curves (with 3 seeds a standard deviation says little; the range shows every seed);
+- smoothing: an exponential moving average with one cadence per optimizer step, bias-corrected as W&B's own
+  smoothing is (``EMA_t / (1 − (1−α)^t)``, so a constant series is that constant from step 1 and short runs do not
+  lag towards 0). Metrics TRL logs once per rollout (rewards: steps 1, 1+μ, …) hold their value over the μ steps
+  trained on that rollout before smoothing, so α means the same per optimizer step for every metric and every μ.
+- the variance figure plots ``objective/seq_weight_var_stale`` (pooled over the step, stale steps only; fresh steps
+  hold the last stale value) on a log scale; runs logged before it existed fall back to ``seq_weight_var`` with
+  its zeros (fresh steps) dropped.
+
 Per (setting, method) the configuration shown is chosen by the same rule as the tables
 (:func:`sspo_exp.report.tables.rank_configs` over FINISHED runs only; over runs of any state when none has
 finished yet, e.g. while a grid is running); every seed of it is then drawn, a crashed one up to where it stopped.
-Base (eval-only) runs have no curve.
+Base (eval-only) runs have no curve. Each figure is drawn once: one line collection per method for its seeds,
+at most :data:`MAX_POINTS` points per drawn line (thin lines and band rasterised in the PDF).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sspo_exp.report.tables import (  # noqa: E402
     BASE, DEFAULT_SELECT_METRIC, TableSpec, annotate, natural_key, rank_configs, row_label, row_sort_key)
 
-METRICS = {
-    "train/reward": "reward",
-    "train/entropy": "token entropy",
-    "train/objective/seq_weight_var": "Var(seq. importance weight)",
+#: figure name -> (metrics to plot, first one present in the history wins; y label; log scale)
+FIGURES = {
+    "reward": (("train/reward",), "reward", False),
+    "entropy": (("train/entropy",), "token entropy", False),
+    "seq_weight_var": (("train/objective/seq_weight_var_stale", "train/objective/seq_weight_var"),
+                       "Var(seq. importance weight), stale steps, pooled", True),
 }
+METRICS = {m: label for ms, label, _ in FIGURES.values() for m in ms}
 ALPHA = 0.02
 
 
-def smooth(values: pd.Series, alpha: float = ALPHA) -> pd.Series:
-    """Exponential moving average, bias-corrected at the start (pandas ``ewm(adjust=True)``), NaNs skipped."""
+def smooth(values: pd.Series | pd.DataFrame, alpha: float = ALPHA) -> pd.Series | pd.DataFrame:
+    """Bias-corrected exponential moving average per column (pandas ``ewm(adjust=True)``: the weighted mean
+    ``Σ (1−α)^i x_{t−i} / Σ (1−α)^i``, equal to W&B's debiased EMA), vectorised over columns; NaNs skipped."""
     if not 0 < alpha <= 1:
         raise ValueError(f"smoothing alpha must be in (0, 1], got {alpha}")
     return values.ewm(alpha=alpha, adjust=True, ignore_na=True).mean()
 
 
+def per_step(wide: pd.DataFrame) -> pd.DataFrame:
+    """Reindex step × run to every optimizer step and hold each logged value until the run's next one (a value
+    logged once per rollout stands for every step trained on that rollout); nothing past a run's last value."""
+    if wide.empty:
+        return wide
+    steps = np.arange(int(wide.index.min()), int(wide.index.max()) + 1)
+    held = wide.reindex(steps)
+    present = held.notna().to_numpy()
+    last = len(steps) - 1 - np.argmax(present[::-1], axis=0)  # row of each run's last value (vectorised)
+    return held.ffill().where(np.arange(len(steps))[:, None] <= last[None, :])
+
+
+MAX_POINTS = 600  # points drawn per line: about a panel's width in pixels at the saved resolution
+
+
+def _thin(xy: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Every k-th row (the last kept) so that at most ~``max_points`` are drawn: a 2,000-step run in a 650-pixel
+    panel looks the same, and drawing 450 runs stays fast. The computed curves themselves are not thinned."""
+    if len(xy) <= max_points:
+        return xy
+    keep = np.arange(0, len(xy), -(-len(xy) // max_points))
+    return xy[np.unique(np.append(keep, len(xy) - 1))]
+
+
+@dataclass
+class Curve:
+    """One (panel, method): ``raw`` step × run as logged, ``mean``/``lo``/``hi`` over seeds of the smoothed
+    per-step curves, ``unfinished`` = seeds drawn that did not finish."""
+
+    raw: pd.DataFrame
+    mean: pd.Series
+    lo: pd.Series
+    hi: pd.Series
+    unfinished: int
+
+
 def curve_data(runs: pd.DataFrame, history: pd.DataFrame, metric: str, spec: TableSpec,
-               select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA) -> dict:
-    """``{panel: {row: (per_seed: DataFrame step × run_id, mean_smoothed: Series, n_not_finished)}}``."""
+               select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA,
+               positive_only: bool = False) -> dict[str, dict[str, Curve]]:
+    """``{panel: {row: Curve}}`` for ``metric`` (``{}`` when no run logged it)."""
+    return _curves(_panels(runs, spec), history, metric, select_metric, alpha, positive_only)
+
+
+def _panels(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     runs = annotate(runs, spec)
     runs = runs[runs["method"] != BASE]
-    runs["panel"] = runs["block"] + (" · " + runs["dataset.name"].astype(str) if "dataset.name" in runs else "")
+    return runs.assign(panel=runs["block"] + (" · " + runs["dataset.name"].astype(str) if "dataset.name" in runs
+                                              else ""))
+
+
+def _curves(runs: pd.DataFrame, history: pd.DataFrame, metric: str, select_metric: str, alpha: float,
+            positive_only: bool) -> dict[str, dict[str, Curve]]:
     if metric not in history.columns:
         return {}
     hist = history[["run_id", "step", metric]].dropna(subset=[metric])
+    if positive_only:
+        hist = hist[hist[metric] > 0]
+    if hist.empty:
+        return {}
+    hist = hist.drop_duplicates(["run_id", "step"], keep="last")
+    every = hist.pivot(index="step", columns="run_id", values=metric)  # step × run, once per figure
     out: dict = {}
     for panel in sorted(runs["panel"].unique(), key=natural_key):
         prow = runs[runs["panel"] == panel]
         for row, rrows in prow.groupby("row"):
             finished = rrows[rrows["state"] == "finished"]
             best = rank_configs(finished if len(finished) else rrows, select_metric).iloc[0]["config"]
-            chosen = rrows[(rrows["config"] == best) & rrows["run_id"].isin(hist["run_id"].unique())]
+            chosen = rrows[(rrows["config"] == best) & rrows["run_id"].isin(every.columns)]
             if chosen.empty:
                 continue
-            ids, unfinished = chosen["run_id"], int((chosen["state"] != "finished").sum())
-            wide = hist[hist["run_id"].isin(ids)].pivot(index="step", columns="run_id", values=metric)
-            out.setdefault(panel, {})[row] = (wide, smooth(wide.mean(axis=1, skipna=True), alpha), unfinished)
+            raw = every[list(chosen["run_id"])].dropna(how="all")
+            smoothed = smooth(per_step(raw), alpha)
+            out.setdefault(panel, {})[row] = Curve(raw, smoothed.mean(axis=1), smoothed.min(axis=1),
+                                                   smoothed.max(axis=1), int((chosen["state"] != "finished").sum()))
     return out
 
 
 def plot_metric(runs: pd.DataFrame, history: pd.DataFrame, metric: str, spec: TableSpec, out_dir: Path,
                 select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA) -> list[Path]:
-    """Write ``curves_<name>.png`` and ``.pdf``; returns the paths ([] when no run logged the metric)."""
-    data = curve_data(runs, history, metric, spec, select_metric, alpha)
+    """Write the figure of ``metric`` (its figure name when it has one); returns the paths ([] if not logged)."""
+    name = next((f for f, (ms, _, _) in FIGURES.items() if metric in ms), metric.rsplit("/", 1)[-1])
+    ms, label, log = FIGURES.get(name, ((metric,), metric, metric.endswith("_var")))
+    return _figure(_panels(runs, spec), history, name, (metric,), label, log, out_dir, select_metric, alpha)
+
+
+def plot_all(runs: pd.DataFrame, history: pd.DataFrame, spec: TableSpec, out_dir: Path,
+             select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA,
+             figures: tuple[str, ...] = tuple(FIGURES)) -> list[Path]:
+    """Every figure of :data:`FIGURES` (``curves_<name>.png`` and ``.pdf``); the runs are annotated once."""
+    panels = _panels(runs, spec)
+    paths: list[Path] = []
+    for name in figures:
+        metrics, label, log = FIGURES[name]
+        paths += _figure(panels, history, name, metrics, label, log, out_dir, select_metric, alpha)
+    return paths
+
+
+def _figure(panels: pd.DataFrame, history: pd.DataFrame, name: str, metrics: tuple[str, ...], label: str,
+            log: bool, out_dir: Path, select_metric: str, alpha: float) -> list[Path]:
+    metric = next((m for m in metrics if m in history.columns and history[m].notna().any()), None)
+    if metric is None:
+        return []
+    fallback = metric != metrics[0]
+    data = _curves(panels, history, metric, select_metric, alpha, positive_only=log)
     if not data:
         return []
+    if fallback:
+        label = f"{METRICS.get(metric, metric)} (older logs: {metric.rsplit('/', 1)[-1]}, zeros dropped)"
     all_rows = sorted({r for p in data.values() for r in p}, key=row_sort_key)
     colours = {r: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(all_rows)}
     n = len(data)
     ncols = min(3, n)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.6 * nrows), squeeze=False)
-    label = METRICS.get(metric, metric)
     for ax, (panel, rows) in zip(axes.flat, data.items()):
-        positive = True
         for row in sorted(rows, key=row_sort_key):
-            wide, mean, unfinished = rows[row]
-            c = colours[row]
-            for rid in wide.columns:
-                s = wide[rid].dropna()
-                ax.plot(s.index, s.values, color=c, lw=0.5, alpha=0.3)
-                positive &= bool((s > 0).all())
-            ax.plot(mean.index, mean.values, color=c, lw=2.0, zorder=3, label=f"{row_label(row)} (n={wide.shape[1]}"
-                    + (f", {unfinished} not finished)" if unfinished else ")"))
-        if metric.endswith("_var") and positive:
+            c, colour = rows[row], colours[row]
+            segments = [_thin(np.column_stack([s.index.to_numpy(float), s.to_numpy(float)]))
+                        for s in (c.raw[k].dropna() for k in c.raw.columns)]
+            ax.add_collection(LineCollection(segments, colors=[colour], linewidths=0.5, alpha=0.3, rasterized=True,
+                                             antialiaseds=False))
+            band = _thin(np.column_stack([c.mean.index.to_numpy(float), c.lo.to_numpy(float), c.hi.to_numpy(float),
+                                          c.mean.to_numpy(float)]))
+            ax.fill_between(band[:, 0], band[:, 1], band[:, 2], color=colour, alpha=0.18, lw=0, rasterized=True)
+            ax.plot(band[:, 0], band[:, 3], color=colour, lw=2.0, zorder=3,
+                    label=f"{row_label(row)} (n={c.raw.shape[1]}"
+                    + (f", {c.unfinished} not finished)" if c.unfinished else ")"))
+        ax.autoscale_view()
+        if log:
             ax.set_yscale("log")
         ax.set_title(panel, fontsize=10)
-        ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # optimizer steps
-        ax.set_ylabel(label)
+        ax.set_xlabel("optimizer step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label, fontsize=8 if len(label) > 30 else 10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    fig.suptitle(f"{label}\nthin: each seed (raw) · thick: mean over seeds, EMA α = {alpha:g}", fontsize=9)
+    fig.suptitle(f"{label}\nthin: each seed (raw) · thick: mean over seeds · band: min–max over seeds "
+                 f"(EMA α = {alpha:g} per optimizer step, bias-corrected)", fontsize=9)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"curves_{metric.rsplit('/', 1)[-1]}"
+    stem = out_dir / f"curves_{name}"
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=130)
     fig.savefig(paths[1])
     plt.close(fig)
     return paths
-
-
-def plot_all(runs: pd.DataFrame, history: pd.DataFrame, spec: TableSpec, out_dir: Path,
-             select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA,
-             metrics: tuple[str, ...] = tuple(METRICS)) -> list[Path]:
-    paths: list[Path] = []
-    for m in metrics:
-        paths += plot_metric(runs, history, m, spec, out_dir, select_metric, alpha)
-    return paths
-

@@ -67,6 +67,7 @@ def markdown(table: Table) -> str:
             for row in table.rows[b]:
                 lines.append(f"| {b} | {row_label(row)} | " + " | ".join(
                     _paper_text(table, b, row, c) for c in table.columns) + " |")
+        lines += ["", *[f"Paper: {n}" for n in table.paper_notes]] if table.paper_notes else []
     return "\n".join(lines) + "\n"
 
 
@@ -75,7 +76,8 @@ def _paper_text(table: Table, block: str, row: str, col: str) -> str:
     if p is None:
         return "n/a"
     ours = table.cells[(block, row, col)].mean
-    return f"{_num(p)} ({_num(ours - p, sign=True)})" if math.isfinite(ours) else f"{_num(p)} (—)"
+    mark = "§" if (block, row, col) in table.paper_unrepresentable else ""
+    return f"{_num(p)}{mark} ({_num(ours - p, sign=True)})" if math.isfinite(ours) else f"{_num(p)}{mark} (—)"
 
 
 def footer(table: Table) -> list[str]:
@@ -146,5 +148,6 @@ def csv_frame(table: Table) -> pd.DataFrame:
         recs.append({"model": b, "method": method, "gate": gate, "column": c, "mean": x.mean, "std": x.std,
                      "n": x.n, "expected_n": table.expected_seeds, "marks": ",".join(sorted(x.marks)),
                      "config": x.config, "select_metric": table.select_metric, "paper": p,
-                     "delta_to_paper": x.mean - p, "note": x.note})
+                     "delta_to_paper": x.mean - p, "note": x.note,
+                     "paper_not_k_over_n": (b, r, c) in table.paper_unrepresentable})
     return pd.DataFrame(recs).round({"mean": 4, "std": 4, "paper": 4, "delta_to_paper": 4})

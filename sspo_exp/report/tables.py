@@ -44,6 +44,9 @@ GATE_ORDER = ["expsig", "expatan", "gumbel", "siglog", "atanlog"]
 LABELS = {"gsm8k": "GSM8K", "math500": "MATH-500", "aime24": "AIME24", "aime25": "AIME25", "codeact": "CodeAct",
           "arithmetic": "Arithmetic", "delta_avg": "Δ Avg"}
 DECIMALS = 1
+#: Problems per benchmark, for checking whether a printed Pass@1 can be k/n (codeact: size not stated -> unchecked).
+BENCHMARK_SIZES = {"gsm8k": 1319, "math500": 500, "aime24": 30, "aime25": 30, "arithmetic": None}
+PAPER_SEEDS = 3  # the paper's seeds per cell (§4.3, Table 2's transfer study)
 DEFAULT_SELECT_METRIC = "train/heldout_accuracy"
 
 
@@ -56,12 +59,15 @@ class TableSpec:
     gate_rows: bool
     delta_avg: bool
     paper: str | None = None
+    paper_caveat: str | None = None  # what the paper itself says about this table, printed beside its numbers
 
 
 SPECS = {
     "1": TableSpec("Table 1", ("gsm8k", "math500", "aime25"), gate_rows=True, delta_avg=True, paper="table1.csv"),
     "2": TableSpec("Table 2", ("aime24", "aime25", "math500", "codeact"), gate_rows=False, delta_avg=False,
-                   paper="table2.csv"),
+                   paper="table2.csv",
+                   paper_caveat="the paper's Limitations call Table 2 \"a calibrated transfer study rather than "
+                                "completed training\": its numbers are not all end points of training runs."),
     "mini": TableSpec("CPU mini-grid", ("arithmetic",), gate_rows=True, delta_avg=True),
 }
 
@@ -98,6 +104,8 @@ class Table:
     select_metric: str
     expected_seeds: int
     paper: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    paper_notes: list[str] = field(default_factory=list)  # caveats about the paper's own numbers
+    paper_unrepresentable: set = field(default_factory=set)  # paper cells that are neither k/n nor k/(seeds·n)
 
 
 def natural_key(name: str) -> list:
@@ -217,6 +225,7 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
                   select_metric, expected)
     if spec.paper and paper_dir is not None:
         table.paper = paper_values(Path(paper_dir) / spec.paper, table)
+        check_paper_cells(table)
     return table
 
 
@@ -233,6 +242,39 @@ def code_version_notes(done: pd.DataFrame) -> list[str]:
     shown = "; ".join(f"{n} run(s) by sspo-exp {who}" for who, n in made_by.items())
     return [f"finished runs come from {len(made_by)} code versions ({shown}): rerun the older ones, or read the "
             "cells knowing they mix code versions."]
+
+
+def representable(value: float, n: int, decimals: int = DECIMALS) -> bool:
+    """Can the printed percentage ``value`` (rounded to ``decimals``) be ``100·k/n`` for an integer 0 ≤ k ≤ n?
+
+    True when some k/n lies within half a unit of the last printed digit (boundaries included: either rounding
+    of a tie counts).
+    """
+    half = 0.5 * 10.0**-decimals
+    lo = math.ceil((value - half) * n / 100 - 1e-9)
+    hi = math.floor((value + half) * n / 100 + 1e-9)
+    return max(lo, 0) <= min(hi, n)
+
+
+def check_paper_cells(table: Table, seeds: int = PAPER_SEEDS) -> None:
+    """Note, beside the paper's numbers, which of its cells can be neither a Pass@1 on the benchmark's n problems
+    (k/n) nor a mean over ``seeds`` seeds of such values (k/(seeds·n)), at their printed precision; and the
+    paper's own caveat about the table (``TableSpec.paper_caveat``). Computed from the cells, nothing hard-coded."""
+    if table.spec.paper_caveat:
+        table.paper_notes.append(f"{table.spec.name}: {table.spec.paper_caveat}")
+    for col in table.columns:
+        n = BENCHMARK_SIZES.get(col)
+        cells = {k: v for k, v in table.paper.items() if k[2] == col}
+        if not n or not cells:
+            continue
+        bad = {k: v for k, v in cells.items() if not representable(v, n) and not representable(v, seeds * n)}
+        table.paper_unrepresentable |= set(bad)
+        if bad:
+            shown = ", ".join(f"{b} / {row_label(r)} {v:.{DECIMALS}f}" for (b, r, _), v in sorted(bad.items()))
+            table.paper_notes.append(
+                f"§ {len(bad)} of the paper's {len(cells)} {LABELS.get(col, col)} cells can be neither a Pass@1 on "
+                f"{n} problems (k/{n}) nor a mean over {seeds} seeds (k/{seeds * n}) at their printed precision: "
+                f"{shown}.")
 
 
 def rank_configs(runs: pd.DataFrame, select_metric: str) -> pd.DataFrame:

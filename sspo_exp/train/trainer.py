@@ -1,6 +1,6 @@
 """TRL's ``GRPOTrainer`` with the loss replaced by one of our objectives (``sspo_exp.objectives``).
 
-TRL keeps generation (HF or vLLM), rewards, group advantages Â = (r - mean)/(std + 1e-4), the rollout buffer
+TRL keeps generation (HF or vLLM), rewards, group advantages Â = (r - mean)/(std + 1e-4) (std: the group's sample std, n − 1), the rollout buffer
 (μ optimizer steps per rollout, see ``config.py``), accelerate/DeepSpeed/FSDP, checkpoints and logging. Only
 ``_compute_loss`` changes: per-token log-probs and entropies come from TRL's helper, π_old's log-probs from
 TRL's rollout buffer, and the loss is ``objective(log_probs, old_log_probs, advantages, mask).loss``.
@@ -11,6 +11,12 @@ has the same b, so dividing by the A micro-batches of a step makes the summed gr
 step's P·G completions on one device, and DDP/ZeRO averaging over W devices makes it the mean over all of them.
 With ``loss_agg="token-mean"`` the micro-batch's token mean is rescaled by (its tokens × W / the step's tokens
 over all devices), so the step's gradient is the token mean over the whole step, not a mean of means.
+
+Diagnostics (``objective/*``, ``entropy``) are pooled over each whole optimizer step and all devices, with one
+host copy per log (``diagnostics.py``); TRL's own rollout metrics are logged as TRL logs them.
+
+π_old. With μ > 1 TRL computes π_old's log-probs at rollout time; if they are missing then, ``_compute_loss``
+raises instead of using the current log-probs (which would make every ratio 1 without a word).
 
 TRL features and our objectives:
 - honoured: HF and vLLM rollouts, ``mask_truncated_completions``, ``scale_rewards``, reward weights, MoE aux loss,
@@ -31,6 +37,7 @@ import torch
 from trl import GRPOTrainer
 
 from sspo_exp.train.config import LOSS_AGGS
+from sspo_exp.train.diagnostics import StepPool
 
 
 def refuse_unsupported(args) -> None:
@@ -75,6 +82,7 @@ class SSPOTrainer(GRPOTrainer):
         self.objective = objective
         self.loss_agg = loss_agg
         self._tokens_per_step = None  # token-mean only: completion tokens of each optimizer step, all devices
+        self._step_pool = StepPool()  # diagnostics pooled per optimizer step (diagnostics.py)
 
     def _prepare_inputs(self, generation_batch):
         before = self._buffered_inputs
@@ -106,24 +114,42 @@ class SSPOTrainer(GRPOTrainer):
             model, input_ids, attention_mask, completion_ids.size(1),
             compute_entropy=True, compute_aux_loss=self.aux_loss_enabled,
         )  # fmt: skip
-        # TRL stores π_old's log-probs only when the rollout is reused across optimizer steps (μ > 1); at the
-        # first step of a rollout π_θ = π_old, so the detached current log-probs are exact.
+        mode = "train" if self.model.training else "eval"
         old_log_probs = inputs.get("old_per_token_logps")
-        old_log_probs = log_probs.detach() if old_log_probs is None else old_log_probs
+        if old_log_probs is None:
+            # TRL stores π_old's log-probs whenever a rollout is reused across optimizer steps (μ > 1); only at
+            # μ = 1 (and in eval) is π_θ = π_old, where the detached current log-probs are exact.
+            if mode == "train" and self.args.steps_per_generation > self.args.gradient_accumulation_steps:
+                raise RuntimeError(
+                    "TRL passed no old_per_token_logps although steps_per_generation="
+                    f"{self.args.steps_per_generation} > gradient_accumulation_steps="
+                    f"{self.args.gradient_accumulation_steps} (mu > 1): the importance ratio would silently be 1. "
+                    "This TRL version changed when it computes them; pin trl==1.16 or update sspo_exp/train/trainer.py."
+                )
+            old_log_probs = log_probs.detach()
         mask = mask.to(log_probs.dtype)
 
         out = self.objective(log_probs, old_log_probs, inputs["advantages"], mask)
-        mode = "train" if self.model.training else "eval"
         loss = out.loss * self._loss_scale(mask, mode)
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * aux_loss * self._loss_scale(mask, mode)
 
-        metrics = self._metrics[mode]
-        totals = self.accelerator.reduce(torch.stack([(entropies * mask).sum(), mask.sum()]).detach(), "sum")
-        metrics["entropy"].append((totals[0] / totals[1].clamp(min=1.0)).item())
-        names = sorted(out.metrics)
-        values = torch.tensor([float(out.metrics[k]) for k in names], device=loss.device)
-        values = self.accelerator.reduce(values, reduction="mean")
-        for name, value in zip(names, values.tolist()):
-            metrics[f"objective/{name}"].append(value)
+        # diagnostics: summed on the device, pooled over the optimizer step, copied to the host in log()
+        with torch.no_grad():
+            entropy_sum = torch.linalg.vecdot(entropies.flatten().float(), mask.flatten().float())
+        if mode == "train":
+            accum = self.current_gradient_accumulation_steps
+            last = (self._step + 1) % accum == 0  # TRL's training_step counts micro-batches the same way
+            rollout_step = (self._step % self.args.steps_per_generation) // self.args.gradient_accumulation_steps
+        else:
+            last, rollout_step = False, None
+        self._step_pool.add(mode, out.sums, entropy_sum, last=last, rollout_step=rollout_step)
         return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        reduce_sum = lambda t: self.accelerator.reduce(t, reduction="sum")  # noqa: E731
+        for step in self._step_pool.flush(mode, reduce_sum):
+            for key, value in step.items():
+                self._metrics[mode][key].append(value)
+        super().log(logs, start_time)
