@@ -397,18 +397,18 @@ def test_eval_segment_does_not_finish_a_crashed_run(monkeypatch):
 
     def seg(i, state, steps, summary=None):
         return Segment(path=Path(f"d{i}"), run_id="r", state=state, summary=summary or {},
-                       history=[{"train/global_step": s, "train/reward": 0.1} for s in steps],
+                       history=normalize_history([{"train/global_step": s, "train/reward": 0.1} for s in steps]),
                        config={"objective": {"name": "grpo"}} if steps else {})
 
     cases = {"killed": [seg(0, "killed", range(5)), seg(1, "finished", [], {"eval/gsm8k/pass@1": 50.0})],
              "finished": [seg(0, "killed", range(5)), seg(1, "finished", range(3, 9))],
              "crashed": [seg(0, "crashed", []), seg(1, "finished", [], {"eval/gsm8k/pass@1": 50.0})]}
     for expected, segs in cases.items():
-        monkeypatch.setattr(sources, "read_offline", lambda *a, segs=segs: segs)
+        monkeypatch.setattr(sources, "read_offline", lambda *a, segs=segs, **kw: segs)
         (r,) = sources.offline_runs(["x"])
         assert r.state == expected and r.n_segments == 2
     base = [seg(0, "finished", [], {"eval/gsm8k/pass@1": 40.0})] * 2  # an eval-only (base) run, evaluated twice
-    monkeypatch.setattr(sources, "read_offline", lambda *a: base)
+    monkeypatch.setattr(sources, "read_offline", lambda *a, **kw: base)
     assert sources.offline_runs(["x"])[0].state == "finished"
 
 
