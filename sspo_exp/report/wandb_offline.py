@@ -173,16 +173,6 @@ def _flat(items) -> tuple[list[str], list[str]] | None:
     return list(items.nested_key), list(items.value_json)
 
 
-def _without_num(blob: bytes) -> bytes:
-    """A serialized Record without its leading ``num`` field (field 1, varint), if it starts with it."""
-    if not blob or blob[0] != 0x08:
-        return blob
-    i = 1
-    while i < len(blob) and blob[i] & 0x80:
-        i += 1
-    return blob[i + 1 :]
-
-
 def _apply_summary(summary_raw: dict[str, str], updates: list, removes: list) -> None:
     summary_raw.update(updates)
     for k in removes:
@@ -230,47 +220,134 @@ def read_segment(run_dir: str | os.PathLike, idle_seconds: float = RUNNING_IDLE_
     return seg
 
 
+#: Put after each record when many are parsed at once (:func:`_bulk`): an item named END with the value END marks
+#: where one record's items end (no logged key is named so, and END is no JSON value).
+END = "\x00"
+_END_BLOBS = {
+    name: pb.Record(**{name: cls(**{field: [pb.HistoryItem(nested_key=[END], value_json=END)] if name == "history"
+                                    else [pb.SummaryItem(nested_key=[END], value_json=END)]})}).SerializeToString()
+    for name, cls, field in (("history", pb.HistoryRecord, "item"), ("summary", pb.SummaryRecord, "update"))
+}
+_HISTORY_TAG = (pb.Record.DESCRIPTOR.fields_by_name["history"].number << 3) | 2
+_SUMMARY_TAG = (pb.Record.DESCRIPTOR.fields_by_name["summary"].number << 3) | 2
+
+
+def _num_len(blob: bytes) -> int:
+    """Bytes taken by a serialized Record's leading ``num`` field (0 if it has none)."""
+    if not blob or blob[0] != 0x08:
+        return 0
+    i = 1
+    while i < len(blob) and blob[i] & 0x80:
+        i += 1
+    return i + 1
+
+
+def _kind_byte(blob: bytes) -> int:
+    """The tag byte of a serialized Record's first field after ``num``: its record type (fields are written in
+    field-number order and the record types come right after ``num``)."""
+    i = _num_len(blob)
+    return blob[i] if i < len(blob) else -1
+
+
+def _bulk(blobs: list[bytes], name: str) -> tuple[list[str], list[str]] | None:
+    """All items of many history (or summary) records from ONE ``ParseFromString`` of their concatenation.
+
+    Protobuf merges the occurrences of the singular ``history``/``summary`` field of :data:`RecordView`, so
+    every item of every record arrives in order in the lists ``nested_key`` and ``value_json``; an END item
+    after each record marks its end. A record whose items do not line up one to one (an item with a
+    multi-part ``nested_key``) is re-read alone through W&B's ``Record`` class. Returns ``(names, values)``
+    with END after each record, or None when an item used ``key``, a typed value, or a summary ``remove``
+    (then every record is read one by one)."""
+    end_blob = _END_BLOBS[name]
+    view = RecordView()
+    view.ParseFromString(end_blob.join(blobs) + end_blob)
+    items = getattr(view, name)
+    if len(items.item.ListFields()) > 2 or items.item.key or (name == "summary" and items.other):
+        return None
+    names, values = list(items.item.nested_key), list(items.item.value_json)
+    if len(names) == len(values):  # (almost always) every item has one name: the lists line up
+        return names, values
+    ends_n = [i for i, k in enumerate(names) if k == END]
+    ends_v = [i for i, v in enumerate(values) if v == END]
+    out_n: list[str] = []
+    out_v: list[str] = []
+    start_n = start_v = 0
+    rec = pb.Record()
+    for blob, en, ev in zip(blobs, ends_n, ends_v):
+        if en - start_n == ev - start_v:
+            out_n += names[start_n : en + 1]
+            out_v += values[start_v : ev + 1]
+        else:
+            rec.ParseFromString(blob)
+            its = rec.history.item if name == "history" else rec.summary.update
+            out_n += [_name(it) for it in its] + [END]
+            out_v += [it.value_json for it in its] + [END]
+        start_n, start_v = en + 1, ev + 1
+    return out_n, out_v
+
+
+def _apply_summaries(blobs: list[bytes], summary_raw: dict[str, str]) -> list[bytes]:
+    """Apply many summary records in file order; returns the records left to read one by one (all of them when
+    some use ``key``, a typed value or ``remove``).
+
+    wandb-core repeats one small record after every step: of identical records only the last is applied (applying
+    updates in order gives the same summary without the earlier copies), and it is read alone through W&B's
+    ``Record`` class; the others are parsed at once (:func:`_bulk`)."""
+    last: dict[bytes, int] = {}
+    seen: dict[bytes, int] = {}
+    for i, blob in enumerate(blobs):
+        body = blob[_num_len(blob):]
+        last[body] = i
+        seen[body] = seen.get(body, 0) + 1
+    order = sorted(last.items(), key=lambda kv: kv[1])
+    bulk = _bulk([blobs[i] for body, i in order if seen[body] == 1], "summary")
+    if bulk is None:
+        return [blobs[i] for _, i in order]
+    names, values = bulk
+    cur, rec = 0, pb.Record()
+    for body, i in order:
+        if seen[body] == 1:
+            end = names.index(END, cur)
+            summary_raw.update(zip(names[cur:end], values[cur:end]))
+            cur = end + 1
+        else:
+            rec.ParseFromString(blobs[i])
+            _apply_summary(summary_raw, [(_name(it), it.value_json) for it in rec.summary.update],
+                           [_name(it) for it in rec.summary.remove])
+    return []
+
+
 def _from_records(path: Path, records: list[bytes], fast: bool, frame: bool) -> Segment:
     seg = Segment(path=path)
     config_raw: dict[str, str] = {}
     summary_raw: dict[str, str] = {}
-    hist_keys: list[list[str]] = []
-    hist_vals: list[str] = []
-    view, rec = RecordView(), pb.Record()
-    seen: dict[bytes, tuple] = {}
-    for i, blob in enumerate(records):
-        if fast:
-            view.ParseFromString(blob)
-            if view.HasField("history") and (flat := _flat(view.history.item)) is not None:
-                hist_keys.append(flat[0])
-                hist_vals += flat[1]
-                continue
-            if view.HasField("summary"):
-                if not view.summary.other and (flat := _flat(view.summary.item)):
-                    summary_raw.update(zip(*flat))
-                    continue
-                # wandb-core repeats one small summary record (the runtime) after every step: same bytes but
-                # for the leading record number, so its parsed items are cached
-                key = _without_num(blob)
-                if (cached := seen.get(key)) is not None:
-                    _apply_summary(summary_raw, *cached)
-                    continue
+    names: list[str] = []  # every history item's name, END after each record
+    values: list[str] = []  # their JSON values
+    rest = records
+    if fast:
+        hist, summ, rest = [], [], []
+        by_kind = {_HISTORY_TAG: hist.append, _SUMMARY_TAG: summ.append}
+        for b in records:
+            by_kind.get(_kind_byte(b), rest.append)(b)
+        if hist and (bulk := _bulk(hist, "history")) is not None:
+            names, values = bulk
+        else:
+            rest += hist
+        rest += _apply_summaries(summ, summary_raw)
+    rec = pb.Record()
+    for i, blob in enumerate(rest):  # W&B's own Record class (in file order within each record type)
         try:
-            rec.ParseFromString(blob)  # everything else: W&B's own Record class
+            rec.ParseFromString(blob)
         except DecodeError as e:
-            raise UnknownFormat(f"record {i + 1} is not a W&B Record this wandb ({_wandb_version()}) can parse: "
+            raise UnknownFormat(f"a record is not a W&B Record this wandb ({_wandb_version()}) can parse: "
                                 f"{e}") from None
         kind = rec.WhichOneof("record_type")
         if kind == "history":
-            pairs = [(_name(it), it.value_json) for it in rec.history.item]
-            hist_keys.append([k for k, _ in pairs])
-            hist_vals += [v for _, v in pairs]
+            names += [_name(it) for it in rec.history.item] + [END]
+            values += [it.value_json for it in rec.history.item] + [END]
         elif kind == "summary":
-            parsed = ([(_name(it), it.value_json) for it in rec.summary.update],
-                      [_name(it) for it in rec.summary.remove])
-            _apply_summary(summary_raw, *parsed)
-            if fast and len(seen) < 256:
-                seen[_without_num(blob)] = parsed
+            _apply_summary(summary_raw, [(_name(it), it.value_json) for it in rec.summary.update],
+                           [_name(it) for it in rec.summary.remove])
         elif kind == "config":
             _apply_config(config_raw, rec.config)
         elif kind == "run":
@@ -286,36 +363,48 @@ def _from_records(path: Path, records: list[bytes], fast: bool, frame: bool) -> 
     seg.config = {k: v for k, v in zip(config_raw, _loads_all(list(config_raw.values()))) if k != "_wandb"}
     seg.summary = {k: v for k, v in zip(summary_raw, _loads_all(list(summary_raw.values())))
                    if not k.startswith("_wandb")}
-    seg.history = _history_frame(hist_keys, hist_vals) if frame else _history_rows(hist_keys, hist_vals)
+    seg.history = _history_frame(names, values) if frame else _history_rows(names, values)
     return seg
 
 
-def _history_rows(hist_keys: list[list[str]], hist_vals: list[str]) -> list[dict]:
-    values = iter(_loads_all(hist_vals))
-    return [{k: next(values) for k in keys} for keys in hist_keys]
+def _loads_values(values: list[str]) -> list:
+    """JSON values of history items with END markers among them (decoded as None): one parser call."""
+    return json.loads("[" + ",".join(values).replace(END, "null") + "]") if values else []
 
 
-def _history_frame(hist_keys: list[list[str]], hist_vals: list[str]):
+def _history_rows(names: list[str], values: list[str]) -> list[dict]:
+    """One dict per history record (``names``/``values``: items with END after each record)."""
+    rows, row = [], {}
+    for k, v in zip(names, _loads_values(values)):
+        if k == END:
+            rows.append(row)
+            row = {}
+        else:
+            row[k] = v
+    return rows
+
+
+def _history_frame(names: list[str], values: list[str]):
     """The history as a DataFrame, one row per record: numbers go into one float64 matrix at once (JSON null ->
     NaN, true/false -> 1/0); a run with a text or structured value somewhere is built row by row instead."""
     import numpy as np
     import pandas as pd
 
-    n = len(hist_keys)
-    if not n:
+    if not names:
         return pd.DataFrame()
-    values = _loads_all(hist_vals)
     try:
-        numbers = np.array(values, dtype=np.float64)
+        numbers = np.array(_loads_values(values), dtype=np.float64)
     except (TypeError, ValueError):
-        return pd.DataFrame.from_records(_history_rows(hist_keys, hist_vals))
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(k, len(index)) for k in itertools.chain.from_iterable(hist_keys)),
-                        dtype=np.int64, count=len(numbers))
-    rows = np.repeat(np.arange(n), np.fromiter(map(len, hist_keys), dtype=np.int64, count=n))
-    wide = np.full((n, len(index)), np.nan)
-    wide[rows, codes] = numbers
-    return pd.DataFrame(wide, columns=list(index))
+        return pd.DataFrame.from_records(_history_rows(names, values))
+    index = {END: 0}
+    codes = np.fromiter((index.setdefault(k, len(index)) for k in names), dtype=np.int64, count=len(names))
+    is_end = codes == 0
+    rows = np.cumsum(is_end) - is_end  # the record each item belongs to
+    keep = ~is_end
+    columns = list(index)[1:]
+    wide = np.full((int(is_end.sum()), len(columns)), np.nan)
+    wide[rows[keep], codes[keep] - 1] = numbers[keep]
+    return pd.DataFrame(wide, columns=columns)
 
 
 def _wandb_version() -> str:
