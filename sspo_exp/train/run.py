@@ -144,7 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from transformers.integrations import WandbCallback
 
     from sspo_exp.rewards import REWARD_FUNCS
-    from sspo_exp.train import final_eval
+    from sspo_exp.train import final_eval, wandb_run
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine
     from sspo_exp.train.trainer import SSPOTrainer
 
@@ -185,7 +185,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             before = ev.heldout(model, "before")[0].accuracy if heldout else float("nan")
             if main:
                 before_path.write_text(json.dumps({"heldout_accuracy": before}))
-                run.log({"train/heldout_accuracy": before, "train/global_step": 0})
         eval_before = {}
         if fe["before"]:  # the initial policy (not yet loaded from a checkpoint); results on disk are not redone
             eval_before = final_eval.stored(run_dir, final_eval.BEFORE, fe["benchmarks"])
@@ -199,8 +198,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             callbacks=[WandbCallback(), HeldoutEval(ev, cfg.trainer.eval_steps, fe["every_steps"]), ProgressLine()],
         )  # fmt: skip
         _attach(trainer)
-        if checkpoint and main:
-            replay_history(run, checkpoint, before)
+        if main:  # W&B gets the before-RL row and the checkpoint's steps it lacks; it never gets a step twice
+            wandb_run.resume(run, trainer, checkpoint, before)
         start = time.time()
         trainer.train(resume_from_checkpoint=checkpoint)
         step = trainer.state.global_step
@@ -282,23 +281,6 @@ def last_complete_checkpoint(run_dir: Path) -> str | None:
             return str(path)
         print(f"skipping incomplete checkpoint {path} (cut while saving)", flush=True)
     return None
-
-
-def replay_history(run, checkpoint: str, before: float) -> None:
-    """Re-log the W&B rows of steps 0..checkpoint from the checkpoint's ``trainer_state.json``.
-
-    A killed process loses what W&B had not yet written to its offline file (wandb 0.31 buffers it), so the
-    resumed segment re-logs every step up to the checkpoint, with the exact values TRL logged (transformers keeps
-    them in ``log_history``); steps after the checkpoint are re-run and logged again. A reader merging segments
-    by ``train/global_step`` (later segments win) therefore sees each step once, with no gap.
-    """
-    from transformers.integrations.integration_utils import rewrite_logs
-
-    run.log({"train/heldout_accuracy": before, "train/global_step": 0})
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    for entry in state["log_history"]:
-        logs = {k: v for k, v in entry.items() if k != "step"}
-        run.log({**rewrite_logs(logs), "train/global_step": entry["step"]})
 
 
 def _attach(trainer) -> None:
