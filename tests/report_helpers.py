@@ -71,6 +71,17 @@ def config(method, gate, cfg_name, hp, seed) -> dict:
             "model": {"name": model}, "dataset": {"name": "arithmetic"}, "trainer": {"mu": 2}, "seed": seed}
 
 
+def wandb_leet_cli() -> str | None:
+    """The installed wandb's CLI when it has W&B's Go reader ``wandb leet inspect`` (wandb >= 0.31), else None."""
+    import shutil
+
+    cli = shutil.which("wandb", path=os.path.dirname(sys.executable)) or shutil.which("wandb")
+    if cli is None:
+        return None
+    ok = subprocess.run([cli, "leet", "inspect", "--help"], capture_output=True).returncode == 0
+    return cli if ok else None
+
+
 def _settings(wandb):
     """W&B 0.31 flushes the .wandb file every 15 s by default (a SIGKILL loses what it buffered); older releases
     have no such setting and write at once."""

@@ -1,13 +1,11 @@
-"""Reports from REAL W&B 0.31 offline runs (written once per module by tests/report_helpers.py)."""
+"""Reports from REAL W&B offline runs of the installed wandb (written once per session by tests/report_helpers.py,
+the ``wandb_root`` fixture in conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +21,7 @@ from sspo_exp.report.sources import load, offline_runs
 from sspo_exp.report.tables import SPECS, build_table
 from sspo_exp.report.wandb_offline import read_records, read_segment
 
-HERE = Path(__file__).parent
-WANDB_CLI = shutil.which("wandb", path=str(Path(sys.executable).parent)) or shutil.which("wandb")
-
-
-@pytest.fixture(scope="module")
-def wandb_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("wandb_runs")
-    env = {**os.environ, "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1"}
-    env.pop("WANDB_SERVICE", None)
-    subprocess.run([sys.executable, str(HERE / "report_helpers.py"), str(root)], check=True, env=env, timeout=300)
-    return root
+WANDB_CLI = H.wandb_leet_cli()
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +56,7 @@ def test_reader_gives_config_history_summary(wandb_root):
     assert hist["train/heldout_accuracy"].notna().sum() == 3
 
 
-@pytest.mark.skipif(WANDB_CLI is None, reason="wandb CLI not found")
+@pytest.mark.skipif(WANDB_CLI is None, reason="no `wandb leet inspect` (wandb < 0.31)")
 def test_reader_matches_wandb_leet_inspect(wandb_root):
     """W&B's own reader (`wandb leet inspect --json`, Go) sees the same history, summary and config."""
     for run_id in ("grpo-eps02-s1", "sspo-expsig-s2", "base-s0"):
