@@ -43,8 +43,7 @@ def held_steps(run) -> Held:
     if not getattr(run.settings, "_offline", False):
         if not run.resumed:
             return Held()
-        summary = dict(run.summary)
-        gs, ws = summary.get(STEP_KEY), summary.get("_step")
+        gs, ws = run.summary.get(STEP_KEY), run.summary.get("_step")  # the server's last values
         if ws is None and getattr(run, "step", 0):
             ws = run.step - 1  # the step the resumed run starts from, minus one
         return Held(None if gs is None else int(gs), None if ws is None else int(ws))
