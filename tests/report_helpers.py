@@ -82,6 +82,13 @@ def wandb_leet_cli() -> str | None:
     return cli if ok else None
 
 
+def flushes_fast() -> bool:
+    """Whether the installed wandb can flush its offline file within a second (``_settings``)."""
+    import wandb
+
+    return "x_transaction_log_flush_interval" in getattr(wandb.Settings, "model_fields", {})
+
+
 def _settings(wandb):
     """W&B 0.31 flushes the .wandb file every 15 s by default (a SIGKILL loses what it buffered); older releases
     have no such setting and write at once."""

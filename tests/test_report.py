@@ -22,6 +22,10 @@ from sspo_exp.report.tables import SPECS, build_table
 from sspo_exp.report.wandb_offline import read_records, read_segment
 
 WANDB_CLI = H.wandb_leet_cli()
+#: The killed launches' rows are on disk only with a wandb that flushes its file within a second (0.31's
+#: x_transaction_log_flush_interval); older releases had not written them when SIGKILL came (see
+#: tests/fixtures/wandb_runs/README.md; test_wandb_versions.py reads such files).
+needs_flush = pytest.mark.skipif(not H.flushes_fast(), reason="this wandb cannot flush its file within a second")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +103,7 @@ def test_truncated_file_reads_up_to_last_complete_record(wandb_root, tmp_path):
     assert "checksum" in read_records(bad)[1]
 
 
+@needs_flush
 def test_killed_and_running_states(wandb_root):
     (d,) = _seg_dirs(wandb_root, "sspo-expsig-s2")
     assert read_segment(d, idle_seconds=0).state == "killed"
@@ -107,6 +112,7 @@ def test_killed_and_running_states(wandb_root):
     assert list(hist["step"]) == list(range(H.KILL_AT))
 
 
+@needs_flush
 def test_resumed_run_merges_two_directories(wandb_root, frames):
     assert len(_seg_dirs(wandb_root, "sspo-atanlog-s2")) == 2
     runs, history = frames
@@ -128,6 +134,7 @@ def test_merge_segments_rule():
 # ---------------------------------------------------------------- tables
 
 
+@needs_flush
 def test_table1_cells(frames):
     runs, _ = frames
     t = build_table(runs, SPECS["1"])
@@ -184,6 +191,7 @@ def test_table_marks_and_delta_avg_reproduce_the_paper():
                                                                            for c in t.columns)
 
 
+@needs_flush
 def test_mini_table_and_missing_cells(frames):
     runs, _ = frames
     t = build_table(runs, SPECS["mini"])
@@ -262,6 +270,7 @@ def test_derived_base_is_one_value_per_seed():
     assert any("same seed disagree" in n for n in t.notes)
 
 
+@needs_flush
 def test_render_markdown_latex_csv(frames):
     runs, _ = frames
     t = build_table(runs, SPECS["1"])
@@ -292,6 +301,7 @@ def test_smoothing_is_bias_corrected_ema():
         smooth(pd.Series([1.0]), alpha=0)
 
 
+@needs_flush
 def test_curve_data_mean_over_seeds_then_smoothed(frames):
     runs, history = frames
     data = curve_data(runs, history, "train/reward", SPECS["mini"], alpha=0.3)
@@ -411,6 +421,7 @@ def test_fast_path_equals_plain_wandb_records_and_parallel_read(wandb_root):
     assert [(s.path, s.history, s.summary) for s in one] == [(s.path, s.history, s.summary) for s in two]
 
 
+@needs_flush
 def test_still_running_run_is_listed_not_counted(wandb_root):
     runs, _ = load(offline=[wandb_root], idle_seconds=1e9)  # "written to recently": still running
     t = build_table(runs, SPECS["mini"])

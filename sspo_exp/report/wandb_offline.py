@@ -434,7 +434,9 @@ def read_with_wandb(path: Path, reason: str, frame: bool = False) -> Segment:
             records = []
             while (data := ds.scan_data()) is not None:
                 records.append(data)
-            return _from_records(path, records, fast=False, frame=frame)
+            seg = _from_records(path, records, fast=False, frame=frame)
+            seg.reader = f"wandb {version} datastore"
+            return seg
         return _from_leet(path, frame)
     except Exception as e:  # noqa: BLE001 -- any failure of W&B's reader ends in one clear message
         raise ValueError(
