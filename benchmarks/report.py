@@ -1,12 +1,16 @@
-"""Benchmark ``sspo-exp report`` on 45 runs × 2,000 steps of real W&B 0.31 offline files.
+"""Benchmark ``sspo-exp report`` on 45 (or ``--runs``) runs × 2,000 steps of real W&B offline files.
 
-    python benchmarks/report.py [--cache DIR] [--steps 2000]
+    python benchmarks/report.py [--cache DIR] [--steps 2000] [--runs 450] [--workers N]
 
-The files are written once (3 models × GRPO/GSPO/GMPO/SAPO/SSPO × 3 seeds, every history key of the logging
-contract, plus a Base eval run per model) into the cache directory and reused. Reported: time to read them, to
-build Table 2 (md/tex/csv), to draw the curves (3 metrics, PNG + PDF), the total (target ≤ 10 s), and our reader
-against W&B's own reader ``wandb leet inspect --json`` on the same files (target ≥ 2× faster), both with and
-without turning its JSON lines into rows.
+45 runs are written once by the installed wandb (3 models × GRPO/GSPO/GMPO/SAPO/SSPO × 3 seeds, every history
+key of the logging contract, plus a Base eval run per model) into the cache directory and reused. ``--runs``
+above 45 (a multiple of 45: a sweep) adds, per written run, copies that are other points of a sweep: the same
+W&B file with only its run record changed (run id, ``trainer.learning_rate``), re-framed record by record in W&B's
+log format (writing 450 runs through wandb itself takes most of an hour here). Reported: time to read them (in
+``--workers`` processes; default one per CPU), to build Table 2 (md/tex/csv), to draw the curves (3 metrics,
+PNG + PDF), the total (targets: 45 runs ≤ 10 s, 450 runs ≤ 30 s on 2 cores), and our reader against W&B's own
+reader ``wandb leet inspect --json`` on the same files (target ≥ 2× faster), both with and without turning its
+JSON lines into rows.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 WANDB_CLI = shutil.which("wandb", path=str(Path(sys.executable).parent)) or "wandb"
@@ -62,6 +67,63 @@ def generate(cache: Path, steps: int) -> None:
     done.touch()
 
 
+def write_records(path: Path, records: list[bytes]) -> None:
+    """A ``.wandb`` file holding ``records``, framed as W&B frames them (see ``sspo_exp.report.wandb_offline``)."""
+    from sspo_exp.report.wandb_offline import (BLOCK_LEN, CHUNK_HEADER, FILE_HEADER, FILE_IDENT, FILE_MAGIC,
+                                               FILE_VERSION, FIRST, FULL, LAST, MIDDLE, _TYPE_CRC)
+
+    out = bytearray(FILE_HEADER.pack(FILE_IDENT, FILE_MAGIC, FILE_VERSION))
+    for data in records:
+        first, view = True, memoryview(data)
+        while True:
+            left = BLOCK_LEN - len(out) % BLOCK_LEN
+            if left < CHUNK_HEADER.size:
+                out += bytes(left)
+                continue
+            part, view = view[: left - CHUNK_HEADER.size], view[left - CHUNK_HEADER.size :]
+            kind = (FULL if not len(view) else FIRST) if first else (LAST if not len(view) else MIDDLE)
+            out += CHUNK_HEADER.pack(zlib.crc32(part, _TYPE_CRC[kind]), len(part), kind) + part
+            first = False
+            if not len(view):
+                break
+    path.write_bytes(bytes(out))
+
+
+def replicate(cache: Path, runs: int) -> None:
+    """Copies of the written trained runs as further sweep points until there are ``runs`` trained runs."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from sspo_exp.report.wandb_offline import read_records
+
+    copies = runs // (len(MODELS) * len(METHODS) * SEEDS)
+    if runs % (len(MODELS) * len(METHODS) * SEEDS):
+        raise SystemExit(f"--runs must be a multiple of {len(MODELS) * len(METHODS) * SEEDS}, got {runs}")
+    dest = copies_dir(cache, runs)
+    if dest is None or (dest / "done").exists():
+        return
+    for src in sorted(cache.glob("wandb/offline-run-*/run-*.wandb")):
+        if "-base-" in src.name:
+            continue
+        records, _ = read_records(src)
+        i = next(i for i, b in enumerate(records) if pb.Record.FromString(b).WhichOneof("record_type") == "run")
+        for j in range(1, copies):
+            rec = pb.Record.FromString(records[i])
+            rec.run.run_id = new_id = f"{rec.run.run_id}-c{j}"
+            for item in rec.run.config.update:
+                if item.key == "trainer" or list(item.nested_key) == ["trainer"]:
+                    item.value_json = json.dumps({**json.loads(item.value_json), "learning_rate": 1e-6 * (j + 1)})
+            seg = dest / "wandb" / src.parent.name.replace(src.stem.removeprefix("run-"), new_id)
+            seg.mkdir(parents=True, exist_ok=True)
+            write_records(seg / f"run-{new_id}.wandb", records[:i] + [rec.SerializeToString()] + records[i + 1 :])
+    (dest / "done").touch()
+
+
+def copies_dir(cache: Path, runs: int) -> Path | None:
+    """Where the copies for ``--runs`` live (None: no copies needed)."""
+    copies = runs // (len(MODELS) * len(METHODS) * SEEDS)
+    return cache / f"copies-{copies}" if copies > 1 else None
+
+
 def leet_rows(run_dir: Path) -> list[dict]:
     """W&B's own reader: ``wandb leet inspect --json`` lines -> history rows (what our reader returns)."""
     out = subprocess.run([WANDB_CLI, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True,
@@ -73,24 +135,38 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "sspo-exp-bench-report")
     p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--workers", type=int, default=1, help="reader processes")
+    p.add_argument("--runs", type=int, default=45, help="trained runs: 45, or a multiple of 45 (a sweep)")
+    p.add_argument("--workers", type=int, default=None, help="reader processes (default: one per CPU)")
     p.add_argument("--no-leet", action="store_true", help="skip the (slow) wandb leet comparison")
     args = p.parse_args(argv)
     os.environ.setdefault("WANDB_SILENT", "true")
     t = time.perf_counter()
     generate(args.cache, args.steps)
+    replicate(args.cache, args.runs)
     print(f"files: {args.cache} (generated/checked in {time.perf_counter() - t:.1f} s)")
 
     from sspo_exp.report import render
     from sspo_exp.report.curves import plot_all
     from sspo_exp.report.sources import load
     from sspo_exp.report.tables import SPECS, build_table
-    from sspo_exp.report.wandb_offline import find_run_dirs, read_segment
+    from sspo_exp.report.wandb_offline import default_workers, find_run_dirs, read_segment
+
+    workers = args.workers or default_workers()
+    target = 10.0 if args.runs <= 45 else 30.0
 
     out = Path(tempfile.mkdtemp(prefix="sspo-report-bench-"))
+    import resource
+
+    def children_cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+
+    w0 = children_cpu()
     c0, t0 = time.process_time(), time.perf_counter()
-    runs, history = load(offline=[args.cache], workers=args.workers)
+    roots = [args.cache / "wandb"] + ([copies_dir(args.cache, args.runs)] if copies_dir(args.cache, args.runs) else [])
+    runs, history = load(offline=roots, workers=workers)
     c1, t1 = time.process_time(), time.perf_counter()
+    w1 = children_cpu() - w0  # the reader processes' CPU time (counted once they have exited)
     table = build_table(runs, SPECS["2"])
     (out / "table_2.md").write_text(render.markdown(table))
     (out / "table_2.tex").write_text(render.latex(table))
@@ -103,14 +179,14 @@ def main(argv: list[str] | None = None) -> int:
           f"base eval runs), {len(history)} history rows × {history.shape[1]} columns")
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"wall / CPU seconds (this process; load average {load_avg:.1f} on {os.cpu_count()} CPUs):")
-    print(f"read   {t1 - t0:6.2f} / {c1 - c0:5.2f}  (workers={args.workers})\n"
+    print(f"read   {t1 - t0:6.2f} / {c1 - c0:5.2f}  (workers={workers}, whose CPU time is {w1:.2f} s more)\n"
           f"table  {t2 - t1:6.2f} / {c2 - c1:5.2f}  (Table 2: md, tex, csv)\n"
           f"curves {t3 - t2:6.2f} / {c3 - c2:5.2f}  ({len(figs)} files: reward, entropy, seq_weight_var × png, pdf)\n"
-          f"total  {t3 - t0:6.2f} / {c3 - c0:5.2f}  (target <= 10 s)  -> {out}")
+          f"total  {t3 - t0:6.2f} / {c3 - c0:5.2f}  (target <= {target:g} s)  -> {out}")
 
     if args.no_leet:
         return 0
-    dirs = find_run_dirs([args.cache])
+    dirs = find_run_dirs([args.cache / "wandb"])
     t4 = time.perf_counter()
     ours = [read_segment(d).history for d in dirs]
     t5 = time.perf_counter()

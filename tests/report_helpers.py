@@ -1,4 +1,4 @@
-"""Write real W&B offline runs (the pinned wandb) for the report tests: ``python tests/report_helpers.py DIR``.
+"""Write real W&B offline runs (the installed wandb) for the report tests: ``python tests/report_helpers.py DIR``.
 
 Every number a test checks is defined here, in RUNS; the tests recompute expectations from it.
 Runs are written by a subprocess (W&B keeps process-global state); one seed is SIGKILLed mid-run and one is
@@ -74,6 +74,32 @@ def config(method, gate, cfg_name, hp, seed) -> dict:
             "model": {"name": model}, "dataset": {"name": "arithmetic"}, "trainer": {"mu": 2}, "seed": seed}
 
 
+def wandb_leet_cli() -> str | None:
+    """The installed wandb's CLI when it has W&B's Go reader ``wandb leet inspect`` (wandb >= 0.31), else None."""
+    import shutil
+
+    cli = shutil.which("wandb", path=os.path.dirname(sys.executable)) or shutil.which("wandb")
+    if cli is None:
+        return None
+    ok = subprocess.run([cli, "leet", "inspect", "--help"], capture_output=True).returncode == 0
+    return cli if ok else None
+
+
+def flushes_fast() -> bool:
+    """Whether the installed wandb can flush its offline file within a second (``_settings``)."""
+    import wandb
+
+    return "x_transaction_log_flush_interval" in getattr(wandb.Settings, "model_fields", {})
+
+
+def _settings(wandb):
+    """W&B 0.31 flushes the .wandb file every 15 s by default (a SIGKILL loses what it buffered); older releases
+    have no such setting and write at once."""
+    fields = getattr(wandb.Settings, "model_fields", {})
+    return wandb.Settings(**({"x_transaction_log_flush_interval": 0.2} if "x_transaction_log_flush_interval" in fields
+                             else {}))
+
+
 def write_one(root: str, idx: int, seed: int, steps: range, summary: bool, mark: float = 0.0) -> None:
     import wandb
 
@@ -81,8 +107,7 @@ def write_one(root: str, idx: int, seed: int, steps: range, summary: bool, mark:
     run = wandb.init(mode="offline", dir=root, project="sspo-test", id=run_id(cfg_name, seed),
                      name=f"{cfg_name}-seed{seed}", config=config(method, gate, cfg_name, hp, seed),
                      group=cfg_name, job_type=method if not gate else f"{method}-{gate}", resume="allow",
-                     # W&B 0.31 flushes the .wandb file every 15 s by default: a SIGKILL loses what it buffered
-                     settings=wandb.Settings(x_transaction_log_flush_interval=0.2))
+                     settings=_settings(wandb))
     for b, vals in BEFORE.get(cfg_name, {}).items():  # evaluated before the first training step
         run.summary[f"eval_before/{b}/pass@1"] = vals[seed]
         run.summary[f"eval_before/{b}/n"] = 200

@@ -66,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--running-after", type=float, default=RUNNING_IDLE_SECONDS, metavar="SECONDS",
                    help="an offline run with no exit record written to within this many seconds is 'running', "
                         "else 'killed'")
-    p.add_argument("--workers", type=int, default=1, help="processes reading offline files in parallel")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes reading offline files in parallel (default: one per CPU, at most 8; 1: none)")
     return p
 
 
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not 0 < args.smoothing <= 1:
         print(f"sspo-exp report: --smoothing must be in (0, 1], got {args.smoothing}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"sspo-exp report: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
     if args.filters is not None and not args.project:
         print("sspo-exp report: --filters needs --project", file=sys.stderr)

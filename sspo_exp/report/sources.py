@@ -13,14 +13,16 @@ from sspo_exp.sweeps.pruning import is_pruned
 
 
 def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_IDLE_SECONDS,
-                 workers: int = 1) -> list[RunData]:
+                 workers: int | None = None) -> list[RunData]:
     """Read every offline-run directory under ``roots``; directories of one run id (a resumed run writes one per
     launch) are merged in time order: later config/summary values win, later segments replace re-logged steps.
     The run's state is its last segment's, except that "finished" must come from its first segment or one that
     logged training steps: a summary-only segment (``sspo-exp eval eval.model=runs/<id>`` resumes the run id and
-    exits 0) appended to a crashed or killed training run leaves it crashed/killed."""
+    exits 0) appended to a crashed or killed training run leaves it crashed/killed.
+
+    Files are read by ``workers`` processes (None: one per CPU, see ``wandb_offline.default_workers``)."""
     by_id: dict[str, list] = defaultdict(list)
-    for seg in read_offline(roots, idle_seconds, workers):  # already in time order
+    for seg in read_offline(roots, idle_seconds, workers, frame=True):  # in time order, histories normalized
         by_id[seg.run_id].append(seg)
     runs = []
     for run_id, segs in by_id.items():
@@ -40,7 +42,7 @@ def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_I
             project=last.project,
             config=config,
             summary=summary,
-            history=merge_segments([normalize_history(s.history) for s in segs]),
+            history=merge_segments([s.history for s in segs]),
             n_segments=len(segs),
             read_error="; ".join(errors) or None,
         ))
@@ -51,7 +53,7 @@ def _state(segs: list) -> str:
     """See :func:`offline_runs`."""
     if segs[-1].state != "finished":
         return segs[-1].state
-    training = [s for i, s in enumerate(segs) if i == 0 or s.history]
+    training = [s for i, s in enumerate(segs) if i == 0 or len(s.history)]
     return training[-1].state
 
 
@@ -90,7 +92,7 @@ def api_runs(project: str, filters: dict | None = None, api=None) -> list[RunDat
 
 def load(offline: list[str] | None = None, project: str | None = None, filters: dict | None = None,
          api=None, idle_seconds: float = RUNNING_IDLE_SECONDS,
-         workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+         workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(runs, history)`` from offline directories or from a W&B project (exactly one of the two)."""
     if bool(offline) == bool(project):
         raise ValueError("give exactly one source: offline=[DIR, ...] or project='entity/project'")

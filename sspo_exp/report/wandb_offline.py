@@ -1,8 +1,9 @@
 """Read W&B offline run directories (``wandb/offline-run-*/run-*.wandb``) with no server.
 
-W&B 0.31 keeps a run's config, history and summary only in this transaction log; it has no Python reader for
-it any more (``wandb/sdk/internal/datastore.py`` is gone; the Go ``wandb-core`` writes the file and ``wandb
-leet inspect`` reads it). The file format is a LevelDB-style record log (pinned by ``wandb==0.31.*``):
+W&B keeps a run's config, history and summary only in this transaction log. Since 0.31 it has no Python reader
+for it any more (``wandb/sdk/internal/datastore.py`` is gone; the Go ``wandb-core`` writes the file and ``wandb
+leet inspect`` reads it). The file format is a LevelDB-style record log, the same in every release tested
+(files written by wandb 0.19.11, 0.22.3 and 0.31.0: ``tests/fixtures/wandb/``, ``tests/test_wandb_versions.py``):
 
 - a 7-byte file header ``<4sHB``: ``b":W&B"``, magic ``0xBEE1``, version 0;
 - then 32 KiB blocks of chunks, each with a 7-byte header ``<IHB`` = (CRC-32 of type byte + data, length, type),
@@ -13,21 +14,30 @@ leet inspect`` reads it). The file format is a LevelDB-style record log (pinned 
 
 A run killed mid-way has no ``exit`` record and may end in a half-written chunk: we read every record up to the
 last complete one whose checksum is right and report where reading stopped (``Segment.read_error``).
+
+A file this reader does not understand (another file header, or a record W&B's installed ``Record`` class cannot
+parse: a format newer or older than any tested) is read with W&B's own reader instead, with a message saying so:
+``wandb leet inspect --json`` (wandb >= 0.31) or ``wandb.sdk.internal.datastore`` (older wandb).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
 FILE_HEADER = struct.Struct("<4sHB")
@@ -36,6 +46,9 @@ CHUNK_HEADER = struct.Struct("<IHB")
 BLOCK_LEN = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 _TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in (FULL, FIRST, MIDDLE, LAST)}
+
+#: W&B releases whose offline files this reader was tested on (fixtures in tests/fixtures/wandb/ + the installed one)
+TESTED_WANDB = ("0.19.11", "0.22.3", "0.31.0")
 
 #: A run with no exit record whose file was last written longer ago than this is "killed", else "running".
 RUNNING_IDLE_SECONDS = 600.0
@@ -56,10 +69,16 @@ class Segment:
     start_time: str = ""
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  #: rows as logged (a DataFrame with ``frame=True``)
     exit_code: int | None = None
     state: str = "running"
     read_error: str | None = None
+    writer: str = ""  #: the W&B version that wrote the file (its header record), when known
+    reader: str = "sspo-exp"  #: who parsed it: "sspo-exp", or W&B's own reader as a fallback
+
+
+class UnknownFormat(ValueError):
+    """The file is not in the record format this reader understands."""
 
 
 def read_records(path: str | os.PathLike) -> tuple[list[bytes], str | None]:
@@ -69,9 +88,9 @@ def read_records(path: str | os.PathLike) -> tuple[list[bytes], str | None]:
         return [], f"file shorter than its {FILE_HEADER.size}-byte header"
     ident, magic, version = FILE_HEADER.unpack_from(data, 0)
     if (ident, magic, version) != (FILE_IDENT, FILE_MAGIC, FILE_VERSION):
-        raise ValueError(
-            f"{path}: not a W&B record log (header {ident!r}, magic {magic:#x}, version {version}; "
-            f"expected {FILE_IDENT!r}, {FILE_MAGIC:#x}, {FILE_VERSION}); this reader is pinned to wandb 0.31"
+        raise UnknownFormat(
+            f"file header {ident!r}, magic {magic:#x}, version {version} (this reader knows {FILE_IDENT!r}, "
+            f"{FILE_MAGIC:#x}, version {FILE_VERSION}: files of wandb {', '.join(TESTED_WANDB)})"
         )
     records: list[bytes] = []
     pending: list[bytes] = []
@@ -154,16 +173,6 @@ def _flat(items) -> tuple[list[str], list[str]] | None:
     return list(items.nested_key), list(items.value_json)
 
 
-def _without_num(blob: bytes) -> bytes:
-    """A serialized Record without its leading ``num`` field (field 1, varint), if it starts with it."""
-    if not blob or blob[0] != 0x08:
-        return blob
-    i = 1
-    while i < len(blob) and blob[i] & 0x80:
-        i += 1
-    return blob[i + 1 :]
-
-
 def _apply_summary(summary_raw: dict[str, str], updates: list, removes: list) -> None:
     summary_raw.update(updates)
     for k in removes:
@@ -180,53 +189,165 @@ def _loads_all(values: list[str]) -> list:
 
 
 def read_segment(run_dir: str | os.PathLike, idle_seconds: float = RUNNING_IDLE_SECONDS,
-                 fast: bool = True) -> Segment:
+                 fast: bool = True, frame: bool = False) -> Segment:
     """Read one ``offline-run-*`` directory (or a ``run-*.wandb`` file).
 
     ``fast=False`` reads every record through ``wandb_internal_pb2.Record`` (same result, ~1.8× slower).
+    ``frame=True`` gives the history as one DataFrame (a row per history record, a column per key; numbers as
+    float64), built column-wise: what the report reads, much faster than a dict per row.
+    A file in a format this reader does not know is read with W&B's own reader (:func:`read_with_wandb`).
     """
     run_dir = Path(run_dir)
     files = [run_dir] if run_dir.is_file() else sorted(run_dir.glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file (expected a W&B offline-run directory)")
     path = files[0]
+    try:
+        records, read_error = read_records(path)
+        seg = _from_records(path, records, fast, frame)
+        seg.read_error = read_error
+    except UnknownFormat as e:
+        seg = read_with_wandb(path, str(e), frame)
+    seg.state = _state(seg.exit_code, path, idle_seconds)
+    if not seg.run_id:  # the run record is the second one written; a file cut before it still names the run
+        m = re.search(r"^run-(.+)\.wandb$", path.name)
+        seg.run_id = m.group(1) if m else path.stem
+    if not seg.start_time:
+        m = re.search(r"offline-run-(\d{8}_\d{6})", str(path))
+        seg.start_time = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.strptime(m.group(1), "%Y%m%d_%H%M%S")) if m else ""
+        )
+    return seg
+
+
+#: Put after each record when many are parsed at once (:func:`_bulk`): an item named END with the value END marks
+#: where one record's items end (no logged key is named so, and END is no JSON value).
+END = "\x00"
+_END_BLOBS = {
+    name: pb.Record(**{name: cls(**{field: [pb.HistoryItem(nested_key=[END], value_json=END)] if name == "history"
+                                    else [pb.SummaryItem(nested_key=[END], value_json=END)]})}).SerializeToString()
+    for name, cls, field in (("history", pb.HistoryRecord, "item"), ("summary", pb.SummaryRecord, "update"))
+}
+_HISTORY_TAG = (pb.Record.DESCRIPTOR.fields_by_name["history"].number << 3) | 2
+_SUMMARY_TAG = (pb.Record.DESCRIPTOR.fields_by_name["summary"].number << 3) | 2
+
+
+def _num_len(blob: bytes) -> int:
+    """Bytes taken by a serialized Record's leading ``num`` field (0 if it has none)."""
+    if not blob or blob[0] != 0x08:
+        return 0
+    i = 1
+    while i < len(blob) and blob[i] & 0x80:
+        i += 1
+    return i + 1
+
+
+def _kind_byte(blob: bytes) -> int:
+    """The tag byte of a serialized Record's first field after ``num``: its record type (fields are written in
+    field-number order and the record types come right after ``num``)."""
+    i = _num_len(blob)
+    return blob[i] if i < len(blob) else -1
+
+
+def _bulk(blobs: list[bytes], name: str) -> tuple[list[str], list[str]] | None:
+    """All items of many history (or summary) records from ONE ``ParseFromString`` of their concatenation.
+
+    Protobuf merges the occurrences of the singular ``history``/``summary`` field of :data:`RecordView`, so
+    every item of every record arrives in order in the lists ``nested_key`` and ``value_json``; an END item
+    after each record marks its end. A record whose items do not line up one to one (an item with a
+    multi-part ``nested_key``) is re-read alone through W&B's ``Record`` class. Returns ``(names, values)``
+    with END after each record, or None when an item used ``key``, a typed value, or a summary ``remove``
+    (then every record is read one by one)."""
+    end_blob = _END_BLOBS[name]
+    view = RecordView()
+    view.ParseFromString(end_blob.join(blobs) + end_blob)
+    items = getattr(view, name)
+    if len(items.item.ListFields()) > 2 or items.item.key or (name == "summary" and items.other):
+        return None
+    names, values = list(items.item.nested_key), list(items.item.value_json)
+    if len(names) == len(values):  # (almost always) every item has one name: the lists line up
+        return names, values
+    ends_n = [i for i, k in enumerate(names) if k == END]
+    ends_v = [i for i, v in enumerate(values) if v == END]
+    out_n: list[str] = []
+    out_v: list[str] = []
+    start_n = start_v = 0
+    rec = pb.Record()
+    for blob, en, ev in zip(blobs, ends_n, ends_v):
+        if en - start_n == ev - start_v:
+            out_n += names[start_n : en + 1]
+            out_v += values[start_v : ev + 1]
+        else:
+            rec.ParseFromString(blob)
+            its = rec.history.item if name == "history" else rec.summary.update
+            out_n += [_name(it) for it in its] + [END]
+            out_v += [it.value_json for it in its] + [END]
+        start_n, start_v = en + 1, ev + 1
+    return out_n, out_v
+
+
+def _apply_summaries(blobs: list[bytes], summary_raw: dict[str, str]) -> list[bytes]:
+    """Apply many summary records in file order; returns the records left to read one by one (all of them when
+    some use ``key``, a typed value or ``remove``).
+
+    wandb-core repeats one small record after every step: of identical records only the last is applied (applying
+    updates in order gives the same summary without the earlier copies), and it is read alone through W&B's
+    ``Record`` class; the others are parsed at once (:func:`_bulk`)."""
+    last: dict[bytes, int] = {}
+    seen: dict[bytes, int] = {}
+    for i, blob in enumerate(blobs):
+        body = blob[_num_len(blob):]
+        last[body] = i
+        seen[body] = seen.get(body, 0) + 1
+    order = sorted(last.items(), key=lambda kv: kv[1])
+    bulk = _bulk([blobs[i] for body, i in order if seen[body] == 1], "summary")
+    if bulk is None:
+        return [blobs[i] for _, i in order]
+    names, values = bulk
+    cur, rec = 0, pb.Record()
+    for body, i in order:
+        if seen[body] == 1:
+            end = names.index(END, cur)
+            summary_raw.update(zip(names[cur:end], values[cur:end]))
+            cur = end + 1
+        else:
+            rec.ParseFromString(blobs[i])
+            _apply_summary(summary_raw, [(_name(it), it.value_json) for it in rec.summary.update],
+                           [_name(it) for it in rec.summary.remove])
+    return []
+
+
+def _from_records(path: Path, records: list[bytes], fast: bool, frame: bool) -> Segment:
     seg = Segment(path=path)
-    records, seg.read_error = read_records(path)
     config_raw: dict[str, str] = {}
     summary_raw: dict[str, str] = {}
-    hist_keys: list[list[str]] = []
-    hist_vals: list[str] = []
-    view, rec = RecordView(), pb.Record()
-    seen: dict[bytes, tuple] = {}
-    for blob in records:
-        if fast:
-            view.ParseFromString(blob)
-            if view.HasField("history") and (flat := _flat(view.history.item)) is not None:
-                hist_keys.append(flat[0])
-                hist_vals += flat[1]
-                continue
-            if view.HasField("summary"):
-                if not view.summary.other and (flat := _flat(view.summary.item)):
-                    summary_raw.update(zip(*flat))
-                    continue
-                # wandb-core repeats one small summary record (the runtime) after every step: same bytes but
-                # for the leading record number, so its parsed items are cached
-                key = _without_num(blob)
-                if (cached := seen.get(key)) is not None:
-                    _apply_summary(summary_raw, *cached)
-                    continue
-        rec.ParseFromString(blob)  # everything else: W&B's own Record class
+    names: list[str] = []  # every history item's name, END after each record
+    values: list[str] = []  # their JSON values
+    rest = records
+    if fast:
+        hist, summ, rest = [], [], []
+        by_kind = {_HISTORY_TAG: hist.append, _SUMMARY_TAG: summ.append}
+        for b in records:
+            by_kind.get(_kind_byte(b), rest.append)(b)
+        if hist and (bulk := _bulk(hist, "history")) is not None:
+            names, values = bulk
+        else:
+            rest += hist
+        rest += _apply_summaries(summ, summary_raw)
+    rec = pb.Record()
+    for i, blob in enumerate(rest):  # W&B's own Record class (in file order within each record type)
+        try:
+            rec.ParseFromString(blob)
+        except DecodeError as e:
+            raise UnknownFormat(f"a record is not a W&B Record this wandb ({_wandb_version()}) can parse: "
+                                f"{e}") from None
         kind = rec.WhichOneof("record_type")
         if kind == "history":
-            pairs = [(_name(it), it.value_json) for it in rec.history.item]
-            hist_keys.append([k for k, _ in pairs])
-            hist_vals += [v for _, v in pairs]
+            names += [_name(it) for it in rec.history.item] + [END]
+            values += [it.value_json for it in rec.history.item] + [END]
         elif kind == "summary":
-            parsed = ([(_name(it), it.value_json) for it in rec.summary.update],
-                      [_name(it) for it in rec.summary.remove])
-            _apply_summary(summary_raw, *parsed)
-            if fast and len(seen) < 256:
-                seen[_without_num(blob)] = parsed
+            _apply_summary(summary_raw, [(_name(it), it.value_json) for it in rec.summary.update],
+                           [_name(it) for it in rec.summary.remove])
         elif kind == "config":
             _apply_config(config_raw, rec.config)
         elif kind == "run":
@@ -237,20 +358,132 @@ def read_segment(run_dir: str | os.PathLike, idle_seconds: float = RUNNING_IDLE_
             _apply_config(config_raw, r.config)
         elif kind == "exit":
             seg.exit_code = rec.exit.exit_code
+        elif kind == "header" and rec.header.HasField("version_info"):
+            seg.writer = rec.header.version_info.producer.split("+")[0]
     seg.config = {k: v for k, v in zip(config_raw, _loads_all(list(config_raw.values()))) if k != "_wandb"}
     seg.summary = {k: v for k, v in zip(summary_raw, _loads_all(list(summary_raw.values())))
                    if not k.startswith("_wandb")}
-    values = iter(_loads_all(hist_vals))
-    seg.history = [{k: next(values) for k in keys} for keys in hist_keys]
-    seg.state = _state(seg.exit_code, path, idle_seconds)
-    if not seg.run_id:  # the run record is the second one written; a file cut before it still names the run
-        m = re.search(r"^run-(.+)\.wandb$", path.name)
-        seg.run_id = m.group(1) if m else path.stem
-    if not seg.start_time:
-        m = re.search(r"offline-run-(\d{8}_\d{6})", str(path))
-        seg.start_time = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.strptime(m.group(1), "%Y%m%d_%H%M%S")) if m else ""
-        )
+    seg.history = _history_frame(names, values) if frame else _history_rows(names, values)
+    return seg
+
+
+def _loads_values(values: list[str]) -> list:
+    """JSON values of history items with END markers among them (decoded as None): one parser call."""
+    return json.loads("[" + ",".join(values).replace(END, "null") + "]") if values else []
+
+
+def _history_rows(names: list[str], values: list[str]) -> list[dict]:
+    """One dict per history record (``names``/``values``: items with END after each record)."""
+    rows, row = [], {}
+    for k, v in zip(names, _loads_values(values)):
+        if k == END:
+            rows.append(row)
+            row = {}
+        else:
+            row[k] = v
+    return rows
+
+
+def _history_frame(names: list[str], values: list[str]):
+    """The history as a DataFrame, one row per record: numbers go into one float64 matrix at once (JSON null ->
+    NaN, true/false -> 1/0); a run with a text or structured value somewhere is built row by row instead."""
+    import numpy as np
+    import pandas as pd
+
+    if not names:
+        return pd.DataFrame()
+    try:
+        numbers = np.array(_loads_values(values), dtype=np.float64)
+    except (TypeError, ValueError):
+        return pd.DataFrame.from_records(_history_rows(names, values))
+    index = {END: 0}
+    codes = np.fromiter((index.setdefault(k, len(index)) for k in names), dtype=np.int64, count=len(names))
+    is_end = codes == 0
+    rows = np.cumsum(is_end) - is_end  # the record each item belongs to
+    keep = ~is_end
+    columns = list(index)[1:]
+    wide = np.full((int(is_end.sum()), len(columns)), np.nan)
+    wide[rows[keep], codes[keep] - 1] = numbers[keep]
+    return pd.DataFrame(wide, columns=columns)
+
+
+def _wandb_version() -> str:
+    import wandb
+
+    return wandb.__version__
+
+
+def read_with_wandb(path: Path, reason: str, frame: bool = False) -> Segment:
+    """Read a ``.wandb`` file with W&B's own reader (the installed wandb's), after saying why on stderr.
+
+    wandb >= 0.31: ``wandb leet inspect --json`` (one JSON object per record); older wandb:
+    ``wandb.sdk.internal.datastore`` (its Python reader) and W&B's ``Record`` class. Raises ``ValueError``
+    naming the file, the reason and what to do when W&B's reader cannot read it either.
+    """
+    version = _wandb_version()
+    print(f"sspo-exp report: {path}: W&B record format not understood by sspo-exp's reader ({reason}); "
+          f"reading it with the installed wandb {version}'s own reader instead (slower)", file=sys.stderr)
+    try:
+        from wandb.sdk.internal import datastore  # wandb < 0.31
+    except ImportError:
+        datastore = None
+    try:
+        if datastore is not None:
+            ds = datastore.DataStore()
+            ds.open_for_scan(str(path))
+            records = []
+            while (data := ds.scan_data()) is not None:
+                records.append(data)
+            seg = _from_records(path, records, fast=False, frame=frame)
+            seg.reader = f"wandb {version} datastore"
+            return seg
+        return _from_leet(path, frame)
+    except Exception as e:  # noqa: BLE001 -- any failure of W&B's reader ends in one clear message
+        raise ValueError(
+            f"{path}: neither sspo-exp's reader ({reason}) nor the installed wandb {version}'s own reader "
+            f"({type(e).__name__}: {e}) can read this file; install the wandb release that wrote it "
+            f"(`wandb leet inspect {path}` names it), tested: {', '.join(TESTED_WANDB)}"
+        ) from None
+
+
+def _from_leet(path: Path, frame: bool) -> Segment:
+    """A Segment from ``wandb leet inspect --json`` (W&B's Go reader, wandb >= 0.31)."""
+    cli = shutil.which("wandb", path=str(Path(sys.executable).parent)) or shutil.which("wandb") or "wandb"
+    out = subprocess.run([cli, "leet", "inspect", "--json", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    seg = Segment(path=path, reader=f"wandb {_wandb_version()} leet inspect")
+    config: dict = {}
+    summary: dict = {}
+    rows: list[dict] = []
+    for line in out.splitlines():
+        r = json.loads(line)
+        body = r.get(r.get("type", ""), {})
+        if r["type"] == "history":
+            rows.append(body.get("item", {}))
+        elif r["type"] == "summary":
+            summary.update(body.get("update", {}))
+            for k in body.get("remove", {}):
+                summary.pop(k, None)
+        elif r["type"] == "config":
+            config.update(body.get("update", {}))
+        elif r["type"] == "run":
+            seg.run_id, seg.project, seg.entity = body.get("run_id", ""), body.get("project", ""), body.get("entity", "")
+            seg.name, seg.group = body.get("display_name", ""), body.get("run_group", "")
+            seg.job_type, seg.tags = body.get("job_type", ""), tuple(body.get("tags", ()))
+            seg.start_time = body.get("start_time", "").rstrip("Z")
+            config.update(body.get("config", {}).get("update", {}))
+        elif r["type"] == "exit":
+            seg.exit_code = body.get("exit_code", 0)
+        elif r["type"] == "header":
+            seg.writer = body.get("version_info", {}).get("producer", "").split("+")[0]
+    seg.config = {k: v for k, v in config.items() if k != "_wandb"}
+    seg.summary = {k: v for k, v in summary.items() if not k.startswith("_wandb")}
+    if frame:
+        import pandas as pd
+
+        seg.history = pd.DataFrame.from_records(rows)
+    else:
+        seg.history = rows
     return seg
 
 
@@ -285,18 +518,41 @@ def find_run_dirs(roots: list[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
+def default_workers() -> int:
+    """Reader processes by default: the CPUs this process may use (at most 8)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, n))
+
+
+#: Fewer files than this are read in this process (starting workers would cost more than it saves).
+PARALLEL_MIN_FILES = 8
+
+
+def _read_for_report(run_dir: Path, idle_seconds: float) -> Segment:
+    """One segment with its history normalized by step (``frames.normalize_history``), done in the worker."""
+    from sspo_exp.report.frames import normalize_history
+
+    seg = read_segment(run_dir, idle_seconds, frame=True)
+    seg.history = normalize_history(seg.history)
+    return seg
+
+
 def read_offline(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_IDLE_SECONDS,
-                 workers: int = 1) -> list[Segment]:
+                 workers: int | None = None, frame: bool = False) -> list[Segment]:
     """All segments under ``roots``, in time order (start time, then directory name).
 
-    ``workers`` > 1 reads files in parallel processes (worth it on an idle multi-core machine).
+    ``workers``: reader processes (None: :func:`default_workers`; 1: this process only). ``frame=True`` gives
+    each segment's history as a DataFrame normalized by optimizer step (what the report needs; the per-file
+    work, reading and normalizing, then happens in the workers).
     """
     dirs = find_run_dirs(roots)
-    if workers > 1 and len(dirs) > 1:
+    workers = default_workers() if workers is None else workers
+    read = _read_for_report if frame else read_segment
+    if workers > 1 and len(dirs) >= PARALLEL_MIN_FILES:
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            segs = list(pool.map(read_segment, dirs, [idle_seconds] * len(dirs),
-                                 chunksize=max(1, len(dirs) // (4 * workers))))
+            segs = list(pool.map(read, dirs, [idle_seconds] * len(dirs),
+                                 chunksize=max(1, len(dirs) // (8 * workers))))
     else:
-        segs = [read_segment(d, idle_seconds) for d in dirs]
+        segs = [read(d, idle_seconds) for d in dirs]
     return sorted(segs, key=lambda s: (s.start_time, s.path.parent.name))

@@ -103,6 +103,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.sweeps.pruning import trial_callbacks
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine, WandbLog
+    from sspo_exp.train import wandb_run
     from sspo_exp.train.sharded import generation_model
     from sspo_exp.train.trainer import SSPOTrainer
 
@@ -136,8 +137,6 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         before = initial.get(keys.HELDOUT_BEFORE, float("nan"))
         if main:  # in the W&B summary at once, so a run killed later still carries its Base-row numbers
             wb.summary.update(initial)
-            if not checkpoint and keys.HELDOUT_BEFORE in initial:
-                wb.log({keys.HELDOUT: before, keys.GLOBAL_STEP: 0})
         trainer = SSPOTrainer(
             model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
             args=args, train_dataset=train_dataset(cfg, tokenizer),
@@ -146,8 +145,8 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
                        *trial_callbacks()],  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
         )  # fmt: skip
         _attach(trainer)
-        if checkpoint and main:
-            replay_history(wb, checkpoint, before)
+        if main:  # log only what W&B lacks, so a resumed run shows each step once, in order (train/wandb_run.py)
+            wandb_run.resume(wb, trainer, checkpoint, before)
         start = time.time()
         trainer.train(resume_from_checkpoint=checkpoint)
         step = trainer.state.global_step
@@ -192,23 +191,6 @@ def wandb_settings(wandb):
     if "x_transaction_log_flush_interval" in wandb.Settings.model_fields:
         return wandb.Settings(x_transaction_log_flush_interval=WANDB_FLUSH_SECONDS)
     return wandb.Settings()
-
-
-def replay_history(run, checkpoint: str, before: float) -> None:
-    """Re-log the W&B rows of steps 0..checkpoint from the checkpoint's ``trainer_state.json``.
-
-    A killed process loses what W&B had not yet written to its offline file (wandb 0.31 buffers it), so the
-    resumed segment re-logs every step up to the checkpoint, with the exact values TRL logged (transformers keeps
-    them in ``log_history``); steps after the checkpoint are re-run and logged again. A reader merging segments
-    by ``train/global_step`` (later segments win) therefore sees each step once, with no gap.
-    """
-    from transformers.integrations.integration_utils import rewrite_logs
-
-    run.log({keys.HELDOUT: before, keys.GLOBAL_STEP: 0})
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    for entry in state["log_history"]:
-        logs = {k: v for k, v in entry.items() if k != "step"}
-        run.log({**rewrite_logs(logs), keys.GLOBAL_STEP: entry["step"]})
 
 
 def _attach(trainer) -> None:
