@@ -1,0 +1,162 @@
+"""How a sandbox process is launched: bubblewrap (the default) or the opt-in weak mode.
+
+bubblewrap (Debian's ``bubblewrap`` package, the tool Flatpak uses) gives every episode fresh namespaces — no
+network (``--unshare-net``: only a down loopback), its own PIDs (``--unshare-pid``; the host kills them all by
+killing bwrap, ``--die-with-parent``), IPC, UTS and cgroup namespaces, a new session (no TIOCSTI into the host's
+terminal) — and a filesystem built from scratch: read-only ``/usr`` (+ the ``/bin``, ``/lib*`` links), the
+interpreter's own prefix read-only if it lives elsewhere (e.g. pyenv's), an empty read-only ``/``, a private
+size-limited tmpfs ``/tmp`` as the working directory and ``$HOME``, minimal ``/dev`` and ``/proc``. Nothing else
+of the host — no ``$HOME``, ``/root``, ``/work``, ``/etc`` (but ``ld.so.cache``) — exists inside. bwrap also sets
+``no_new_privs``, so set-uid binaries do not elevate. rlimits come from the REPL at start-up (see repl.py).
+
+Two launch variants, chosen by who runs the host:
+
+* **root** (CI, containers): bwrap runs as real root without a user namespace (as root, ``--unshare-user`` maps
+  the sandbox's uid to host uid 0, and the kernel never enforces ``RLIMIT_NPROC`` on uid 0); bwrap drops every
+  capability but CAP_SETUID/CAP_SETGID, and the REPL then switches to a random unprivileged uid/gid
+  (2e9 + random, used by no account), which clears the rest. The process limit then counts only this episode.
+* **non-root**: bwrap makes an unprivileged user namespace (``--unshare-user --disable-userns``: the code cannot
+  nest another) with every capability dropped; ``RLIMIT_NPROC`` is counted per user namespace.
+
+The weak mode (``allow_weak=True``, only when bwrap is missing or does not work) runs the same REPL, rlimits and
+uid switch as a plain child process in a new session with a temporary working directory and a clean environment:
+no filesystem, network or PID isolation.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sspo_exp.sandbox.config import Limits
+
+REPL = Path(__file__).with_name("repl.py")
+REPL_INSIDE = "/opt/sspo-sandbox/repl.py"
+INSTALL_HINT = "install it with `apt-get install bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`"
+WEAK_HINT = (
+    "or, knowing that model code will then run WITHOUT filesystem, network or PID isolation "
+    "(rlimits and a separate process only), opt in with sandbox.allow_weak=true"
+)
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox of the required strength can run on this machine; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything needed to start one episode's REPL: the argv, its environment, working dir and the REPL's config."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    repl_cfg: dict
+    weak: bool
+
+
+def _interpreter() -> tuple[str, list[str]]:
+    """The host's interpreter binary (resolved past any venv link) and the host dirs it needs beyond /usr."""
+    exe = os.path.realpath(sys.executable)
+    prefixes = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)}
+    return exe, sorted(p for p in prefixes if not (p + "/").startswith("/usr/"))
+
+
+def _site_packages() -> list[str]:
+    import site
+
+    dirs = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    return sorted({os.path.realpath(d) for d in dirs if os.path.isdir(d)})
+
+
+def _env(home: str) -> dict[str, str]:
+    one = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}  # thread pools vs RLIMIT_AS
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", **one}
+
+
+def _repl_cfg(limits: Limits, site_packages: bool) -> dict:
+    cfg = {f: getattr(limits, f) for f in ("cpu_seconds", "memory_mb", "processes", "output_bytes", "disk_mb")}
+    if os.geteuid() == 0:
+        cfg["uid"] = cfg["gid"] = 2_000_000_000 + secrets.randbelow(100_000_000)
+    cfg["site_dirs"] = _site_packages() if site_packages else []
+    return cfg
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def bwrap_launch(limits: Limits, site_packages: bool = False) -> Launch:
+    """The bubblewrap command line for one episode (see the module docstring for each choice)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxUnavailable(f"bubblewrap (bwrap) is not on PATH: {INSTALL_HINT}, {WEAK_HINT}")
+    exe, prefixes = _interpreter()
+    cfg = _repl_cfg(limits, site_packages)
+    argv = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    argv += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if os.geteuid() == 0:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for the REPL's one switch to cfg["uid"]
+    else:
+        argv += ["--unshare-user", "--disable-userns"]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/", name)
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), str(host)]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), str(host)]
+    argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for d in prefixes + cfg["site_dirs"]:
+        argv += ["--ro-bind", d, d]
+    argv += ["--ro-bind", str(REPL), REPL_INSIDE, "--proc", "/proc", "--dev", "/dev"]
+    argv += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+    argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
+    env = _env("/tmp")
+    for k, v in env.items():
+        argv += ["--setenv", k, v]
+    argv += [exe, "-I", "-S", REPL_INSIDE]
+    return Launch(argv, {}, "/", cfg, weak=False)
+
+
+def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> Launch:
+    """The weak mode: the REPL as a plain child process in ``workdir`` (no namespaces)."""
+    exe, _ = _interpreter()
+    cfg = _repl_cfg(limits, site_packages)
+    if "uid" in cfg:
+        os.chown(workdir, cfg["uid"], cfg["gid"])
+    return Launch([exe, "-I", "-S", str(REPL)], _env(workdir), workdir, cfg, weak=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _probe() -> str:
+    """Start one real bwrap sandbox, run a cell, and describe the mode; raise SandboxUnavailable if it fails."""
+    from sspo_exp.sandbox.box import Sandbox  # the probe is a real episode, through the real code path
+
+    try:
+        with Sandbox(Limits(), _probe=True) as box:
+            obs = box.run("import os; print(os.getuid(), len(os.listdir('/')))")
+    except SandboxUnavailable:
+        raise
+    if obs.error or obs.killed:
+        raise SandboxUnavailable(f"bubblewrap started but a test cell failed: {obs}; {WEAK_HINT}")
+    version = subprocess.run([bwrap_path(), "--version"], capture_output=True, text=True).stdout.strip()
+    variant = (
+        "as root, no user namespace; REPL switches to a random unprivileged uid"
+        if os.geteuid() == 0
+        else "unprivileged user namespace (--unshare-user --disable-userns)"
+    )
+    return (
+        f"{version}: {variant}; namespaces net+pid+ipc+uts+cgroup, no capabilities, read-only /usr and "
+        f"interpreter, private tmpfs /tmp; rlimits on CPU, address space, processes, files (uid {obs.output.split()[0]})"
+    )
+
+
+def check() -> str:
+    """Describe the isolation this machine gives (after running one real sandbox), or raise SandboxUnavailable."""
+    return _probe()
