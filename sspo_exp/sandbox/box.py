@@ -86,12 +86,12 @@ class Sandbox:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _launch(self) -> isolation.Launch:
+    def _launch(self, info_fd: int) -> isolation.Launch:
         if self._probe:
-            return isolation.bwrap_launch(self.limits, self.site_packages)
+            return isolation.bwrap_launch(self.limits, self.site_packages, info_fd)
         try:
             isolation.check()
-            return isolation.bwrap_launch(self.limits, self.site_packages)
+            return isolation.bwrap_launch(self.limits, self.site_packages, info_fd)
         except SandboxUnavailable as why:
             if not self.allow_weak:
                 raise
@@ -106,20 +106,28 @@ class Sandbox:
             return isolation.weak_launch(self.limits, self._workdir, self.site_packages)
 
     def start(self) -> None:
-        launch = self._launch()
-        self.weak, self.killed, self._uid = launch.weak, None, launch.repl_cfg.get("uid")
-        self._stderr = tempfile.TemporaryFile()  # bwrap's own messages; the REPL silences fd 2 before any cell
-        self._proc = subprocess.Popen(
-            launch.argv + [json.dumps(launch.repl_cfg)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=launch.cwd,
-            env=launch.env,
-            start_new_session=True,
-        )
-        self._finalizer = weakref.finalize(self, _kill_tree, self._proc, self._uid if self.weak else None)
-        ready = self._recv(time.monotonic() + STARTUP_SECONDS)
+        info_r, info_w = os.pipe()
+        try:
+            launch = self._launch(info_w)
+            self.weak, self.killed, self._uid = launch.weak, None, launch.repl_cfg.get("uid")
+            self._stderr = tempfile.TemporaryFile()  # bwrap's own messages; the REPL silences fd 2 before any cell
+            self._proc = subprocess.Popen(
+                launch.argv + [json.dumps(launch.repl_cfg)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                cwd=launch.cwd,
+                env=launch.env,
+                start_new_session=True,
+                pass_fds=() if launch.weak else (info_w,),
+            )
+        finally:
+            os.close(info_w)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        init = None if self.weak else _first_pid(info_r, deadline)
+        os.close(info_r)
+        self._finalizer = weakref.finalize(self, _kill_tree, self._proc, init, self._uid if self.weak else None)
+        ready = self._recv(deadline)
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._kill("startup")
             self._stderr.seek(0)
@@ -142,6 +150,11 @@ class Sandbox:
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+
+    @property
+    def uid(self) -> int | None:
+        """The episode's private host uid (when the host runs as root), else None."""
+        return self._uid
 
     @property
     def alive(self) -> bool:
@@ -221,15 +234,36 @@ def _kill_note(reason: str, limits: Limits) -> str:
     return f"the sandbox's interpreter died ({reason}): its state is gone"
 
 
-def _kill_tree(proc: subprocess.Popen, weak_uid: int | None) -> None:
-    """SIGKILL the sandbox: bwrap's death takes its whole PID namespace along (``--die-with-parent``); in the
-    weak mode also every process of the episode's private uid (a child may have left the process group)."""
+def _first_pid(info_fd: int, deadline: float) -> int | None:
+    """A pidfd of the sandbox's PID 1, from bwrap's ``--info-fd`` JSON (None if bwrap failed before writing it)."""
+    data = b""
+    while time.monotonic() < deadline and select.select([info_fd], [], [], deadline - time.monotonic())[0]:
+        chunk = os.read(info_fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            return os.pidfd_open(json.loads(data)["child-pid"])
+        except ValueError:
+            continue  # more to come
+        except (KeyError, ProcessLookupError):
+            return None
+    return None
+
+
+def _kill_tree(proc: subprocess.Popen, init_pidfd: int | None, weak_uid: int | None) -> None:
+    """SIGKILL the sandbox and wait until it is gone: bwrap's death kills the sandbox's PID 1
+    (``--die-with-parent``), whose exit the kernel holds back until every process of the namespace is dead, so
+    once that pidfd is readable nothing is left. In the weak mode, kill every process of the episode's uid."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.kill()
     proc.wait()
+    if init_pidfd is not None:
+        select.select([init_pidfd], [], [], 60.0)
+        os.close(init_pidfd)
     if weak_uid is not None:
         try:
             subprocess.run(["kill", "-9", "-1"], user=weak_uid, group=weak_uid, extra_groups=[], check=False)

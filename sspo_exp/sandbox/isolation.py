@@ -91,8 +91,9 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def bwrap_launch(limits: Limits, site_packages: bool = False) -> Launch:
-    """The bubblewrap command line for one episode (see the module docstring for each choice)."""
+def bwrap_launch(limits: Limits, site_packages: bool = False, info_fd: int | None = None) -> Launch:
+    """The bubblewrap command line for one episode (see the module docstring for each choice); bwrap writes the
+    sandbox's first process id to ``info_fd`` (the host waits for that process to vanish after a kill)."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(f"bubblewrap (bwrap) is not on PATH: {INSTALL_HINT}, {WEAK_HINT}")
@@ -100,6 +101,8 @@ def bwrap_launch(limits: Limits, site_packages: bool = False) -> Launch:
     cfg = _repl_cfg(limits, site_packages)
     argv = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     argv += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if info_fd is not None:
+        argv += ["--info-fd", str(info_fd)]
     if os.geteuid() == 0:
         argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for the REPL's one switch to cfg["uid"]
     else:
@@ -112,7 +115,12 @@ def bwrap_launch(limits: Limits, site_packages: bool = False) -> Launch:
         elif host.is_dir():
             argv += ["--ro-bind", str(host), str(host)]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    made: set[str] = set()
     for d in prefixes + cfg["site_dirs"]:
+        for parent in reversed(Path(d).parents[:-1]):  # bwrap would copy the host's modes (/root is 0700)
+            if not str(parent).startswith("/usr") and str(parent) not in made:
+                argv += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
         argv += ["--ro-bind", d, d]
     argv += ["--ro-bind", str(REPL), REPL_INSIDE, "--proc", "/proc", "--dev", "/dev"]
     argv += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
@@ -157,6 +165,17 @@ def _probe() -> str:
     )
 
 
+_forced_weak = False
+
+
+def force_weak(on: bool = True) -> None:
+    """Act as if bubblewrap were unusable (``sspo-exp sandbox --weak`` and the weak-mode tests)."""
+    global _forced_weak
+    _forced_weak = on
+
+
 def check() -> str:
     """Describe the isolation this machine gives (after running one real sandbox), or raise SandboxUnavailable."""
+    if _forced_weak:
+        raise SandboxUnavailable("bubblewrap disabled by force_weak() (sspo-exp sandbox --weak)")
     return _probe()
