@@ -94,7 +94,7 @@ class Sandbox:
             return isolation.bwrap_launch(self.limits, self.site_packages, info_fd)
         except SandboxUnavailable as why:
             if not self.allow_weak:
-                raise
+                raise (why if isolation.WEAK_HINT in str(why) else SandboxUnavailable(f"{why}; {isolation.WEAK_HINT}"))
             msg = (
                 f"!!! SANDBOX IS WEAK: {why}. sandbox.allow_weak=true, so model-written code runs as a plain "
                 "child process with rlimits only: it can read every world-readable file, reach the network and "
@@ -264,11 +264,13 @@ def _kill_tree(proc: subprocess.Popen, init_pidfd: int | None, weak_uid: int | N
     if init_pidfd is not None:
         select.select([init_pidfd], [], [], 60.0)
         os.close(init_pidfd)
-    if weak_uid is not None:
-        try:
+    deadline = time.monotonic() + 60.0
+    while weak_uid is not None and isolation.processes_of(weak_uid) and time.monotonic() < deadline:
+        try:  # as the episode's uid, kill(-1) reaches exactly its processes; SIGKILL lands asynchronously
             subprocess.run(["kill", "-9", "-1"], user=weak_uid, group=weak_uid, extra_groups=[], check=False)
         except OSError:
-            pass
+            break
+        time.sleep(0.02)
     for stream in (proc.stdin, proc.stdout):
         try:
             stream.close()

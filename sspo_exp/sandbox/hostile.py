@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sspo_exp.sandbox.box import Observation, Sandbox
 from sspo_exp.sandbox.config import Limits
+from sspo_exp.sandbox.isolation import processes_of
 
 #: The limits of the table (small, so every case ends in seconds; wall is a ceiling far above need).
 TABLE_LIMITS = Limits(cpu_seconds=1, wall_seconds=120, memory_mb=256, processes=16, output_bytes=10_000, disk_mb=8)
@@ -80,10 +81,12 @@ CASES: tuple[Case, ...] = (
         "fork bomb (forks until refused, children wait)",
         ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(600)\n"
          "            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('forks refused after', n, type(e).__name__)",
-         "import os\nprint('processes visible', sum(p.isdigit() for p in os.listdir('/proc')))"),
+         "import os\nmine = 0\nfor p in filter(str.isdigit, os.listdir('/proc')):\n    try:\n"
+         "        mine += os.stat('/proc/' + p).st_uid == os.getuid()\n    except OSError:\n        pass\n"
+         "print('processes of my uid', mine)"),
         "processes=16",
         "ok",
-        output=r"^processes visible ([1-9]|1[0-7])\n$",  # <= 16 of the sandbox's uid, + bwrap's pid 1
+        output=r"^processes of my uid ([2-9]|1[0-6])\n$",  # the REPL + its children, at most the limit
     ),
     Case(
         "fork bomb (infinite, ignores refusals)",
@@ -234,20 +237,9 @@ class Bait:
             found.append("the host's bait directory changed")
         if Path(self.escape_tmp).exists() or Path("/root/escaped").exists() or Path("/escaped").exists():
             found.append("a file appeared outside the sandbox")
-        if uid is not None and _processes_of(uid):
-            found.append(f"processes of the sandbox's uid {uid} outlived it: {_processes_of(uid)}")
+        if uid is not None and processes_of(uid):
+            found.append(f"processes of the sandbox's uid {uid} outlived it: {processes_of(uid)}")
         return found
-
-
-def _processes_of(uid: int) -> list[int]:
-    pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            if re.search(rf"^Uid:\s+{uid}\s", status.read_text(), re.M):
-                pids.append(int(status.parent.name))
-        except OSError:
-            continue
-    return pids
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -87,6 +88,19 @@ def _repl_cfg(limits: Limits, site_packages: bool) -> dict:
     return cfg
 
 
+def processes_of(uid: int) -> list[int]:
+    """Live (not zombie) processes on this host whose real uid is ``uid``."""
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if re.search(rf"^Uid:\s+{uid}\s", text, re.M) and not re.search(r"^State:\s+[ZX]", text, re.M):
+            pids.append(int(status.parent.name))
+    return pids
+
+
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
@@ -132,12 +146,33 @@ def bwrap_launch(limits: Limits, site_packages: bool = False, info_fd: int | Non
     return Launch(argv, {}, "/", cfg, weak=False)
 
 
+def _world_readable(path: str) -> bool:
+    """Can any user reach ``path`` (every directory on the way searchable by others, the file readable)?"""
+    p = Path(path)
+    return all(os.stat(d).st_mode & 0o001 for d in p.parents) and bool(os.stat(p).st_mode & 0o004)
+
+
+def _weak_interpreter(exe: str) -> str:
+    """As root the weak mode switches to a private uid, which cannot read an interpreter under /root (0700):
+    fall back to the system's interpreter of the same version (same ABI for site-packages), or refuse."""
+    if os.geteuid() != 0 or _world_readable(exe):
+        return exe
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if os.path.exists(system) and _world_readable(system):
+        return system
+    raise SandboxUnavailable(
+        f"the weak mode runs model code as an unprivileged uid, which cannot read this interpreter ({exe}); "
+        f"install {system} or a world-readable Python of this version, or {INSTALL_HINT.replace('install it', 'install bubblewrap')}"
+    )
+
+
 def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> Launch:
     """The weak mode: the REPL as a plain child process in ``workdir`` (no namespaces)."""
-    exe, _ = _interpreter()
+    exe = _weak_interpreter(_interpreter()[0])
     cfg = _repl_cfg(limits, site_packages)
     if "uid" in cfg:
         os.chown(workdir, cfg["uid"], cfg["gid"])
+        cfg["site_dirs"] = [d for d in cfg["site_dirs"] if _world_readable(d)]
     return Launch([exe, "-I", "-S", str(REPL)], _env(workdir), workdir, cfg, weak=True)
 
 
