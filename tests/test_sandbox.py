@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -147,6 +151,23 @@ def test_close_kills_everything_inside(bwrap):
         assert isolation.processes_of(uid) == []
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_unprivileged_host_user_variant(bwrap):
+    """The non-root variant (a user namespace per episode) runs the whole hostile table as an ordinary user."""
+    python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    repo = Path(__file__).resolve().parents[1]
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists(python):
+        pytest.skip(f"needs root, setpriv and {python} to act as an unprivileged user")
+    if not isolation._world_readable(str(repo / "sspo_exp" / "sandbox" / "cli.py")):
+        pytest.skip(f"{repo} is not readable by other users")
+    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all"]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "LANG": "C.UTF-8"}
+    proc = subprocess.run(
+        nobody + [python, "-m", "sspo_exp.sandbox.cli"], cwd="/", env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "unprivileged user namespace" in proc.stdout and "| NO" not in proc.stdout
 
 
 @pytest.mark.parametrize(

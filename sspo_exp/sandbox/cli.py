@@ -42,3 +42,7 @@ def main(argv: list[str]) -> int:
 
 def _expected(name: str) -> str:
     return next(c.expect for c in hostile.CASES if c.name == name)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

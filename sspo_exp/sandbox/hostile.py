@@ -124,7 +124,7 @@ CASES: tuple[Case, ...] = (
          "import os\nattempt('{host_dir}/sub', lambda: os.makedirs('{host_dir}/sub'))",),
         "read-only / and binds",
         "ok",
-        forbid=r"^(?!/tmp/).* SUCCEEDED",  # only paths in the private /tmp may be written (the host's are checked)
+        forbid=r"^(?!/tmp/|/dev/).* SUCCEEDED",  # the private /tmp (and /dev, a tmpfs) may be written; the host's are checked
     ),
     Case(
         "fill the private /tmp",
@@ -158,8 +158,8 @@ CASES: tuple[Case, ...] = (
          "attempt('host ppid', lambda: os.kill({host_ppid}, signal.SIGKILL))\nprint('alive')",),
         "--unshare-pid, private uid",
         "ok",
-        output=r"alive\n$",
-        forbid="SUCCEEDED",
+        output=r"alive\n$",  # a signal to the sandbox's own PID 1 from inside is discarded by the kernel
+        forbid=r"^host .* SUCCEEDED",
     ),
     Case(
         "kill -9 -1 (every process it may signal)",
@@ -235,11 +235,18 @@ class Bait:
             pass
         if self._snap() != self._snapshot:
             found.append("the host's bait directory changed")
-        if Path(self.escape_tmp).exists() or Path("/root/escaped").exists() or Path("/escaped").exists():
+        if any(_exists(p) for p in (self.escape_tmp, "/root/escaped", "/escaped", "/usr/escaped")):
             found.append("a file appeared outside the sandbox")
         if uid is not None and processes_of(uid):
             found.append(f"processes of the sandbox's uid {uid} outlived it: {processes_of(uid)}")
         return found
+
+
+def _exists(path: str) -> bool:
+    try:
+        return os.path.lexists(path) and Path(path).exists()
+    except PermissionError:  # unreadable to this (non-root) host user: nor could the sandbox have written it
+        return False
 
 
 @dataclass(frozen=True)
