@@ -4,7 +4,8 @@ A cell that exceeds its CPU or wall time KILLS the episode: every process in the
 says ``killed="cpu"`` / ``"wall"`` with ``timed_out=True``, and every later ``run`` returns at once with
 ``killed`` set and an error saying the sandbox is gone (no silent restart: the model's variables are lost, and
 the observation must say so). ``restart()`` starts a fresh interpreter explicitly. The same holds when the
-interpreter dies for any other reason (``os._exit``, ``kill -9 -1`` inside: ``killed="exited (status N)"``) or
+interpreter dies for any other reason (``killed="signal 9"`` after ``os.kill(os.getpid(), 9)``, ``"exit 3"`` after
+``os._exit(3)``) or
 breaks the protocol (``killed="protocol"``).
 """
 
@@ -47,7 +48,7 @@ class Observation:
     """True if this cell hit its CPU or wall-time limit (the sandbox was then killed)."""
     killed: str | None
     """None while the episode's sandbox lives; else why it died: ``cpu``, ``wall``, ``protocol``,
-    ``exited (status N)``. Stays set on every later ``run``."""
+    ``signal N``, ``exit N``. Stays set on every later ``run``."""
     truncated: bool
     """True if the cell wrote more than ``output_bytes`` (the rest was refused, the writer saw EPIPE)."""
     seconds: float
@@ -183,7 +184,7 @@ class Sandbox:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _recv(self, deadline: float) -> dict | str:
-        """One frame from the REPL, or why none came: ``wall`` (deadline), ``cpu``/``exited (status N)`` (EOF),
+        """One frame from the REPL, or why none came: ``wall`` (deadline), ``cpu``/``signal N``/``exit N`` (EOF),
         ``protocol`` (a frame over the size cap or not JSON)."""
         fd = self._proc.stdout.fileno()
         cap = 12 * self.limits.output_bytes + (1 << 20)  # JSON may escape a byte to 6; output and error
@@ -203,8 +204,9 @@ class Sandbox:
             try:
                 rc = self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                return "exited (status unknown)"
-            return "cpu" if rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) else f"exited (status {rc})"
+                return "exit unknown"
+            sig = -rc if rc < 0 else rc - 128 if rc > 128 and not self.weak else None  # bwrap reports 128 + signal
+            return "cpu" if sig == signal.SIGXCPU else f"signal {sig}" if sig else f"exit {rc}"
         return header
 
     @staticmethod

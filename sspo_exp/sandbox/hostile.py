@@ -47,7 +47,7 @@ class Case:
 
 
 def outcome(obs: Observation) -> str:
-    """``killed (cpu|wall|exited ...)``, ``truncated``, the exception class name, or ``ok``."""
+    """``killed (cpu|wall|signal N|exit N)``, ``truncated``, the exception class name, or ``ok``."""
     if obs.killed:
         return f"killed ({obs.killed})"
     if obs.truncated:
@@ -128,7 +128,7 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "fill the private /tmp",
-        ("with open('/tmp/big', 'wb') as f:\n    for _ in range(100):\n        f.write(b'0' * 2**20)",),
+        ("with open('big', 'wb') as f:  # in the working directory, the private /tmp\n    for _ in range(100):\n        f.write(b'0' * 2**20)",),
         "disk_mb=8",
         "OSError",
     ),
@@ -168,7 +168,7 @@ CASES: tuple[Case, ...] = (
         "ok",
         output=r"^child -9\n$",  # only its own child died (kill(-1) spares the caller and PID 1)
     ),
-    Case("kill itself", ("import os\nos.kill(os.getpid(), 9)",), "-", "killed (exited (status 137))"),
+    Case("kill itself", ("import os\nos.kill(os.getpid(), 9)",), "-", "killed (signal 9)"),
 )
 
 
@@ -235,8 +235,11 @@ class Bait:
             pass
         if self._snap() != self._snapshot:
             found.append("the host's bait directory changed")
-        if any(_exists(p) for p in (self.escape_tmp, "/root/escaped", "/escaped", "/usr/escaped")):
-            found.append("a file appeared outside the sandbox")
+        escaped = [p for p in (self.escape_tmp, "/root/escaped", "/escaped", "/usr/escaped") if _exists(p)]
+        if escaped:
+            found.append(f"files appeared outside the sandbox: {escaped}")
+            for p in escaped:  # reported once; the next case starts clean
+                Path(p).unlink(missing_ok=True)
         if uid is not None and processes_of(uid):
             found.append(f"processes of the sandbox's uid {uid} outlived it: {processes_of(uid)}")
         return found
