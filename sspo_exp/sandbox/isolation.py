@@ -173,6 +173,7 @@ def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> La
     if "uid" in cfg:
         os.chown(workdir, cfg["uid"], cfg["gid"])
         cfg["site_dirs"] = [d for d in cfg["site_dirs"] if _world_readable(d)]
+    cfg["host_pid"] = os.getpid()
     return Launch([exe, "-I", "-S", str(REPL)], _env(workdir), workdir, cfg, weak=True)
 
 

@@ -206,6 +206,12 @@ def main(argv: list[str]) -> None:
         os.dup2(devnull, fd)
     _limit(cfg)
     _drop_privileges(cfg.get("uid"), cfg.get("gid"))
+    if cfg.get("host_pid"):  # the weak mode has no bwrap --die-with-parent: die with the host all the same
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (after the uid switch, which would clear it)
+        if os.getppid() != cfg["host_pid"]:
+            raise SystemExit("sandbox repl: the host is gone")
     if cfg.get("site_dirs"):
         import site
 
