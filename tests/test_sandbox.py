@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -178,6 +180,43 @@ def test_cli_exits_2_with_the_reason_when_no_sandbox_can_run(weak, capsys):
 
     assert main(["sandbox"]) == 2
     assert "force_weak" in capsys.readouterr().err
+
+
+def test_a_sandbox_outlives_the_thread_that_started_it(bwrap):
+    """bwrap's --die-with-parent follows the forking thread; rollout workers may start sandboxes and exit."""
+    box = Sandbox(Limits(wall_seconds=60))
+    starter = threading.Thread(target=box.start)
+    starter.start()
+    starter.join()
+    try:
+        assert box.run("print('alive')").output == "alive\n"
+    finally:
+        box.close()
+
+
+def test_the_sandbox_dies_with_the_host(bwrap, tmp_path):
+    """A host killed mid-cell (SIGKILL, no cleanup) leaves no process of the sandbox behind."""
+    script = tmp_path / "host.py"
+    script.write_text(
+        "import os, sys, threading\nfrom sspo_exp.sandbox import Sandbox, Limits\n"
+        "box = Sandbox(Limits(wall_seconds=600)).__enter__()\n"
+        "box.run(\"import subprocess\\nkid = subprocess.Popen(['sleep', '600'])\")\n"
+        "print(box.uid, flush=True)\n"
+        "threading.Thread(target=box.run, args=('import time\\ntime.sleep(600)',)).start()\n"
+        "sys.stdin.read()\n"
+    )
+    host = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    uid = host.stdout.readline().strip()
+    if uid == "None":
+        host.kill()
+        pytest.skip("not root: the sandbox has no private uid to look for on the host")
+    assert isolation.processes_of(int(uid))  # the REPL and its child are running
+    host.kill()
+    host.wait()
+    deadline = time.monotonic() + 60
+    while isolation.processes_of(int(uid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert isolation.processes_of(int(uid)) == []
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ breaks the protocol (``killed="protocol"``).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds the interpreter may take to start (not model code: no cell runs before it is ready).
 STARTUP_SECONDS = 60.0
+
+#: Every sandbox is spawned from this one long-lived thread: bwrap's ``--die-with-parent`` (PR_SET_PDEATHSIG) fires
+#: when the *thread* that forked it exits, so a sandbox started from a short-lived worker thread would die with it.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sspo-sandbox-spawner")
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,8 @@ class Sandbox:
             launch = self._launch(info_w)
             self.weak, self.killed, self._uid = launch.weak, None, launch.repl_cfg.get("uid")
             self._stderr = tempfile.TemporaryFile()  # bwrap's own messages; the REPL silences fd 2 before any cell
-            self._proc = subprocess.Popen(
+            self._proc = _SPAWNER.submit(
+                subprocess.Popen,
                 launch.argv + [json.dumps(launch.repl_cfg)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -121,7 +127,7 @@ class Sandbox:
                 env=launch.env,
                 start_new_session=True,
                 pass_fds=() if launch.weak else (info_w,),
-            )
+            ).result()
         finally:
             os.close(info_w)
         deadline = time.monotonic() + STARTUP_SECONDS
