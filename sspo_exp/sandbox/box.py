@@ -74,6 +74,7 @@ class Sandbox:
         self._workdir: str | None = None
         self._uid: int | None = None
         self._finalizer = None
+        self._stderr = None
 
     @classmethod
     def from_config(cls, cfg: SandboxConfig) -> "Sandbox":
@@ -114,7 +115,11 @@ class Sandbox:
     def start(self) -> None:
         info_r, info_w = os.pipe()
         try:
-            launch = self._launch(info_w)
+            try:
+                launch = self._launch(info_w)
+            except BaseException:
+                os.close(info_r)
+                raise
             self.weak, self.killed, self._uid = launch.weak, None, launch.repl_cfg.get("uid")
             self._stderr = tempfile.TemporaryFile()  # bwrap's own messages; the REPL silences fd 2 before any cell
             self._proc = _SPAWNER.submit(
@@ -154,6 +159,9 @@ class Sandbox:
             self._kill("closed")
         if self._finalizer is not None:
             self._finalizer()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -254,7 +262,7 @@ def _first_pid(info_fd: int, deadline: float) -> int | None:
             return os.pidfd_open(json.loads(data)["child-pid"])
         except ValueError:
             continue  # more to come
-        except (KeyError, ProcessLookupError):
+        except (KeyError, OSError, AttributeError):  # no such process, or no pidfd_open (Linux < 5.3)
             return None
     return None
 

@@ -62,8 +62,9 @@ class Launch:
 
 
 def _interpreter() -> tuple[str, list[str]]:
-    """The host's interpreter binary (resolved past any venv link) and the host dirs it needs beyond /usr."""
-    exe = os.path.realpath(sys.executable)
+    """The host's base interpreter (a venv's, even a ``--copies`` one, is the base one plus a site-packages dir)
+    and the host dirs it needs beyond /usr."""
+    exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     prefixes = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)}
     return exe, sorted(p for p in prefixes if not (p + "/").startswith("/usr/"))
 
@@ -86,6 +87,15 @@ def _repl_cfg(limits: Limits, site_packages: bool) -> dict:
         cfg["uid"] = cfg["gid"] = 2_000_000_000 + secrets.randbelow(100_000_000)
     cfg["site_dirs"] = _site_packages() if site_packages else []
     return cfg
+
+
+def _outermost(dirs: list[str]) -> list[str]:
+    """The dirs to bind: none under /usr (bound whole) or under another one of them."""
+    keep: list[str] = []
+    for d in sorted(set(dirs), key=len):
+        if not any((d + "/").startswith(k + "/") for k in keep + ["/usr"]):
+            keep.append(d)
+    return keep
 
 
 def processes_of(uid: int) -> list[int]:
@@ -129,15 +139,15 @@ def bwrap_launch(limits: Limits, site_packages: bool = False, info_fd: int | Non
         elif host.is_dir():
             argv += ["--ro-bind", str(host), str(host)]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    made: set[str] = set()
-    for d in prefixes + cfg["site_dirs"]:
-        for parent in reversed(Path(d).parents[:-1]):  # bwrap would copy the host's modes (/root is 0700)
-            if not str(parent).startswith("/usr") and str(parent) not in made:
-                argv += ["--perms", "0755", "--dir", str(parent)]
-                made.add(str(parent))
+    argv += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]  # before binds in /tmp
+    made: set[str] = {"/usr", "/tmp"}
+    for d in _outermost(prefixes + cfg["site_dirs"]):
+        for parent in map(str, reversed(Path(d).parents[:-1])):  # bwrap would copy the host's modes (/root: 0700)
+            if parent not in made and not parent.startswith("/usr/"):
+                argv += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
         argv += ["--ro-bind", d, d]
     argv += ["--ro-bind", str(REPL), REPL_INSIDE, "--proc", "/proc", "--dev", "/dev"]
-    argv += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
     argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     env = _env("/tmp")
     for k, v in env.items():
