@@ -64,7 +64,12 @@ class Sandbox:
     """One episode's isolated interpreter. Use as a context manager; state persists across ``run`` calls."""
 
     def __init__(
-        self, limits: Limits | None = None, *, allow_weak: bool = False, site_packages: bool = False, _probe: bool = False
+        self,
+        limits: Limits | None = None,
+        *,
+        allow_weak: bool = False,
+        site_packages: bool = False,
+        _probe: bool = False,
     ) -> None:
         self.limits = limits or Limits()
         self.allow_weak, self.site_packages, self._probe = allow_weak, site_packages, _probe
@@ -101,7 +106,9 @@ class Sandbox:
             return isolation.bwrap_launch(self.limits, self.site_packages, info_fd)
         except SandboxUnavailable as why:
             if not self.allow_weak:
-                raise (why if isolation.WEAK_HINT in str(why) else SandboxUnavailable(f"{why}; {isolation.WEAK_HINT}"))
+                if isolation.WEAK_HINT in str(why):
+                    raise
+                raise SandboxUnavailable(f"{why}; {isolation.WEAK_HINT}") from why
             msg = (
                 f"!!! SANDBOX IS WEAK: {why}. sandbox.allow_weak=true, so model-written code runs as a plain "
                 "child process with rlimits only: it can read every world-readable file, reach the network and "

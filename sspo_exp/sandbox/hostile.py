@@ -16,6 +16,7 @@ import re
 import secrets
 import socket
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,32 +59,74 @@ def outcome(obs: Observation) -> str:
     return "ok"
 
 
-_TRY = """
-def attempt(label, fn):
-    try:
-        result = fn()
-        print(label, "SUCCEEDED", repr(result)[:200])
-    except BaseException as e:
-        print(label, "failed:", type(e).__name__)
-"""
+def _code(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+#: Prepended to the probing cells: ``attempt(label, fn)`` prints ``label SUCCEEDED ...`` or ``label failed: Error``.
+_TRY = (
+    _code(
+        """
+    def attempt(label, fn):
+        try:
+            result = fn()
+            print(label, "SUCCEEDED", repr(result)[:200])
+        except BaseException as e:
+            print(label, "failed:", type(e).__name__)
+    """
+    )
+    + "\n"
+)  # ends its last line: a probe's own code follows
 
 CASES: tuple[Case, ...] = (
     Case(
         "normal code: stdlib, state across cells, final expression",
-        ("import math, json, statistics, fractions\nx = math.factorial(20)", "print(x % 1000, json.dumps(statistics.mean([1, 2, 3])))\nfractions.Fraction(x, 3)"),
+        (
+            "import math, json, statistics, fractions\nx = math.factorial(20)",
+            "print(x % 1000, json.dumps(statistics.mean([1, 2, 3])))\nfractions.Fraction(x, 3)",
+        ),
         "-",
         "ok",
         output=r"^0 2\nFraction\(810967336058880000, 1\)\n$",
     ),
     Case("infinite loop", ("while True:\n    pass",), "cpu_seconds=1", "killed (cpu)"),
-    Case("sleep forever", ("import time\ntime.sleep(10**6)",), "wall_seconds=2", "killed (wall)", limits={"wall_seconds": 2}),
+    Case(
+        "sleep forever",
+        ("import time\ntime.sleep(10**6)",),
+        "wall_seconds=2",
+        "killed (wall)",
+        limits={"wall_seconds": 2},
+    ),
     Case(
         "fork bomb (forks until refused, children wait)",
-        ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(600)\n"
-         "            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('forks refused after', n, type(e).__name__)",
-         "import os\nmine = 0\nfor p in filter(str.isdigit, os.listdir('/proc')):\n    try:\n"
-         "        mine += os.stat('/proc/' + p).st_uid == os.getuid()\n    except OSError:\n        pass\n"
-         "print('processes of my uid', mine)"),
+        (
+            _code(
+                """
+                import os, time
+                n = 0
+                try:
+                    while True:
+                        if os.fork() == 0:
+                            time.sleep(600)
+                            os._exit(0)
+                        n += 1
+                except OSError as e:
+                    print('forks refused after', n, type(e).__name__)
+                """
+            ),
+            _code(
+                """
+                import os
+                mine = 0
+                for p in filter(str.isdigit, os.listdir('/proc')):
+                    try:
+                        mine += os.stat('/proc/' + p).st_uid == os.getuid()
+                    except OSError:
+                        pass
+                print('processes of my uid', mine)
+                """
+            ),
+        ),
         "processes=16",
         "ok",
         output=r"^processes of my uid ([2-9]|1[0-6])\n$",  # the REPL + its children, at most the limit
@@ -118,44 +161,79 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "write outside the sandbox",
-        (_TRY + "for path in ['{host_dir}/escaped', '{escape_tmp}', '/usr/escaped', '/root/escaped', '/escaped',\n"
-         "             '/proc/sys/kernel/hostname', '/dev/escaped']:\n"
-         "    attempt(path, lambda: open(path, 'w').write('escaped'))\n"
-         "import os\nattempt('{host_dir}/sub', lambda: os.makedirs('{host_dir}/sub'))",),
+        (
+            _TRY
+            + _code(
+                """
+                import os
+                for path in ['{host_dir}/escaped', '{escape_tmp}', '/usr/escaped', '/root/escaped', '/escaped',
+                             '/proc/sys/kernel/hostname', '/dev/escaped']:
+                    attempt(path, lambda: open(path, 'w').write('escaped'))
+                attempt('{host_dir}/sub', lambda: os.makedirs('{host_dir}/sub'))
+                """
+            ),
+        ),
         "read-only / and binds",
         "ok",
-        forbid=r"^(?!/tmp/|/dev/).* SUCCEEDED",  # the private /tmp (and /dev, a tmpfs) may be written; the host's are checked
+        # the private /tmp (and /dev, a tmpfs) may be written; the host's side is checked by Bait.breaches
+        forbid=r"^(?!/tmp/|/dev/).* SUCCEEDED",
     ),
     Case(
         "fill the private /tmp",
-        ("with open('big', 'wb') as f:  # in the working directory, the private /tmp\n    for _ in range(100):\n        f.write(b'0' * 2**20)",),
+        ("with open('big', 'wb') as f:  # in the working directory\n    f.write(b'0' * 100 * 2**20)",),
         "disk_mb=8",
         "OSError",
     ),
     Case(
         "read the user's home and /root",
-        (_TRY + "import os, glob\nfor path in ['{home}/secret.txt', '{root_secret}', os.path.expanduser('~/secret.txt')]:\n"
-         "    attempt(path, lambda: open(path).read())\n"
-         "print(dict(os.environ))\nprint(glob.glob('/root/*'), glob.glob('{home}/*'), os.listdir('/'))",),
+        (
+            _TRY
+            + _code(
+                """
+                import os, glob
+                for path in ['{home}/secret.txt', '{root_secret}', os.path.expanduser('~/secret.txt')]:
+                    attempt(path, lambda: open(path).read())
+                print(dict(os.environ))
+                print(glob.glob('/root/*'), glob.glob('{home}/*'), os.listdir('/'))
+                """
+            ),
+        ),
         "no bind of $HOME, /root; --clearenv",
         "ok",
         forbid="SUCCEEDED",
     ),
     Case(
         "open a socket (host listener on 127.0.0.1, the internet)",
-        (_TRY + "import socket\nfor addr in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('10.0.2.2', 22)]:\n"
-         "    attempt(addr, lambda: socket.create_connection(addr, timeout=2))\n"
-         "attempt('dns', lambda: socket.getaddrinfo('pypi.org', 443))",),
+        (
+            _TRY
+            + _code(
+                """
+                import socket
+                for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('10.0.2.2', 22)]:
+                    attempt(addr, lambda: socket.create_connection(addr, timeout=2))
+                attempt('dns', lambda: socket.getaddrinfo('pypi.org', 443))
+                """
+            ),
+        ),
         "--unshare-net",
         "ok",
         forbid="SUCCEEDED",
     ),
     Case(
         "signal the parent and the host",
-        (_TRY + "import os, signal\nattempt('ppid', lambda: os.kill(os.getppid(), signal.SIGKILL))\n"
-         "attempt('pid 1', lambda: os.kill(1, signal.SIGKILL))\n"
-         "attempt('host pid', lambda: os.kill({host_pid}, signal.SIGKILL))\n"
-         "attempt('host ppid', lambda: os.kill({host_ppid}, signal.SIGKILL))\nprint('alive')",),
+        (
+            _TRY
+            + _code(
+                """
+                import os, signal
+                attempt('ppid', lambda: os.kill(os.getppid(), signal.SIGKILL))
+                attempt('pid 1', lambda: os.kill(1, signal.SIGKILL))
+                attempt('host pid', lambda: os.kill({host_pid}, signal.SIGKILL))
+                attempt('host ppid', lambda: os.kill({host_ppid}, signal.SIGKILL))
+                print('alive')
+                """
+            ),
+        ),
         "--unshare-pid, private uid",
         "ok",
         output=r"alive\n$",  # a signal to the sandbox's own PID 1 from inside is discarded by the kernel
@@ -163,10 +241,10 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "kill -9 -1 (every process it may signal)",
-        ("import os, subprocess\nchild = subprocess.Popen(['sleep', '600'])\nos.kill(-1, 9)\nprint('child', child.wait())",),
+        ("import os, subprocess\nchild = subprocess.Popen(['sleep', '600'])\nos.kill(-1, 9)\nprint(child.wait())",),
         "--unshare-pid, private uid",
         "ok",
-        output=r"^child -9\n$",  # only its own child died (kill(-1) spares the caller and PID 1)
+        output=r"^-9\n$",  # only its own child died (kill(-1) spares the caller and PID 1)
     ),
     Case("kill itself", ("import os\nos.kill(os.getpid(), 9)",), "-", "killed (signal 9)"),
 )
@@ -214,9 +292,13 @@ class Bait:
 
     def fields(self) -> dict:
         return {
-            "host_dir": self.host_dir, "home": self.home, "escape_tmp": self.escape_tmp,
-            "root_secret": self.root_secret or f"{self.home}/secret.txt", "port": self.listener.getsockname()[1],
-            "host_pid": os.getpid(), "host_ppid": os.getppid(),
+            "host_dir": self.host_dir,
+            "home": self.home,
+            "escape_tmp": self.escape_tmp,
+            "root_secret": self.root_secret or f"{self.home}/secret.txt",
+            "port": self.listener.getsockname()[1],
+            "host_pid": os.getpid(),
+            "host_ppid": os.getppid(),
         }
 
     def _snap(self) -> dict:

@@ -172,7 +172,8 @@ def _weak_interpreter(exe: str) -> str:
         return system
     raise SandboxUnavailable(
         f"the weak mode runs model code as an unprivileged uid, which cannot read this interpreter ({exe}); "
-        f"install {system} or a world-readable Python of this version, or {INSTALL_HINT.replace('install it', 'install bubblewrap')}"
+        f"install {system} or a world-readable Python of this version, or install bubblewrap: "
+        f"`apt-get install bubblewrap`"
     )
 
 
@@ -207,7 +208,8 @@ def _probe() -> str:
     )
     return (
         f"{version}: {variant}; namespaces net+pid+ipc+uts+cgroup, no capabilities, read-only /usr and "
-        f"interpreter, private tmpfs /tmp; rlimits on CPU, address space, processes, files (uid {obs.output.split()[0]})"
+        f"interpreter, private tmpfs /tmp; rlimits on CPU, address space, processes, files "
+        f"(uid {obs.output.split()[0]})"
     )
 
 

@@ -191,7 +191,8 @@ class Repl:
                 pass
         output = capture.finish(self.devnull)
         if capture.truncated:
-            note = f"[output limit reached: only the first {self.cfg['output_bytes']} bytes were kept; later writes failed]"
+            kept = self.cfg["output_bytes"]
+            note = f"[output limit reached: only the first {kept} bytes were kept; later writes failed]"
             error = f"{error or ''}{note}\n"
         if error is not None and len(error) > self.cfg["output_bytes"]:
             error = error[: self.cfg["output_bytes"]] + "\n[traceback truncated]\n"
