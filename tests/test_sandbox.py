@@ -96,6 +96,19 @@ def test_missing_bwrap_says_how_to_install(monkeypatch):
         isolation.bwrap_launch(Limits())
 
 
+def test_a_bwrap_that_fails_is_reported_with_its_own_message(bwrap, monkeypatch):
+    real = isolation.bwrap_launch
+
+    def broken(*args, **kwargs):
+        launch = real(*args, **kwargs)
+        launch.argv.insert(1, "--no-such-option")
+        return launch
+
+    monkeypatch.setattr(isolation, "bwrap_launch", broken)
+    with pytest.raises(SandboxUnavailable, match="bwrap: Unknown option --no-such-option.*allow_weak=true"):
+        Sandbox().start()
+
+
 def test_cells_share_state_and_report_errors(bwrap):
     with Sandbox(Limits(wall_seconds=60)) as box:
         assert box.run("x = 2\nprint(x + 1)").output == "3\n"

@@ -151,6 +151,7 @@ class Sandbox:
             self._kill("startup")
             self._stderr.seek(0)
             err = self._stderr.read().decode(errors="replace").strip()[-2000:]
+            self.close()
             raise SandboxUnavailable(
                 f"the sandbox's interpreter did not start ({ready!r}); its stderr: {err or '(empty)'}; "
                 f"command: {' '.join(launch.argv[:3])} ...; {isolation.WEAK_HINT}"
