@@ -112,7 +112,9 @@ class Sandbox:
             msg = (
                 f"!!! SANDBOX IS WEAK: {why}. sandbox.allow_weak=true, so model-written code runs as a plain "
                 "child process with rlimits only: it can read every world-readable file, reach the network and "
-                "see other processes. Do not use this on a shared machine or with untrusted models."
+                "see other processes"
+                + ("" if os.geteuid() == 0 else ", and (not being root) it has no process limit")
+                + ". Do not use this on a shared machine or with untrusted models."
             )
             log.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=4)

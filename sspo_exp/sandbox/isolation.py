@@ -184,6 +184,8 @@ def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> La
     if "uid" in cfg:
         os.chown(workdir, cfg["uid"], cfg["gid"])
         cfg["site_dirs"] = [d for d in cfg["site_dirs"] if _world_readable(d)]
+    else:  # RLIMIT_NPROC would count every process and thread of this user (the trainer's too): not a per-episode
+        cfg["processes"] = None  # limit, and fatal to the host's own threads; the weak mode then has none
     cfg["host_pid"] = os.getpid()
     return Launch([exe, "-I", "-S", str(REPL)], _env(workdir), workdir, cfg, weak=True)
 

@@ -116,13 +116,15 @@ class _Capture:
 
 def _limit(cfg: dict) -> None:
     mb = 1024 * 1024
-    for name, value in (
+    limits = [
         ("RLIMIT_AS", cfg["memory_mb"] * mb),
-        ("RLIMIT_NPROC", cfg["processes"]),
         ("RLIMIT_NOFILE", 256),
         ("RLIMIT_FSIZE", cfg["disk_mb"] * mb),
         ("RLIMIT_CORE", 0),
-    ):
+    ]
+    if cfg["processes"] is not None:  # None: the weak mode as a non-root user (see isolation.weak_launch)
+        limits.append(("RLIMIT_NPROC", cfg["processes"]))
+    for name, value in limits:
         resource.setrlimit(getattr(resource, name), (value, value))
 
 
