@@ -1,0 +1,82 @@
+"""The sandbox's settings: per-cell limits and the isolation policy (the ``sandbox:`` config block).
+
+Every field is documented where it is declared. ``SandboxConfig.from_mapping`` validates a user's block (a dict
+or an OmegaConf node) and names the bad field, value and allowed values, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+class SandboxConfigError(ValueError):
+    """A ``sandbox.*`` value is invalid; the message names the field, the value and what would be right."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandbox. CPU and wall time are per cell (one ``Sandbox.run``); the rest hold for the
+    whole episode. A cell that exceeds ``cpu_seconds`` or ``wall_seconds`` kills the episode's sandbox; memory,
+    processes, files and output are refused by the kernel or the REPL (the cell sees ``MemoryError``, a failed
+    ``fork``, ``EFBIG`` or a closed stdout) and the episode goes on."""
+
+    cpu_seconds: int = 5
+    """CPU seconds one cell may use in the interpreter process (``RLIMIT_CPU``, re-armed before each cell; the
+    kernel's SIGXCPU kills the episode). Children each get their own budget; ``wall_seconds`` bounds them all."""
+    wall_seconds: float = 10.0
+    """Wall-clock seconds one cell may take before the host kills the whole sandbox (every process in it)."""
+    memory_mb: int = 512
+    """Address space of each process in the sandbox, in MiB (``RLIMIT_AS``): allocation beyond it fails."""
+    processes: int = 32
+    """Processes (and threads) the sandbox may hold at once (``RLIMIT_NPROC``, counted for the sandbox's own
+    user id): ``fork``/``clone`` beyond it fails with EAGAIN, so a fork bomb stops itself."""
+    output_bytes: int = 64_000
+    """Bytes of stdout+stderr kept per cell; the REPL then closes the pipe, so further writes fail at once."""
+    disk_mb: int = 64
+    """Size of the private ``/tmp`` (a tmpfs, the working directory) and the largest file (``RLIMIT_FSIZE``), MiB."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise SandboxConfigError(f"sandbox.{f.name}={value!r}: must be a positive number")
+            if f.type == "int" and not isinstance(value, int):
+                raise SandboxConfigError(f"sandbox.{f.name}={value!r}: must be a positive integer")
+        if self.processes < 2:
+            raise SandboxConfigError(f"sandbox.processes={self.processes!r}: must be >= 2 (the REPL itself is one)")
+        if self.memory_mb < 64:
+            raise SandboxConfigError(f"sandbox.memory_mb={self.memory_mb!r}: must be >= 64 (the interpreter needs ~30)")
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """The ``sandbox:`` block: the limits plus how much isolation to insist on."""
+
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    """Per-cell and per-episode resource limits (see :class:`Limits`)."""
+    allow_weak: bool = False
+    """Without a working bubblewrap, refuse (False, the default) or run model code in the WEAK mode (True): a
+    separate process with the same rlimits, a temporary working directory and a clean environment, but NO
+    filesystem, network or PID isolation. Warned loudly at every start; never for untrusted code on a shared box."""
+    site_packages: bool = False
+    """Bind the host interpreter's site-packages read-only into the sandbox, so model code can import the
+    libraries installed there (e.g. sympy, numpy). False: the standard library only."""
+
+    @classmethod
+    def from_mapping(cls, block: Mapping[str, Any] | None) -> "SandboxConfig":
+        """Build from a ``sandbox:`` block with the limit fields flat beside ``allow_weak`` / ``site_packages``."""
+        block = dict(block or {})
+        limit_names = [f.name for f in dataclasses.fields(Limits)]
+        flags = {"allow_weak", "site_packages"}
+        unknown = sorted(set(block) - set(limit_names) - flags)
+        if unknown:
+            raise SandboxConfigError(
+                f"sandbox.{unknown[0]}: unknown field; allowed: {', '.join(limit_names + sorted(flags))}"
+            )
+        for name in flags & set(block):
+            if not isinstance(block[name], bool):
+                raise SandboxConfigError(f"sandbox.{name}={block[name]!r}: must be true or false")
+        limits = Limits(**{k: block[k] for k in limit_names if k in block})
+        return cls(limits, **{k: block[k] for k in flags if k in block})
