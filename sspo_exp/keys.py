@@ -12,7 +12,6 @@ Summary / results, per evaluation stage and benchmark::
 
     <stage>/<benchmark>/pass@1     greedy Pass@1 in percent          stage: eval (trained policy, the tables' rows)
     <stage>/<benchmark>/n          problems scored                          eval_before (initial policy, the Base row)
-    <stage>/<benchmark>/truncated  share of completions cut by the length limit before </answer>
 """
 
 from __future__ import annotations
@@ -30,10 +29,8 @@ AFTER = "eval"  #: the trained policy (Tables 1-2)
 BEFORE = "eval_before"  #: the initial policy (the Base row)
 STAGES = (AFTER, BEFORE)
 #: Per-benchmark statistics in the summary.
-PASS_AT_1, N, TRUNCATED = "pass@1", "n", "truncated"
-STATS = (PASS_AT_1, N, TRUNCATED)
-#: W&B summary key of the evaluation profile's fingerprint per stage (``sspo_exp.evaluation.profile``).
-PROFILE = "profile"
+PASS_AT_1, N = "pass@1", "n"
+STATS = (PASS_AT_1, N)
 
 _EVAL_KEY = re.compile(r"^(?P<stage>eval|eval_before)/(?P<benchmark>[^/]+)/(?P<stat>[^/]+)$")
 

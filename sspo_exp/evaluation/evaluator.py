@@ -153,7 +153,7 @@ class Evaluator:
 
 
 def _stats(rec: dict) -> dict:
-    return {k: rec[k] for k in (keys.PASS_AT_1, keys.N, keys.TRUNCATED) if k in rec}
+    return {k: rec[k] for k in keys.STATS if k in rec}
 
 
 def load_benchmarks(settings: EvalSettings, dataset_cfg, tokenizer_free: bool = True):
