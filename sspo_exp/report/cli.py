@@ -23,8 +23,9 @@ BENCHMARKS = tuple(b for b in LABELS if b != "delta_avg")
 
 def _bad_columns(columns: tuple[str, ...], runs) -> str | None:
     """Error message for ``--columns`` naming a benchmark neither known nor reported by any run, else None."""
-    seen = {c[len("eval/"):-len("/pass@1")] for c in runs.columns
-            if isinstance(c, str) and c.startswith("eval/") and c.endswith("/pass@1")}
+    from sspo_exp import keys
+
+    seen = set(keys.benchmarks_in(runs.columns))
     allowed = list(BENCHMARKS) + sorted(seen - set(BENCHMARKS))
     bad = [c for c in columns if c not in allowed]
     if bad or not columns:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-STEP_KEY = "train/global_step"
+from sspo_exp.keys import GLOBAL_STEP as STEP_KEY  # the one owner of key names
+
 RUN_COLUMNS = ["run_id", "name", "state", "group", "job_type", "tags", "project", "n_segments", "last_step",
                "read_error"]
 

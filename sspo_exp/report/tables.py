@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sspo_exp import PAPER_DIR  # re-exported: the report CLI reads it from here
+from sspo_exp import PAPER_DIR, keys  # PAPER_DIR re-exported: the report CLI reads it from here
 
 BASE = "base"
 OURS = ("sspo",)
@@ -47,7 +47,7 @@ DECIMALS = 1
 #: Problems per benchmark, for checking whether a printed Pass@1 can be k/n (codeact: size not stated -> unchecked).
 BENCHMARK_SIZES = {"gsm8k": 1319, "math500": 500, "aime24": 30, "aime25": 30, "arithmetic": None}
 PAPER_SEEDS = 3  # the paper's seeds per cell (§4.3, Table 2's transfer study)
-DEFAULT_SELECT_METRIC = "train/heldout_accuracy"
+DEFAULT_SELECT_METRIC = keys.HELDOUT
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,13 @@ SPECS = {
 
 
 def metric_key(benchmark: str) -> str:
-    return f"eval/{benchmark}/pass@1"
+    """Summary key of a run's Pass@1 on ``benchmark`` (``sspo_exp.keys``, the one owner of key names)."""
+    return keys.eval_key(benchmark)
 
 
 def before_key(benchmark: str) -> str:
     """Summary key of a training run's evaluation of its initial policy (before any RL step)."""
-    return f"eval_before/{benchmark}/pass@1"
+    return keys.eval_key(benchmark, stage=keys.BEFORE)
 
 
 @dataclass

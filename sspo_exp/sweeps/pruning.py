@@ -145,5 +145,7 @@ def is_pruned(summary: dict[str, Any]) -> bool:
     pruned_at = summary.get(PRUNED_STEP_KEY)
     if pruned_at is None:
         return False
-    last = summary.get("train/global_step")
+    from sspo_exp.keys import GLOBAL_STEP
+
+    last = summary.get(GLOBAL_STEP)
     return last is None or last <= pruned_at

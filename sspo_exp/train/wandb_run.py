@@ -25,7 +25,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-STEP_KEY = "train/global_step"
+from sspo_exp.keys import GLOBAL_STEP as STEP_KEY  # the one owner of key names
+from sspo_exp.keys import HELDOUT
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def missing_rows(checkpoint: str | None, before: float, held: Held) -> list[dict
     rows = []
     last = -1 if held.global_step is None else held.global_step
     if last < 0:
-        rows.append({"train/heldout_accuracy": before, STEP_KEY: 0})
+        rows.append({HELDOUT: before, STEP_KEY: 0})
     if checkpoint:
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
         for entry in state["log_history"]:
