@@ -471,3 +471,14 @@ def test_every_tempered_default_flags_the_papers_tau_order():
         assert "PAPER AMBIGUITY" in text, path.name
         if "tau_pos: null" not in text:
             assert "table1_swapped_tau.yaml" in text and "SLOWER" in text, path.name
+
+
+def test_slurm_job_ids_are_read_from_submitits_folders_in_task_order(tmp_path):
+    """submitit names each array task's folder <array>_<task>; task k is the k-th queued run (its marker's job id)."""
+    seen = {}
+    folder = tmp_path / ".submitit"
+    watcher = grid.SlurmIdWatcher(folder, 2, lambda i, job_id: seen.setdefault(i, job_id), every=0.01)
+    for name in ("123_1", "123_0", "123", "log"):  # not an array task: ignored
+        (folder / name).mkdir(parents=True)
+    watcher.stop()
+    assert seen == {0: "123_0", 1: "123_1"}

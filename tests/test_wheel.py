@@ -83,7 +83,7 @@ def test_shipped_sweep_resolves_by_name_from_the_wheel(installed):
     out = _run([str(bin_dir / "sspo-exp"), "sweep", "table1", f"output_root={work / 'sweep-runs'}", "--dry-run"],
                work, env).stdout  # fmt: skip
     new = [line for line in out.splitlines() if line.startswith("new ") and "experiment=table1" in line]
-    assert len(new) >= 18 and f"{len(new)} runs: 0 done (skipped), {len(new)} to run" in out, out[-2000:]
+    assert len(new) >= 18 and f"{len(new)} runs: 0 done, 0 running, 0 queued (skipped); {len(new)} to run" in out, out[-2000:]
     assert not (work / "sweep-runs").exists()  # a dry run launches nothing
 
 

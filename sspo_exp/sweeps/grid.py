@@ -240,6 +240,36 @@ def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], 
         GlobalHydra.instance().clear()
 
 
+class SlurmIdWatcher:
+    """Reads the SLURM job id of each queued run as submitit writes it (``<folder>/<array>_<task>/``; the array's task
+    index is the job's index in the launch) and reports it, so the run's submission marker carries its job id."""
+
+    def __init__(self, folder: Path, n: int, on_submitted: Callable[[int, str], None], every: float = 1.0):
+        import threading
+
+        self.folder, self.n, self.on_submitted, self.every = folder, n, on_submitted, every
+        self._seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="slurm-ids", daemon=True)
+        self._thread.start()
+
+    def _scan(self) -> None:
+        for path in self.folder.glob("*_*") if self.folder.is_dir() else ():
+            array, _, task = path.name.partition("_")
+            if array.isdigit() and task.isdigit() and int(task) < self.n and int(task) not in self._seen:
+                self._seen.add(int(task))
+                self.on_submitted(int(task), path.name)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every) and len(self._seen) < self.n:
+            self._scan()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._scan()
+
+
 def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | None = None, dry_run: bool = False,
               task: Callable[[Any], Any] = train_task) -> dict[str, Any]:  # fmt: skip
     """Expand, plan, skip finished runs, launch the rest. Returns counts and the failed jobs' override lists."""
@@ -299,34 +329,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-class SlurmIdWatcher:
-    """Reads the SLURM job id of each queued run as submitit writes it (``<folder>/<array>_<task>/``; the array's task
-    index is the job's index in the launch) and reports it, so the run's submission marker carries its job id."""
-
-    def __init__(self, folder: Path, n: int, on_submitted: Callable[[int, str], None], every: float = 1.0):
-        import threading
-
-        self.folder, self.n, self.on_submitted, self.every = folder, n, on_submitted, every
-        self._seen: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="slurm-ids", daemon=True)
-        self._thread.start()
-
-    def _scan(self) -> None:
-        for path in self.folder.glob("*_*") if self.folder.is_dir() else ():
-            array, _, task = path.name.partition("_")
-            if array.isdigit() and task.isdigit() and int(task) < self.n and int(task) not in self._seen:
-                self._seen.add(int(task))
-                self.on_submitted(int(task), path.name)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every) and len(self._seen) < self.n:
-            self._scan()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._scan()
-
