@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from local_model_helpers import build_local_qwen
+from waiting import CEILING
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,13 @@ def test_fsdp2_sharded_greedy_generation_equals_the_full_model(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
            str(29700 + os.getpid() % 200), str(worker), str(model_dir), str(tmp_path / "rows.json"), str(tmp_path)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    for attempt in range(2):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CEILING)
+        # seen once in a clean CI run: a rank aborted by the C++ runtime ("terminate called without an active
+        # exception", exit -6) inside gloo; not reproduced since. One retry of that crash only, said aloud.
+        if out.returncode == 0 or "terminate called without an active exception" not in out.stderr or attempt:
+            break
+        print("a rank aborted inside the C++ runtime (gloo); retrying once:\n" + out.stderr[-1500:])
     assert out.returncode == 0, out.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1)]
     assert ranks[0]["full"] == ranks[1]["full"]
