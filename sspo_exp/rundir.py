@@ -69,13 +69,20 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
+#: ``slurm_state`` when SLURM cannot be asked (no squeue here, slurmctld down, a timeout): the job may still run.
+UNKNOWN = "UNKNOWN"
+
+
 def slurm_state(job_id: str) -> str | None:
-    """squeue's state of ``job_id`` (``PENDING``, ``RUNNING``, …), or None when SLURM does not know it (anymore)."""
+    """squeue's state of ``job_id`` (``PENDING``, ``RUNNING``, …); None when SLURM no longer knows the job;
+    :data:`UNKNOWN` when SLURM could not be asked (then the job is taken to be alive: never resubmit on doubt)."""
     try:
         out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
-        return None
-    states = out.stdout.split() if out.returncode == 0 else []
+        return UNKNOWN
+    if out.returncode != 0:
+        return None if "invalid job id" in (out.stderr or "").lower() else UNKNOWN
+    states = out.stdout.split()
     return states[0] if states else None
 
 
@@ -193,7 +200,7 @@ class RunDir:
             return None
         if marker.get("job_id"):
             state = slurm_state(marker["job_id"])
-            return {**marker, "state": state} if state in SLURM_ALIVE else None
+            return {**marker, "state": state} if state in SLURM_ALIVE or state == UNKNOWN else None
         return marker if _pid_alive(marker.get("host"), marker.get("pid")) else None
 
     def status(self) -> str:
@@ -239,8 +246,7 @@ class Lease:
             raise RunBusy(f"run {self.run.run_id} is being trained by {held.get('host')}:{held.get('pid')} "
                           f"(SLURM job {held.get('job_id')}; lease renewed {age:.0f} s ago, stale after "
                           f"{LEASE_SECONDS:.0f} s): not training it twice")  # fmt: skip
-        self._write()
-        self.run.submitted_file.unlink(missing_ok=True)  # the job is running: the queue marker has done its work
+        self._write()  # the submission marker stays (the sweep clears it): a preempted, requeued job is still queued
         self._thread = threading.Thread(target=self._loop, name="run-lease", daemon=True)
         self._thread.start()
         return self

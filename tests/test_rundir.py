@@ -84,8 +84,17 @@ def test_a_submission_marker_is_queued_while_its_job_may_still_run(tmp_path, mon
     assert run.status() == "new"
 
 
-def test_the_lease_removes_the_submission_marker_when_training_starts(tmp_path):
+def test_a_running_job_keeps_its_marker_so_a_requeued_job_still_counts_as_queued(tmp_path, monkeypatch):
     run = RunDir(tmp_path, "r")
-    run.mark_submitted("local")
+    monkeypatch.setattr(rundir, "slurm_state", lambda job_id: "PENDING")  # preempted and requeued
+    run.mark_submitted("submitit_slurm", "12_3")
     with Lease(run):
-        assert not run.submitted_file.exists() and run.status() == "running"
+        assert run.status() == "running"
+    assert run.status() == "queued"  # the lease is gone, the job waits in SLURM's queue: do not resubmit it
+
+
+def test_when_slurm_cannot_be_asked_a_queued_job_is_taken_to_be_alive(tmp_path, monkeypatch):
+    run = RunDir(tmp_path, "r")
+    run.mark_submitted("submitit_slurm", "12_3")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no squeue here
+    assert rundir.slurm_state("12_3") == rundir.UNKNOWN and run.status() == "queued"

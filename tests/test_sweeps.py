@@ -482,3 +482,12 @@ def test_slurm_job_ids_are_read_from_submitits_folders_in_task_order(tmp_path):
         (folder / name).mkdir(parents=True)
     watcher.stop()
     assert seen == {0: "123_0", 1: "123_1"}
+
+
+def test_a_single_slurm_job_is_not_an_array_and_its_id_is_read_too(tmp_path):
+    seen = {}
+    folder = tmp_path / ".submitit"
+    watcher = grid.SlurmIdWatcher(folder, 1, lambda i, job_id: seen.setdefault(i, job_id), every=0.01)
+    (folder / "456").mkdir(parents=True)
+    watcher.stop()
+    assert seen == {0: "456"}

@@ -254,8 +254,9 @@ class SlurmIdWatcher:
         self._thread.start()
 
     def _scan(self) -> None:
-        for path in self.folder.glob("*_*") if self.folder.is_dir() else ():
+        for path in self.folder.iterdir() if self.folder.is_dir() else ():
             array, _, task = path.name.partition("_")
+            task = task or ("0" if self.n == 1 else "")  # submitit submits a single job as a plain job, not an array
             if array.isdigit() and task.isdigit() and int(task) < self.n and int(task) not in self._seen:
                 self._seen.add(int(task))
                 self.on_submitted(int(task), path.name)
