@@ -156,7 +156,7 @@ def _stats(rec: dict) -> dict:
     return {k: rec[k] for k in keys.STATS if k in rec}
 
 
-def load_benchmarks(settings: EvalSettings, dataset_cfg, tokenizer_free: bool = True):
+def load_benchmarks(settings: EvalSettings, dataset_cfg):
     """``{name: (rows, prompt_fn)}`` of ``final_eval.benchmarks``, loaded as ``sspo-exp eval`` loads them; the
     arithmetic knobs are the run's own dataset block when it trains on arithmetic, else conf/dataset/arithmetic.yaml."""
     from omegaconf import OmegaConf

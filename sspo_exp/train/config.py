@@ -27,7 +27,7 @@ k updates stale. μ = 1 is on-policy (all ratios are exactly 1 at the update).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sspo_exp.errors import ConfigError
@@ -111,7 +111,11 @@ class TrainPlan:
     run: Any  #: sspo_exp.rundir.RunDir
     world_size: int
     dtype: str  #: model.dtype, the dtype the trained weights are held in (:func:`train_dtype`)
-    trl_batch: dict = field(default_factory=dict)  #: the derived TRL batch settings, as printed and logged
+
+    @property
+    def trl_batch(self) -> dict[str, int]:
+        """The derived TRL batch settings, as logged (W&B config ``trl.*``, run.json)."""
+        return {**asdict(self.batch), "world_size": self.world_size}
 
     def describe(self) -> str:
         """The derived batch settings, printed at start-up."""
@@ -188,13 +192,8 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
         )
     objective = objective_spec(cfg)
     evaluation = final_eval_settings(cfg)
-    trl_batch = {"per_device_train_batch_size": plan.per_device_train_batch_size,
-                 "gradient_accumulation_steps": plan.gradient_accumulation_steps,
-                 "steps_per_generation": plan.steps_per_generation,
-                 "generation_batch_size": plan.generation_batch_size, "num_iterations": plan.num_iterations,
-                 "world_size": world_size}  # fmt: skip
     run = RunDir(cfg.output_root, run_id(cfg))
-    return TrainPlan(cfg, plan, objective, evaluation, run, world_size, dtype, trl_batch)
+    return TrainPlan(cfg, plan, objective, evaluation, run, world_size, dtype)
 
 
 def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:

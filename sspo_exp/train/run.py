@@ -56,15 +56,13 @@ def train_dataset(cfg: DictConfig, tokenizer):
     return Dataset.from_list(kept)
 
 
-def wandb_config(plan: TrainPlan) -> dict[str, Any]:
+def wandb_config(plan: TrainPlan, code: dict[str, Any]) -> dict[str, Any]:
     """The W&B run config: our resolved config, the derived TRL batch settings, the identity and the code version
     (not TRL's ~220 arguments, most of which our trainer ignores)."""
-    from sspo_exp.evaluation.provenance import git_info
-
     cfg = plan.cfg
-    return {**OmegaConf.to_container(cfg, resolve=True), "trl": dict(plan.trl_batch),
+    return {**OmegaConf.to_container(cfg, resolve=True), "trl": plan.trl_batch,
             "identity": {"run_id": plan.run.run_id, "setting_hash": setting_hash(cfg), "group": group_name(cfg)},
-            "code": code_version(git_info())}  # fmt: skip
+            "code": code}  # fmt: skip
 
 
 def code_version(git: dict) -> dict[str, Any]:
@@ -111,15 +109,15 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     print(f"run {run.run_id}  ({group_name(cfg)}, seed {cfg.seed})\n{plan.describe()}", flush=True)
     checkpoint = run.newest_complete_checkpoint()
     checkpoint = str(checkpoint) if checkpoint else None
+    code = code_version(git_info()) if main else {}  # asked of git once per launch
     if main:  # which code trained this run: this segment's, and the first segment's if it was resumed
         run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        code = code_version(git_info())
         run.write_info({"run_id": run.run_id, "group": group_name(cfg), "setting_hash": setting_hash(cfg),
                         "trl": plan.trl_batch, "code": code, "first_code": run.info().get("first_code") or code})  # fmt: skip
     wb = None if not main else wandb.init(
         dir=str(run.path), id=run.run_id, name=run_name(cfg), resume="allow", mode=cfg.wandb.mode,
         project=cfg.wandb.project, entity=cfg.wandb.get("entity"), group=group_name(cfg), job_type=job_type(cfg),
-        tags=tags(cfg), config=wandb_config(plan), settings=wandb_settings(wandb),
+        tags=tags(cfg), config=wandb_config(plan, code), settings=wandb_settings(wandb),
     )  # fmt: skip
     try:
         # the training arguments first: under `accelerate launch` with DeepSpeed ZeRO-3 they switch on
@@ -169,7 +167,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
             "train_reward_last": reward_last,
             "seconds": round(time.time() - start, 1),
             "final_eval_seconds": round(time.time() - eval_start, 1),
-            "code": code_version(git_info()),
+            "code": code,
             **results,
         }
         wb.summary.update({keys.HELDOUT_BEFORE: before, keys.HELDOUT_AFTER: summary["heldout_accuracy_after"], **results})
