@@ -22,6 +22,7 @@ parse: a format newer or older than any tested) is read with W&B's own reader in
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import multiprocessing
@@ -37,6 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
@@ -242,13 +244,6 @@ def _num_len(blob: bytes) -> int:
     return i + 1
 
 
-def _kind_byte(blob: bytes) -> int:
-    """The tag byte of a serialized Record's first field after ``num``: its record type (fields are written in
-    field-number order and the record types come right after ``num``)."""
-    i = _num_len(blob)
-    return blob[i] if i < len(blob) else -1
-
-
 def _bulk(blobs: list[bytes], name: str) -> tuple[list[str], list[str]] | None:
     """All items of many history (or summary) records from ONE ``ParseFromString`` of their concatenation.
 
@@ -286,32 +281,33 @@ def _bulk(blobs: list[bytes], name: str) -> tuple[list[str], list[str]] | None:
     return out_n, out_v
 
 
-def _apply_summaries(blobs: list[bytes], summary_raw: dict[str, str]) -> list[bytes]:
-    """Apply many summary records in file order; returns the records left to read one by one (all of them when
-    some use ``key``, a typed value or ``remove``).
+def _apply_summaries(bodies: list[bytes], summary_raw: dict[str, str]) -> list[bytes]:
+    """Apply many summary records, given in file order without their leading ``num`` field (a Record all the
+    same); returns the records left to read one by one (all of them when some use ``key``, a typed value or
+    ``remove``).
 
     wandb-core repeats one small record after every step: of identical records only the last is applied (applying
     updates in order gives the same summary without the earlier copies), and it is read alone through W&B's
     ``Record`` class; the others are parsed at once (:func:`_bulk`)."""
-    last: dict[bytes, int] = {}
-    seen: dict[bytes, int] = {}
-    for i, blob in enumerate(blobs):
-        body = blob[_num_len(blob):]
-        last[body] = i
-        seen[body] = seen.get(body, 0) + 1
+    seen = collections.Counter(bodies)
+    last = {body: i for i, body in enumerate(bodies)}  # each distinct record's last position
     order = sorted(last.items(), key=lambda kv: kv[1])
-    bulk = _bulk([blobs[i] for body, i in order if seen[body] == 1], "summary")
+    bulk = _bulk([bodies[i] for body, i in order if seen[body] == 1], "summary")
     if bulk is None:
-        return [blobs[i] for _, i in order]
+        return [bodies[i] for _, i in order]
     names, values = bulk
-    cur, rec = 0, pb.Record()
-    for body, i in order:
-        if seen[body] == 1:
-            end = names.index(END, cur)
-            summary_raw.update(zip(names[cur:end], values[cur:end]))
-            cur = end + 1
-        else:
-            rec.ParseFromString(blobs[i])
+    ends = list(itertools.compress(itertools.count(), map(END.__eq__, names)))  # where each record's items end
+    done, rec = 0, pb.Record()  # records of the bulk applied so far
+    for once, run in itertools.groupby(order, key=lambda kv: seen[kv[0]] == 1):
+        if once:  # consecutive records read in bulk: one update in file order (END entries dropped below)
+            n = sum(1 for _ in run)
+            start, stop = ends[done - 1] + 1 if done else 0, ends[done + n - 1]
+            summary_raw.update(zip(names[start:stop], values[start:stop]))
+            summary_raw.pop(END, None)
+            done += n
+            continue
+        for _, i in run:
+            rec.ParseFromString(bodies[i])
             _apply_summary(summary_raw, [(_name(it), it.value_json) for it in rec.summary.update],
                            [_name(it) for it in rec.summary.remove])
     return []
@@ -326,9 +322,17 @@ def _from_records(path: Path, records: list[bytes], fast: bool, frame: bool) -> 
     rest = records
     if fast:
         hist, summ, rest = [], [], []
-        by_kind = {_HISTORY_TAG: hist.append, _SUMMARY_TAG: summ.append}
         for b in records:
-            by_kind.get(_kind_byte(b), rest.append)(b)
+            i = _num_len(b)
+            # the tag byte of the first field after `num` is the record type (fields are written in field-number
+            # order and the record types come right after `num`)
+            kind = b[i] if i < len(b) else -1
+            if kind == _HISTORY_TAG:
+                hist.append(b)
+            elif kind == _SUMMARY_TAG:
+                summ.append(b[i:])  # without its `num`: repeated copies of one record are then equal bytes
+            else:
+                rest.append(b)
         if hist and (bulk := _bulk(hist, "history")) is not None:
             names, values = bulk
         else:
@@ -384,6 +388,25 @@ def _history_rows(names: list[str], values: list[str]) -> list[dict]:
     return rows
 
 
+def _numbers(values: list[str]):
+    """The JSON values (END markers -> NaN) as one float64 array, or None when one is not a number.
+
+    Parsed by orjson (about 5x faster than ``json`` on a run's ~40,000 numbers; doubles correctly rounded, as
+    ``json``'s: ``tests/test_report_speed.py``); values orjson rejects (``NaN``/``Infinity``, which W&B writes
+    for non-finite floats, or a number out of range) are parsed by ``json``, as before."""
+    import numpy as np
+
+    text = "[" + ",".join(values).replace(END, "null") + "]"
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        parsed = json.loads(text)
+    try:
+        return np.array(parsed, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
 def _history_frame(names: list[str], values: list[str]):
     """The history as a DataFrame, one row per record: numbers go into one float64 matrix at once (JSON null ->
     NaN, true/false -> 1/0); a run with a text or structured value somewhere is built row by row instead."""
@@ -392,18 +415,19 @@ def _history_frame(names: list[str], values: list[str]):
 
     if not names:
         return pd.DataFrame()
-    try:
-        numbers = np.array(_loads_values(values), dtype=np.float64)
-    except (TypeError, ValueError):
+    numbers = _numbers(values)
+    if numbers is None:
         return pd.DataFrame.from_records(_history_rows(names, values))
-    index = {END: 0}
-    codes = np.fromiter((index.setdefault(k, len(index)) for k in names), dtype=np.int64, count=len(names))
-    is_end = codes == 0
+    codes, uniques = pd.factorize(np.array(names, dtype=object))  # codes in order of first appearance
+    uniques = list(uniques)
+    end = uniques.index(END)  # every record ends with an END item (not `uniques == END`: NumPy drops a NUL)
+    is_end = codes == end
     rows = np.cumsum(is_end) - is_end  # the record each item belongs to
     keep = ~is_end
-    columns = list(index)[1:]
+    columns = [k for k in uniques if k != END]
+    col = codes - (codes > end)  # column of each kept item (END's code taken out)
     wide = np.full((int(is_end.sum()), len(columns)), np.nan)
-    wide[rows[keep], codes[keep] - 1] = numbers[keep]
+    wide[rows[keep], col[keep]] = numbers[keep]
     return pd.DataFrame(wide, columns=columns)
 
 
