@@ -244,7 +244,7 @@ def _num_len(blob: bytes) -> int:
     return i + 1
 
 
-def _bulk(blobs: list[bytes], name: str) -> tuple[list[str], list[str]] | None:
+def _bulk(blobs: list[bytes], name: str, lazy: bool = False) -> tuple[list[str], list[str]] | None:
     """All items of many history (or summary) records from ONE ``ParseFromString`` of their concatenation.
 
     Protobuf merges the occurrences of the singular ``history``/``summary`` field of :data:`RecordView`, so
@@ -252,16 +252,18 @@ def _bulk(blobs: list[bytes], name: str) -> tuple[list[str], list[str]] | None:
     after each record marks its end. A record whose items do not line up one to one (an item with a
     multi-part ``nested_key``) is re-read alone through W&B's ``Record`` class. Returns ``(names, values)``
     with END after each record, or None when an item used ``key``, a typed value, or a summary ``remove``
-    (then every record is read one by one)."""
+    (then every record is read one by one). ``lazy``: ``values`` may be protobuf's own sequence (a value is made a
+    Python string only when indexed)."""
     end_blob = _END_BLOBS[name]
     view = RecordView()
     view.ParseFromString(end_blob.join(blobs) + end_blob)
     items = getattr(view, name)
     if len(items.item.ListFields()) > 2 or items.item.key or (name == "summary" and items.other):
         return None
-    names, values = list(items.item.nested_key), list(items.item.value_json)
+    names, values = list(items.item.nested_key), items.item.value_json
     if len(names) == len(values):  # (almost always) every item has one name: the lists line up
-        return names, values
+        return names, values if lazy else list(values)
+    values = list(values)
     ends_n = [i for i, k in enumerate(names) if k == END]
     ends_v = [i for i, v in enumerate(values) if v == END]
     out_n: list[str] = []
@@ -292,18 +294,19 @@ def _apply_summaries(bodies: list[bytes], summary_raw: dict[str, str]) -> list[b
     seen = collections.Counter(bodies)
     last = {body: i for i, body in enumerate(bodies)}  # each distinct record's last position
     order = sorted(last.items(), key=lambda kv: kv[1])
-    bulk = _bulk([bodies[i] for body, i in order if seen[body] == 1], "summary")
+    bulk = _bulk([body for body, i in order if seen[body] == 1], "summary", lazy=True)
     if bulk is None:
-        return [bodies[i] for _, i in order]
+        return [body for body, _ in order]
     names, values = bulk
     ends = list(itertools.compress(itertools.count(), map(END.__eq__, names)))  # where each record's items end
     done, rec = 0, pb.Record()  # records of the bulk applied so far
     for once, run in itertools.groupby(order, key=lambda kv: seen[kv[0]] == 1):
-        if once:  # consecutive records read in bulk: one update in file order (END entries dropped below)
-            n = sum(1 for _ in run)
+        if once:  # consecutive records read in bulk: applying them in order = each key's last value, keys in
+            n = sum(1 for _ in run)  # order of first appearance (only those values are made Python strings)
             start, stop = ends[done - 1] + 1 if done else 0, ends[done + n - 1]
-            summary_raw.update(zip(names[start:stop], values[start:stop]))
-            summary_raw.pop(END, None)
+            last_at = dict(zip(names[start:stop], range(start, stop)))
+            last_at.pop(END, None)
+            summary_raw.update((k, values[i]) for k, i in last_at.items())
             done += n
             continue
         for _, i in run:
