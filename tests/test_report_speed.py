@@ -278,3 +278,14 @@ def test_record_framing_used_by_the_benchmark_reads_back(tmp_path):
     write_records(path, records)
     assert wandb_offline.read_records(path) == (records, None)
     assert struct.unpack_from("<4s", path.read_bytes())[0] == b":W&B"
+
+
+def test_figures_drawn_side_by_side_are_the_figures_drawn_one_by_one(wandb_root, tmp_path):
+    runs, history = load(offline=[wandb_root], idle_seconds=0)
+    one = curves.plot_all(runs, history, SPECS["mini"], tmp_path / "one", workers=1)
+    two = curves.plot_all(runs, history, SPECS["mini"], tmp_path / "two", workers=2)
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 2 * len(curves.FIGURES)
+    for a, b in zip(one, two):
+        assert b.stat().st_size > 0
+        if a.suffix == ".png":  # (a PDF carries its creation time)
+            assert a.read_bytes() == b.read_bytes(), a.name

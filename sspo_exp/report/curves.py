@@ -16,12 +16,16 @@ One panel per setting (model × training data), one colour per method. Per (pane
 Per (setting, method) the configuration shown is chosen by the same rule as the tables
 (:func:`sspo_exp.report.tables.rank_configs` over FINISHED runs only; over runs of any state when none has
 finished yet, e.g. while a grid is running); every seed of it is then drawn, a crashed one up to where it stopped.
-Base (eval-only) runs have no curve. Each figure is drawn once: one line collection per method for its seeds,
-at most :data:`MAX_POINTS` points per drawn line (thin lines and band rasterised in the PDF).
+Base (eval-only) runs have no curve. The choice is made once per report and only the drawn runs' history is
+used. Each figure is drawn once: one line collection per method for its seeds, at most :data:`MAX_POINTS` points
+per drawn line (thin lines and band rasterised in the PDF); the figures are drawn side by side, one process each
+(as many as reading uses).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sspo_exp.report.tables import (  # noqa: E402
     BASE, DEFAULT_SELECT_METRIC, TableSpec, annotate, natural_key, rank_configs, row_label, row_sort_key)
+from sspo_exp.report.wandb_offline import default_workers  # noqa: E402
 
 #: figure name -> (metrics to plot, first one present in the history wins; y label; log scale)
 FIGURES = {
@@ -162,16 +167,26 @@ def plot_metric(runs: pd.DataFrame, history: pd.DataFrame, metric: str, spec: Ta
 
 def plot_all(runs: pd.DataFrame, history: pd.DataFrame, spec: TableSpec, out_dir: Path,
              select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA,
-             figures: tuple[str, ...] = tuple(FIGURES)) -> list[Path]:
+             figures: tuple[str, ...] = tuple(FIGURES), workers: int | None = None) -> list[Path]:
     """Every figure of :data:`FIGURES` (``curves_<name>.png`` and ``.pdf``). The runs are annotated, the
-    configurations ranked and the drawn runs' history taken once for all figures."""
+    configurations ranked and the drawn runs' history taken once for all figures; the figures are then drawn
+    side by side in ``workers`` processes (None: one per CPU, see ``wandb_offline.default_workers``; 1: here)."""
     chosen = _choose(_panels(runs, spec), select_metric)
     hist, logged = _chosen_history(history, chosen), _logged(history)
-    paths: list[Path] = []
+    jobs = []
     for name in figures:
         metrics, label, log = FIGURES[name]
-        paths += _figure(chosen, hist, logged, name, metrics, label, log, out_dir, alpha)
-    return paths
+        got = _figure_data(chosen, hist, logged, metrics, label, log, alpha)
+        if got is not None:
+            jobs.append((name, *got, log, out_dir, alpha))
+    n = min(len(jobs), default_workers() if workers is None else workers)
+    if n > 1:
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with ProcessPoolExecutor(n, mp_context=ctx) as pool:
+            drawn = list(pool.map(_draw, *zip(*jobs)))
+    else:
+        drawn = [_draw(*job) for job in jobs]
+    return [p for paths in drawn for p in paths]
 
 
 def _logged(history: pd.DataFrame) -> set[str]:
@@ -182,15 +197,28 @@ def _logged(history: pd.DataFrame) -> set[str]:
 
 def _figure(chosen: dict[tuple[str, str], pd.DataFrame], history: pd.DataFrame, logged: set[str], name: str,
             metrics: tuple[str, ...], label: str, log: bool, out_dir: Path, alpha: float) -> list[Path]:
+    got = _figure_data(chosen, history, logged, metrics, label, log, alpha)
+    return [] if got is None else _draw(name, *got, log, out_dir, alpha)
+
+
+def _figure_data(chosen: dict[tuple[str, str], pd.DataFrame], history: pd.DataFrame, logged: set[str],
+                 metrics: tuple[str, ...], label: str, log: bool,
+                 alpha: float) -> tuple[dict[str, dict[str, Curve]], str] | None:
+    """A figure's curves and y label (None: nothing to draw): its first metric some run logged."""
     metric = next((m for m in metrics if m in logged), None)
     if metric is None:
-        return []
-    fallback = metric != metrics[0]
+        return None
     data = _curves(chosen, history, metric, alpha, positive_only=log)
     if not data:
-        return []
-    if fallback:
+        return None
+    if metric != metrics[0]:
         label = f"{METRICS.get(metric, metric)} (older logs: {metric.rsplit('/', 1)[-1]}, zeros dropped)"
+    return data, label
+
+
+def _draw(name: str, data: dict[str, dict[str, Curve]], label: str, log: bool, out_dir: Path,
+          alpha: float) -> list[Path]:
+    """Draw one figure once and save it as PNG and PDF."""
     all_rows = sorted({r for p in data.values() for r in p}, key=row_sort_key)
     colours = {r: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(all_rows)}
     n = len(data)
