@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,9 +32,3 @@ def subprocess_env() -> dict[str, str]:
     """Environment of a child ``sspo-exp`` / ``trl vllm-serve``: offline, one torch thread per process."""
     return dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1",
                 TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
-
-
-def sspo_exp_argv(*args: str) -> list[str]:
-    """``sspo-exp <args>`` run with this interpreter (the one that has vLLM)."""
-    return [sys.executable, "-m", "sspo_exp.cli", *args]
-
