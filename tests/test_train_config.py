@@ -166,7 +166,9 @@ def test_accelerate_command_two_nodes_zero3():
 
 def test_accelerate_command_cpu_and_errors():
     cmd = accelerate_command("cpu_ddp", gpus_per_node=2)
-    assert cmd[:3] == ["accelerate", "launch", "--cpu"] and "--num_processes" in cmd
+    # --multi_gpu: accelerate's torchrun launcher (its MULTI_CPU/--cpu path starts ONE process without mpirun)
+    assert cmd[:3] == ["accelerate", "launch", "--multi_gpu"] and cmd[cmd.index("--num_processes") + 1] == "2"
+    assert cmd[-1] == "trainer.use_cpu=true"
     with pytest.raises(ValueError, match="deepspeed_zero3, fsdp, cpu_ddp"):
         accelerate_command("zero2")
     with pytest.raises(ValueError, match="node_rank=2"):
@@ -196,6 +198,22 @@ def test_in_training_eval_is_accepted_under_sharded_engines(cfg, monkeypatch):
         monkeypatch.setenv(engine, "true")
         validate(cfg, world_size=1)
         monkeypatch.delenv(engine)
+
+
+def test_sharding_on_the_cpu_is_refused(monkeypatch):
+    """accelerate 1.15 would silently train unsharded (docs/engines.md): DeepSpeed/FSDP on a CPU device is refused."""
+    import torch
+
+    from sspo_exp.errors import ConfigError
+    from sspo_exp.train.sharded import refuse_sharding_on_cpu
+
+    for engine in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"):
+        monkeypatch.setenv(engine, "true")
+        with pytest.raises(ConfigError, match="shards only on GPUs.*cpu_ddp"):
+            refuse_sharding_on_cpu(torch.device("cpu"))
+        refuse_sharding_on_cpu(torch.device("cuda", 0))  # a GPU: accelerate shards
+        monkeypatch.delenv(engine)
+    refuse_sharding_on_cpu(torch.device("cpu"))  # no sharded engine asked for
 
 
 def test_generation_model_is_the_trainer_model_without_sharding():

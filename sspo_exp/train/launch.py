@@ -47,9 +47,15 @@ def accelerate_command(
         "--main_process_port", str(main_process_port),
         "-m", "sspo_exp.cli", "train",
     ]  # fmt: skip
+    overrides = [str(o) for o in overrides]
     if backend == "cpu_ddp":
-        cmd.insert(2, "--cpu")
-    return cmd + [str(o) for o in overrides]
+        # accelerate 1.15 starts a MULTI_CPU config (or `--cpu`) through its simple launcher: ONE process, or mpirun
+        # with a hostfile (commands/launch.py::launch_command -> simple_launcher). `--multi_gpu` selects its torchrun
+        # launcher (num_processes processes); each process, told trainer.use_cpu=true (last, so it wins), then joins
+        # a gloo group on the CPU (state.py::_prepare_backend: cpu and WORLD_SIZE > 1 -> MULTI_CPU).
+        cmd.insert(2, "--multi_gpu")
+        overrides.append("trainer.use_cpu=true")
+    return cmd + overrides
 
 
 def render(cmd: list[str]) -> str:

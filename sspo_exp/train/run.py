@@ -102,7 +102,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     from sspo_exp.sweeps.pruning import trial_callbacks
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine, WandbLog
     from sspo_exp.train import wandb_run
-    from sspo_exp.train.sharded import generation_model
+    from sspo_exp.train.sharded import generation_model, refuse_sharding_on_cpu
     from sspo_exp.train.trainer import SSPOTrainer
 
     cfg, run = plan.cfg, plan.run
@@ -123,6 +123,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         # the training arguments first: under `accelerate launch` with DeepSpeed ZeRO-3 they switch on
         # transformers' zero.Init, so from_pretrained then loads each process's shard, not the whole model
         args = grpo_config(cfg, plan.batch, str(run.path))
+        refuse_sharding_on_cpu(args.device)  # before the model loads: accelerate would not shard here
         model, tokenizer = load_policy(cfg.model, cfg.dataset, cfg.seed, plan.dtype)
         if not sharded_engine():  # DeepSpeed / FSDP place (and shard) the weights themselves when training starts
             model.to(args.device)  # so the before-RL evaluation runs where training will, not on the CPU
@@ -143,6 +144,9 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
                        *trial_callbacks()],  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
         )  # fmt: skip
         _attach(trainer)
+        if trainer.accelerator.num_processes != plan.world_size:  # e.g. a launcher that set WORLD_SIZE but no group
+            raise RuntimeError(f"the plan is for WORLD_SIZE={plan.world_size} processes but accelerate runs "
+                               f"{trainer.accelerator.num_processes} ({trainer.accelerator.distributed_type})")
         if main:  # log only what W&B lacks, so a resumed run shows each step once, in order (train/wandb_run.py)
             wandb_run.resume(wb, trainer, checkpoint, before)
         start = time.time()

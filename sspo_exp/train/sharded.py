@@ -37,3 +37,24 @@ def generation_model(trainer):
         backend.summon_full_params(trainer.model_wrapped, recurse=False),
     ):
         yield model
+
+
+def refuse_sharding_on_cpu(device) -> None:
+    """Raise ``ConfigError`` when ``accelerate launch`` asked for DeepSpeed or FSDP but training runs on the CPU.
+
+    accelerate 1.15 shards only on accelerator devices, and on the CPU it says nothing: ``AcceleratorState`` takes an
+    FSDP plugin only for GPU-class distributed types (accelerate/state.py, the ``elif self.distributed_type in
+    [DistributedType.MULTI_GPU, ...]`` branch: a CPU process group is ``MULTI_CPU``, so an FSDP config trains as
+    plain DDP), and DeepSpeed only when not on the CPU (state.py ``ACCELERATE_USE_DEEPSPEED ... and not cpu``;
+    without ``cpu`` no process group forms on a CPU-only machine, ``_prepare_backend``, and each process trains
+    alone). docs/engines.md has the details; conf/accelerate/cpu_ddp.yaml is the multi-process CPU path.
+    """
+    from sspo_exp.errors import ConfigError
+    from sspo_exp.train.config import sharded_engine
+
+    if sharded_engine() and getattr(device, "type", str(device)) == "cpu":
+        raise ConfigError(
+            "accelerate launch with DeepSpeed/FSDP (conf/accelerate/deepspeed_zero3.yaml, fsdp.yaml) on the CPU: "
+            "accelerate 1.15 shards only on GPUs and would train unsharded (see docs/engines.md); on a CPU use "
+            "accelerate_command('cpu_ddp', ...)"
+        )
