@@ -282,3 +282,49 @@ def test_a_killed_sft_cold_start_leaves_no_cache_and_resumes_from_its_checkpoint
     info = json.loads((Path(path) / STAGE_FILE).read_text())["info"]
     assert info["resumed_from"] == "checkpoint-2" and info["global_step"] == 4
     assert not partial.exists()
+
+
+# ------------------------------------------------------------------------------------ command and loader hook
+def test_cold_start_command_rejects_a_bad_config_with_status_2(tmp_path, monkeypatch, capsys):
+    from sspo_exp.cli import main
+
+    monkeypatch.setenv("SSPO_EXP_CACHE", str(tmp_path))
+    base = ["model=local", "model.path=/x", "model.name=m"]
+    assert main(["cold-start", *base, "+cold_start@model.cold_start=sft", "model.cold_start.max_length=0"]) == 2
+    assert "model.cold_start.max_length=0" in capsys.readouterr().err
+    assert main(["cold-start", *base]) == 0 and capsys.readouterr().out.strip() == "/x"  # no cold start: model.path
+    assert list(tmp_path.iterdir()) == []
+
+
+def _fake_sft(work: Path, model_cfg, cold, dataset_cfg, seed, **_) -> dict:
+    """Stands in for the SFT: the base model with every weight doubled, saved as the stage's result."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_cfg["path"], dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2)
+    model.save_pretrained(work / "out")
+    AutoTokenizer.from_pretrained(model_cfg["path"]).save_pretrained(work / "out")
+    return {}
+
+
+@pytest.mark.xfail(strict=True, reason="the RL model loader does not call cold_started_path yet (issue 11, item 3: "
+                                       "the lead applies the hook while merging the loaders); remove this mark then")
+def test_the_rl_run_starts_from_the_cold_started_policy(local_qwen_dir, tmp_path, monkeypatch):  # noqa: F811
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sspo_exp.train.run import load_policy
+
+    monkeypatch.setenv("SSPO_EXP_CACHE", str(tmp_path))
+    monkeypatch.setattr(sft, "build", _fake_sft)
+    cfg = _compose("model=local", f"model.path={local_qwen_dir}", "model.name=mini-qwen", "dataset=gsm8k",
+                   f"dataset.path={FIXTURES / 'gsm8k'}", "+cold_start@model.cold_start=sft")
+    model, _ = load_policy(cfg)
+    expected = cold_start.cold_started_path(cfg.model, cfg.model.cold_start, cfg.dataset, cfg.seed, tmp_path)
+    assert Path(expected).parent == tmp_path  # the stage, not the base model
+    reference = AutoModelForCausalLM.from_pretrained(expected, dtype=torch.float32)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
