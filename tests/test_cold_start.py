@@ -328,3 +328,35 @@ def test_the_rl_run_starts_from_the_cold_started_policy(local_qwen_dir, tmp_path
     reference = AutoModelForCausalLM.from_pretrained(expected, dtype=torch.float32)
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p, q, msg=name)
+
+
+def test_a_multi_process_launch_only_reads_a_stage_it_may_not_build(tmp_path, monkeypatch):
+    from sspo_exp.models.stage import StageMissing
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(StageMissing, match="sspo-exp cold-start"):
+        run_stage(tmp_path, "z-s0-1", lambda work: pytest.fail("must not build"), launch="cached")
+    with pytest.raises(ValueError, match="launch='both'"):
+        run_stage(tmp_path, "z-s0-1", lambda work: None, launch="both")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    path = run_stage(tmp_path, "z-s0-1", lambda work: (work / "out").mkdir(), launch="cached")  # one process: builds
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert run_stage(tmp_path, "z-s0-1", lambda work: pytest.fail("cached"), launch="cached") == path
+
+
+@pytest.mark.slow
+def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwen_dir, tmp_path):  # noqa: F811
+    """`sspo-exp cold-start` under a 2-process launch (gloo): one SFT over both processes, published once."""
+    overrides = ["model=local", f"model.path={local_qwen_dir}", "model.name=mini-qwen", "dataset=gsm8k",
+                 f"dataset.path={FIXTURES / 'gsm8k'}", "dataset.heldout_size=1", "+cold_start@model.cold_start=sft",
+                 *[f"model.cold_start.{k}={v}" for k, v in SFT_COLD.items() if k not in ("seed", "max_examples")]]
+    # torchrun, not `accelerate launch --config_file conf/accelerate/cpu_ddp.yaml`: on CPU that starts one process
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29633 + os.getpid() % 1000), "-m", "sspo_exp.cli", "cold-start", *overrides]
+    env = {**_env(), "SSPO_EXP_CACHE": str(tmp_path / "cache"), "WANDB_SILENT": "true"}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CEILING, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    (path,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    record = json.loads((path / STAGE_FILE).read_text())
+    assert record["processes"] == 2 and record["info"]["global_step"] == SFT_COLD["max_steps"]
+    assert set(out.stdout.split()) >= {str(path)}  # both processes print the published path

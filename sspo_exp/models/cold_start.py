@@ -216,7 +216,8 @@ def validate(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | N
 
 
 def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None,
-                      dataset_cfg: Mapping[str, Any], seed: int, cache: str | os.PathLike | None = None) -> str:
+                      dataset_cfg: Mapping[str, Any], seed: int, cache: str | os.PathLike | None = None,
+                      distributed: bool = False) -> str:
     """What the RL run loads as its initial policy (``from_pretrained`` path), computing the cold start if needed.
 
     * ``model.path`` null (``model=tiny``): the tiny model's cold start (:func:`cold_started`);
@@ -226,6 +227,9 @@ def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str,
     * otherwise ``model.path`` itself (no cold start).
 
     Computed results are cached in ``cache`` (default ``$SSPO_EXP_CACHE`` or ``~/.cache/sspo-exp``), once per key.
+    In a multi-process launch (``WORLD_SIZE > 1``) the SFT stage is built by all processes together only with
+    ``distributed=True`` (``sspo-exp cold-start`` under ``accelerate launch``); otherwise it must be cached already
+    (``sspo_exp.models.stage.StageMissing``).
     """
     validate(model_cfg, cold_start_cfg, dataset_cfg)
     if not model_cfg.get("path"):
@@ -237,15 +241,6 @@ def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str,
     sft_seed = int(seed if cold_start_cfg.get("seed") is None else cold_start_cfg["seed"])
     key = sft.stage_key(model_cfg, cold_start_cfg, dataset_cfg, sft_seed)
     stage_id = f"coldstart-{model_cfg.get('name') or 'model'}-s{sft_seed}-{key_hash(key)}"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from sspo_exp.models.stage import published
-
-        done = published(cache if cache is not None else cache_root(), stage_id)
-        if done is None:
-            raise RuntimeError(
-                f"cold start {stage_id} is not in the cache and this is a {os.environ['WORLD_SIZE']}-process launch: "
-                "the SFT stage runs in one process; compute it first with the same config in a single-process job "
-                "(docs/cold_start.md)")
-        return str(done)
     return str(run_stage(cache if cache is not None else cache_root(), stage_id,
-                         lambda work: sft.build(work, model_cfg, cold_start_cfg, dataset_cfg, sft_seed), key))
+                         lambda work: sft.build(work, model_cfg, cold_start_cfg, dataset_cfg, sft_seed), key,
+                         launch="together" if distributed else "cached"))

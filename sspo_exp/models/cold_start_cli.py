@@ -5,7 +5,9 @@ Takes the same Hydra overrides as ``sspo-exp train`` and runs only the cold-star
 
     sspo-exp cold-start experiment=table1 seed=0      # -> $SSPO_EXP_CACHE/coldstart-qwen2.5-7b-instruct-s0-<hash>
 
-A config without a cold start prints ``model.path``. A bad config exits with status 2 and a one-line message.
+Under ``accelerate launch`` (several processes, e.g. ``--config_file conf/accelerate/deepspeed_zero3.yaml -m
+sspo_exp.cli cold-start experiment=table1``) every process takes part in the SFT and process 0 publishes; an RL
+launch of several processes only reads the cached stage. A config without a cold start prints ``model.path``. A bad config exits with status 2 and a one-line message.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=argv)
-        path = cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, int(cfg.seed))
+        path = cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, int(cfg.seed), distributed=True)
     except (HydraException, ValueError, DataError) as e:
         print(f"sspo-exp cold-start: {e}", file=sys.stderr)
         return 2

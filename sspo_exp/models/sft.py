@@ -189,7 +189,8 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
         print(f"cold start: resuming from {resume}", flush=True)
     result = trainer.train(resume_from_checkpoint=resume)
     out = work / "out"
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
+    trainer.save_model(str(out))  # every process takes part (ZeRO-3 gathers), process 0 writes
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out))
     return {"base": base, "demonstrations": counts, "resumed_from": resume and Path(resume).name,
             "global_step": trainer.state.global_step, "train_loss": result.training_loss}
