@@ -229,27 +229,6 @@ def _completion_nll(path, demos) -> float:
     return total / n
 
 
-def test_sft_cold_start_trains_caches_and_is_keyed_by_seed(local_qwen_dir, tmp_path, monkeypatch):  # noqa: F811
-    from transformers import AutoTokenizer
-
-    model_cfg = dict(name="mini-qwen", path=str(local_qwen_dir), chat_template="auto")
-    path = cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, tmp_path)
-    assert Path(path).name.startswith("coldstart-mini-qwen-s0-") and Path(path).parent == tmp_path
-    record = json.loads((Path(path) / STAGE_FILE).read_text())
-    assert record["info"]["global_step"] == 4 and record["info"]["resumed_from"] is None
-    assert record["key"] == sft.stage_key(model_cfg, SFT_COLD, GSM8K, 0)
-    demos, _ = sft.demonstrations(GSM8K, AutoTokenizer.from_pretrained(local_qwen_dir), 512)
-    before, after = _completion_nll(local_qwen_dir, demos), _completion_nll(path, demos)
-    assert after < before - 0.5, (before, after)  # it learned the demonstrations (measured: 6.11 -> 4.78 nats/token)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [Path(path).name, Path(path).name + ".lock"]  # no leftovers
-
-    monkeypatch.setattr(sft, "build", lambda *a, **k: pytest.fail("cached: must not retrain"))
-    assert cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, tmp_path) == path
-    assert cold_start.cold_started_path(model_cfg, dict(SFT_COLD, seed=0), GSM8K, 5, tmp_path) == path  # fixed seed
-    with pytest.raises(pytest.fail.Exception):  # another RL seed is another cold start
-        cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 1, tmp_path)
-
-
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from transformers import TrainerCallback
@@ -266,7 +245,12 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_a_killed_sft_cold_start_leaves_no_cache_and_resumes_from_its_checkpoint(local_qwen_dir, tmp_path):  # noqa: F811
+def test_sft_cold_start_survives_a_kill_resumes_learns_and_is_cached_by_key(local_qwen_dir, tmp_path,  # noqa: F811
+                                                                             monkeypatch):
+    """A stage killed right after its first checkpoint publishes nothing; the next call resumes from that
+    checkpoint, finishes, learns the demonstrations and publishes; later calls with the same key do not train."""
+    from transformers import AutoTokenizer
+
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT % (SFT_COLD, GSM8K))
     cache = tmp_path / "cache"
@@ -279,9 +263,20 @@ def test_a_killed_sft_cold_start_leaves_no_cache_and_resumes_from_its_checkpoint
 
     model_cfg = dict(name="mini-qwen", path=str(local_qwen_dir), chat_template="auto")
     path = cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache)
-    info = json.loads((Path(path) / STAGE_FILE).read_text())["info"]
-    assert info["resumed_from"] == "checkpoint-2" and info["global_step"] == 4
-    assert not partial.exists()
+    assert Path(path).name.startswith("coldstart-mini-qwen-s0-") and Path(path).parent == cache
+    record = json.loads((Path(path) / STAGE_FILE).read_text())
+    assert record["info"]["resumed_from"] == "checkpoint-2" and record["info"]["global_step"] == 4
+    assert record["key"] == sft.stage_key(model_cfg, SFT_COLD, GSM8K, 0)
+    assert sorted(p.name for p in cache.iterdir()) == [Path(path).name, Path(path).name + ".lock"]  # no leftovers
+    demos, _ = sft.demonstrations(GSM8K, AutoTokenizer.from_pretrained(local_qwen_dir), 512)
+    before, after = _completion_nll(local_qwen_dir, demos), _completion_nll(path, demos)
+    assert after < before - 0.5, (before, after)  # it learned the demonstrations (measured: 6.11 -> 4.78 nats/token)
+
+    monkeypatch.setattr(sft, "build", lambda *a, **k: pytest.fail("cached: must not retrain"))
+    assert cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache) == path
+    assert cold_start.cold_started_path(model_cfg, dict(SFT_COLD, seed=0), GSM8K, 5, cache) == path  # fixed seed
+    with pytest.raises(pytest.fail.Exception):  # another RL seed is another cold start
+        cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 1, cache)
 
 
 # ------------------------------------------------------------------------------------ command and loader hook

@@ -36,6 +36,7 @@ import dataclasses
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -240,7 +241,8 @@ def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str,
 
     sft_seed = int(seed if cold_start_cfg.get("seed") is None else cold_start_cfg["seed"])
     key = sft.stage_key(model_cfg, cold_start_cfg, dataset_cfg, sft_seed)
-    stage_id = f"coldstart-{model_cfg.get('name') or 'model'}-s{sft_seed}-{key_hash(key)}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(model_cfg.get("name") or "model"))  # a directory name
+    stage_id = f"coldstart-{name}-s{sft_seed}-{key_hash(key)}"
     return str(run_stage(cache if cache is not None else cache_root(), stage_id,
                          lambda work: sft.build(work, model_cfg, cold_start_cfg, dataset_cfg, sft_seed), key,
                          launch="together" if distributed else "cached"))
