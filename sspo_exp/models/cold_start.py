@@ -69,10 +69,6 @@ def config_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset: 
     }
 
 
-def config_hash(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset: Mapping[str, Any], seed: int) -> str:
-    return key_hash(config_key(arch, cold_start, dataset, seed))
-
-
 def working(a: int, op: str, b: int, carry: bool = True) -> tuple[str, int]:
     """Column-by-column working of ``a op b`` (``op`` in ``+ -``, ``a, b >= 0``) and the answer it leads to.
 
