@@ -101,7 +101,7 @@ def test_cold_start_is_cached_by_config(tmp_path, monkeypatch):
     load_policy(model_cfg, DATASET, seed=1)  # the seed is part of the key
     load_policy(dict(model_cfg, cold_start=dict(COLD, steps=3)), DATASET, seed=0)  # so is the cold_start block
     load_policy(model_cfg, dict(DATASET, digits=1), seed=0)  # and the dataset knobs
-    assert len(calls) == 4 and len(list(tmp_path.glob("tiny-*"))) == 4
+    assert len(calls) == 4 and len([p for p in tmp_path.glob("coldstart-tiny-*") if p.is_dir()]) == 4
 
 
 def test_bad_configs_name_the_field(tmp_path, monkeypatch):
