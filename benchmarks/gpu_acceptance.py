@@ -76,14 +76,15 @@ def train_one(kind: str, overrides: list[str], result_path: Path) -> None:
     from sspo_exp import CONF_DIR
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.train.config import build_objective, grpo_config, validate
-    from sspo_exp.train.run import load_policy, train_dataset
+    from sspo_exp.models import load_policy
+    from sspo_exp.train.run import train_dataset
     from sspo_exp.train.trainer import SSPOTrainer
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     plan = validate(cfg)
     args = grpo_config(cfg, plan, str(result_path.parent / kind))
-    model, tokenizer = load_policy(cfg)
+    model, tokenizer = load_policy(cfg.model, cfg.dataset, cfg.seed)
     common = dict(model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS), args=args,
                   train_dataset=train_dataset(cfg, tokenizer))  # fmt: skip
     if kind == "trl-grpo":

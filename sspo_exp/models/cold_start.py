@@ -32,11 +32,9 @@ HF model (``sspo_exp.models.sft``), or no cold start.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import random
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,27 +44,10 @@ import torch
 
 from sspo_exp.data.arithmetic import ArithmeticConfig, build_prompt, generate
 from sspo_exp.models import tiny
-from sspo_exp.models.stage import cache_root, key_hash, run_stage
+from sspo_exp.models.cold_start_spec import ColdStartSpec, cold_start_spec
+from sspo_exp.models.stage import cache_root, run_stage
 
-__all__ = ["cache_root", "cold_started", "cold_started_path", "completion", "training_texts", "working"]
-
-#: Fields of the ``cold_start`` block of ``conf/model/tiny.yaml`` (documented there).
-COLD_START_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "target_noise")
-
-
-def config_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset: Mapping[str, Any], seed: int) -> dict:
-    """Everything the cold-started weights depend on (architecture, cold-start block, task knobs, seed)."""
-    return {
-        "arch": {f: arch[f] for f in tiny.ARCH_FIELDS},
-        "cold_start": {f: cold_start[f] for f in COLD_START_FIELDS},
-        "dataset": {
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(ArithmeticConfig.from_config(dataset)).items()},
-            "seed": int(dataset.get("seed", 0)),
-            "prompt_style": dataset.get("prompt_style", "compact"),
-        },
-        "seed": int(seed),
-        "format": 1,  # bump when the target format or the training loop changes
-    }
+__all__ = ["cache_root", "cold_started_path", "completion", "training_texts", "working"]
 
 
 def working(a: int, op: str, b: int, carry: bool = True) -> tuple[str, int]:
@@ -166,79 +147,41 @@ def train(model, tokenizer, pairs: list[tuple[str, str]], cfg: Mapping[str, Any]
     model.train(model_was_training)
 
 
-def cold_started(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset: Mapping[str, Any], seed: int,
-                 cache: str | os.PathLike | None = None) -> Path:
-    """Directory of the cold-started tiny model for this config; trains and publishes it on a cache miss."""
-    for block, fields, have in (("model", tiny.ARCH_FIELDS, arch), ("model.cold_start", COLD_START_FIELDS, cold_start)):
-        missing = [f for f in fields if f not in have]
-        if missing:
-            raise ValueError(f"{block} is missing {missing}; the tiny model needs all of {list(fields)}")
-    if not 0.0 <= float(cold_start["target_noise"]) <= 1.0:
-        raise ValueError(f"model.cold_start.target_noise must be in [0, 1], got {cold_start['target_noise']!r}")
-    key = config_key(arch, cold_start, dataset, seed)
-    stage_id = f"coldstart-tiny-s{int(seed)}-{key_hash(key)}"
-
-    def build(work: Path) -> dict[str, Any]:
-        tokenizer = tiny.build_tokenizer()
-        model = tiny.build_model(arch, tokenizer, seed)
-        print(f"cold start: training the tiny model ({int(cold_start['steps'])} SFT steps) -> {stage_id}", flush=True)
-        train(model, tokenizer, training_texts(dataset, float(cold_start["target_noise"]), seed), cold_start, seed)
-        tiny.save(model, tokenizer, work / "out")
-        return {"steps": int(cold_start["steps"])}
-
-    return run_stage(cache if cache is not None else cache_root(), stage_id, build, key)
-
-
-def sft_enabled(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None) -> bool:
-    """True when ``model.cold_start`` asks for the SFT stage of an HF model (``enabled: true``, ``model.path`` set)."""
-    return bool(model_cfg.get("path")) and bool(cold_start_cfg) and bool(cold_start_cfg.get("enabled", False))
-
-
-def validate(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None, dataset_cfg: Mapping[str, Any]) -> None:
-    """The checks :func:`cold_started_path` makes before any compute (for a config validator to call early)."""
-    if not model_cfg.get("path"):
-        if model_cfg.get("name") != "tiny":
-            raise ValueError(f"model.path is required for model.name={model_cfg.get('name')!r}; only 'tiny' is built locally")
-        if dataset_cfg.get("name") != "arithmetic":
-            raise ValueError(f"model=tiny is cold-started on dataset=arithmetic; got dataset.name={dataset_cfg.get('name')!r}")
-        if not isinstance(cold_start_cfg, Mapping):
-            raise ValueError(f"model.cold_start must be the tiny model's block {list(COLD_START_FIELDS)}, got {cold_start_cfg!r}")
-        return
-    if cold_start_cfg and "enabled" not in cold_start_cfg and "target_noise" not in cold_start_cfg:
-        raise ValueError("model.cold_start needs `enabled: true|false` (an SFT block, conf/cold_start/sft.yaml) or null")
-    if sft_enabled(model_cfg, cold_start_cfg):
-        from sspo_exp.models import sft
-
-        sft.validate(cold_start_cfg)
-
-
 def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None,
                       dataset_cfg: Mapping[str, Any], seed: int, cache: str | os.PathLike | None = None,
                       distributed: bool = False) -> str:
     """What the RL run loads as its initial policy (``from_pretrained`` path), computing the cold start if needed.
 
-    * ``model.path`` null (``model=tiny``): the tiny model's cold start (:func:`cold_started`);
-    * ``model.path`` set and ``model.cold_start.enabled: true``: the SFT cold start of that model on
-      ``dataset_cfg``'s training split (``sspo_exp.models.sft``), seeded by ``model.cold_start.seed`` or, when that
-      is null, by ``seed``;
-    * otherwise ``model.path`` itself (no cold start).
+    Which cold start (if any) is :func:`sspo_exp.models.cold_start_spec.cold_start_spec`'s answer: the tiny model's
+    (``model.path`` null), the SFT of ``model.path`` on ``dataset_cfg``'s training split (``model.cold_start.enabled:
+    true``, ``sspo_exp.models.sft``, seeded by ``model.cold_start.seed`` or, when null, by ``seed``), or none
+    (``model.path`` itself). Computed results are cached in ``cache`` (default ``$SSPO_EXP_CACHE`` or
+    ``~/.cache/sspo-exp``) under the spec's ``stage_id``, once per key (``sspo_exp.models.stage``).
 
-    Computed results are cached in ``cache`` (default ``$SSPO_EXP_CACHE`` or ``~/.cache/sspo-exp``), once per key.
     In a multi-process launch (``WORLD_SIZE > 1``) the SFT stage is built by all processes together only with
     ``distributed=True`` (``sspo-exp cold-start`` under ``accelerate launch``); otherwise it must be cached already
-    (``sspo_exp.models.stage.StageMissing``).
+    (``sspo_exp.models.stage.StageMissing``). The tiny stage is built by one process while the others wait.
     """
-    validate(model_cfg, cold_start_cfg, dataset_cfg)
-    if not model_cfg.get("path"):
-        return str(cold_started(model_cfg, cold_start_cfg, dataset_cfg, seed, cache))
-    if not sft_enabled(model_cfg, cold_start_cfg):
+    spec = cold_start_spec(model_cfg, cold_start_cfg, dataset_cfg, seed)
+    if spec is None:
         return str(model_cfg["path"])
+    root = cache if cache is not None else cache_root()
+    if spec.kind == "tiny":
+        return str(run_stage(root, spec.stage_id, lambda work: _build_tiny(work, spec, model_cfg, cold_start_cfg,
+                                                                            dataset_cfg), spec.key))
     from sspo_exp.models import sft
 
-    sft_seed = int(seed if cold_start_cfg.get("seed") is None else cold_start_cfg["seed"])
-    key = sft.stage_key(model_cfg, cold_start_cfg, dataset_cfg, sft_seed)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(model_cfg.get("name") or "model"))  # a directory name
-    stage_id = f"coldstart-{name}-s{sft_seed}-{key_hash(key)}"
-    return str(run_stage(cache if cache is not None else cache_root(), stage_id,
-                         lambda work: sft.build(work, model_cfg, cold_start_cfg, dataset_cfg, sft_seed), key,
+    return str(run_stage(root, spec.stage_id,
+                         lambda work: sft.build(work, model_cfg, cold_start_cfg, dataset_cfg, spec.seed), spec.key,
                          launch="together" if distributed else "cached"))
+
+
+def _build_tiny(work: Path, spec: ColdStartSpec, arch: Mapping[str, Any], cold_start: Mapping[str, Any],
+                dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """Build and cold-start the tiny model into ``work / "out"`` (a minute on one CPU: no checkpoints)."""
+    tokenizer = tiny.build_tokenizer()
+    model = tiny.build_model(arch, tokenizer, spec.seed)
+    print(f"cold start: training the tiny model ({int(cold_start['steps'])} SFT steps) -> {spec.stage_id}", flush=True)
+    train(model, tokenizer, training_texts(dataset, float(cold_start["target_noise"]), spec.seed), cold_start, spec.seed)
+    tiny.save(model, tokenizer, work / "out")
+    return {"steps": int(cold_start["steps"])}

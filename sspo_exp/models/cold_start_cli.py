@@ -7,7 +7,8 @@ Takes the same Hydra overrides as ``sspo-exp train`` and runs only the cold-star
 
 Under ``accelerate launch`` (several processes, e.g. ``--config_file conf/accelerate/deepspeed_zero3.yaml -m
 sspo_exp.cli cold-start experiment=table1``) every process takes part in the SFT and process 0 publishes; an RL
-launch of several processes only reads the cached stage. A config without a cold start prints ``model.path``. A bad config exits with status 2 and a one-line message.
+launch of several processes only reads the cached stage. A config without a cold start prints ``model.path``. A bad
+config (the whole training config is checked, as ``sspo-exp train`` does) exits with status 2 and a one-line message.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sspo_exp.data import DataError
     from sspo_exp.models.cold_start import cold_started_path
+    from sspo_exp.train.config import make_plan
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=argv)
+        make_plan(cfg)  # the whole training config, so no cold start is computed for a run that cannot start
         path = cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, int(cfg.seed), distributed=True)
     except (HydraException, ValueError, DataError) as e:
         print(f"sspo-exp cold-start: {e}", file=sys.stderr)

@@ -23,6 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sspo_exp.errors import ConfigError
+from sspo_exp.models.cold_start_spec import _plain
+
 #: The fields of the ``cold_start`` block for an HF model (documented in ``conf/cold_start/sft.yaml``).
 SFT_FIELDS = ("enabled", "seed", "max_examples", "max_steps", "num_train_epochs", "per_device_train_batch_size",
               "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
@@ -38,7 +41,7 @@ def _int(cfg: Mapping[str, Any], field: str, low: int, allow_none: bool = False)
     v = cfg[field]
     if (v is None and allow_none) or (isinstance(v, int) and not isinstance(v, bool) and v >= low):
         return
-    raise ValueError(f"model.cold_start.{field}={v!r}: must be an integer >= {low}" + (" or null" if allow_none else ""))
+    raise ConfigError(f"model.cold_start.{field}={v!r}: must be an integer >= {low}" + (" or null" if allow_none else ""))
 
 
 def _float(cfg: Mapping[str, Any], field: str, low: float, high: float = math.inf, open_low: bool = False) -> None:
@@ -46,7 +49,7 @@ def _float(cfg: Mapping[str, Any], field: str, low: float, high: float = math.in
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v <= high \
         and (v > low if open_low else v >= low)
     if not ok:
-        raise ValueError(f"model.cold_start.{field}={v!r}: must be a number in {'(' if open_low else '['}{low}, {high}]")
+        raise ConfigError(f"model.cold_start.{field}={v!r}: must be a number in {'(' if open_low else '['}{low}, {high}]")
 
 
 def validate(cold: Mapping[str, Any]) -> None:
@@ -54,13 +57,13 @@ def validate(cold: Mapping[str, Any]) -> None:
     missing = [f for f in SFT_FIELDS if f not in cold]
     unknown = sorted(set(cold) - set(SFT_FIELDS))
     if missing or unknown:
-        raise ValueError(f"model.cold_start: missing {missing}, unknown {unknown}; an SFT cold start has exactly "
+        raise ConfigError(f"model.cold_start: missing {missing}, unknown {unknown}; an SFT cold start has exactly "
                          f"{list(SFT_FIELDS)} (conf/cold_start/sft.yaml)")
     _int(cold, "seed", 0, allow_none=True)
     _int(cold, "max_examples", 1, allow_none=True)
     _int(cold, "max_steps", -1)
     if cold["max_steps"] == 0:
-        raise ValueError("model.cold_start.max_steps=0: must be -1 (train num_train_epochs) or >= 1")
+        raise ConfigError("model.cold_start.max_steps=0: must be -1 (train num_train_epochs) or >= 1")
     if cold["max_steps"] == -1:
         _float(cold, "num_train_epochs", 0.0, open_low=True)
     for f in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "logging_steps"):
@@ -70,28 +73,22 @@ def validate(cold: Mapping[str, Any]) -> None:
     _float(cold, "weight_decay", 0.0)
     _float(cold, "max_grad_norm", 0.0, open_low=True)
     if cold["lr_scheduler_type"] not in SCHEDULERS:
-        raise ValueError(f"model.cold_start.lr_scheduler_type={cold['lr_scheduler_type']!r}; valid: {list(SCHEDULERS)}")
+        raise ConfigError(f"model.cold_start.lr_scheduler_type={cold['lr_scheduler_type']!r}; valid: {list(SCHEDULERS)}")
     for f in ("bf16", "gradient_checkpointing"):
         if not isinstance(cold[f], bool):
-            raise ValueError(f"model.cold_start.{f}={cold[f]!r}: must be true or false")
+            raise ConfigError(f"model.cold_start.{f}={cold[f]!r}: must be true or false")
 
 
 def stage_key(model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int) -> dict:
-    """Everything the cold-started weights depend on."""
-    return {"kind": "sft", "format": FORMAT_VERSION, "base": str(model_cfg["path"]),
-            "cold_start": {f: cold[f] for f in SFT_FIELDS if f not in KEY_IGNORED and f != "seed"},
-            "dataset": _plain(dataset_cfg), "seed": int(seed)}
-
-
-def _plain(cfg: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return {k: _plain(v) for k, v in cfg.items()} if isinstance(cfg, Mapping) else cfg
+    """Everything the cold-started weights depend on: the base model, the chat template the prompts are rendered
+    with (and its arguments, when set), the SFT fields but ``KEY_IGNORED``, the dataset block and the seed."""
+    key = {"kind": "sft", "format": FORMAT_VERSION, "base": str(model_cfg["path"]),
+           "chat_template": model_cfg.get("chat_template") or "auto",
+           "cold_start": {f: _plain(cold[f]) for f in SFT_FIELDS if f not in KEY_IGNORED and f != "seed"},
+           "dataset": _plain(dataset_cfg), "seed": int(seed)}
+    if model_cfg.get("chat_template_kwargs") is not None:
+        key["chat_template_kwargs"] = _plain(model_cfg["chat_template_kwargs"])
+    return key
 
 
 def completion(think: str, answer: str) -> str:
@@ -154,7 +151,8 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from sspo_exp.train.run import last_complete_checkpoint
+    from sspo_exp.rundir import RunDir
+    from sspo_exp.train.compat import checkpointing_kwargs
 
     base = str(model_cfg["path"])
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -177,14 +175,15 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
         learning_rate=float(cold["learning_rate"]), lr_scheduler_type=cold["lr_scheduler_type"],
         **_warmup(SFTConfig, float(cold["warmup_ratio"])), weight_decay=float(cold["weight_decay"]),
         max_grad_norm=float(cold["max_grad_norm"]), max_length=int(cold["max_length"]), bf16=bool(cold["bf16"]),
-        gradient_checkpointing=bool(cold["gradient_checkpointing"]), completion_only_loss=True,
+        **checkpointing_kwargs(bool(cold["gradient_checkpointing"])), completion_only_loss=True,
         save_strategy="steps", save_steps=int(cold["save_steps"]), save_total_limit=2,
         logging_steps=int(cold["logging_steps"]), report_to=[], dataset_num_proc=None, disable_tqdm=True,
     )  # fmt: skip
     data = datasets.Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          callbacks=trainer_callbacks or None)
-    resume = last_complete_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    newest = RunDir(work, ckpt_dir.name).newest_complete_checkpoint()  # the layout and check of RL's checkpoints
+    resume = str(newest) if newest else None
     if resume:
         print(f"cold start: resuming from {resume}", flush=True)
     result = trainer.train(resume_from_checkpoint=resume)
