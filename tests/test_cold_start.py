@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,11 @@ from sspo_exp import CONF_DIR
 from sspo_exp.models import cold_start, sft
 from sspo_exp.models.stage import STAGE_FILE, published, run_stage
 from local_model_helpers import local_qwen_dir  # noqa: F401  (fixture)
+from waiting import CEILING, running, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 GSM8K = dict(name="gsm8k", path=str(FIXTURES / "gsm8k"), hub_id="openai/gsm8k", hub_config="main", train_split="train",
              heldout_split=None, heldout_size=1, limit=None, seed=0)  # fmt: skip
-CEILING = 300  # seconds: a ceiling on waits for another process, never the expected duration
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -36,12 +36,7 @@ def _env() -> dict[str, str]:
 
 
 def _wait_for(path: Path, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + CEILING
-    while not path.exists():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited ({proc.returncode}) before {path} appeared:\n{proc.stdout.read()}")
-        assert time.monotonic() < deadline, f"{path} did not appear within {CEILING}s"
-        time.sleep(0.05)
+    wait_for(path.exists, f"{path} to appear", alive=running(proc) if proc is not None else None)
 
 
 # --------------------------------------------------------------------------------------------- the stage
@@ -61,7 +56,7 @@ STAGE_SCRIPT = textwrap.dedent("""
         with open(cache / "builds", "a") as f:
             f.write(role + "\\n")
         (cache / "a_building").touch()
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 1800
         while role == "a" and not (cache / "b_waiting").exists():
             assert time.monotonic() < deadline
             time.sleep(0.02)
@@ -121,6 +116,36 @@ def test_a_builder_that_returns_without_output_is_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="without writing"):
         run_stage(tmp_path, "y-s0-1", lambda work: None)
     assert published(tmp_path, "y-s0-1") is None
+
+
+TINY = ["model.cold_start.steps=10", "model.cold_start.batch_size=16", "model.cold_start.warmup_steps=2"]
+
+
+def test_two_cold_start_jobs_at_once_compute_it_once_and_the_other_reuses_it(tmp_path):
+    """Two real `sspo-exp cold-start` processes for one key (as two seeds' SLURM jobs with a shared cold start):
+    A starts the tiny model's cold start and is frozen (SIGSTOP) while it holds the lock; B, started then, must
+    wait on the lock (it says so) rather than compute; A resumes and publishes; B loads A's result."""
+    env = {**_env(), "SSPO_EXP_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "sspo_exp.cli", "cold-start", *TINY]
+    logs = {role: tmp_path / f"{role}.log" for role in "ab"}
+    text = lambda role: logs[role].read_text() if logs[role].exists() else ""  # noqa: E731
+    with open(logs["a"], "w") as out_a:
+        a = subprocess.Popen(cmd, env=env, stdout=out_a, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_for(lambda: "training the tiny model" in text("a"), "A to start computing", alive=running(a))
+        a.send_signal(signal.SIGSTOP)  # A holds the lock and cannot finish until we let it
+        with open(logs["b"], "w") as out_b:
+            b = subprocess.Popen(cmd, env=env, stdout=out_b, stderr=subprocess.STDOUT, cwd=tmp_path)
+        wait_for(lambda: "another process is computing it" in text("b"), "B to wait on A's lock", alive=running(b))
+        assert b.poll() is None  # still waiting
+    finally:
+        a.send_signal(signal.SIGCONT)
+    assert a.wait(timeout=CEILING) == 0 and b.wait(timeout=CEILING) == 0, text("a") + text("b")
+    (stage,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert stage.name.startswith("coldstart-tiny-s0-")
+    assert text("a").split()[-1] == text("b").split()[-1] == str(stage)  # both print the one published path
+    assert "training the tiny model" not in text("b")  # computed once, by A
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [stage.name, stage.name + ".lock"]
 
 
 # ------------------------------------------------------------------------------------------ demonstrations

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.errors import HydraException
 
     from sspo_exp.data import DataError
-    from sspo_exp.models.cold_start import cold_started_path
+    from sspo_exp.errors import ConfigError
     from sspo_exp.train.config import make_plan
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -33,10 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=argv)
-        make_plan(cfg)  # the whole training config, so no cold start is computed for a run that cannot start
+        make_plan(cfg)  # the whole training config (before torch loads), so no cold start for a run that cannot start
+        from sspo_exp.models.cold_start import cold_started_path
+
         path = cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, int(cfg.seed), distributed=True)
-    except (HydraException, ValueError, DataError) as e:
-        print(f"sspo-exp cold-start: {e}", file=sys.stderr)
+    except (HydraException, ConfigError, DataError) as e:  # the user's input; anything else keeps its traceback
+        print(f"sspo-exp cold-start: error: {e}", file=sys.stderr)
         return 2
     print(path)
     return 0

@@ -103,7 +103,7 @@ def demonstrations(dataset_cfg: Mapping[str, Any], tokenizer, max_length: int,
     ``counts``: ``rows`` (training rows), ``without_solution`` (skipped: no worked solution), ``too_long``
     (skipped: over ``max_length`` tokens), ``used``.
     """
-    from sspo_exp.data import load_dataset_rows, training_solutions
+    from sspo_exp.data import DataError, load_dataset_rows, training_solutions
     from sspo_exp.evaluation.run import prompt_fn_for
 
     rows = load_dataset_rows(dataset_cfg, "train")
@@ -129,7 +129,7 @@ def demonstrations(dataset_cfg: Mapping[str, Any], tokenizer, max_length: int,
             break
     counts = {"rows": len(rows), "without_solution": len(rows) - len(targets), "too_long": too_long, "used": len(out)}
     if not out:
-        raise ValueError(f"model.cold_start: no demonstrations from dataset {dataset_cfg['name']!r} ({counts}); the cold "
+        raise DataError(f"model.cold_start: no demonstrations from dataset {dataset_cfg['name']!r} ({counts}); the cold "
                          "start needs training rows with a worked solution (GSM8K has one; DeepMath and DAPO do not) "
                          "that fit in model.cold_start.max_length tokens")
     return out, counts
