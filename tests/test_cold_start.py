@@ -382,3 +382,47 @@ def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwe
     record = json.loads((path / STAGE_FILE).read_text())
     assert record["processes"] == 2 and record["info"]["global_step"] == SFT_COLD["max_steps"]
     assert set(out.stdout.split()) >= {str(path)}  # both processes print the published path
+
+
+TRAIN_FROM_COLD_START = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    from sspo_exp.cli import main
+    sys.exit(main(["train", *%r]))
+""")
+
+
+def test_sspo_exp_train_starts_rl_from_the_sft_cold_start_and_records_it(local_qwen_dir, tmp_path):  # noqa: F811
+    """The user's path: `sspo-exp train model=local ... +cold_start@model.cold_start=sft` computes the SFT stage in
+    the same process, then runs RL from it (SFTTrainer then GRPOTrainer in one process); run.json and the W&B config
+    name the stage; a second launch of the finished run computes nothing."""
+    from sspo_exp.report.wandb_offline import read_segment
+
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    args = ["model=local", "model.name=mini-qwen", f"model.path={local_qwen_dir}", "dataset=gsm8k",
+            f"dataset.path={FIXTURES / 'gsm8k'}", "dataset.heldout_size=1", f"output_root={runs}",
+            "+cold_start@model.cold_start=sft",
+            *[f"model.cold_start.{k}={v}" for k, v in SFT_COLD.items() if k not in ("seed", "max_examples")],
+            "model.cold_start.max_steps=2", "trainer.num_generations=2", "trainer.prompts_per_step=2",
+            "trainer.per_device_batch_size=4", "trainer.mu=1", "trainer.max_steps=1", "trainer.save_steps=1",
+            "trainer.max_prompt_length=256", "trainer.max_completion_length=4", "trainer.eval_samples=1",
+            "final_eval.benchmarks=[]"]  # fmt: skip
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_FROM_COLD_START % (args,))
+    env = {**_env(), "SSPO_EXP_CACHE": str(cache)}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=CEILING,
+                          cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (stage,) = [p for p in cache.iterdir() if p.is_dir()]
+    assert json.loads((stage / STAGE_FILE).read_text())["info"]["global_step"] == 2
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["cold_start"] == stage.name and info["initial_policy"] == str(stage)
+    assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 1
+    (segment,) = [read_segment(d) for d in run_dir.glob("wandb/offline-run-*")]  # the real W&B file
+    assert segment.config["identity"]["cold_start"] == stage.name
+
+    again = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=CEILING,
+                           cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "cold start:" not in again.stdout  # nothing recomputed
