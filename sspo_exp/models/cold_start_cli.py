@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=argv)
-        make_plan(cfg)  # the whole training config (before torch loads), so no cold start for a run that cannot start
+        # the whole training config (before torch loads), so no cold start for a run that cannot start; at world size
+        # 1, the weakest batch condition: the RL launch may use another number of processes than this one
+        make_plan(cfg, world_size=1)
         from sspo_exp.models.cold_start import cold_started_path
 
         path = cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, int(cfg.seed), distributed=True)

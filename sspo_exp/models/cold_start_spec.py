@@ -57,7 +57,7 @@ def cold_start_spec(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, A
     if cold_start_cfg is None:
         return None
     if not isinstance(cold_start_cfg, Mapping) or "enabled" not in cold_start_cfg:
-        raise ConfigError(f"model.cold_start={_plain(cold_start_cfg)!r}: with model.path set it must be an SFT block "
+        raise ConfigError(f"model.cold_start={to_plain(cold_start_cfg)!r}: with model.path set it must be an SFT block "
                           "with `enabled: true|false` (+cold_start@model.cold_start=sft, conf/cold_start/sft.yaml) or null")
     if cold_start_cfg["enabled"] is False:
         return None
@@ -112,7 +112,7 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
         raise ConfigError(f"dataset.name={dataset.get('name')!r}: model=tiny is cold-started on, and trains on, "
                           "dataset=arithmetic only")
     if not isinstance(cold_start, Mapping):
-        raise ConfigError(f"model.cold_start={_plain(cold_start)!r}: model=tiny needs its block {list(TINY_FIELDS)} "
+        raise ConfigError(f"model.cold_start={to_plain(cold_start)!r}: model=tiny needs its block {list(TINY_FIELDS)} "
                           "(conf/model/tiny.yaml)")
     for block, fields, have in (("model", TINY_ARCH_FIELDS, arch), ("model.cold_start", TINY_FIELDS, cold_start)):
         missing = [f for f in fields if f not in have]
@@ -148,7 +148,7 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
     }
 
 
-def _plain(cfg: Any) -> Any:
+def to_plain(cfg: Any) -> Any:
     """``cfg`` as plain Python (an OmegaConf node resolved), for keys and messages."""
     try:
         from omegaconf import OmegaConf
@@ -157,4 +157,4 @@ def _plain(cfg: Any) -> Any:
             return OmegaConf.to_container(cfg, resolve=True)
     except ImportError:  # pragma: no cover
         pass
-    return {k: _plain(v) for k, v in cfg.items()} if isinstance(cfg, Mapping) else cfg
+    return {k: to_plain(v) for k, v in cfg.items()} if isinstance(cfg, Mapping) else cfg

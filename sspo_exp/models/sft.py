@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sspo_exp.errors import ConfigError
-from sspo_exp.models.cold_start_spec import _plain
+from sspo_exp.models.cold_start_spec import to_plain
 
 #: The fields of the ``cold_start`` block for an HF model (documented in ``conf/cold_start/sft.yaml``).
 SFT_FIELDS = ("enabled", "seed", "max_examples", "max_steps", "num_train_epochs", "per_device_train_batch_size",
@@ -84,10 +84,10 @@ def stage_key(model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dataset_cfg
     with (and its arguments, when set), the SFT fields but ``KEY_IGNORED``, the dataset block and the seed."""
     key = {"kind": "sft", "format": FORMAT_VERSION, "base": str(model_cfg["path"]),
            "chat_template": model_cfg.get("chat_template") or "auto",
-           "cold_start": {f: _plain(cold[f]) for f in SFT_FIELDS if f not in KEY_IGNORED and f != "seed"},
-           "dataset": _plain(dataset_cfg), "seed": int(seed)}
+           "cold_start": {f: to_plain(cold[f]) for f in SFT_FIELDS if f not in KEY_IGNORED and f != "seed"},
+           "dataset": to_plain(dataset_cfg), "seed": int(seed)}
     if model_cfg.get("chat_template_kwargs") is not None:
-        key["chat_template_kwargs"] = _plain(model_cfg["chat_template_kwargs"])
+        key["chat_template_kwargs"] = to_plain(model_cfg["chat_template_kwargs"])
     return key
 
 
