@@ -381,6 +381,7 @@ def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwe
     (path,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     record = json.loads((path / STAGE_FILE).read_text())
     assert record["processes"] == 2 and record["info"]["global_step"] == SFT_COLD["max_steps"]
+    assert record["info"]["world_size"] == 2  # one SFT over both processes (DDP over gloo), not two side by side
     assert set(out.stdout.split()) >= {str(path)}  # both processes print the published path
 
 

@@ -178,6 +178,9 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
         **checkpointing_kwargs(bool(cold["gradient_checkpointing"])), completion_only_loss=True,
         save_strategy="steps", save_steps=int(cold["save_steps"]), save_total_limit=2,
         logging_steps=int(cold["logging_steps"]), report_to=[], dataset_num_proc=None, disable_tqdm=True,
+        # without use_cpu on a CPU-only machine transformers replaces the launch's gloo process group by a
+        # single-process state, and each process of `torchrun` trained alone (seen: they raced on the checkpoints)
+        use_cpu=not torch.cuda.is_available(),
     )  # fmt: skip
     data = datasets.Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
@@ -192,4 +195,5 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out))
     return {"base": base, "demonstrations": counts, "resumed_from": resume and Path(resume).name,
-            "global_step": trainer.state.global_step, "train_loss": result.training_loss}
+            "global_step": trainer.state.global_step, "train_loss": result.training_loss,
+            "world_size": trainer.args.world_size}
