@@ -2,7 +2,9 @@
 
 Scheme (Dora-like, stable across upgrades). The id hashes the run's *meaningful* config: the resolved config without
 the keys that only say where and how to log, launch or evaluate (:data:`LOGGING_KEYS`, :data:`TRAINER_LOGGING_KEYS`)
-and without the gate of a non-SSPO objective. Keys added to the configs after ids were first defined are listed in
+and without the gate of a non-SSPO objective, plus one derived key: the format version of the cold start the initial
+policy comes from (``model.cold_start_version``; its cache key is otherwise config already in the hash), so two runs
+from different cold starts never share an id. Keys added to the configs after ids were first defined are listed in
 :data:`ADDED_KEYS` with their *neutral* value — the one that reproduces the behaviour from before the key existed —
 and enter the hash only when they hold another value. So adding a key with a neutral default renames no run, and a
 relaunched sweep skips the finished work of older versions; a key set to a new value makes a new run.
@@ -24,6 +26,10 @@ TRAINER_LOGGING_KEYS = ("eval_steps", "eval_samples", "vllm")
 #: the old behaviour; it then changes no existing run id.
 ADDED_KEYS: dict[str, Any] = {
     "model.chat_template_kwargs": None,  # None: the template's own defaults (as before the key existed)
+    "model.cold_start": None,  # a model.path model's SFT cold start (conf/cold_start/sft.yaml); None/disabled: none
+    # derived (sspo_exp.models.cold_start_spec.stage_version), not a config key: 1 is the tiny cold start every run
+    # before it started from; a run with no cold start has none
+    "model.cold_start_version": 1,
 }
 
 
@@ -38,6 +44,16 @@ def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         data.get("trainer", {}).pop(key, None)
     if data.get("objective", {}).get("name") != "sspo":
         data.pop("gate", None)
+    model = data.get("model")
+    if isinstance(model, dict):
+        from sspo_exp.models.cold_start_spec import stage_version
+
+        cold = model.get("cold_start")
+        if model.get("path") and isinstance(cold, dict) and cold.get("enabled") is False:
+            model["cold_start"] = None  # a disabled SFT block: RL starts from model.path, as with no block
+        version = stage_version(model)
+        if version is not None:
+            model["cold_start_version"] = version
     for dotted, neutral in ADDED_KEYS.items():
         *parents, leaf = dotted.split(".")
         node = data

@@ -26,6 +26,12 @@ def _run(tmp_path, *args):
     (["train", "objective=grpo", "objective.eps_low=2"], ["eps_low", "(0, 1)"]),
     (["train", "final_eval.benchmarks=[gsm9k]"], ["final_eval.benchmarks", "gsm9k", "gsm8k"]),
     (["train", "model=local"], ["is required with model=local", "model.path=DIR"]),
+    (["train", "experiment=table1", "model.cold_start.lr_scheduler_type=step"],
+     ["model.cold_start.lr_scheduler_type='step'", "cosine"]),  # the SFT cold start (issue 11 item 3)
+    (["train", "model=local", "model.path=/x", "model.name=m", "dataset=deepmath", "+cold_start@model.cold_start=sft"],
+     ["dataset.name='deepmath'", "worked solution", "gsm8k"]),
+    (["cold-start", "experiment=table1", "model.cold_start.max_length=0"], ["model.cold_start.max_length=0", ">= 1"]),
+    (["cold-start", "experiment=table1", "trainer.mu=0"], ["trainer.mu=0"]),  # the whole training config is checked
     (["train", "objective=ppo"], ["objective", "ppo", "grpo"]),  # Hydra's own message
     (["train", "trainer.epochs=3"], ["trainer.epochs"]),  # Hydra's own message: no such key
     (["eval"], ["eval.model is required"]),

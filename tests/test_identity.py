@@ -31,10 +31,19 @@ def _compose(*overrides):
     ((), "sspo-atanlog-s0-805128aa"),
     (("objective=grpo", "seed=1"), "grpo-s1-19567047"),
     (("gate=siglog", "gate.tau_neg=0.6", "gate.tau_pos=0.5", "trainer.mu=4"), "sspo-siglog-s0-2c2559ad"),
-    (("experiment=table1", "objective=gspo"), "gspo-s0-7e2ab864"),
+    # v0.1's Table 1 started RL from the base model; the preset now starts from the paper's cold start (§4.3,
+    # issue 11 item 3), so its runs are new ones, and disabling the cold start gives the v0.1 run back
+    (("experiment=table1", "objective=gspo", "model.cold_start.enabled=false"), "gspo-s0-7e2ab864"),
 ])  # fmt: skip
 def test_run_ids_of_v01_configs_are_pinned(overrides, expected):
     """Ids computed by v0.1 (before identity.py existed): an upgrade that renames them retrains finished work."""
+    assert identity.run_id(_compose(*overrides)) == expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (("experiment=table1", "objective=gspo"), "gspo-s0-2d6700b9"),  # Table 1 from its SFT cold start
+])  # fmt: skip
+def test_run_ids_of_later_configs_are_pinned(overrides, expected):
     assert identity.run_id(_compose(*overrides)) == expected
 
 
@@ -60,6 +69,9 @@ def test_every_config_key_of_a_v01_option_is_in_the_baseline_or_declared_neutral
             data.pop(key, None)
         for key in identity.TRAINER_LOGGING_KEYS:
             data["trainer"].pop(key, None)
+        if "enabled" in (data["model"].get("cold_start") or {}) and "model.cold_start" in identity.ADDED_KEYS:
+            data["model"].pop("cold_start")  # an SFT block (conf/cold_start/sft.yaml) is declared as a whole (neutral:
+            # none); the tiny model's own block stays checked key by key (its configs have no SFT block)
         unknown |= _flat(data) - baseline
     assert not unknown - set(identity.ADDED_KEYS), "declare these in identity.ADDED_KEYS"
 
@@ -88,3 +100,30 @@ def test_group_and_run_names_are_readable_and_the_group_is_unique_per_setting():
     assert identity.setting_hash(cfg) == identity.setting_hash(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3"))
     assert identity.setting_label(_compose("objective=grpo", "objective.eps_low=0.1")) == "tiny·arithmetic·grpo·ε0.1·μ2"
     assert identity.group_name(_compose("objective=sapo")).startswith("tiny·arithmetic·sapo·τ")
+
+
+def test_runs_from_different_cold_starts_never_share_a_run_id(monkeypatch):
+    """The run id covers the cold start the initial policy comes from: every field of its key (config) and the
+    stage's format version (code), so a changed cold start is a new run; the tiny default keeps its v0.1 id."""
+    from sspo_exp.models import cold_start_spec, sft
+
+    def ids(*overrides):
+        cfg = _compose("model=local", "model.path=/m", "model.name=m", "dataset=gsm8k",
+                       "+cold_start@model.cold_start=sft", *overrides)
+        spec = cold_start_spec.cold_start_spec(cfg.model, cfg.model.cold_start, cfg.dataset, cfg.seed)
+        return spec and spec.stage_id, identity.run_id(cfg)
+
+    base = ids()
+    variants = [ids(o) for o in ("model.cold_start.learning_rate=2e-5", "model.cold_start.max_examples=100",
+                                 "model.cold_start.seed=3", "model.path=/other", "dataset.limit=10")]
+    variants.append(ids("model.cold_start.enabled=false"))
+    monkeypatch.setattr(sft, "FORMAT_VERSION", sft.FORMAT_VERSION + 1)
+    variants.append(ids())
+    stages, runs = zip(base, *variants)
+    assert len(set(stages)) == len(stages) and len(set(runs)) == len(runs)
+    assert ids("model.cold_start.enabled=false")[1] == identity.run_id(
+        _compose("model=local", "model.path=/m", "model.name=m", "dataset=gsm8k"))  # disabled = no cold start
+
+    default = identity.run_id(_compose())
+    monkeypatch.setattr(cold_start_spec, "TINY_VERSION", 2)
+    assert identity.run_id(_compose()) != default

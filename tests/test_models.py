@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sspo_exp import CONF_DIR
 from sspo_exp.models import cold_start, load_policy, tiny
+from sspo_exp.models.cold_start_spec import TINY_FIELDS
 
 ARCH = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
 COLD = dict(steps=2, batch_size=4, learning_rate=1e-3, warmup_steps=1, weight_decay=0.0, target_noise=0.5)
@@ -44,7 +45,7 @@ def test_model_round_trips_through_save_and_load(tmp_path):
 def test_default_tiny_model_has_about_a_million_parameters():
     cfg = yaml.safe_load((CONF_DIR / "model" / "tiny.yaml").read_text())
     assert cfg["name"] == "tiny" and cfg["path"] is None
-    assert set(cold_start.COLD_START_FIELDS) <= set(cfg["cold_start"])
+    assert set(TINY_FIELDS) <= set(cfg["cold_start"])
     n = sum(p.numel() for p in tiny.build_model(cfg, tiny.build_tokenizer(), 0).parameters())
     assert 0.5e6 < n < 2e6
 
@@ -101,7 +102,7 @@ def test_cold_start_is_cached_by_config(tmp_path, monkeypatch):
     load_policy(model_cfg, DATASET, seed=1)  # the seed is part of the key
     load_policy(dict(model_cfg, cold_start=dict(COLD, steps=3)), DATASET, seed=0)  # so is the cold_start block
     load_policy(model_cfg, dict(DATASET, digits=1), seed=0)  # and the dataset knobs
-    assert len(calls) == 4 and len(list(tmp_path.glob("tiny-*"))) == 4
+    assert len(calls) == 4 and len([p for p in tmp_path.glob("coldstart-tiny-*") if p.is_dir()]) == 4
 
 
 def test_bad_configs_name_the_field(tmp_path, monkeypatch):

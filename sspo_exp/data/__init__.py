@@ -30,12 +30,12 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sspo_exp.data.loaders import SPECS, load_rows
+from sspo_exp.data.loaders import SPECS, load_rows, load_solutions
 from sspo_exp.data.prompts import build_prompt, rows_to_dataset
 from sspo_exp.data.schema import FIELDS, DataError, validate_rows
 
 __all__ = ["LOADERS", "BENCHMARKS", "DataError", "FIELDS", "build_prompt", "load_benchmark", "load_dataset_rows",
-           "load_rows", "register_loader", "rows_to_dataset"]
+           "load_rows", "register_loader", "rows_to_dataset", "training_solutions"]
 
 Loader = Callable[[Mapping[str, Any], str], list]
 #: name -> ``fn(cfg, split)``; the Hub datasets are registered below, others register themselves.
@@ -150,3 +150,18 @@ def load_benchmark(name: str, path: str | None = None, cfg: Mapping[str, Any] | 
     if path is not None:
         sub["path"] = path
     return _split_rows(sub, BENCHMARKS[name])
+
+
+def training_solutions(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """``{row id: worked reference solution}`` for the training rows of a dataset config (single or mixture) whose
+    dataset ships one (GSM8K; see ``DatasetSpec.solution``). Keys match :func:`load_dataset_rows`' ids; rows of
+    datasets without solutions (DeepMath, DAPO, generated ones) are absent."""
+    components = _get(cfg, "components") or {_get(cfg, "name"): cfg}
+    out: dict[str, str] = {}
+    for key, sub in components.items():
+        sub = dict(sub)
+        name = sub.get("name") or key
+        if name in SPECS:
+            out.update(load_solutions(name, _get(sub, "train_split", "train"), _get(sub, "path"),
+                                      hub_id=_get(sub, "hub_id"), hub_config=_get(sub, "hub_config")))
+    return out

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,14 @@ def gsm8k_answer(text: Any) -> Any:
     if bare.lstrip("-").replace(".", "", 1).isdigit():
         return bare
     raise ValueError("has no '#### N' final answer")
+
+
+def gsm8k_solution(text: Any) -> Any:
+    """GSM8K's worked solution: the text before the last ``####`` with the calculator annotations ``<<48/2=24>>``
+    removed (``"20 * 0.25 = $<<20*0.25=5>>5."`` → ``"20 * 0.25 = $5."``); None when there is no ``####``."""
+    if not isinstance(text, str) or "####" not in text:
+        return None
+    return re.sub(r"<<[^<>]*>>", "", text.rsplit("####", 1)[0]).strip() or None
 
 
 DAPO_PREFIX_END = "\n\n"  # "Solve the following math problem step by step. The last line ... \n\n<problem>"
@@ -115,6 +124,9 @@ class DatasetSpec:
     columns: tuple[str, ...] = ()  # raw columns the getters read; others are dropped before rows reach Python
     dedup: bool = False  # drop rows whose question repeats (DAPO-Math-17k ships each problem many times)
     benchmark: bool = False  # evaluated as a benchmark: strict validation (no row may be dropped)
+    #: the worked reference solution (text, no final-answer line), for cold-start demonstrations; None = the
+    #: dataset ships none we read (DeepMath's R1 traces are ~5 GB and far longer than a 512-token completion)
+    solution: Callable[[Mapping[str, Any]], Any] | None = None
 
 
 _Q_OR = _column("problem", "question")
@@ -124,7 +136,8 @@ SPECS: dict[str, DatasetSpec] = {
     s.name: s
     for s in (
         DatasetSpec("gsm8k", "openai/gsm8k", _column("question"), _column("answer", parse=gsm8k_answer),
-                    hub_config="main", columns=("question", "answer")),
+                    hub_config="main", columns=("question", "answer"),
+                    solution=_column("answer", parse=gsm8k_solution)),
         # DeepMath's three r1_solution_* columns are ~5 GB in total: never materialised
         DatasetSpec("deepmath", "zwhe99/DeepMath-103K", _column("question", "problem"),
                     _column("final_answer", "answer"), hub_split={"train": "train"},
@@ -215,6 +228,21 @@ def _materialise(ds, spec: DatasetSpec) -> list[dict[str, Any]]:
     wanted = {c.lower() for c in spec.columns}
     keep = [c for c in ds.column_names if c.lower() in wanted] if wanted else ds.column_names
     return ds.select_columns(keep).to_list()
+
+
+def load_solutions(name: str, split: str = "train", path: str | os.PathLike | None = None, *,
+                   hub_id: str | None = None, hub_config: str | Sequence[str] | None = None) -> dict[str, str]:
+    """``{row id: worked solution}`` of one dataset split, ids as :func:`load_rows` gives them (``{}`` when the
+    dataset has no ``solution`` column). Rows without a parseable solution are left out."""
+    spec = SPECS.get(name)
+    if spec is None or spec.solution is None:
+        return {}
+    if spec.dedup:
+        raise NotImplementedError(f"{name}: solutions of a deduplicated dataset are not supported")
+    raw = read_raw(spec, split, path, hub_id, hub_config)
+    rows = normalize_rows(raw, source=name, split=split, question=spec.question, answer=spec.solution,
+                          row_id=spec.row_id, strict=False, max_skip_frac=1.0)
+    return {r["id"]: r["answer"] for r in rows}
 
 
 def load_rows(name: str, split: str = "train", path: str | os.PathLike | None = None, *, hub_id: str | None = None,

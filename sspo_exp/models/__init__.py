@@ -1,8 +1,9 @@
 """Policies: the one loader of models and tokenizers, for training and evaluation alike.
 
 ``load_policy(model_cfg, dataset_cfg, seed, dtype)`` gives the policy a training run starts from: ``model.path`` (a
-local HF-format directory or a hub id), or the embedded tiny model, built and cold-started locally on first use
-(``sspo_exp.models.cold_start``). ``load_model`` / ``load_tokenizer`` load any HF-format causal LM (``sspo-exp
+local HF-format directory or a hub id), its supervised cold start when ``model.cold_start.enabled`` (paper §4.3,
+docs/cold_start.md), or the embedded tiny model, built and cold-started locally on first use — the cold start is a
+cached stage computed once per key (``sspo_exp.models.cold_start``, ``stage``). ``load_model`` / ``load_tokenizer`` load any HF-format causal LM (``sspo-exp
 eval`` uses them with its own dtype and device).
 """
 
@@ -48,22 +49,18 @@ def load_model(path: str, dtype: str = "float32", attn_implementation: str | Non
 
 
 def policy_path(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int) -> str:
-    """Where the initial policy's weights are: ``model.path``, or the tiny model's cold-started cache directory."""
-    path = model_cfg.get("path")
-    if path:
-        return str(path)
-    if model_cfg.get("name") != "tiny":
-        raise ValueError(f"model.path is required for model.name={model_cfg.get('name')!r}; only 'tiny' is built locally")
-    if dataset_cfg.get("name") != "arithmetic":
-        raise ValueError(f"model=tiny is cold-started on dataset=arithmetic; got dataset.name={dataset_cfg.get('name')!r}")
-    from sspo_exp.models.cold_start import cold_started
+    """Where the initial policy's weights are: ``model.path``, or its cold start's cache directory (computed on first
+    use: the tiny model's, or the SFT of ``model.path`` when ``model.cold_start.enabled``; ``sspo_exp.models.cold_start``)."""
+    from sspo_exp.models.cold_start import cold_started_path
 
-    return str(cold_started(model_cfg, model_cfg["cold_start"], dataset_cfg, seed))
+    return cold_started_path(model_cfg, model_cfg.get("cold_start"), dataset_cfg, seed)
 
 
-def load_policy(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int, dtype: str = "float32"):
+def load_policy(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int, dtype: str = "float32",
+                path: str | None = None):
     """``(model, tokenizer)`` a run starts from (see the module docstring). The weights are loaded in ``dtype``
-    (training: float32 master weights whatever the checkpoint's dtype, ``sspo_exp.train.config.train_dtype``)."""
-    path = policy_path(model_cfg, dataset_cfg, seed)
+    (training: float32 master weights whatever the checkpoint's dtype, ``sspo_exp.train.config.train_dtype``);
+    ``path``: :func:`policy_path`'s answer when the caller already has it."""
+    path = path or policy_path(model_cfg, dataset_cfg, seed)
     model = load_model(path, dtype, model_cfg.get("attn_implementation") if model_cfg.get("path") else None)
     return model, load_tokenizer(path, model_cfg.get("chat_template") or "auto")

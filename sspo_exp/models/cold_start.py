@@ -21,19 +21,20 @@ tiny model can learn from correct data (set ``target_noise: 0`` for that). Measu
 seed 1 45.5 -> 67.5%, seed 2 45.0 -> 90.0%, seed 3 44.0 -> 85.5%; with rewards shuffled inside each batch
 (seed 0, TRL's GRPO loss) it fell, 51.5 -> 46.5%.
 
-The result is saved under ``$SSPO_EXP_CACHE`` (default ``~/.cache/sspo-exp``)``/tiny-<hash>/`` in HF format;
-a second call with the same config loads it instead of training.
+The result is published under ``$SSPO_EXP_CACHE`` (default ``~/.cache/sspo-exp``)``/coldstart-tiny-s<seed>-<hash>/``
+in HF format through :func:`sspo_exp.models.stage.run_stage` (once per key even when many jobs ask at once; atomic;
+a killed build leaves nothing half-written and is redone — it takes about a minute, so it keeps no checkpoints).
+A second call with the same config loads it instead of training.
+
+:func:`cold_started_path` is the one entry point for every model: this tiny cold start, the SFT cold start of an
+HF model (``sspo_exp.models.sft``), or no cold start.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import os
 import random
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,30 +44,10 @@ import torch
 
 from sspo_exp.data.arithmetic import ArithmeticConfig, build_prompt, generate
 from sspo_exp.models import tiny
+from sspo_exp.models.cold_start_spec import ColdStartSpec, cold_start_spec
+from sspo_exp.models.stage import cache_root, run_stage
 
-#: Fields of the ``cold_start`` block of ``conf/model/tiny.yaml`` (documented there).
-COLD_START_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "target_noise")
-
-
-def cache_root() -> Path:
-    """``$SSPO_EXP_CACHE`` or ``~/.cache/sspo-exp``."""
-    return Path(os.environ.get("SSPO_EXP_CACHE") or Path.home() / ".cache" / "sspo-exp")
-
-
-def config_hash(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset: Mapping[str, Any], seed: int) -> str:
-    """Hash of everything the cold-started weights depend on (architecture, cold-start block, task knobs, seed)."""
-    payload = {
-        "arch": {f: arch[f] for f in tiny.ARCH_FIELDS},
-        "cold_start": {f: cold_start[f] for f in COLD_START_FIELDS},
-        "dataset": {
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(ArithmeticConfig.from_config(dataset)).items()},
-            "seed": int(dataset.get("seed", 0)),
-            "prompt_style": dataset.get("prompt_style", "compact"),
-        },
-        "seed": int(seed),
-        "format": 1,  # bump when the target format or the training loop changes
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()[:16]
+__all__ = ["cache_root", "cold_started_path", "completion", "training_texts", "working"]
 
 
 def working(a: int, op: str, b: int, carry: bool = True) -> tuple[str, int]:
@@ -166,25 +147,41 @@ def train(model, tokenizer, pairs: list[tuple[str, str]], cfg: Mapping[str, Any]
     model.train(model_was_training)
 
 
-def cold_started(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset: Mapping[str, Any], seed: int) -> Path:
-    """Directory of the cold-started tiny model for this config; trains and saves it on a cache miss."""
-    for block, fields, have in (("model", tiny.ARCH_FIELDS, arch), ("model.cold_start", COLD_START_FIELDS, cold_start)):
-        missing = [f for f in fields if f not in have]
-        if missing:
-            raise ValueError(f"{block} is missing {missing}; the tiny model needs all of {list(fields)}")
-    if not 0.0 <= float(cold_start["target_noise"]) <= 1.0:
-        raise ValueError(f"model.cold_start.target_noise must be in [0, 1], got {cold_start['target_noise']!r}")
-    path = cache_root() / f"tiny-{config_hash(arch, cold_start, dataset, seed)}"
-    if (path / "config.json").exists():
-        return path
+def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None,
+                      dataset_cfg: Mapping[str, Any], seed: int, cache: str | os.PathLike | None = None,
+                      distributed: bool = False) -> str:
+    """What the RL run loads as its initial policy (``from_pretrained`` path), computing the cold start if needed.
+
+    Which cold start (if any) is :func:`sspo_exp.models.cold_start_spec.cold_start_spec`'s answer: the tiny model's
+    (``model.path`` null), the SFT of ``model.path`` on ``dataset_cfg``'s training split (``model.cold_start.enabled:
+    true``, ``sspo_exp.models.sft``, seeded by ``model.cold_start.seed`` or, when null, by ``seed``), or none
+    (``model.path`` itself). Computed results are cached in ``cache`` (default ``$SSPO_EXP_CACHE`` or
+    ``~/.cache/sspo-exp``) under the spec's ``stage_id``, once per key (``sspo_exp.models.stage``).
+
+    In a multi-process launch (``WORLD_SIZE > 1``) the SFT stage is built by all processes together only with
+    ``distributed=True`` (``sspo-exp cold-start`` under ``accelerate launch``); otherwise it must be cached already
+    (``sspo_exp.models.stage.StageMissing``). The tiny stage is built by one process while the others wait.
+    """
+    spec = cold_start_spec(model_cfg, cold_start_cfg, dataset_cfg, seed)
+    if spec is None:
+        return str(model_cfg["path"])
+    root = cache if cache is not None else cache_root()
+    if spec.kind == "tiny":
+        return str(run_stage(root, spec.stage_id, lambda work: _build_tiny(work, spec, model_cfg, cold_start_cfg,
+                                                                            dataset_cfg), spec.key))
+    from sspo_exp.models import sft
+
+    return str(run_stage(root, spec.stage_id,
+                         lambda work: sft.build(work, model_cfg, cold_start_cfg, dataset_cfg, spec.seed), spec.key,
+                         launch="together" if distributed else "cached"))
+
+
+def _build_tiny(work: Path, spec: ColdStartSpec, arch: Mapping[str, Any], cold_start: Mapping[str, Any],
+                dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """Build and cold-start the tiny model into ``work / "out"`` (a minute on one CPU: no checkpoints)."""
     tokenizer = tiny.build_tokenizer()
-    model = tiny.build_model(arch, tokenizer, seed)
-    print(f"cold start: training the tiny model ({int(cold_start['steps'])} SFT steps), cached at {path}", flush=True)
-    train(model, tokenizer, training_texts(dataset, float(cold_start["target_noise"]), seed), cold_start, seed)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tiny.save(model, tokenizer, tmp)
-    if path.exists():  # a concurrent run with the same config published first: keep its copy
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.replace(path)  # atomic publish: a reader never sees a half-written directory
-    return path
+    model = tiny.build_model(arch, tokenizer, spec.seed)
+    print(f"cold start: training the tiny model ({int(cold_start['steps'])} SFT steps) -> {spec.stage_id}", flush=True)
+    train(model, tokenizer, training_texts(dataset, float(cold_start["target_noise"]), spec.seed), cold_start, spec.seed)
+    tiny.save(model, tokenizer, work / "out")
+    return {"steps": int(cold_start["steps"])}

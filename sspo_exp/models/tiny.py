@@ -18,19 +18,12 @@ import torch
 from tokenizers import Tokenizer, decoders, models
 from transformers import PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
 
+from sspo_exp.models.cold_start_spec import TINY_ARCH_FIELDS as ARCH_FIELDS  # noqa: F401  (conf/model/tiny.yaml)
+
 FORMAT_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 PAD, EOS = "<pad>", "<eos>"
 CHARS = "".join(sorted(set(string.printable) - set("\t\r\x0b\x0c")))  # printable ASCII, space and newline
 
-#: Architecture fields read from ``conf/model/tiny.yaml`` (documented there).
-ARCH_FIELDS = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "max_position_embeddings",
-)
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:

@@ -111,6 +111,8 @@ class TrainPlan:
     run: Any  #: sspo_exp.rundir.RunDir
     world_size: int
     dtype: str  #: model.dtype, the dtype the trained weights are held in (:func:`train_dtype`)
+    #: sspo_exp.models.cold_start_spec.ColdStartSpec: the cold start the initial policy comes from (None: model.path)
+    cold_start: Any = None
 
     @property
     def trl_batch(self) -> dict[str, int]:
@@ -129,15 +131,17 @@ class TrainPlan:
 def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
     """Reject a bad training config before any compute (no torch, TRL or transformers import); return the plan.
 
-    Checks the model (name, path, dtype), the objective and gate (``sspo_exp.objectives.spec``, which names the bad
-    parameter), the rollout engine, the batch arithmetic, μ, the checkpoint period, the numeric ranges and the
-    ``final_eval`` block.
+    Checks the model (name, path, dtype), its cold start (``sspo_exp.models.cold_start_spec``), the objective and
+    gate (``sspo_exp.objectives.spec``, which names the bad parameter), the rollout engine, the batch arithmetic, μ,
+    the checkpoint period, the numeric ranges and the ``final_eval`` block.
     """
     from sspo_exp.evaluation.settings import final_eval_settings
     from sspo_exp.identity import run_id
+    from sspo_exp.models.cold_start_spec import cold_start_spec
     from sspo_exp.rundir import RunDir
 
     dtype = check_model(cfg)
+    cold_start = cold_start_spec(cfg.model, cfg.model.get("cold_start"), _get(cfg, "dataset"), _get(cfg, "seed"))
     t = _get(cfg, "trainer")
     rollout = _get(cfg, "trainer.rollout")
     if rollout not in ROLLOUTS:
@@ -193,7 +197,7 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
     objective = objective_spec(cfg)
     evaluation = final_eval_settings(cfg)
     run = RunDir(cfg.output_root, run_id(cfg))
-    return TrainPlan(cfg, plan, objective, evaluation, run, world_size, dtype)
+    return TrainPlan(cfg, plan, objective, evaluation, run, world_size, dtype, cold_start)
 
 
 def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:

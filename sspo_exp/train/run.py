@@ -61,8 +61,14 @@ def wandb_config(plan: TrainPlan, code: dict[str, Any]) -> dict[str, Any]:
     (not TRL's ~220 arguments, most of which our trainer ignores)."""
     cfg = plan.cfg
     return {**OmegaConf.to_container(cfg, resolve=True), "trl": plan.trl_batch,
-            "identity": {"run_id": plan.run.run_id, "setting_hash": setting_hash(cfg), "group": group_name(cfg)},
+            "identity": {"run_id": plan.run.run_id, "setting_hash": setting_hash(cfg), "group": group_name(cfg),
+                         "cold_start": cold_start_id(plan)},
             "code": code}  # fmt: skip
+
+
+def cold_start_id(plan: TrainPlan) -> str | None:
+    """The stage id of the cold start the run's initial policy comes from (None: ``model.path`` as is)."""
+    return plan.cold_start.stage_id if plan.cold_start is not None else None
 
 
 def code_version(git: dict) -> dict[str, Any]:
@@ -97,7 +103,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
 
     from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
     from sspo_exp.evaluation.provenance import git_info
-    from sspo_exp.models import load_policy
+    from sspo_exp.models import load_policy, policy_path
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.sweeps.pruning import trial_callbacks
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine, WandbLog
@@ -109,10 +115,14 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     print(f"run {run.run_id}  ({group_name(cfg)}, seed {cfg.seed})\n{plan.describe()}", flush=True)
     checkpoint = run.newest_complete_checkpoint()
     checkpoint = str(checkpoint) if checkpoint else None
+    # the initial policy first: its cold start (a cached stage, computed here by a single-process run) runs before
+    # W&B opens and before GRPOConfig (ZeRO-3's init), and a multi-process launch whose stage is missing stops here
+    init_path = policy_path(cfg.model, cfg.dataset, cfg.seed)
     code = code_version(git_info()) if main else {}  # asked of git once per launch
     if main:  # which code trained this run: this segment's, and the first segment's if it was resumed
         run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         run.write_info({"run_id": run.run_id, "group": group_name(cfg), "setting_hash": setting_hash(cfg),
+                        "cold_start": cold_start_id(plan), "initial_policy": init_path,
                         "trl": plan.trl_batch, "code": code, "first_code": run.info().get("first_code") or code})  # fmt: skip
     wb = None if not main else wandb.init(
         dir=str(run.path), id=run.run_id, name=run_name(cfg), resume="allow", mode=cfg.wandb.mode,
@@ -124,7 +134,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         # transformers' zero.Init, so from_pretrained then loads each process's shard, not the whole model
         args = grpo_config(cfg, plan.batch, str(run.path))
         refuse_sharding_on_cpu(args.device)  # before the model loads: accelerate would not shard here
-        model, tokenizer = load_policy(cfg.model, cfg.dataset, cfg.seed, plan.dtype)
+        model, tokenizer = load_policy(cfg.model, cfg.dataset, cfg.seed, plan.dtype, path=init_path)
         if not sharded_engine():  # DeepSpeed / FSDP place (and shard) the weights themselves when training starts
             model.to(args.device)  # so the before-RL evaluation runs where training will, not on the CPU
         heldout = dataset_rows(cfg.dataset, "heldout")[: plan.eval.heldout_samples]

@@ -1,0 +1,160 @@
+"""The cold start a training config asks for, checked and named before any compute (no torch, no model, no data).
+
+``cold_start_spec(model_cfg, cold_start_cfg, dataset_cfg, seed)`` is what ``sspo_exp.train.config.make_plan`` calls
+(a bad block is a :class:`~sspo_exp.errors.ConfigError` naming the field) and what the loader
+(``sspo_exp.models.cold_start.cold_started_path``) computes from. It returns None when RL starts from ``model.path``
+as is, else a :class:`ColdStartSpec`:
+
+* ``model.path`` null (``model=tiny``): the tiny model's cold start on the arithmetic task (``kind="tiny"``,
+  ``sspo_exp.models.cold_start``);
+* ``model.path`` set and ``model.cold_start.enabled: true`` (``conf/cold_start/sft.yaml``): the SFT cold start of
+  that model on the training split (``kind="sft"``, ``sspo_exp.models.sft``).
+
+The spec's ``stage_id`` (``coldstart-<model.name>-s<seed>-<hash of key>``) names the stage's cache directory and is
+recorded in the RL run's ``run.json`` and W&B config; ``version`` (the stage's format version, bumped when the
+demonstrations or the recipe change meaning) enters the RL run's id (``sspo_exp.identity``), so two runs from
+different cold starts never share a run id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sspo_exp.errors import ConfigError
+
+#: Architecture fields of ``conf/model/tiny.yaml`` (documented there; ``sspo_exp.models.tiny`` builds from them).
+TINY_ARCH_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                    "num_key_value_heads", "max_position_embeddings")  # fmt: skip
+#: Fields of the tiny model's ``cold_start`` block (``conf/model/tiny.yaml``).
+TINY_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "target_noise")
+#: Bump when the tiny cold start's targets or training loop change meaning (renames its cache and its RL runs).
+TINY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ColdStartSpec:
+    """One cold start: what it is, its name and everything its weights depend on."""
+
+    kind: str  #: "tiny" | "sft"
+    stage_id: str  #: coldstart-<model.name>-s<seed>-<hash of key>: cache directory, run.json and W&B record
+    key: dict  #: everything the weights depend on (hashed into stage_id; written to the stage's stage.json)
+    seed: int  #: the stage's own seed
+    version: int  #: format version of the stage's code (part of ``key``; enters the RL run id when not 1)
+
+
+def cold_start_spec(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None,
+                    dataset_cfg: Mapping[str, Any], seed: int) -> ColdStartSpec | None:
+    """The checked cold start of a config (see the module docstring); None = RL starts from ``model.path``."""
+    from sspo_exp.models.stage import key_hash
+
+    if not model_cfg.get("path"):
+        key = tiny_key(model_cfg, cold_start_cfg, dataset_cfg, seed)
+        return ColdStartSpec("tiny", f"coldstart-tiny-s{int(seed)}-{key_hash(key)}", key, int(seed), TINY_VERSION)
+    if cold_start_cfg is None:
+        return None
+    if not isinstance(cold_start_cfg, Mapping) or "enabled" not in cold_start_cfg:
+        raise ConfigError(f"model.cold_start={to_plain(cold_start_cfg)!r}: with model.path set it must be an SFT block "
+                          "with `enabled: true|false` (+cold_start@model.cold_start=sft, conf/cold_start/sft.yaml) or null")
+    if cold_start_cfg["enabled"] is False:
+        return None
+    from sspo_exp.models import sft
+
+    sft.validate(cold_start_cfg)
+    demonstration_sources(dataset_cfg)
+    sft_seed = int(seed if cold_start_cfg["seed"] is None else cold_start_cfg["seed"])
+    key = sft.stage_key(model_cfg, cold_start_cfg, dataset_cfg, sft_seed)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(model_cfg.get("name") or "model"))  # a directory name
+    return ColdStartSpec("sft", f"coldstart-{name}-s{sft_seed}-{key_hash(key)}", key, sft_seed, sft.FORMAT_VERSION)
+
+
+def demonstration_sources(dataset_cfg: Mapping[str, Any]) -> list[str]:
+    """The datasets of ``dataset_cfg`` (one, or a mixture's components) that give SFT demonstrations: those shipping a
+    worked solution (``DatasetSpec.solution``: GSM8K) and the generated arithmetic task; ConfigError if none does."""
+    from sspo_exp.data.loaders import SPECS
+
+    components = dataset_cfg.get("components") or {dataset_cfg.get("name"): dataset_cfg}
+    names = [str((sub or {}).get("name") or key) for key, sub in components.items()]
+    usable = [n for n in names if n == "arithmetic" or (n in SPECS and SPECS[n].solution is not None)]
+    if not usable:
+        with_solutions = sorted(n for n, spec in SPECS.items() if spec.solution is not None)
+        raise ConfigError(f"dataset.name={dataset_cfg.get('name')!r}: an SFT cold start (model.cold_start.enabled=true) "
+                          f"needs training rows with a worked solution; {names} have none. Datasets with one: "
+                          f"{with_solutions + ['arithmetic']} (or model.cold_start.enabled=false)")
+    return usable
+
+
+def stage_version(model_cfg: Mapping[str, Any]) -> int | None:
+    """The format version of the cold start ``model_cfg`` asks for (None: none), without checking the block: what
+    ``sspo_exp.identity`` hashes beside the config (the rest of the stage's key is config, already in the run id)."""
+    if not model_cfg.get("path"):
+        return TINY_VERSION
+    cold = model_cfg.get("cold_start")
+    if isinstance(cold, Mapping) and cold.get("enabled") is True:
+        from sspo_exp.models.sft import FORMAT_VERSION
+
+        return FORMAT_VERSION
+    return None
+
+
+def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, dataset: Mapping[str, Any],
+             seed: int) -> dict:
+    """Everything the tiny model's cold-started weights depend on (architecture, cold-start block, task knobs, seed),
+    after checking them."""
+    from sspo_exp.data.arithmetic import ArithmeticConfig
+
+    if arch.get("name") != "tiny":
+        raise ConfigError(f"model.path is required for model.name={arch.get('name')!r}; only 'tiny' is built locally")
+    if dataset.get("name") != "arithmetic":
+        raise ConfigError(f"dataset.name={dataset.get('name')!r}: model=tiny is cold-started on, and trains on, "
+                          "dataset=arithmetic only")
+    if not isinstance(cold_start, Mapping):
+        raise ConfigError(f"model.cold_start={to_plain(cold_start)!r}: model=tiny needs its block {list(TINY_FIELDS)} "
+                          "(conf/model/tiny.yaml)")
+    for block, fields, have in (("model", TINY_ARCH_FIELDS, arch), ("model.cold_start", TINY_FIELDS, cold_start)):
+        missing = [f for f in fields if f not in have]
+        if missing:
+            raise ConfigError(f"{block} is missing {missing}; the tiny model needs all of {list(fields)}")
+    unknown = sorted(set(cold_start) - set(TINY_FIELDS))
+    if unknown:  # e.g. experiment=table1 model=tiny: the SFT block of an HF model merged into the tiny one
+        raise ConfigError(f"model.cold_start has {unknown}, which the tiny model's cold start does not use (its fields: "
+                          f"{list(TINY_FIELDS)}); the SFT cold start (conf/cold_start/sft.yaml) is for a model.path model")
+    for field, low in (("steps", 1), ("batch_size", 1), ("warmup_steps", 0)):
+        value = cold_start[field]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"model.cold_start.{field}={value!r}: must be an integer >= {low}")
+    for field, low, high in (("learning_rate", 0.0, None), ("weight_decay", 0.0, None), ("target_noise", 0.0, 1.0)):
+        value = cold_start[field]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low or (high is not None and value > high):
+            raise ConfigError(f"model.cold_start.{field}={value!r}: must be a number in "
+                              + (f"[{low}, {high}]" if high is not None else f"[{low}, inf)"))
+    try:
+        task = ArithmeticConfig.from_config(dataset)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"dataset (arithmetic): {err}") from err
+    return {
+        "arch": {f: arch[f] for f in TINY_ARCH_FIELDS},
+        "cold_start": {f: cold_start[f] for f in TINY_FIELDS},
+        "dataset": {
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(task).items()},
+            "seed": int(dataset.get("seed", 0)),
+            "prompt_style": dataset.get("prompt_style", "compact"),
+        },
+        "seed": int(seed),
+        "format": TINY_VERSION,
+    }
+
+
+def to_plain(cfg: Any) -> Any:
+    """``cfg`` as plain Python (an OmegaConf node resolved), for keys and messages."""
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(cfg):
+            return OmegaConf.to_container(cfg, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return {k: to_plain(v) for k, v in cfg.items()} if isinstance(cfg, Mapping) else cfg

@@ -1,0 +1,429 @@
+"""The cold-start stage: once per key across processes, atomic, resumable; the SFT cold start of an HF model.
+
+The concurrency and kill tests run real separate processes (``multiprocessing`` spawn / ``subprocess``) and wait
+on files the processes write (generous ceilings, never a guessed duration). The SFT tests use the miniature local
+Qwen2.5-Instruct (``tests/local_model_helpers.py``) and the GSM8K fixture: nothing from a hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from sspo_exp import CONF_DIR
+from sspo_exp.models import cold_start, sft
+from sspo_exp.models.stage import STAGE_FILE, published, run_stage
+from local_model_helpers import local_qwen_dir  # noqa: F401  (fixture)
+from waiting import CEILING, running, wait_for
+
+FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+GSM8K = dict(name="gsm8k", path=str(FIXTURES / "gsm8k"), hub_id="openai/gsm8k", hub_config="main", train_split="train",
+             heldout_split=None, heldout_size=1, limit=None, seed=0)  # fmt: skip
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+
+
+def _wait_for(path: Path, proc: subprocess.Popen | None = None) -> None:
+    wait_for(path.exists, f"{path} to appear", alive=running(proc) if proc is not None else None)
+
+
+# --------------------------------------------------------------------------------------------- the stage
+# A stage whose builder counts its runs in a file and, in the first process, waits until the second process is
+# blocked on the lock (it writes `b_waiting` from the stage's wait hook), so both really ask at once.
+STAGE_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from sspo_exp.models import stage
+
+    cache, role = Path(sys.argv[1]), sys.argv[2]
+    def announce(stage_id, lock_path):
+        (cache / "b_waiting").touch()
+    stage._announce_wait = announce
+
+    def build(work):
+        with open(cache / "builds", "a") as f:
+            f.write(role + "\\n")
+        (cache / "a_building").touch()
+        deadline = time.monotonic() + 1800
+        while role == "a" and not (cache / "b_waiting").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        (work / "out").mkdir()
+        (work / "out" / "weights.txt").write_text("built by " + role)
+        return {"role": role}
+
+    print(stage.run_stage(cache, "demo-s0-abc", build, key={"k": 1}), flush=True)
+""")
+
+
+def test_two_processes_asking_at_once_compute_the_stage_once(tmp_path):
+    script = tmp_path / "stage_script.py"
+    script.write_text(STAGE_SCRIPT)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = lambda role: subprocess.Popen([sys.executable, str(script), str(cache), role], env=_env(),  # noqa: E731
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    a = run("a")
+    _wait_for(cache / "a_building", a)  # a holds the lock and is building
+    b = run("b")
+    out_a, out_b = a.communicate(timeout=CEILING)[0], b.communicate(timeout=CEILING)[0]
+    assert a.returncode == 0 and b.returncode == 0, out_a + out_b
+    assert (cache / "b_waiting").exists()  # b really waited on the lock
+    assert (cache / "builds").read_text() == "a\n"  # computed once
+    target = cache / "demo-s0-abc"
+    assert out_a.strip().splitlines()[-1] == out_b.strip().splitlines()[-1] == str(target)
+    assert (target / "weights.txt").read_text() == "built by a"
+    assert json.loads((target / STAGE_FILE).read_text())["key"] == {"k": 1}
+    assert not (cache / "demo-s0-abc.partial").exists()
+
+
+def test_a_failed_build_publishes_nothing_and_the_next_call_resumes_its_work(tmp_path):
+    def crash(work: Path):
+        (work / "checkpoint-1").mkdir()  # progress a later builder can resume from
+        (work / "out").mkdir()
+        (work / "out" / "half.txt").write_text("half")
+        raise KeyboardInterrupt  # as a kill mid-build
+
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(tmp_path, "x-s0-1", crash)
+    assert published(tmp_path, "x-s0-1") is None and not (tmp_path / "x-s0-1").exists()
+
+    def resume(work: Path):
+        assert (work / "checkpoint-1").is_dir()
+        (work / "out" / "half.txt").unlink()
+        (work / "out" / "full.txt").write_text("full")
+        return {"resumed_from": "checkpoint-1"}
+
+    path = run_stage(tmp_path, "x-s0-1", resume)
+    assert sorted(p.name for p in path.iterdir()) == ["full.txt", STAGE_FILE]
+    assert json.loads((path / STAGE_FILE).read_text())["info"] == {"resumed_from": "checkpoint-1"}
+    assert run_stage(tmp_path, "x-s0-1", lambda work: pytest.fail("cached: must not rebuild")) == path
+
+
+def test_a_builder_that_returns_without_output_is_an_error(tmp_path):
+    with pytest.raises(RuntimeError, match="without writing"):
+        run_stage(tmp_path, "y-s0-1", lambda work: None)
+    assert published(tmp_path, "y-s0-1") is None
+
+
+TINY = ["model.cold_start.steps=10", "model.cold_start.batch_size=16", "model.cold_start.warmup_steps=2"]
+
+
+def test_two_cold_start_jobs_at_once_compute_it_once_and_the_other_reuses_it(tmp_path):
+    """Two real `sspo-exp cold-start` processes for one key (as two seeds' SLURM jobs with a shared cold start):
+    A starts the tiny model's cold start and is frozen (SIGSTOP) while it holds the lock; B, started then, must
+    wait on the lock (it says so) rather than compute; A resumes and publishes; B loads A's result."""
+    env = {**_env(), "SSPO_EXP_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "sspo_exp.cli", "cold-start", *TINY]
+    logs = {role: tmp_path / f"{role}.log" for role in "ab"}
+    text = lambda role: logs[role].read_text() if logs[role].exists() else ""  # noqa: E731
+    with open(logs["a"], "w") as out_a:
+        a = subprocess.Popen(cmd, env=env, stdout=out_a, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_for(lambda: "training the tiny model" in text("a"), "A to start computing", alive=running(a))
+        a.send_signal(signal.SIGSTOP)  # A holds the lock and cannot finish until we let it
+        with open(logs["b"], "w") as out_b:
+            b = subprocess.Popen(cmd, env=env, stdout=out_b, stderr=subprocess.STDOUT, cwd=tmp_path)
+        wait_for(lambda: "another process is computing it" in text("b"), "B to wait on A's lock", alive=running(b))
+        assert b.poll() is None  # still waiting
+    finally:
+        a.send_signal(signal.SIGCONT)
+    assert a.wait(timeout=CEILING) == 0 and b.wait(timeout=CEILING) == 0, text("a") + text("b")
+    (stage,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert stage.name.startswith("coldstart-tiny-s0-")
+    assert text("a").split()[-1] == text("b").split()[-1] == str(stage)  # both print the one published path
+    assert "training the tiny model" not in text("b")  # computed once, by A
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [stage.name, stage.name + ".lock"]
+
+
+# ------------------------------------------------------------------------------------------ demonstrations
+def test_demonstrations_are_the_rl_prompts_with_full_reward_completions(local_qwen_dir):  # noqa: F811
+    from transformers import AutoTokenizer
+
+    from sspo_exp.data import load_dataset_rows
+    from sspo_exp.evaluation.run import prompt_fn_for
+    from sspo_exp.rewards import answer_reward, format_reward
+
+    tok = AutoTokenizer.from_pretrained(local_qwen_dir)
+    demos, counts = sft.demonstrations(GSM8K, tok, max_length=1024)
+    train_ids = [r["id"] for r in load_dataset_rows(GSM8K, "train")]
+    heldout = {r["id"] for r in load_dataset_rows(GSM8K, "heldout")}
+    assert [d["id"] for d in demos] == train_ids and not heldout & set(train_ids)  # the RL split, held-out excluded
+    assert counts == {"rows": 4, "without_solution": 0, "too_long": 0, "used": 4}
+    rows = {r["id"]: r for r in load_dataset_rows(GSM8K, "train")}
+    for d in demos:
+        assert d["prompt"] == prompt_fn_for("gsm8k", GSM8K)(rows[d["id"]]["question"], tok)
+        assert d["prompt"].endswith("<|im_start|>assistant\n")  # the chat template's generation prompt
+        assert "<<" not in d["completion"]  # GSM8K's calculator annotations removed
+    completions = [d["completion"] for d in demos]
+    assert format_reward(None, completions) == [1.0] * 4
+    assert answer_reward(None, completions, answer=[rows[d["id"]]["answer"] for d in demos]) == [1.0] * 4
+    assert demos[0]["completion"] == "<think>1,200 + 300 = 1,500 chickens.</think> <answer>1500</answer>"
+
+    assert len(sft.demonstrations(GSM8K, tok, max_length=1024, max_examples=2)[0]) == 2
+    short, counts = sft.demonstrations(GSM8K, tok, max_length=len(tok(demos[0]["prompt"] + demos[0]["completion"]
+                                                                          + tok.eos_token).input_ids))
+    assert counts["too_long"] == 4 - len(short) and 1 <= len(short) < 4  # dropped, never truncated
+    deepmath = dict(GSM8K, name="deepmath", path=str(FIXTURES / "deepmath"), heldout_size=0)
+    with pytest.raises(ValueError, match="worked solution"):
+        sft.demonstrations(deepmath, tok, max_length=1024)
+    mixture = dict(name="gsm8k_deepmath", seed=0, components={"gsm8k": GSM8K, "deepmath": deepmath})
+    demos, counts = sft.demonstrations(mixture, tok, max_length=1024)
+    assert counts["without_solution"] == 4 and {d["id"] for d in demos} == set(train_ids)
+
+
+# ------------------------------------------------------------------------------------------------ configs
+def _compose(*overrides: str):
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        return compose("train", overrides=list(overrides))
+
+
+def test_table1_preset_enables_a_valid_sft_cold_start_and_the_key_follows_the_config():
+    from sspo_exp.train.config import make_plan
+
+    cfg = _compose("experiment=table1", "objective=sspo", "gate=atanlog")
+    cold = dict(cfg.model.cold_start)
+    assert cold["enabled"] is True and cold["bf16"] is True
+    plan = make_plan(cfg, world_size=8)  # the whole preset validates (8 GPUs: the paper's batch)
+    assert plan.cold_start.kind == "sft" and plan.cold_start.stage_id.startswith("coldstart-qwen2.5-7b-instruct-s0-")
+    assert _compose().model.cold_start.target_noise == 0.6  # the tiny model's own block is untouched
+
+    key = lambda **kw: sft.stage_key(cfg.model, {**cold, **kw}, cfg.dataset, kw.pop("_seed", 0))  # noqa: E731
+    assert key() == key(save_steps=7, logging_steps=3, enabled=True)  # bookkeeping is not part of the key
+    assert key() != key(learning_rate=2e-5) and key() != key(_seed=1)
+    assert key() != sft.stage_key(dict(cfg.model, path="/other"), cold, cfg.dataset, 0)
+    assert key() != sft.stage_key(cfg.model, cold, dict(cfg.dataset, seed=1), 0)
+    assert key() != sft.stage_key(dict(cfg.model, chat_template="{{ x }}"), cold, cfg.dataset, 0)  # prompts differ
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("lr_scheduler_type", "step", "lr_scheduler_type='step'.*cosine"),
+    ("max_steps", 0, "max_steps=0"),
+    ("learning_rate", 0, "learning_rate=0"),
+    ("per_device_train_batch_size", 0, "per_device_train_batch_size=0"),
+    ("bf16", "yes", "bf16='yes'"),
+    ("seed", -1, "seed=-1"),
+    ("warm_up", 3, "unknown \\['warm_up'\\]"),
+])  # fmt: skip
+def test_bad_sft_fields_are_named_before_any_compute(field, value, match, tmp_path):
+    cfg = _compose("model=local", "model.path=/nonexistent", "model.name=m", "+cold_start@model.cold_start=sft",
+                   "dataset=gsm8k")
+    bad = {**dict(cfg.model.cold_start), field: value}
+    with pytest.raises(ValueError, match=match):
+        cold_start.cold_started_path(cfg.model, bad, cfg.dataset, 0, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_a_cold_start_the_model_path_is_the_initial_policy(tmp_path):
+    cfg = _compose("model=local", "model.path=/some/model", "model.name=m")
+    assert cold_start.cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, 0, tmp_path) == "/some/model"
+    off = {**dict(_compose("+cold_start@model.cold_start=sft").model.cold_start), "enabled": False}
+    assert cold_start.cold_started_path(cfg.model, off, cfg.dataset, 0, tmp_path) == "/some/model"
+
+
+# ---------------------------------------------------------------------------------------- SFT, end to end
+SFT_COLD = dict(enabled=True, seed=None, max_examples=None, max_steps=4, num_train_epochs=1,
+                per_device_train_batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-2,
+                lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, max_length=512,
+                bf16=False, gradient_checkpointing=False, save_steps=2, logging_steps=1)  # fmt: skip
+
+
+def _completion_nll(path, demos) -> float:
+    """Mean negative log-likelihood per completion token (EOS included) of ``demos`` under the model at ``path``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    total, n = 0.0, 0
+    for d in demos:
+        p = tok(d["prompt"]).input_ids
+        c = tok(d["completion"] + tok.eos_token).input_ids
+        with torch.no_grad():
+            logits = model(torch.tensor([p + c])).logits[0, len(p) - 1 : -1]
+        total += torch.nn.functional.cross_entropy(logits, torch.tensor(c), reduction="sum").item()
+        n += len(c)
+    return total / n
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from transformers import TrainerCallback
+    from sspo_exp.models import cold_start, sft
+
+    class KillAfterFirstSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    real = sft.build
+    sft.build = lambda *a, **k: real(*a, **k, trainer_callbacks=[KillAfterFirstSave()])
+    model_cfg, cold, dataset = {"name": "mini-qwen", "path": sys.argv[2], "chat_template": "auto"}, %r, %r
+    cold_start.cold_started_path(model_cfg, cold, dataset, 0, sys.argv[1])
+""")
+
+
+def test_sft_cold_start_survives_a_kill_resumes_learns_and_is_cached_by_key(local_qwen_dir, tmp_path,  # noqa: F811
+                                                                             monkeypatch):
+    """A stage killed right after its first checkpoint publishes nothing; the next call resumes from that
+    checkpoint, finishes, learns the demonstrations and publishes; later calls with the same key do not train."""
+    from transformers import AutoTokenizer
+
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT % (SFT_COLD, GSM8K))
+    cache = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, str(script), str(cache), str(local_qwen_dir)], env=_env(),
+                          capture_output=True, text=True, timeout=CEILING)
+    assert proc.returncode == -9, proc.stdout + proc.stderr  # killed right after saving checkpoint-2
+    assert [p.name for p in cache.glob("coldstart-*") if not p.name.endswith((".lock", ".partial"))] == []
+    partial = next(cache.glob("coldstart-*.partial"))
+    assert (partial / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
+
+    model_cfg = dict(name="mini-qwen", path=str(local_qwen_dir), chat_template="auto")
+    path = cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache)
+    assert Path(path).name.startswith("coldstart-mini-qwen-s0-") and Path(path).parent == cache
+    record = json.loads((Path(path) / STAGE_FILE).read_text())
+    assert record["info"]["resumed_from"] == "checkpoint-2" and record["info"]["global_step"] == 4
+    assert record["key"] == sft.stage_key(model_cfg, SFT_COLD, GSM8K, 0)
+    assert sorted(p.name for p in cache.iterdir()) == [Path(path).name, Path(path).name + ".lock"]  # no leftovers
+    demos, _ = sft.demonstrations(GSM8K, AutoTokenizer.from_pretrained(local_qwen_dir), 512)
+    before, after = _completion_nll(local_qwen_dir, demos), _completion_nll(path, demos)
+    assert after < before - 0.5, (before, after)  # it learned the demonstrations (measured: 6.11 -> 4.78 nats/token)
+
+    monkeypatch.setattr(sft, "build", lambda *a, **k: pytest.fail("cached: must not retrain"))
+    assert cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache) == path
+    assert cold_start.cold_started_path(model_cfg, dict(SFT_COLD, seed=0), GSM8K, 5, cache) == path  # fixed seed
+    with pytest.raises(pytest.fail.Exception):  # another RL seed is another cold start
+        cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 1, cache)
+
+
+# ------------------------------------------------------------------------------------ command and loader hook
+def test_cold_start_command_rejects_a_bad_config_with_status_2(tmp_path, monkeypatch, capsys):
+    from sspo_exp.cli import main
+
+    monkeypatch.setenv("SSPO_EXP_CACHE", str(tmp_path))
+    base = ["model=local", "model.path=/x", "model.name=m"]
+    assert main(["cold-start", *base, "+cold_start@model.cold_start=sft", "model.cold_start.max_length=0"]) == 2
+    assert "model.cold_start.max_length=0" in capsys.readouterr().err
+    assert main(["cold-start", *base]) == 0 and capsys.readouterr().out.strip() == "/x"  # no cold start: model.path
+    assert list(tmp_path.iterdir()) == []
+
+
+def _fake_sft(work: Path, model_cfg, cold, dataset_cfg, seed, **_) -> dict:
+    """Stands in for the SFT: the base model with every weight doubled, saved as the stage's result."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_cfg["path"], dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2)
+    model.save_pretrained(work / "out")
+    AutoTokenizer.from_pretrained(model_cfg["path"]).save_pretrained(work / "out")
+    return {}
+
+
+def test_the_rl_run_starts_from_the_cold_started_policy(local_qwen_dir, tmp_path, monkeypatch):  # noqa: F811
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sspo_exp.models import load_policy
+
+    monkeypatch.setenv("SSPO_EXP_CACHE", str(tmp_path))
+    monkeypatch.setattr(sft, "build", _fake_sft)
+    cfg = _compose("model=local", f"model.path={local_qwen_dir}", "model.name=mini-qwen", "dataset=gsm8k",
+                   f"dataset.path={FIXTURES / 'gsm8k'}", "+cold_start@model.cold_start=sft")
+    model, _ = load_policy(cfg.model, cfg.dataset, cfg.seed)
+    expected = cold_start.cold_started_path(cfg.model, cfg.model.cold_start, cfg.dataset, cfg.seed, tmp_path)
+    assert Path(expected).parent == tmp_path  # the stage, not the base model
+    reference = AutoModelForCausalLM.from_pretrained(expected, dtype=torch.float32)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_a_multi_process_launch_only_reads_a_stage_it_may_not_build(tmp_path, monkeypatch):
+    from sspo_exp.models.stage import StageMissing
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(StageMissing, match="sspo-exp cold-start"):
+        run_stage(tmp_path, "z-s0-1", lambda work: pytest.fail("must not build"), launch="cached")
+    with pytest.raises(ValueError, match="launch='both'"):
+        run_stage(tmp_path, "z-s0-1", lambda work: None, launch="both")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    path = run_stage(tmp_path, "z-s0-1", lambda work: (work / "out").mkdir(), launch="cached")  # one process: builds
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert run_stage(tmp_path, "z-s0-1", lambda work: pytest.fail("cached"), launch="cached") == path
+
+
+@pytest.mark.slow
+def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwen_dir, tmp_path):  # noqa: F811
+    """`sspo-exp cold-start` under a 2-process launch (gloo): one SFT over both processes, published once."""
+    overrides = ["model=local", f"model.path={local_qwen_dir}", "model.name=mini-qwen", "dataset=gsm8k",
+                 f"dataset.path={FIXTURES / 'gsm8k'}", "dataset.heldout_size=1", "+cold_start@model.cold_start=sft",
+                 *[f"model.cold_start.{k}={v}" for k, v in SFT_COLD.items() if k not in ("seed", "max_examples")]]
+    # torchrun, not `accelerate launch --config_file conf/accelerate/cpu_ddp.yaml`: on CPU that starts one process
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29633 + os.getpid() % 1000), "-m", "sspo_exp.cli", "cold-start", *overrides]
+    env = {**_env(), "SSPO_EXP_CACHE": str(tmp_path / "cache"), "WANDB_SILENT": "true"}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CEILING, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    (path,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    record = json.loads((path / STAGE_FILE).read_text())
+    assert record["processes"] == 2 and record["info"]["global_step"] == SFT_COLD["max_steps"]
+    assert record["info"]["world_size"] == 2  # one SFT over both processes (DDP over gloo), not two side by side
+    assert set(out.stdout.split()) >= {str(path)}  # both processes print the published path
+
+
+TRAIN_FROM_COLD_START = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    from sspo_exp.cli import main
+    sys.exit(main(["train", *%r]))
+""")
+
+
+def test_sspo_exp_train_starts_rl_from_the_sft_cold_start_and_records_it(local_qwen_dir, tmp_path):  # noqa: F811
+    """The user's path: `sspo-exp train model=local ... +cold_start@model.cold_start=sft` computes the SFT stage in
+    the same process, then runs RL from it (SFTTrainer then GRPOTrainer in one process); run.json and the W&B config
+    name the stage; a second launch of the finished run computes nothing."""
+    from sspo_exp.report.wandb_offline import read_segment
+
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    args = ["model=local", "model.name=mini-qwen", f"model.path={local_qwen_dir}", "dataset=gsm8k",
+            f"dataset.path={FIXTURES / 'gsm8k'}", "dataset.heldout_size=1", f"output_root={runs}",
+            "+cold_start@model.cold_start=sft",
+            *[f"model.cold_start.{k}={v}" for k, v in SFT_COLD.items() if k not in ("seed", "max_examples")],
+            "model.cold_start.max_steps=2", "trainer.num_generations=2", "trainer.prompts_per_step=2",
+            "trainer.per_device_batch_size=4", "trainer.mu=1", "trainer.max_steps=1", "trainer.save_steps=1",
+            "trainer.max_prompt_length=256", "trainer.max_completion_length=4", "trainer.eval_samples=1",
+            "final_eval.benchmarks=[]"]  # fmt: skip
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_FROM_COLD_START % (args,))
+    env = {**_env(), "SSPO_EXP_CACHE": str(cache)}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=CEILING,
+                          cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (stage,) = [p for p in cache.iterdir() if p.is_dir()]
+    assert json.loads((stage / STAGE_FILE).read_text())["info"]["global_step"] == 2
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["cold_start"] == stage.name and info["initial_policy"] == str(stage)
+    assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 1
+    (segment,) = [read_segment(d) for d in run_dir.glob("wandb/offline-run-*")]  # the real W&B file
+    assert segment.config["identity"]["cold_start"] == stage.name
+
+    again = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=CEILING,
+                           cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "cold start:" not in again.stdout  # nothing recomputed
