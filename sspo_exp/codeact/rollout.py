@@ -43,8 +43,10 @@ def env_config(dataset_cfg: Any, max_completion_length: int) -> EnvConfig:
     return EnvConfig(max_completion_tokens=int(max_completion_length), sandbox=sandbox, **env)
 
 
-def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None):
-    """A TRL ``rollout_func``; ``setups`` maps a prompt string to its task's sandbox setup code."""
+def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, policy_factory=None):
+    """A TRL ``rollout_func``; ``setups`` maps a prompt string to its task's sandbox setup code;
+    ``policy_factory(model, tokenizer, args)`` builds the turn sampler (default: :class:`HFPolicy` sampling with the
+    trainer's temperature / top-p / top-k, so π_old is the distribution TRL's forward pass scores)."""
     setups = dict(setups or {})
 
     def rollout_func(prompts: Sequence[Any], trainer: Any) -> dict[str, Any]:
@@ -53,8 +55,11 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None):
         tok = trainer.processing_class
         prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if isinstance(p, str) else p for p in prompts]
         model = trainer.accelerator.unwrap_model(trainer.model)
-        policy = HFPolicy(model, tok, temperature=trainer.args.temperature, top_p=trainer.args.top_p,
-                          top_k=getattr(trainer.args, "top_k", None))
+        if policy_factory is not None:
+            policy = policy_factory(model, tok, trainer.args)
+        else:
+            policy = HFPolicy(model, tok, temperature=trainer.args.temperature, top_p=trainer.args.top_p,
+                              top_k=getattr(trainer.args, "top_k", None))
         episodes = run_episodes(prompt_ids, policy, tok, env, [setups.get(p) for p in prompts])
         mode = "train" if trainer.model.training else "eval"
         log_stats(trainer._metrics[mode], [e.stats() for e in episodes])
