@@ -82,7 +82,7 @@ def scripted(tokenizer, turns_by_prompt):
         for ctx, budget in zip(contexts, budgets):
             text = tokenizer.decode(ctx, skip_special_tokens=True)
             prompt = next(p for p in turns_by_prompt if text.startswith(p))
-            done = text.count("</execute>") + text.count("</solution>")
+            done = text[len(prompt):].count("</execute>") + text[len(prompt):].count("</solution>")
             turns = turns_by_prompt[prompt]
             turn = turns[done] if done < len(turns) else "nothing"
             out.append(tokenizer(turn, add_special_tokens=False)["input_ids"][:budget])

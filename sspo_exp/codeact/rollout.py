@@ -34,7 +34,12 @@ def env_config(dataset_cfg: Any, max_completion_length: int) -> EnvConfig:
     """The :class:`EnvConfig` of a ``codeact`` dataset block's ``env`` (budget: the trainer's completion length)."""
     from sspo_exp.sandbox import SandboxConfig
 
-    env = dict((dataset_cfg or {}).get("env") or {})
+    env = (dataset_cfg or {}).get("env") or {}
+    if hasattr(env, "items") and not isinstance(env, dict):
+        from omegaconf import OmegaConf
+
+        env = OmegaConf.to_container(env, resolve=True)
+    env = dict(env)
     sandbox = SandboxConfig.from_mapping(env.pop("sandbox", None) or {})
     known = {"max_turns", "max_observation_chars", "observation_template"}
     unknown = sorted(set(env) - known)
@@ -95,11 +100,30 @@ def format_reward(prompts, completions, codeact_format, **kwargs) -> list[float]
 REWARD_FUNCS = (solved_reward, format_reward)
 
 
+CODEACT_DATASETS = ("codeact", "codeact_arith")
+
+
+def check_config(cfg: Any) -> None:
+    """Reject a bad CodeAct training config before any compute (called by ``train.config.validate``)."""
+    from sspo_exp.sandbox import SandboxConfigError
+    from sspo_exp.train.config import ConfigError
+
+    if cfg.dataset.get("name") not in CODEACT_DATASETS:
+        return
+    if cfg.trainer.rollout != "hf":
+        raise ConfigError(f"trainer.rollout={cfg.trainer.rollout!r}: CodeAct episodes are sampled with the HF model; "
+                          "use trainer.rollout=hf (vLLM is not wired for multi-turn episodes)")
+    try:
+        env_config(cfg.dataset, cfg.trainer.max_completion_length)
+    except (ValueError, SandboxConfigError) as e:
+        raise ConfigError(str(e)) from e
+
+
 def trainer_kwargs(cfg: Any, train_dataset: Any) -> dict[str, Any]:
     """``SSPOTrainer`` arguments that switch a run to CodeAct episodes (``{}`` unless ``dataset.name`` is codeact):
     the reward functions and the rollout function. ``train_dataset`` must carry the ``checker`` and ``setup``
     columns (rows of ``sspo_exp.data.codeact``)."""
-    if cfg.dataset.get("name") not in ("codeact", "codeact_arith"):
+    if cfg.dataset.get("name") not in CODEACT_DATASETS:
         return {}
     env = env_config(cfg.dataset, cfg.trainer.max_completion_length)
     setups = {}

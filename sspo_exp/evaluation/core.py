@@ -77,11 +77,16 @@ def evaluate(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]], max_new
     """Greedy Pass@1 of an HF model on rows ``{id, question, answer, source}``.
 
     ``prompt_fn(question, tokenizer)`` builds each prompt (default: the zero-shot
-    :func:`sspo_exp.data.prompts.build_prompt`; the arithmetic task passes its own).
+    :func:`sspo_exp.data.prompts.build_prompt`; the arithmetic task passes its own). Rows with a ``checker``
+    column (CodeAct) are scored as multi-turn episodes by :func:`sspo_exp.codeact.evaluate.evaluate_codeact`.
     """
     from sspo_exp.data.prompts import build_prompt
 
     prompt_fn = prompt_fn or build_prompt
     prompts = [prompt_fn(r["question"], tokenizer) for r in rows]
+    if rows and "checker" in rows[0]:  # CodeAct rows: multi-turn episodes in the sandbox, the task's checker
+        from sspo_exp.codeact.evaluate import evaluate_codeact
+
+        return evaluate_codeact(model, tokenizer, rows, prompts, max_new_tokens, batch_size)
     completions = generate_hf(model, tokenizer, prompts, max_new_tokens, batch_size, progress=progress, desc=desc)
     return score(rows, prompts, completions)

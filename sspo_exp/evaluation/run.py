@@ -133,6 +133,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("max_new_tokens", "batch_size"):
         if not isinstance(e[key], int) or e[key] < 1:
             raise ValueError(f"eval.{key} must be a positive integer, got {e[key]!r}")
+    if "codeact" in e.benchmarks and e.backend != "hf":  # hook (codeact)
+        raise ValueError("eval.benchmarks has codeact: its multi-turn episodes are generated with eval.backend=hf")
     if e.backend == "vllm":
         try:
             import vllm  # noqa: F401
@@ -158,6 +160,10 @@ def load_hf(path: str, cfg: DictConfig):
 
 def prompt_fn_for(benchmark: str, dataset_cfg: Any):
     """The prompt builder: the zero-shot instruction prompt; the arithmetic task's own (its ``prompt_style``)."""
+    if benchmark in ("codeact", "codeact_arith"):  # hook (codeact): CodeAct's instruction, or compact for the tiny model
+        from sspo_exp.codeact.prompts import prompt_fn
+
+        return prompt_fn(dataset_cfg)
     if benchmark == "arithmetic":
         from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
 
@@ -209,7 +215,11 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
         start = time.time()
         prompt_fn = prompt_fn_for(name, knobs)
         prompts = [prompt_fn(r["question"], tokenizer) for r in rows]
-        if e.backend == "hf":
+        if name == "codeact":  # hook (codeact): multi-turn episodes in the sandbox, scored by each task's checker
+            from sspo_exp.codeact.evaluate import evaluate_codeact
+
+            completions = evaluate_codeact(model, tokenizer, rows, prompts, e.max_new_tokens, e.batch_size)
+        elif e.backend == "hf":
             completions = generate_hf(model, tokenizer, prompts, e.max_new_tokens, e.batch_size,
                                       progress=bool(e.get("progress", True)), desc=name)
         else:
@@ -218,7 +228,7 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
                                         tensor_parallel_size=int(v.get("tensor_parallel_size", 1)),
                                         gpu_memory_utilization=float(v.get("gpu_memory_utilization", 0.9)),
                                         dtype=str(e.get("dtype") or "auto"), max_model_len=v.get("max_model_len"))
-        result: EvalResult = score(rows, prompts, completions)
+        result: EvalResult = completions if name == "codeact" else score(rows, prompts, completions)
         assert result.n == len(rows), "every benchmark row must give one record"
         record = eval_record(
             name, result,

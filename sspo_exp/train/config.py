@@ -162,6 +162,9 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
 
     check_final_eval(cfg)
     check_in_training_eval(cfg)
+    from sspo_exp.codeact.rollout import check_config as check_codeact  # hook (codeact): env + rollout=hf
+
+    check_codeact(cfg)
     return plan
 
 

@@ -121,7 +121,8 @@ def train_dataset(cfg: DictConfig, tokenizer):
     for row in rows:
         prompt = prompt_of(row["question"], tokenizer, cfg.dataset)
         if len(tokenizer(prompt)["input_ids"]) <= cfg.trainer.max_prompt_length:
-            kept.append({"prompt": prompt, "answer": row["answer"]})
+            kept.append({"prompt": prompt, "answer": row["answer"],
+                         **{k: row[k] for k in ("checker", "setup") if k in row}})  # hook (codeact): task columns
     if not kept:
         raise ValueError(f"trainer.max_prompt_length={cfg.trainer.max_prompt_length}: every training prompt is longer")
     if len(kept) < len(rows):
@@ -143,6 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import wandb
     from transformers.integrations import WandbCallback
 
+    from sspo_exp.codeact.rollout import trainer_kwargs as codeact_trainer_kwargs
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.train import final_eval
     from sspo_exp.train.callbacks import HeldoutEval, ProgressLine
@@ -192,11 +194,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             eval_before.update(ev.run_all(model, "before", final_eval.BEFORE, run_dir, main, skip=tuple(eval_before)))
             if main:  # in the W&B summary at once, so a run killed later still carries its Base-row numbers
                 run.summary.update(final_eval.summary_keys(eval_before, final_eval.BEFORE))
+        data = train_dataset(cfg, tokenizer)
         trainer = SSPOTrainer(
-            model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
-            args=args, train_dataset=train_dataset(cfg, tokenizer),
+            model=model, processing_class=tokenizer, args=args, train_dataset=data,
             objective=objective,  # its loss_agg also sets the gradient-accumulation scaling
             callbacks=[WandbCallback(), HeldoutEval(ev, cfg.trainer.eval_steps, fe["every_steps"]), ProgressLine()],
+            # hook (codeact): dataset=codeact swaps in multi-turn episodes (rollout_func) and their rewards
+            **{"reward_funcs": list(REWARD_FUNCS), **codeact_trainer_kwargs(cfg, data)},
         )  # fmt: skip
         _attach(trainer)
         if checkpoint and main:
