@@ -141,3 +141,15 @@ def test_setup_code_defines_tools_before_the_first_cell():
     ids = [tok("t\n", add_special_tokens=False)["input_ids"]]
     [ep] = run_episodes(ids, scripted(tok, prompts), tok, EnvConfig(), setups=["def double(x):\n    return 2 * x\n"])
     assert ep.observations == ["42"] and ep.solution == "42"
+
+
+def test_observation_turn_uses_the_chat_templates_boundary():
+    from local_model_helpers import CHAT_TEMPLATE
+
+    from sspo_exp.codeact.episode import ObservationRenderer
+
+    tok = build_tokenizer()
+    assert ObservationRenderer(tok, EnvConfig()).text("42") == "\nObservation:\n42\n"
+    tok.chat_template = CHAT_TEMPLATE  # Qwen2.5-Instruct's (no tools)
+    text = ObservationRenderer(tok, EnvConfig()).text("42")
+    assert text == "<|im_end|>\n<|im_start|>user\nObservation:\n42<|im_end|>\n<|im_start|>assistant\n"

@@ -49,7 +49,9 @@ def test_experiment_configs_compose_to_the_papers_settings(experiment, model, da
 
 def test_every_experiment_file_is_covered_and_codeact_composes():
     files = {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")}
-    assert files == {"table1", "table2_math", "table2_code", "cpu_minigrid"}
+    assert files == {"table1", "table2_math", "table2_code", "cpu_minigrid", "cpu_codeact"}
+    cpu = _compose(["experiment=cpu_codeact"])
+    assert (cpu.dataset.name, cpu.model.name, cpu.trainer.use_cpu) == ("codeact_arith", "tiny", True)
     cfg = _compose(["experiment=table2_code"])
     assert (cfg.dataset.name, cfg.trainer.mu, cfg.trainer.rollout, list(cfg.final_eval.benchmarks)) == (
         "codeact", 4, "hf", ["codeact"])

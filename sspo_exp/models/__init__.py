@@ -20,11 +20,16 @@ def load_policy(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], se
     if not path:
         if model_cfg.get("name") != "tiny":
             raise ValueError(f"model.path is required for model.name={model_cfg.get('name')!r}; only 'tiny' is built locally")
-        if dataset_cfg.get("name") != "arithmetic":
-            raise ValueError(f"model=tiny is cold-started on dataset=arithmetic; got dataset.name={dataset_cfg.get('name')!r}")
-        from sspo_exp.models.cold_start import cold_started
+        if dataset_cfg.get("name") == "codeact_arith":  # hook (codeact): cold-started on the CodeAct format
+            from sspo_exp.codeact.cold_start import cold_started as codeact_cold_started
 
-        path = cold_started(model_cfg, model_cfg["cold_start"], dataset_cfg, seed)
+            path = codeact_cold_started(model_cfg, model_cfg["cold_start"], dataset_cfg, seed)
+        elif dataset_cfg.get("name") != "arithmetic":
+            raise ValueError(f"model=tiny is cold-started on dataset=arithmetic; got dataset.name={dataset_cfg.get('name')!r}")
+        else:
+            from sspo_exp.models.cold_start import cold_started
+
+            path = cold_started(model_cfg, model_cfg["cold_start"], dataset_cfg, seed)
     model = AutoModelForCausalLM.from_pretrained(str(path))
     tokenizer = AutoTokenizer.from_pretrained(str(path), padding_side="left")
     if tokenizer.pad_token is None:
