@@ -94,3 +94,27 @@ def test_codeact_solved_rate_uses_the_tools_and_the_checker():
     rec = result.records[0]
     assert rec.correct and rec.extracted == "1260.0" and "Observation:\n1260.0" in rec.completion
     assert not result.records[3].correct and "end=solution" in result.records[3].error
+
+
+def test_codeact_arith_rows_and_cold_start_targets_match_the_environment():
+    from sspo_exp.codeact.cold_start import targets
+    from sspo_exp.codeact.episode import EnvConfig, observation_text
+    from sspo_exp.data.codeact_arith import rows
+    from sspo_exp.sandbox import Observation
+
+    ds = {"name": "codeact_arith", "prompt_style": "compact", "env": {"max_turns": 3}, "train_size": 400,
+          "test_size": 20}
+    test = rows(ds, "test")
+    assert test[0]["checker"] == "math" and test[0]["id"].startswith("codeact_arith-test-")
+    assert not {r["question"] for r in test} & {r["question"] for r in rows(ds, "train")}  # disjoint splits
+    pairs = targets(ds, 0.3, seed=0)
+    executed = [segs for _, segs in pairs if len(segs) == 3]
+    assert 0.2 < len(executed) / len(pairs) < 0.4
+    prompt, (run, obs, solution) = next((p, s) for p, s in pairs if len(s) == 3)
+    a, b = map(int, prompt.strip().split("*"))
+    assert run == (f"<execute>print({a}*{b})</execute>", True) and solution == (f"<solution>{a * b}</solution>", True)
+    # the observation is exactly what the environment shows for the cell's output, and it is not trained on
+    sandbox_output = Observation(f"{a * b}\n", None, False, None, False, 0.0)
+    assert obs == (EnvConfig().observation_template.format(output=observation_text(sandbox_output, 200)), False)
+    guesses = [s[0][0] for _, s in pairs if len(s) == 1]
+    assert all(g.startswith("<solution>") and g.endswith("</solution>") for g in guesses)
