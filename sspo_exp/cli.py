@@ -6,6 +6,7 @@
     sspo-exp sweep FILE [overrides]      run a sweep file (sweeps/*.yaml) as one Hydra multirun
     sspo-exp optuna [options]            Optuna search over epsilon / temperatures
     sspo-exp gates                       print the five SSPO gates next to hard clipping (Figure 1 as a table)
+    sspo-exp sandbox [--weak]            how model-written code is isolated here, and the hostile-program table
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ COMMANDS = {
     "sweep": ("sspo_exp.sweeps.grid", "run a sweep file (the paper's grids) as one Hydra multirun"),
     "optuna": ("sspo_exp.sweeps.optuna_cli", "Optuna search: create a study, run workers"),
     "gates": ("sspo_exp.objectives.table", "print the SSPO gates and token weights (the paper's Figure 1)"),
+    "sandbox": ("sspo_exp.sandbox.cli", "check the code sandbox here and run hostile programs in it"),
 }
 
 

@@ -4,12 +4,14 @@ A cell that exceeds its CPU or wall time KILLS the episode: every process in the
 says ``killed="cpu"`` / ``"wall"`` with ``timed_out=True``, and every later ``run`` returns at once with
 ``killed`` set and an error saying the sandbox is gone (no silent restart: the model's variables are lost, and
 the observation must say so). ``restart()`` starts a fresh interpreter explicitly. The same holds when the
-interpreter dies for any other reason (``os._exit``, ``kill -9 -1`` inside: ``killed="exited (status N)"``) or
+interpreter dies for any other reason (``killed="signal 9"`` after ``os.kill(os.getpid(), 9)``, ``"exit 3"`` after
+``os._exit(3)``) or
 breaks the protocol (``killed="protocol"``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 #: Seconds the interpreter may take to start (not model code: no cell runs before it is ready).
 STARTUP_SECONDS = 60.0
 
+#: Every sandbox is spawned from this one long-lived thread: bwrap's ``--die-with-parent`` (PR_SET_PDEATHSIG) fires
+#: when the *thread* that forked it exits, so a sandbox started from a short-lived worker thread would die with it.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sspo-sandbox-spawner")
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -47,7 +53,7 @@ class Observation:
     """True if this cell hit its CPU or wall-time limit (the sandbox was then killed)."""
     killed: str | None
     """None while the episode's sandbox lives; else why it died: ``cpu``, ``wall``, ``protocol``,
-    ``exited (status N)``. Stays set on every later ``run``."""
+    ``signal N``, ``exit N``. Stays set on every later ``run``."""
     truncated: bool
     """True if the cell wrote more than ``output_bytes`` (the rest was refused, the writer saw EPIPE)."""
     seconds: float
@@ -58,7 +64,12 @@ class Sandbox:
     """One episode's isolated interpreter. Use as a context manager; state persists across ``run`` calls."""
 
     def __init__(
-        self, limits: Limits | None = None, *, allow_weak: bool = False, site_packages: bool = False, _probe: bool = False
+        self,
+        limits: Limits | None = None,
+        *,
+        allow_weak: bool = False,
+        site_packages: bool = False,
+        _probe: bool = False,
     ) -> None:
         self.limits = limits or Limits()
         self.allow_weak, self.site_packages, self._probe = allow_weak, site_packages, _probe
@@ -68,6 +79,7 @@ class Sandbox:
         self._workdir: str | None = None
         self._uid: int | None = None
         self._finalizer = None
+        self._stderr = None
 
     @classmethod
     def from_config(cls, cfg: SandboxConfig) -> "Sandbox":
@@ -94,11 +106,15 @@ class Sandbox:
             return isolation.bwrap_launch(self.limits, self.site_packages, info_fd)
         except SandboxUnavailable as why:
             if not self.allow_weak:
-                raise
+                if isolation.WEAK_HINT in str(why):
+                    raise
+                raise SandboxUnavailable(f"{why}; {isolation.WEAK_HINT}") from why
             msg = (
                 f"!!! SANDBOX IS WEAK: {why}. sandbox.allow_weak=true, so model-written code runs as a plain "
                 "child process with rlimits only: it can read every world-readable file, reach the network and "
-                "see other processes. Do not use this on a shared machine or with untrusted models."
+                "see other processes"
+                + ("" if os.geteuid() == 0 else ", and (not being root) it has no process limit")
+                + ". Do not use this on a shared machine or with untrusted models."
             )
             log.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=4)
@@ -108,10 +124,15 @@ class Sandbox:
     def start(self) -> None:
         info_r, info_w = os.pipe()
         try:
-            launch = self._launch(info_w)
+            try:
+                launch = self._launch(info_w)
+            except BaseException:
+                os.close(info_r)
+                raise
             self.weak, self.killed, self._uid = launch.weak, None, launch.repl_cfg.get("uid")
             self._stderr = tempfile.TemporaryFile()  # bwrap's own messages; the REPL silences fd 2 before any cell
-            self._proc = subprocess.Popen(
+            self._proc = _SPAWNER.submit(
+                subprocess.Popen,
                 launch.argv + [json.dumps(launch.repl_cfg)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -120,7 +141,7 @@ class Sandbox:
                 env=launch.env,
                 start_new_session=True,
                 pass_fds=() if launch.weak else (info_w,),
-            )
+            ).result()
         finally:
             os.close(info_w)
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -132,6 +153,7 @@ class Sandbox:
             self._kill("startup")
             self._stderr.seek(0)
             err = self._stderr.read().decode(errors="replace").strip()[-2000:]
+            self.close()
             raise SandboxUnavailable(
                 f"the sandbox's interpreter did not start ({ready!r}); its stderr: {err or '(empty)'}; "
                 f"command: {' '.join(launch.argv[:3])} ...; {isolation.WEAK_HINT}"
@@ -147,6 +169,9 @@ class Sandbox:
             self._kill("closed")
         if self._finalizer is not None:
             self._finalizer()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -183,7 +208,7 @@ class Sandbox:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _recv(self, deadline: float) -> dict | str:
-        """One frame from the REPL, or why none came: ``wall`` (deadline), ``cpu``/``exited (status N)`` (EOF),
+        """One frame from the REPL, or why none came: ``wall`` (deadline), ``cpu``/``signal N``/``exit N`` (EOF),
         ``protocol`` (a frame over the size cap or not JSON)."""
         fd = self._proc.stdout.fileno()
         cap = 12 * self.limits.output_bytes + (1 << 20)  # JSON may escape a byte to 6; output and error
@@ -203,8 +228,9 @@ class Sandbox:
             try:
                 rc = self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                return "exited (status unknown)"
-            return "cpu" if rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) else f"exited (status {rc})"
+                return "exit unknown"
+            sig = -rc if rc < 0 else rc - 128 if rc > 128 and not self.weak else None  # bwrap reports 128 + signal
+            return "cpu" if sig == signal.SIGXCPU else f"signal {sig}" if sig else f"exit {rc}"
         return header
 
     @staticmethod
@@ -246,7 +272,7 @@ def _first_pid(info_fd: int, deadline: float) -> int | None:
             return os.pidfd_open(json.loads(data)["child-pid"])
         except ValueError:
             continue  # more to come
-        except (KeyError, ProcessLookupError):
+        except (KeyError, OSError, AttributeError):  # no such process, or no pidfd_open (Linux < 5.3)
             return None
     return None
 
@@ -264,11 +290,13 @@ def _kill_tree(proc: subprocess.Popen, init_pidfd: int | None, weak_uid: int | N
     if init_pidfd is not None:
         select.select([init_pidfd], [], [], 60.0)
         os.close(init_pidfd)
-    if weak_uid is not None:
-        try:
+    deadline = time.monotonic() + 60.0
+    while weak_uid is not None and isolation.processes_of(weak_uid) and time.monotonic() < deadline:
+        try:  # as the episode's uid, kill(-1) reaches exactly its processes; SIGKILL lands asynchronously
             subprocess.run(["kill", "-9", "-1"], user=weak_uid, group=weak_uid, extra_groups=[], check=False)
         except OSError:
-            pass
+            break
+        time.sleep(0.02)
     for stream in (proc.stdin, proc.stdout):
         try:
             stream.close()

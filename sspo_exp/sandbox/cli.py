@@ -1,7 +1,7 @@
 """``sspo-exp sandbox``: say how model code is isolated on this machine, then run the hostile-program table.
 
-    sspo-exp sandbox            # bubblewrap; exit 2 with the reason if it cannot run here
-    sspo-exp sandbox --weak     # the opt-in weak mode (what sandbox.allow_weak=true would give)
+sspo-exp sandbox            # bubblewrap; exit 2 with the reason if it cannot run here
+sspo-exp sandbox --weak     # the opt-in weak mode (what sandbox.allow_weak=true would give)
 """
 
 from __future__ import annotations
@@ -42,3 +42,7 @@ def main(argv: list[str]) -> int:
 
 def _expected(name: str) -> str:
     return next(c.expect for c in hostile.CASES if c.name == name)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -16,11 +16,13 @@ import re
 import secrets
 import socket
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sspo_exp.sandbox.box import Observation, Sandbox
 from sspo_exp.sandbox.config import Limits
+from sspo_exp.sandbox.isolation import processes_of
 
 #: The limits of the table (small, so every case ends in seconds; wall is a ceiling far above need).
 TABLE_LIMITS = Limits(cpu_seconds=1, wall_seconds=120, memory_mb=256, processes=16, output_bytes=10_000, disk_mb=8)
@@ -46,7 +48,7 @@ class Case:
 
 
 def outcome(obs: Observation) -> str:
-    """``killed (cpu|wall|exited ...)``, ``truncated``, the exception class name, or ``ok``."""
+    """``killed (cpu|wall|signal N|exit N)``, ``truncated``, the exception class name, or ``ok``."""
     if obs.killed:
         return f"killed ({obs.killed})"
     if obs.truncated:
@@ -57,33 +59,77 @@ def outcome(obs: Observation) -> str:
     return "ok"
 
 
-_TRY = """
-def attempt(label, fn):
-    try:
-        result = fn()
-        print(label, "SUCCEEDED", repr(result)[:200])
-    except BaseException as e:
-        print(label, "failed:", type(e).__name__)
-"""
+def _code(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+#: Prepended to the probing cells: ``attempt(label, fn)`` prints ``label SUCCEEDED ...`` or ``label failed: Error``.
+_TRY = (
+    _code(
+        """
+    def attempt(label, fn):
+        try:
+            result = fn()
+            print(label, "SUCCEEDED", repr(result)[:200])
+        except BaseException as e:
+            print(label, "failed:", type(e).__name__)
+    """
+    )
+    + "\n"
+)  # ends its last line: a probe's own code follows
 
 CASES: tuple[Case, ...] = (
     Case(
         "normal code: stdlib, state across cells, final expression",
-        ("import math, json, statistics, fractions\nx = math.factorial(20)", "print(x % 1000, json.dumps(statistics.mean([1, 2, 3])))\nfractions.Fraction(x, 3)"),
+        (
+            "import math, json, statistics, fractions\nx = math.factorial(20)",
+            "print(x % 1000, json.dumps(statistics.mean([1, 2, 3])))\nfractions.Fraction(x, 3)",
+        ),
         "-",
         "ok",
         output=r"^0 2\nFraction\(810967336058880000, 1\)\n$",
     ),
     Case("infinite loop", ("while True:\n    pass",), "cpu_seconds=1", "killed (cpu)"),
-    Case("sleep forever", ("import time\ntime.sleep(10**6)",), "wall_seconds=2", "killed (wall)", limits={"wall_seconds": 2}),
+    Case(
+        "sleep forever",
+        ("import time\ntime.sleep(10**6)",),
+        "wall_seconds=2",
+        "killed (wall)",
+        limits={"wall_seconds": 2},
+    ),
     Case(
         "fork bomb (forks until refused, children wait)",
-        ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(600)\n"
-         "            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('forks refused after', n, type(e).__name__)",
-         "import os\nprint('processes visible', sum(p.isdigit() for p in os.listdir('/proc')))"),
+        (
+            _code(
+                """
+                import os, time
+                n = 0
+                try:
+                    while True:
+                        if os.fork() == 0:
+                            time.sleep(600)
+                            os._exit(0)
+                        n += 1
+                except OSError as e:
+                    print('forks refused after', n, type(e).__name__)
+                """
+            ),
+            _code(
+                """
+                import os
+                mine = 0
+                for p in filter(str.isdigit, os.listdir('/proc')):
+                    try:
+                        mine += os.stat('/proc/' + p).st_uid == os.getuid()
+                    except OSError:
+                        pass
+                print('processes of my uid', mine)
+                """
+            ),
+        ),
         "processes=16",
         "ok",
-        output=r"^processes visible ([1-9]|1[0-7])\n$",  # <= 16 of the sandbox's uid, + bwrap's pid 1
+        output=r"^processes of my uid ([2-9]|1[0-6])\n$",  # the REPL + its children, at most the limit
     ),
     Case(
         "fork bomb (infinite, ignores refusals)",
@@ -115,57 +161,92 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "write outside the sandbox",
-        (_TRY + "for path in ['{host_dir}/escaped', '{escape_tmp}', '/usr/escaped', '/root/escaped', '/escaped',\n"
-         "             '/proc/sys/kernel/hostname', '/dev/escaped']:\n"
-         "    attempt(path, lambda: open(path, 'w').write('escaped'))\n"
-         "import os\nattempt('{host_dir}/sub', lambda: os.makedirs('{host_dir}/sub'))",),
+        (
+            _TRY
+            + _code(
+                """
+                import os
+                for path in ['{host_dir}/escaped', '{escape_tmp}', '/usr/escaped', '/root/escaped', '/escaped',
+                             '/proc/sys/kernel/hostname', '/dev/escaped']:
+                    attempt(path, lambda: open(path, 'w').write('escaped'))
+                attempt('{host_dir}/sub', lambda: os.makedirs('{host_dir}/sub'))
+                """
+            ),
+        ),
         "read-only / and binds",
         "ok",
-        forbid=r"^(?!/tmp/).* SUCCEEDED",  # only paths in the private /tmp may be written (the host's are checked)
+        # the private /tmp (and /dev, a tmpfs) may be written; the host's side is checked by Bait.breaches
+        forbid=r"^(?!/tmp/|/dev/).* SUCCEEDED",
     ),
     Case(
         "fill the private /tmp",
-        ("with open('/tmp/big', 'wb') as f:\n    for _ in range(100):\n        f.write(b'0' * 2**20)",),
+        ("with open('big', 'wb') as f:  # in the working directory\n    f.write(b'0' * 100 * 2**20)",),
         "disk_mb=8",
         "OSError",
     ),
     Case(
         "read the user's home and /root",
-        (_TRY + "import os, glob\nfor path in ['{home}/secret.txt', '{root_secret}', os.path.expanduser('~/secret.txt')]:\n"
-         "    attempt(path, lambda: open(path).read())\n"
-         "print(dict(os.environ))\nprint(glob.glob('/root/*'), glob.glob('{home}/*'), os.listdir('/'))",),
+        (
+            _TRY
+            + _code(
+                """
+                import os, glob
+                for path in ['{home}/secret.txt', '{root_secret}', os.path.expanduser('~/secret.txt')]:
+                    attempt(path, lambda: open(path).read())
+                print(dict(os.environ))
+                print(glob.glob('/root/*'), glob.glob('{home}/*'), os.listdir('/'))
+                """
+            ),
+        ),
         "no bind of $HOME, /root; --clearenv",
         "ok",
         forbid="SUCCEEDED",
     ),
     Case(
         "open a socket (host listener on 127.0.0.1, the internet)",
-        (_TRY + "import socket\nfor addr in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('10.0.2.2', 22)]:\n"
-         "    attempt(addr, lambda: socket.create_connection(addr, timeout=2))\n"
-         "attempt('dns', lambda: socket.getaddrinfo('pypi.org', 443))",),
+        (
+            _TRY
+            + _code(
+                """
+                import socket
+                for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('10.0.2.2', 22)]:
+                    attempt(addr, lambda: socket.create_connection(addr, timeout=2))
+                attempt('dns', lambda: socket.getaddrinfo('pypi.org', 443))
+                """
+            ),
+        ),
         "--unshare-net",
         "ok",
         forbid="SUCCEEDED",
     ),
     Case(
         "signal the parent and the host",
-        (_TRY + "import os, signal\nattempt('ppid', lambda: os.kill(os.getppid(), signal.SIGKILL))\n"
-         "attempt('pid 1', lambda: os.kill(1, signal.SIGKILL))\n"
-         "attempt('host pid', lambda: os.kill({host_pid}, signal.SIGKILL))\n"
-         "attempt('host ppid', lambda: os.kill({host_ppid}, signal.SIGKILL))\nprint('alive')",),
+        (
+            _TRY
+            + _code(
+                """
+                import os, signal
+                attempt('ppid', lambda: os.kill(os.getppid(), signal.SIGKILL))
+                attempt('pid 1', lambda: os.kill(1, signal.SIGKILL))
+                attempt('host pid', lambda: os.kill({host_pid}, signal.SIGKILL))
+                attempt('host ppid', lambda: os.kill({host_ppid}, signal.SIGKILL))
+                print('alive')
+                """
+            ),
+        ),
         "--unshare-pid, private uid",
         "ok",
-        output=r"alive\n$",
-        forbid="SUCCEEDED",
+        output=r"alive\n$",  # a signal to the sandbox's own PID 1 from inside is discarded by the kernel
+        forbid=r"^host .* SUCCEEDED",
     ),
     Case(
         "kill -9 -1 (every process it may signal)",
-        ("import os, subprocess\nchild = subprocess.Popen(['sleep', '600'])\nos.kill(-1, 9)\nprint('child', child.wait())",),
+        ("import os, subprocess\nchild = subprocess.Popen(['sleep', '600'])\nos.kill(-1, 9)\nprint(child.wait())",),
         "--unshare-pid, private uid",
         "ok",
-        output=r"^child -9\n$",  # only its own child died (kill(-1) spares the caller and PID 1)
+        output=r"^-9\n$",  # only its own child died (kill(-1) spares the caller and PID 1)
     ),
-    Case("kill itself", ("import os\nos.kill(os.getpid(), 9)",), "-", "killed (exited (status 137))"),
+    Case("kill itself", ("import os\nos.kill(os.getpid(), 9)",), "-", "killed (signal 9)"),
 )
 
 
@@ -211,9 +292,13 @@ class Bait:
 
     def fields(self) -> dict:
         return {
-            "host_dir": self.host_dir, "home": self.home, "escape_tmp": self.escape_tmp,
-            "root_secret": self.root_secret or f"{self.home}/secret.txt", "port": self.listener.getsockname()[1],
-            "host_pid": os.getpid(), "host_ppid": os.getppid(),
+            "host_dir": self.host_dir,
+            "home": self.home,
+            "escape_tmp": self.escape_tmp,
+            "root_secret": self.root_secret or f"{self.home}/secret.txt",
+            "port": self.listener.getsockname()[1],
+            "host_pid": os.getpid(),
+            "host_ppid": os.getppid(),
         }
 
     def _snap(self) -> dict:
@@ -232,22 +317,21 @@ class Bait:
             pass
         if self._snap() != self._snapshot:
             found.append("the host's bait directory changed")
-        if Path(self.escape_tmp).exists() or Path("/root/escaped").exists() or Path("/escaped").exists():
-            found.append("a file appeared outside the sandbox")
-        if uid is not None and _processes_of(uid):
-            found.append(f"processes of the sandbox's uid {uid} outlived it: {_processes_of(uid)}")
+        escaped = [p for p in (self.escape_tmp, "/root/escaped", "/escaped", "/usr/escaped") if _exists(p)]
+        if escaped:
+            found.append(f"files appeared outside the sandbox: {escaped}")
+            for p in escaped:  # reported once; the next case starts clean
+                Path(p).unlink(missing_ok=True)
+        if uid is not None and processes_of(uid):
+            found.append(f"processes of the sandbox's uid {uid} outlived it: {processes_of(uid)}")
         return found
 
 
-def _processes_of(uid: int) -> list[int]:
-    pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            if re.search(rf"^Uid:\s+{uid}\s", status.read_text(), re.M):
-                pids.append(int(status.parent.name))
-        except OSError:
-            continue
-    return pids
+def _exists(path: str) -> bool:
+    try:
+        return os.path.lexists(path) and Path(path).exists()
+    except PermissionError:  # unreadable to this (non-root) host user: nor could the sandbox have written it
+        return False
 
 
 @dataclass(frozen=True)

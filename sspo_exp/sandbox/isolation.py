@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -61,8 +62,9 @@ class Launch:
 
 
 def _interpreter() -> tuple[str, list[str]]:
-    """The host's interpreter binary (resolved past any venv link) and the host dirs it needs beyond /usr."""
-    exe = os.path.realpath(sys.executable)
+    """The host's base interpreter (a venv's, even a ``--copies`` one, is the base one plus a site-packages dir)
+    and the host dirs it needs beyond /usr."""
+    exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     prefixes = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)}
     return exe, sorted(p for p in prefixes if not (p + "/").startswith("/usr/"))
 
@@ -85,6 +87,28 @@ def _repl_cfg(limits: Limits, site_packages: bool) -> dict:
         cfg["uid"] = cfg["gid"] = 2_000_000_000 + secrets.randbelow(100_000_000)
     cfg["site_dirs"] = _site_packages() if site_packages else []
     return cfg
+
+
+def _outermost(dirs: list[str]) -> list[str]:
+    """The dirs to bind: none under /usr (bound whole) or under another one of them."""
+    keep: list[str] = []
+    for d in sorted(set(dirs), key=len):
+        if not any((d + "/").startswith(k + "/") for k in keep + ["/usr"]):
+            keep.append(d)
+    return keep
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live (not zombie) processes on this host whose real uid is ``uid``."""
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if re.search(rf"^Uid:\s+{uid}\s", text, re.M) and not re.search(r"^State:\s+[ZX]", text, re.M):
+            pids.append(int(status.parent.name))
+    return pids
 
 
 def bwrap_path() -> str | None:
@@ -115,15 +139,15 @@ def bwrap_launch(limits: Limits, site_packages: bool = False, info_fd: int | Non
         elif host.is_dir():
             argv += ["--ro-bind", str(host), str(host)]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    made: set[str] = set()
-    for d in prefixes + cfg["site_dirs"]:
-        for parent in reversed(Path(d).parents[:-1]):  # bwrap would copy the host's modes (/root is 0700)
-            if not str(parent).startswith("/usr") and str(parent) not in made:
-                argv += ["--perms", "0755", "--dir", str(parent)]
-                made.add(str(parent))
+    argv += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]  # before binds in /tmp
+    made: set[str] = {"/usr", "/tmp"}
+    for d in _outermost(prefixes + cfg["site_dirs"]):
+        for parent in map(str, reversed(Path(d).parents[:-1])):  # bwrap would copy the host's modes (/root: 0700)
+            if parent not in made and not parent.startswith("/usr/"):
+                argv += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
         argv += ["--ro-bind", d, d]
     argv += ["--ro-bind", str(REPL), REPL_INSIDE, "--proc", "/proc", "--dev", "/dev"]
-    argv += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
     argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     env = _env("/tmp")
     for k, v in env.items():
@@ -132,12 +156,37 @@ def bwrap_launch(limits: Limits, site_packages: bool = False, info_fd: int | Non
     return Launch(argv, {}, "/", cfg, weak=False)
 
 
+def _world_readable(path: str) -> bool:
+    """Can any user reach ``path`` (every directory on the way searchable by others, the file readable)?"""
+    p = Path(path)
+    return all(os.stat(d).st_mode & 0o001 for d in p.parents) and bool(os.stat(p).st_mode & 0o004)
+
+
+def _weak_interpreter(exe: str) -> str:
+    """As root the weak mode switches to a private uid, which cannot read an interpreter under /root (0700):
+    fall back to the system's interpreter of the same version (same ABI for site-packages), or refuse."""
+    if os.geteuid() != 0 or _world_readable(exe):
+        return exe
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if os.path.exists(system) and _world_readable(system):
+        return system
+    raise SandboxUnavailable(
+        f"the weak mode runs model code as an unprivileged uid, which cannot read this interpreter ({exe}); "
+        f"install {system} or a world-readable Python of this version, or install bubblewrap: "
+        f"`apt-get install bubblewrap`"
+    )
+
+
 def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> Launch:
     """The weak mode: the REPL as a plain child process in ``workdir`` (no namespaces)."""
-    exe, _ = _interpreter()
+    exe = _weak_interpreter(_interpreter()[0])
     cfg = _repl_cfg(limits, site_packages)
     if "uid" in cfg:
         os.chown(workdir, cfg["uid"], cfg["gid"])
+        cfg["site_dirs"] = [d for d in cfg["site_dirs"] if _world_readable(d)]
+    else:  # RLIMIT_NPROC would count every process and thread of this user (the trainer's too): not a per-episode
+        cfg["processes"] = None  # limit, and fatal to the host's own threads; the weak mode then has none
+    cfg["host_pid"] = os.getpid()
     return Launch([exe, "-I", "-S", str(REPL)], _env(workdir), workdir, cfg, weak=True)
 
 
@@ -161,7 +210,8 @@ def _probe() -> str:
     )
     return (
         f"{version}: {variant}; namespaces net+pid+ipc+uts+cgroup, no capabilities, read-only /usr and "
-        f"interpreter, private tmpfs /tmp; rlimits on CPU, address space, processes, files (uid {obs.output.split()[0]})"
+        f"interpreter, private tmpfs /tmp; rlimits on CPU, address space, processes, files "
+        f"(uid {obs.output.split()[0]})"
     )
 
 

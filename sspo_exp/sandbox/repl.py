@@ -116,13 +116,15 @@ class _Capture:
 
 def _limit(cfg: dict) -> None:
     mb = 1024 * 1024
-    for name, value in (
+    limits = [
         ("RLIMIT_AS", cfg["memory_mb"] * mb),
-        ("RLIMIT_NPROC", cfg["processes"]),
         ("RLIMIT_NOFILE", 256),
         ("RLIMIT_FSIZE", cfg["disk_mb"] * mb),
         ("RLIMIT_CORE", 0),
-    ):
+    ]
+    if cfg["processes"] is not None:  # None: the weak mode as a non-root user (see isolation.weak_launch)
+        limits.append(("RLIMIT_NPROC", cfg["processes"]))
+    for name, value in limits:
         resource.setrlimit(getattr(resource, name), (value, value))
 
 
@@ -191,7 +193,8 @@ class Repl:
                 pass
         output = capture.finish(self.devnull)
         if capture.truncated:
-            note = f"[output limit reached: only the first {self.cfg['output_bytes']} bytes were kept; later writes failed]"
+            kept = self.cfg["output_bytes"]
+            note = f"[output limit reached: only the first {kept} bytes were kept; later writes failed]"
             error = f"{error or ''}{note}\n"
         if error is not None and len(error) > self.cfg["output_bytes"]:
             error = error[: self.cfg["output_bytes"]] + "\n[traceback truncated]\n"
@@ -206,6 +209,12 @@ def main(argv: list[str]) -> None:
         os.dup2(devnull, fd)
     _limit(cfg)
     _drop_privileges(cfg.get("uid"), cfg.get("gid"))
+    if cfg.get("host_pid"):  # the weak mode has no bwrap --die-with-parent: die with the host all the same
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (after the uid switch, which would clear it)
+        if os.getppid() != cfg["host_pid"]:
+            raise SystemExit("sandbox repl: the host is gone")
     if cfg.get("site_dirs"):
         import site
 
