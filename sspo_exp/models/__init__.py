@@ -54,8 +54,13 @@ def policy_path(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], se
         return str(path)
     if model_cfg.get("name") != "tiny":
         raise ValueError(f"model.path is required for model.name={model_cfg.get('name')!r}; only 'tiny' is built locally")
+    if dataset_cfg.get("name") == "codeact_arith":  # the CodeAct format's cold start (sspo_exp/codeact/cold_start.py)
+        from sspo_exp.codeact.cold_start import cold_started as codeact_cold_started
+
+        return str(codeact_cold_started(model_cfg, model_cfg["cold_start"], dataset_cfg, seed))
     if dataset_cfg.get("name") != "arithmetic":
-        raise ValueError(f"model=tiny is cold-started on dataset=arithmetic; got dataset.name={dataset_cfg.get('name')!r}")
+        raise ValueError(f"model=tiny is cold-started on dataset=arithmetic or codeact_arith; "
+                         f"got dataset.name={dataset_cfg.get('name')!r}")
     from sspo_exp.models.cold_start import cold_started
 
     return str(cold_started(model_cfg, model_cfg["cold_start"], dataset_cfg, seed))
