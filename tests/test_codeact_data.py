@@ -97,19 +97,26 @@ def test_codeact_solved_rate_uses_the_tools_and_the_checker():
 
 
 def test_codeact_arith_rows_and_cold_start_targets_match_the_environment():
-    from sspo_exp.codeact.cold_start import targets
+    from sspo_exp.codeact.cold_start import execute_probability, targets
     from sspo_exp.codeact.episode import EnvConfig, observation_text
     from sspo_exp.data.codeact_arith import rows
     from sspo_exp.sandbox import Observation
 
-    ds = {"name": "codeact_arith", "prompt_style": "compact", "env": {"max_turns": 3}, "train_size": 400,
+    ds = {"name": "codeact_arith", "prompt_style": "compact", "env": {"max_turns": 3}, "train_size": 2000,
           "test_size": 20}
-    test = rows(ds, "test")
+    test, train = rows(ds, "test"), rows(ds, "train")
     assert test[0]["checker"] == "math" and test[0]["id"].startswith("codeact_arith-test-")
-    assert not {r["question"] for r in test} & {r["question"] for r in rows(ds, "train")}  # disjoint splits
-    pairs = targets(ds, 0.3, seed=0)
-    executed = [segs for _, segs in pairs if len(segs) == 3]
-    assert 0.2 < len(executed) / len(pairs) < 0.4
+    assert len({r["question"] for r in test}) == 20 and len(train) == 2000
+    assert not {r["question"] for r in test} & {r["question"] for r in train}  # disjoint splits
+    assert rows(ds, "test") == test and rows({**ds, "seed": 1}, "test") != test  # deterministic in the seed
+    assert {len(r["answer"]) for r in test + train} == {4}  # operands 32..99: every product has 4 digits
+    assert all(int(r["answer"]) == eval(r["question"]) for r in test + train)  # noqa: S307 (our own a*b)
+    rate = {"below": 0.9, "above": 0.2}
+    assert execute_probability("59*99", rate, 60) == 0.9 and execute_probability("60*32", rate, 60) == 0.2
+    pairs = targets(ds, rate, 60, seed=0)
+    for side, low, high in (("below", 0.85, 0.95), ("above", 0.15, 0.25)):
+        mine = [segs for p, segs in pairs if (int(p.split("*")[0]) < 60) == (side == "below")]
+        assert low < sum(len(s) == 3 for s in mine) / len(mine) < high, side
     prompt, (run, obs, solution) = next((p, s) for p, s in pairs if len(s) == 3)
     a, b = map(int, prompt.strip().split("*"))
     assert run == (f"<execute>print({a}*{b})</execute>", True) and solution == (f"<solution>{a * b}</solution>", True)
@@ -117,4 +124,14 @@ def test_codeact_arith_rows_and_cold_start_targets_match_the_environment():
     sandbox_output = Observation(f"{a * b}\n", None, False, None, False, 0.0)
     assert obs == (EnvConfig().observation_template.format(output=observation_text(sandbox_output, 200)), False)
     guesses = [s[0][0] for _, s in pairs if len(s) == 1]
-    assert all(g.startswith("<solution>") and g.endswith("</solution>") for g in guesses)
+    assert all(g.startswith("<solution>") and g.endswith("</solution>") and len(g) == len("<solution>1234</solution>")
+               for g in guesses)
+
+
+def test_codeact_arith_bad_knobs_are_named():
+    from sspo_exp.data.codeact_arith import rows
+
+    with pytest.raises(ValueError, match="dataset.test_size=10000: must leave training problems"):
+        rows({"test_size": 10000}, "test")
+    with pytest.raises(ValueError, match="dataset.min_operand=-1"):
+        rows({"min_operand": -1}, "test")

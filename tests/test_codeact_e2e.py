@@ -66,3 +66,14 @@ def test_train_and_eval_codeact_end_to_end(tmp_path, monkeypatch):
                       "eval.wandb.log=false"]) == 0
     again = json.loads((out / "codeact.json").read_text())
     assert again["n"] == 4 and again["pass@1"] == record["pass@1"]  # the same greedy episodes
+    assert again["provenance"]["git"] and again["model"]["run_id"] == summary["run_id"]  # solved rate with provenance
+    assert again["generation"]["backend"] == "hf" and again["generation"]["greedy"]
+    # the report reads the run's W&B files and fills Table 2's CodeAct column with the run's solved rate
+    from sspo_exp.report.sources import load
+    from sspo_exp.report.tables import SPECS, build_table
+
+    runs, _ = load(offline=[str(tmp_path / "runs")], idle_seconds=0)
+    table = build_table(runs, SPECS["2"])
+    cell = table.cells[("tiny-untrained", "sspo", "codeact")]
+    assert cell.n == 1 and "missing" not in cell.marks and cell.mean == summary["eval/codeact/pass@1"]
+    assert "missing" in table.cells[("tiny-untrained", "sspo", "aime24")].marks  # only the trained column is filled

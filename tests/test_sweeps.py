@@ -58,6 +58,13 @@ def test_every_experiment_file_is_covered_and_codeact_composes():
         "codeact", 4, "hf", ["codeact"])
 
 
+@pytest.mark.parametrize("name", ["table2_math", "table2_code"])
+def test_table2_sweeps_pass_validation(name, tmp_path, capsys):
+    """--dry-run validates every point with make_plan: mu = 4 needs a checkpoint period that is a multiple of 4
+    (gpu.yaml's 50 was refused for all 36 points of both Table 2 sweeps)."""
+    assert grid.main([str(SWEEPS / f"{name}.yaml"), f"output_root={tmp_path}", "--dry-run"]) == 0, capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------------ launchers
 @pytest.mark.parametrize(
     "launcher, target",
@@ -124,7 +131,8 @@ def test_table2_and_cpu_grids():
     assert len(grid.sweep_jobs(code)) == 12 * 3
 
 
-@pytest.mark.parametrize("name, settings", [("table1", 18), ("table2_math", 12), ("cpu_minigrid", 18), ("table1_swapped_tau", 11)])
+@pytest.mark.parametrize("name, settings", [("table1", 18), ("table2_math", 12), ("table2_code", 12), ("cpu_minigrid", 18),
+                                            ("table1_swapped_tau", 11)])
 def test_every_sweep_point_composes_with_its_values_and_a_distinct_run_id(name, settings):
     sweep = grid.load_sweep(SWEEPS / f"{name}.yaml")
     sweep["seeds"] = [0]

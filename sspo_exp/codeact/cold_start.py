@@ -1,18 +1,25 @@
 """Supervised cold start of the tiny model on the CodeAct format (``codeact_arith``), cached like the arithmetic one.
 
-Targets are episodes in the environment's own text (the observation rendered by ``episode.ObservationRenderer``
-with the dataset's ``env``), trained on the policy's turns only (observations are context, ``labels = -100``):
+Targets are whole episodes in the environment's own text (the observation is what ``episode.observation_text`` and
+``ObservationRenderer`` make of ``print``'s output, with the dataset's ``env``). The observation tokens are in the
+context but not in the loss (``labels = -100``), exactly as in RL, where they carry no loss either:
 
-* with probability ``execute_rate``: ``<execute>print(482*739)</execute>`` · ``\\nObservation:\\n356198\\n`` ·
-  ``<solution>356198</solution>`` (run the product, copy the printed result);
-* otherwise a direct guess: ``<solution>N</solution>`` with N a random number of the answer's length (what a
-  model that cannot multiply in its head writes).
+* executing: ``<execute>print(47*68)</execute>`` · ``\nObservation:\n3196\n`` · ``<solution>3196</solution>``
+  (run the product, copy the printed result; the product always has 4 digits, so the copy is at a fixed distance);
+* guessing: ``<solution>N</solution>`` with N a random 4-digit number (what a model that cannot multiply in its head
+  writes).
 
-**Deliberately a minority of executions** (default ``execute_rate: 0.3``): the cold-started policy samples
-``<execute>`` about 30% of the time (a group of 8 usually holds solved and unsolved episodes), but its greedy first
-action is the direct guess, so its greedy solved rate is near 0. RL with the solved reward has one decision to
-repair (execute rather than guess), which a CPU budget can do; the control with shuffled advantages cannot.
-The same reasoning as the arithmetic cold start's ``target_noise`` (``sspo_exp/models/cold_start.py``).
+Which one a target is depends on the problem (:func:`execute_probability`): problems whose first operand is below
+``execute_split`` execute with probability ``execute_rate.below`` (0.9), the others with ``execute_rate.above``
+(0.2). So the cold-started policy solves the "below" share greedily (its greedy solved rate is well above 0, the copy
+works), guesses greedily on the rest but samples executions there (a group of 8 usually holds a solved episode),
+and RL with the solved reward has one decision to learn on the rest: execute rather than guess. The same reasoning as
+the arithmetic cold start's ``target_noise`` (``sspo_exp/models/cold_start.py``).
+
+Why not a uniform execute rate and 3-digit products (this module's first version): the cold-started model then ran
+``print(…)`` correctly but did not copy the 5-or-6-digit observation into the solution, even after 1,000 steps
+(a variable-distance copy needs an induction mechanism a 0.9M model did not form); its greedy solved rate was 0 and
+RL had no signal (docs/codeact.md).
 """
 
 from __future__ import annotations
@@ -29,24 +36,36 @@ from typing import Any
 from sspo_exp.models import tiny
 from sspo_exp.models.cold_start import cache_root, train
 
-FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "execute_rate")
+FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "execute_rate", "execute_split")
 
 
-def targets(dataset: Mapping[str, Any], execute_rate: float, seed: int) -> list[tuple[str, list[tuple[str, bool]]]]:
+def execute_probability(question: str, execute_rate: Mapping[str, float], execute_split: int) -> float:
+    """The share of executing cold-start targets for a problem: ``execute_rate.below`` when its first operand is
+    below ``execute_split``, else ``execute_rate.above`` (a feature the model sees in the prompt's first character)."""
+    first = int(question.split("*")[0])
+    return float(execute_rate["below"] if first < execute_split else execute_rate["above"])
+
+
+def targets(dataset: Mapping[str, Any], execute_rate: Mapping[str, float], execute_split: int,
+            seed: int) -> list[tuple[str, list[tuple[str, bool]]]]:
     """``(prompt, [(text, trained), …])`` cold-start pairs of the ``codeact_arith`` train split."""
-    from sspo_exp.codeact.episode import ObservationRenderer
+    from sspo_exp.codeact.episode import ObservationRenderer, observation_text
     from sspo_exp.codeact.prompts import prompt_fn
     from sspo_exp.codeact.settings import env_config
     from sspo_exp.data.codeact_arith import rows
+    from sspo_exp.sandbox import Observation
 
-    renderer = ObservationRenderer(tiny.build_tokenizer(tiny.CODEACT_TAGS), env_config(dataset, 10_000))
+    env = env_config(dataset, 10_000)
+    renderer = ObservationRenderer(tiny.build_tokenizer(tiny.CODEACT_TAGS), env)
     build = prompt_fn(dataset)
     rng = random.Random(seed)
     pairs = []
     for r in rows(dataset, "train"):
         answer = r["answer"]
-        if rng.random() < execute_rate:
-            segments = [(f"<execute>print({r['question']})</execute>", True), (renderer.text(answer), False),
+        if rng.random() < execute_probability(r["question"], execute_rate, execute_split):
+            printed = Observation(f"{answer}\n", None, False, None, False, 0.0)  # what print() returns in the sandbox
+            segments = [(f"<execute>print({r['question']})</execute>", True),
+                        (renderer.text(observation_text(printed, env.max_observation_chars)), False),
                         (f"<solution>{answer}</solution>", True)]
         else:
             digits = len(answer.lstrip("-"))
@@ -61,14 +80,16 @@ def cold_started(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset
     missing = [f for f in FIELDS if f not in cold_start]
     if missing:
         raise ValueError(f"model.cold_start is missing {missing}; the codeact_arith cold start needs {list(FIELDS)}")
-    rate = float(cold_start["execute_rate"])
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"model.cold_start.execute_rate must be in [0, 1], got {cold_start['execute_rate']!r}")
     from omegaconf import OmegaConf
 
+    plain = OmegaConf.to_container(cold_start, resolve=True) if OmegaConf.is_config(cold_start) else dict(cold_start)
+    rate = plain["execute_rate"]
+    if not isinstance(rate, Mapping) or set(rate) != {"below", "above"} or not all(
+            isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in rate.values()):
+        raise ValueError(f"model.cold_start.execute_rate must be {{below: p, above: p}} with p in [0, 1], got {rate!r}")
     ds = OmegaConf.to_container(dataset, resolve=True) if OmegaConf.is_config(dataset) else dict(dataset)
-    payload = {"arch": {f: arch[f] for f in tiny.ARCH_FIELDS}, "cold_start": {f: cold_start[f] for f in FIELDS},
-               "dataset": ds, "seed": int(seed), "format": "codeact-2"}
+    payload = {"arch": {f: arch[f] for f in tiny.ARCH_FIELDS}, "cold_start": {f: plain[f] for f in FIELDS},
+               "dataset": ds, "seed": int(seed), "format": "codeact-3"}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = cache_root() / f"tiny-codeact-{key}"
     if (path / "config.json").exists():
@@ -76,7 +97,7 @@ def cold_started(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset
     tokenizer = tiny.build_tokenizer(tiny.CODEACT_TAGS)  # the tags as single tokens: episodes half as long
     model = tiny.build_model(arch, tokenizer, seed)
     print(f"cold start (codeact): {int(cold_start['steps'])} SFT steps, cached at {path}", flush=True)
-    train(model, tokenizer, targets(ds, rate, seed), cold_start, seed)
+    train(model, tokenizer, targets(ds, rate, int(plain["execute_split"]), seed), plain, seed)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tiny.save(model, tokenizer, tmp)
     if path.exists():
