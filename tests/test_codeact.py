@@ -107,6 +107,9 @@ def test_episode_state_masks_and_stats():
     assert tok.decode(policy) == "".join(turns)  # mask 1 = exactly the policy's tokens
     assert tok.decode(env, skip_special_tokens=True) == "\nObservation:\n83810205\n\nObservation:\n83810206\n"
     assert ep.stats()["turns"] == 3 and ep.executions == 2 and ep.errors == 0 and ep.kills == 0
+    from sspo_exp import keys
+
+    assert tuple(ep.stats()) == keys.CODEACT_STATS  # every logged statistic has its name in sspo_exp.keys
 
 
 @needs_sandbox

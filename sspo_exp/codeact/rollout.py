@@ -25,6 +25,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sspo_exp import keys
 from sspo_exp.codeact.checkers import check
 from sspo_exp.codeact.episode import EnvConfig, run_episodes
 from sspo_exp.codeact.policy import HFPolicy
@@ -66,7 +67,7 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
 def log_stats(metrics: Mapping[str, list], stats: Sequence[Mapping[str, float]]) -> None:
     """Batch means of the per-episode statistics as ``codeact/<key>`` (one value per rollout batch)."""
     for key in stats[0] if stats else ():
-        metrics[f"codeact/{key}"].append(statistics.fmean(s[key] for s in stats))
+        metrics[keys.codeact_key(key)].append(statistics.fmean(s[key] for s in stats))
 
 
 def solved_reward(prompts, completions, answer, checker, codeact_solution, **kwargs) -> list[float]:
