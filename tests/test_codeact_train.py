@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from sspo_exp.codeact.episode import EnvConfig
-from sspo_exp.codeact.rollout import make_rollout_func, REWARD_FUNCS
+from sspo_exp.codeact.rollout import REWARD_FUNCS, make_rollout_func
 from sspo_exp.train.config import build_objective, grpo_config, validate
 from sspo_exp.train.trainer import SSPOTrainer, loss_mask
 from test_codeact import needs_sandbox, scripted

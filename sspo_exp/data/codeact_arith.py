@@ -34,7 +34,8 @@ def rows(cfg: Mapping[str, Any], split: str) -> list[dict[str, str]]:
     if split not in SPLITS:
         raise ValueError(f"codeact_arith split must be one of {list(SPLITS)}, got {split!r}")
     low, high = _knob(cfg, "min_operand", 32), _knob(cfg, "max_operand", 99)
-    train_size, test_size, seed = _knob(cfg, "train_size", 20000, 1), _knob(cfg, "test_size", 200, 1), _knob(cfg, "seed", 0)
+    train_size, test_size = _knob(cfg, "train_size", 20000, 1), _knob(cfg, "test_size", 200, 1)
+    seed = _knob(cfg, "seed", 0)
     pairs = [(a, b) for a in range(low, high + 1) for b in range(low, high + 1)]
     if test_size >= len(pairs):
         raise ValueError(f"dataset.test_size={test_size}: must leave training problems; operands "
