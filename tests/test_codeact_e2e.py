@@ -57,6 +57,7 @@ def test_train_and_eval_codeact_end_to_end(tmp_path, monkeypatch):
     assert summary["global_step"] == 1 and summary["eval/codeact/n"] == 4  # Table 2's CodeAct column key
     record = json.loads((tmp_path / "runs" / summary["run_id"] / "eval" / "codeact.json").read_text())
     assert record["benchmark"] == "codeact" and record["n"] == 4 and len(record["samples"]) == 4
+    assert record["config"]["final_eval"]["codeact_env"]["sandbox"] == dict(cfg.dataset.env.sandbox)  # its environment
     history = json.loads(next((tmp_path / "runs" / summary["run_id"]).glob("checkpoint-*/trainer_state.json"))
                          .read_text())["log_history"]
     assert "codeact/turns" in history[0] and "rewards/solved_reward/mean" in history[0]

@@ -27,8 +27,11 @@ class EvalSettings:
     codeact_env: dict | None = None  #: env block of CodeAct episodes (sspo_exp.codeact.settings.eval_env)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"benchmarks": list(self.benchmarks), "data": dict(self.data), "before": self.before,
-                "every_steps": self.every_steps, "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size}  # fmt: skip
+        out = {"benchmarks": list(self.benchmarks), "data": dict(self.data), "before": self.before,
+               "every_steps": self.every_steps, "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size}
+        if self.codeact_env is not None:  # the environment CodeAct episodes ran in (turns, sandbox limits)
+            out["codeact_env"] = self.codeact_env
+        return out
 
 
 def final_eval_settings(cfg: Any) -> EvalSettings:
