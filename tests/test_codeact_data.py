@@ -128,6 +128,21 @@ def test_codeact_arith_rows_and_cold_start_targets_match_the_environment():
                for g in guesses)
 
 
+def test_codeact_cold_start_config_errors_before_compute():
+    from hydra import compose, initialize_config_dir
+
+    from sspo_exp import CONF_DIR
+    from sspo_exp.errors import ConfigError
+    from sspo_exp.train.config import make_plan
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        make_plan(compose("train", overrides=["experiment=cpu_codeact"]), 1)
+        for override, message in (("model.cold_start.execute_rate.below=1.5", "execute_rate=.*each p in \\[0, 1\\]"),
+                                  ("model.cold_start.execute_split=0.5", "execute_split=0.5: must be an integer")):
+            with pytest.raises(ConfigError, match=message):
+                make_plan(compose("train", overrides=["experiment=cpu_codeact", override]), 1)
+
+
 def test_codeact_arith_bad_knobs_are_named():
     from sspo_exp.data.codeact_arith import rows
 

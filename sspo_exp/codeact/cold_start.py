@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sspo_exp.codeact.settings import check_cold_start
 from sspo_exp.models import tiny
 from sspo_exp.models.cold_start import cache_root, train
 
@@ -83,10 +84,8 @@ def cold_started(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset
     from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(cold_start, resolve=True) if OmegaConf.is_config(cold_start) else dict(cold_start)
+    check_cold_start(plain)  # make_plan ran it already; a direct caller gets the same message
     rate = plain["execute_rate"]
-    if not isinstance(rate, Mapping) or set(rate) != {"below", "above"} or not all(
-            isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in rate.values()):
-        raise ValueError(f"model.cold_start.execute_rate must be {{below: p, above: p}} with p in [0, 1], got {rate!r}")
     ds = OmegaConf.to_container(dataset, resolve=True) if OmegaConf.is_config(dataset) else dict(dataset)
     payload = {"arch": {f: arch[f] for f in tiny.ARCH_FIELDS}, "cold_start": {f: plain[f] for f in FIELDS},
                "dataset": ds, "seed": int(seed), "format": "codeact-3"}

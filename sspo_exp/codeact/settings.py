@@ -74,10 +74,26 @@ def check_env(block: Any, budget: int, where: str) -> EnvConfig:
         raise ConfigError(str(e) if where == "dataset" else f"{where}: {e}") from e
 
 
+def check_cold_start(cold_start: Any) -> None:
+    """The ``model.cold_start`` block of the tiny model's CodeAct cold start (``sspo_exp/codeact/cold_start.py``)."""
+    block = _plain(cold_start)
+    rate, split = block.get("execute_rate"), block.get("execute_split")
+    ok = isinstance(rate, dict) and set(rate) == {"below", "above"} and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in rate.values())
+    if not ok:
+        raise ConfigError(f"model.cold_start.execute_rate={rate!r}: must be {{below: p, above: p}} with each p in [0, 1] "
+                          "(the share of executing cold-start targets below / above execute_split)")  # fmt: skip
+    if not isinstance(split, int) or isinstance(split, bool):
+        raise ConfigError(f"model.cold_start.execute_split={split!r}: must be an integer (a first operand)")
+
+
 def check_config(cfg: Any) -> None:
     """Reject a bad CodeAct training config before any compute (called by ``make_plan``)."""
     if cfg.dataset.get("name") not in CODEACT_DATASETS:
         return
+    model = cfg.get("model") or {}
+    if cfg.dataset.get("name") == "codeact_arith" and model.get("name") == "tiny" and not model.get("path"):
+        check_cold_start(model.get("cold_start"))
     if cfg.trainer.rollout != "hf":
         raise ConfigError(f"trainer.rollout={cfg.trainer.rollout!r}: CodeAct episodes are sampled with the HF model; "
                           "use trainer.rollout=hf (vLLM is not wired for multi-turn episodes)")
