@@ -7,6 +7,7 @@ History (one W&B row per optimizer step)::
 
     train/global_step              the optimizer step a row belongs to (the report's x axis)
     train/heldout_accuracy         greedy held-out accuracy at that step (0 = the initial policy)
+    codeact/<stat>                 CodeAct runs: per-rollout mean of an episode statistic (CODEACT_STATS)
 
 Summary / results, per evaluation stage and benchmark::
 
@@ -21,6 +22,18 @@ import re
 #: History keys.
 GLOBAL_STEP = "train/global_step"
 HELDOUT = "train/heldout_accuracy"
+#: CodeAct episode statistics (``sspo_exp.codeact.episode.Episode.stats``), logged per rollout as ``codeact/<stat>``.
+CODEACT_STATS = ("turns", "executions", "errors", "timeouts", "sandbox_kills", "truncated_outputs",
+                 "ended_with_solution", "policy_tokens", "observation_tokens")
+
+
+def codeact_key(stat: str) -> str:
+    """``codeact/executions``, ... (a stat of :data:`CODEACT_STATS`)."""
+    if stat not in CODEACT_STATS:
+        raise ValueError(f"stat={stat!r}: one of {CODEACT_STATS}")
+    return f"codeact/{stat}"
+
+
 #: Summary keys of the held-out accuracy before and after RL.
 HELDOUT_BEFORE, HELDOUT_AFTER = "heldout_accuracy/before", "heldout_accuracy/after"
 

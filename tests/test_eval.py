@@ -231,14 +231,14 @@ def test_base_eval_run_lands_in_the_training_runs_model_block(tmp_path, monkeypa
     Table 1, whose Base row is the eval run."""
     import wandb
 
-    from sspo_exp.evaluation import run as eval_run
+    from sspo_exp.evaluation import core as eval_core, run as eval_run
     from sspo_exp.report.sources import load
     from sspo_exp.report.tables import SPECS, build_table
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     gold = [r["answer"] for r in load_benchmark("gsm8k", FIX / "gsm8k")]  # 4 rows
     monkeypatch.setattr(eval_run, "load_hf", lambda path, cfg: (None, None))  # plain-text prompts, no weights
-    monkeypatch.setattr(eval_run, "generate_hf", lambda model, tok, prompts, *a, **kw: [
+    monkeypatch.setattr(eval_core, "generate_hf", lambda model, tok, prompts, *a, **kw: [
         f"<think>t</think> <answer>{g if i < 1 else 'x'}</answer>" for i, g in enumerate(gold)])
     assert _main(["eval.model=Qwen/Qwen2.5-7B-Instruct", "eval.benchmarks=[gsm8k]", f"eval.data.gsm8k={FIX / 'gsm8k'}",
                   f"output_root={tmp_path}", "eval.progress=false"]) == 0

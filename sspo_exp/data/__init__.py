@@ -41,7 +41,8 @@ Loader = Callable[[Mapping[str, Any], str], list]
 #: name -> ``fn(cfg, split)``; the Hub datasets are registered below, others register themselves.
 LOADERS: dict[str, Loader] = {}
 #: benchmark name -> its evaluation split (SPEC.md: GSM8K test, MATH-500, AIME24, AIME25; plus the toy task)
-BENCHMARKS = {"gsm8k": "test", "math500": "test", "aime24": "test", "aime25": "test", "arithmetic": "test"}
+BENCHMARKS = {"gsm8k": "test", "math500": "test", "aime24": "test", "aime25": "test", "arithmetic": "test",
+              "codeact": "test"}  # codeact: M3ToolEval, solved rate of multi-turn episodes (sspo_exp.data.codeact)
 
 
 def register_loader(name: str) -> Callable[[Loader], Loader]:

@@ -73,15 +73,21 @@ def score(rows: Sequence[dict[str, str]], prompts: Sequence[str],
 
 def evaluate(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]], max_new_tokens: int = 512,
              batch_size: int = 16, prompt_fn: Callable[[str, Any], str] | None = None,
-             progress: bool = False, desc: str = "eval") -> EvalResult:
+             progress: bool = False, desc: str = "eval", codeact_env: Any = None) -> EvalResult:
     """Greedy Pass@1 of an HF model on rows ``{id, question, answer, source}``.
 
     ``prompt_fn(question, tokenizer)`` builds each prompt (default: the zero-shot
-    :func:`sspo_exp.data.prompts.build_prompt`; the arithmetic task passes its own).
+    :func:`sspo_exp.data.prompts.build_prompt`; the arithmetic task passes its own). Rows with a ``checker``
+    column (CodeAct) are scored as multi-turn episodes by :func:`sspo_exp.codeact.evaluate.evaluate_codeact` in the
+    environment ``codeact_env`` (a dataset block's ``env``: turns, observations, sandbox; None: the defaults).
     """
     from sspo_exp.data.prompts import build_prompt
 
     prompt_fn = prompt_fn or build_prompt
     prompts = [prompt_fn(r["question"], tokenizer) for r in rows]
+    if rows and "checker" in rows[0]:  # CodeAct rows: multi-turn episodes in the sandbox, the task's checker
+        from sspo_exp.codeact.evaluate import evaluate_codeact
+
+        return evaluate_codeact(model, tokenizer, rows, prompts, max_new_tokens, batch_size, env=codeact_env)
     completions = generate_hf(model, tokenizer, prompts, max_new_tokens, batch_size, progress=progress, desc=desc)
     return score(rows, prompts, completions)

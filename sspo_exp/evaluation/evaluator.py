@@ -118,7 +118,8 @@ class Evaluator:
             self._memo = {k: v for k, v in self._memo.items() if k[0] == tag}  # keep only the current policy's
             start = time.time()
             result = evaluate(model, self.tokenizer, rows, max_new_tokens=max_new_tokens,
-                              batch_size=self.settings.batch_size, prompt_fn=prompt_fn, desc=name)  # fmt: skip
+                              batch_size=self.settings.batch_size, prompt_fn=prompt_fn, desc=name,
+                              codeact_env=self.settings.codeact_env)  # fmt: skip
             self._memo[(tag, name)] = (result, time.time() - start)
         return self._memo[(tag, name)]
 
@@ -158,7 +159,8 @@ def _stats(rec: dict) -> dict:
 
 def load_benchmarks(settings: EvalSettings, dataset_cfg):
     """``{name: (rows, prompt_fn)}`` of ``final_eval.benchmarks``, loaded as ``sspo-exp eval`` loads them; the
-    arithmetic knobs are the run's own dataset block when it trains on arithmetic, else conf/dataset/arithmetic.yaml."""
+    arithmetic knobs are the run's own dataset block when it trains on arithmetic, else conf/dataset/arithmetic.yaml;
+    the codeact benchmark's prompt style likewise (the run's CodeAct dataset block, else conf/dataset/codeact.yaml)."""
     from omegaconf import OmegaConf
 
     from sspo_exp import CONF_DIR
@@ -167,6 +169,11 @@ def load_benchmarks(settings: EvalSettings, dataset_cfg):
     default = None
     if "arithmetic" in settings.benchmarks and dataset_cfg.get("name") != "arithmetic":
         default = OmegaConf.load(Path(CONF_DIR) / "dataset" / "arithmetic.yaml")
+    codeact = None
+    if "codeact" in settings.benchmarks:
+        from sspo_exp.codeact.settings import default_block
+
+        codeact = evaluation.codeact_knobs(dataset_cfg, None) or default_block()
     loaded = evaluation.load_benchmarks(list(settings.benchmarks), settings.data,
-                                        evaluation.arithmetic_knobs(dataset_cfg, default))  # fmt: skip
+                                        evaluation.arithmetic_knobs(dataset_cfg, default), codeact)  # fmt: skip
     return {n: (rows, evaluation.prompt_fn_for(n, knobs)) for n, (rows, knobs) in loaded.items()}

@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from sspo_exp import CONF_DIR
 from sspo_exp.data import BENCHMARKS, load_benchmark
-from sspo_exp.evaluation.core import EvalResult, score
-from sspo_exp.evaluation.generate import BACKENDS, generate_hf, generate_vllm
+from sspo_exp.evaluation.core import EvalResult, evaluate, score
+from sspo_exp.evaluation.generate import BACKENDS, generate_vllm
 
 from sspo_exp.errors import ConfigError
 from sspo_exp.evaluation.provenance import provenance
@@ -139,6 +139,10 @@ def load_hf(path: str, cfg: DictConfig):
 
 def prompt_fn_for(benchmark: str, dataset_cfg: Any):
     """The prompt builder: the zero-shot instruction prompt; the arithmetic task's own (its ``prompt_style``)."""
+    if benchmark in ("codeact", "codeact_arith"):  # hook (codeact): CodeAct's instruction, or compact for the tiny model
+        from sspo_exp.codeact.prompts import prompt_fn
+
+        return prompt_fn(dataset_cfg)
     if benchmark == "arithmetic":
         from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
 
@@ -157,14 +161,30 @@ def arithmetic_knobs(run_dataset: Any, default: Any) -> Any:
     return default
 
 
-def load_benchmarks(names, data: Any, knobs: Any) -> dict[str, tuple[list[dict[str, str]], Any]]:
+def codeact_knobs(run_dataset: Any, default: Any) -> Any:
+    """The ``codeact`` benchmark's prompt style and environment (``env``: turns, sandbox): a run's own dataset block
+    when it trained on CodeAct episodes (the environment it learned in), else ``default`` (conf/dataset/codeact.yaml)."""
+    from sspo_exp.codeact.settings import CODEACT_DATASETS
+
+    if run_dataset is not None and run_dataset.get("name") in CODEACT_DATASETS:
+        return run_dataset
+    return default
+
+
+def load_benchmarks(names, data: Any, knobs: Any, codeact: Any = None) -> dict[str, tuple[list[dict[str, str]], Any]]:
     """``{name: (rows, knobs)}`` for every benchmark, all before any model so a missing one fails fast;
-    ``data`` maps benchmarks to local paths, ``knobs`` are the arithmetic generator's (other benchmarks: None)."""
+    ``data`` maps benchmarks to local paths, ``knobs`` are the arithmetic generator's, ``codeact`` the codeact
+    benchmark's prompt/environment block (other benchmarks: None)."""
     out = {}
     for name in names:
         k = knobs if name == "arithmetic" else None
-        out[name] = (load_benchmark(name, (data or {}).get(name), cfg=k), k)
+        out[name] = (load_benchmark(name, (data or {}).get(name), cfg=k), codeact if name == "codeact" else k)
     return out
+
+
+def codeact_env(knobs: Any) -> Any:
+    """The ``env`` block of a codeact benchmark's knobs (None: the environment's defaults)."""
+    return (knobs or {}).get("env") if knobs is not None else None
 
 
 def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -176,7 +196,8 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     out_dir = Path(e.output_dir) if e.get("output_dir") else (
         source.run_dir / "reeval" / profile_id(cfg) if source.run_dir else Path(cfg.output_root) / "eval" / source.slug)
     run_dataset = source.run_config.get("dataset") if source.run_config is not None else None
-    benchmarks = load_benchmarks(e.benchmarks, e.get("data"), arithmetic_knobs(run_dataset, cfg.get("arithmetic")))
+    benchmarks = load_benchmarks(e.benchmarks, e.get("data"), arithmetic_knobs(run_dataset, cfg.get("arithmetic")),
+                                 codeact_knobs(run_dataset, cfg.get("codeact")))
 
     model = tokenizer = None
     if e.backend == "hf":
@@ -190,17 +211,18 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     for name, (rows, knobs) in benchmarks.items():
         start = time.time()
         prompt_fn = prompt_fn_for(name, knobs)
-        prompts = [prompt_fn(r["question"], tokenizer) for r in rows]
-        if e.backend == "hf":
-            completions = generate_hf(model, tokenizer, prompts, e.max_new_tokens, e.batch_size,
-                                      progress=bool(e.get("progress", True)), desc=name)
+        if e.backend == "hf":  # the one scoring path (CodeAct rows: multi-turn episodes in the sandbox)
+            result: EvalResult = evaluate(model, tokenizer, rows, e.max_new_tokens, e.batch_size, prompt_fn,
+                                          progress=bool(e.get("progress", True)), desc=name,
+                                          codeact_env=codeact_env(knobs) if name == "codeact" else None)
         else:
+            prompts = [prompt_fn(r["question"], tokenizer) for r in rows]
             v = e.get("vllm") or {}
             completions = generate_vllm(source.path, prompts, e.max_new_tokens, seed=int(cfg.get("seed", 0)),
                                         tensor_parallel_size=int(v.get("tensor_parallel_size", 1)),
                                         gpu_memory_utilization=float(v.get("gpu_memory_utilization", 0.9)),
                                         dtype=str(e.get("dtype") or "auto"), max_model_len=v.get("max_model_len"))
-        result: EvalResult = score(rows, prompts, completions)
+            result = score(rows, prompts, completions)
         assert result.n == len(rows), "every benchmark row must give one record"
         record = eval_record(
             name, result,

@@ -24,10 +24,14 @@ class EvalSettings:
     heldout_samples: int = 0  #: trainer.eval_samples: held-out rows scored
     heldout_every: int = 0  #: trainer.eval_steps: held-out accuracy every N steps (0 = at the end only)
     heldout_max_new_tokens: int = 512  #: trainer.max_completion_length
+    codeact_env: dict | None = None  #: env block of CodeAct episodes (sspo_exp.codeact.settings.eval_env)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"benchmarks": list(self.benchmarks), "data": dict(self.data), "before": self.before,
-                "every_steps": self.every_steps, "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size}  # fmt: skip
+        out = {"benchmarks": list(self.benchmarks), "data": dict(self.data), "before": self.before,
+               "every_steps": self.every_steps, "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size}
+        if self.codeact_env is not None:  # the environment CodeAct episodes ran in (turns, sandbox limits)
+            out["codeact_env"] = self.codeact_env
+        return out
 
 
 def final_eval_settings(cfg: Any) -> EvalSettings:
@@ -56,9 +60,11 @@ def final_eval_settings(cfg: Any) -> EvalSettings:
         value = values[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"final_eval.{key}={value!r}: must be an integer >= {low}")
+    from sspo_exp.codeact.settings import eval_env
+
     return EvalSettings(tuple(benchmarks), data, before, values["every_steps"], values["max_new_tokens"],
                         values["batch_size"], int(cfg.trainer.eval_samples), int(cfg.trainer.eval_steps),
-                        int(cfg.trainer.max_completion_length))  # fmt: skip
+                        int(cfg.trainer.max_completion_length), eval_env(cfg))  # fmt: skip
 
 
 #: ``eval.backend``: batched HF ``generate`` (CPU or GPU) or vLLM.
@@ -98,6 +104,13 @@ def check_eval(cfg: Any) -> None:
     for key in ("max_new_tokens", "batch_size"):
         if not isinstance(e[key], int) or isinstance(e[key], bool) or e[key] < 1:
             raise ConfigError(f"eval.{key} must be a positive integer, got {e[key]!r}")
+    if "codeact" in benchmarks and e.backend != "hf":
+        raise ConfigError(f"eval.backend={e.backend!r} with eval.benchmarks containing codeact: its multi-turn "
+                          "episodes are generated with eval.backend=hf")  # fmt: skip
+    if "codeact" in benchmarks and cfg.get("codeact") is not None:
+        from sspo_exp.codeact.settings import check_env
+
+        check_env(cfg.codeact, e.max_new_tokens, "codeact")
     if e.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ConfigError("eval.backend=vllm needs vLLM installed (pip install 'sspo-exp[vllm]', GPU only); "
                           "use eval.backend=hf on CPU")  # fmt: skip

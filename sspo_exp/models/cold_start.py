@@ -108,9 +108,21 @@ def training_texts(dataset: Mapping[str, Any], target_noise: float, seed: int) -
     ]
 
 
-def _batch(tokenizer, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+def _batch(tokenizer, pairs: list[tuple[str, Any]]) -> dict[str, torch.Tensor]:
+    """Padded SFT batch. A completion is a string (trained on, then ``<eos>``) or a list of ``(text, trained)``
+    segments (multi-turn targets: environment observations are context, not targets; no ``<eos>`` appended)."""
     prompts = [tokenizer(p, add_special_tokens=False).input_ids for p, _ in pairs]
-    completions = [tokenizer(c, add_special_tokens=False).input_ids + [tokenizer.eos_token_id] for _, c in pairs]
+    completions, trained = [], []
+    for _, c in pairs:
+        segments = [(c, True)] if isinstance(c, str) else list(c)
+        ids, keep = [], []
+        for text, learn in segments:
+            seg = tokenizer(text, add_special_tokens=False).input_ids
+            ids, keep = ids + seg, keep + [learn] * len(seg)
+        if isinstance(c, str):
+            ids, keep = ids + [tokenizer.eos_token_id], keep + [True]
+        completions.append(ids)
+        trained.append(keep)
     width = max(len(p) + len(c) for p, c in zip(prompts, completions))
     ids = torch.full((len(pairs), width), tokenizer.pad_token_id)
     labels = torch.full((len(pairs), width), -100)
@@ -118,12 +130,12 @@ def _batch(tokenizer, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
     for i, (p, c) in enumerate(zip(prompts, completions)):
         n = len(p) + len(c)
         ids[i, :n] = torch.tensor(p + c)
-        labels[i, len(p) : n] = torch.tensor(c)
+        labels[i, len(p) : n] = torch.tensor([t if k else -100 for t, k in zip(c, trained[i])])
         attention[i, :n] = 1
     return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
 
-def train(model, tokenizer, pairs: list[tuple[str, str]], cfg: Mapping[str, Any], seed: int, log_every: int = 100, callback=None) -> None:
+def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any], seed: int, log_every: int = 100, callback=None) -> None:
     """Plain next-token SFT on completions (prompt tokens masked), AdamW, linear warmup then cosine decay."""
     steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["learning_rate"]), weight_decay=float(cfg["weight_decay"]))

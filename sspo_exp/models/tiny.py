@@ -21,19 +21,22 @@ from transformers import PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
 from sspo_exp.models.cold_start_spec import TINY_ARCH_FIELDS as ARCH_FIELDS  # noqa: F401  (conf/model/tiny.yaml)
 
 FORMAT_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+#: CodeAct's tags, single tokens in the tokenizer of a CodeAct-cold-started tiny model (``build_tokenizer(CODEACT_TAGS)``)
+CODEACT_TAGS = ("<execute>", "</execute>", "<solution>", "</solution>")
 PAD, EOS = "<pad>", "<eos>"
 CHARS = "".join(sorted(set(string.printable) - set("\t\r\x0b\x0c")))  # printable ASCII, space and newline
 
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """Char-level tokenizer: ids 0,1 = ``<pad>``, ``<eos>``; then the format tags; then one id per character."""
-    vocab = {tok: i for i, tok in enumerate([PAD, EOS, *FORMAT_TAGS, *CHARS])}
+def build_tokenizer(extra_tags: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
+    """Char-level tokenizer: ids 0,1 = ``<pad>``, ``<eos>``; then the format tags; then one id per character; then
+    ``extra_tags`` (e.g. :data:`CODEACT_TAGS`), whole tokens like the format tags."""
+    vocab = {tok: i for i, tok in enumerate([PAD, EOS, *FORMAT_TAGS, *CHARS, *extra_tags])}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None, fuse_unk=False))
     core.decoder = decoders.Fuse()
     # left padding: decoder-only generation; saved in tokenizer_config.json so it survives a reload
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS, padding_side="left")
-    tokenizer.add_tokens(list(FORMAT_TAGS))  # already in the vocab: marks them as whole tokens, not special
+    tokenizer.add_tokens(list(FORMAT_TAGS) + list(extra_tags))  # in the vocab: whole tokens, not special
     return tokenizer
 
 

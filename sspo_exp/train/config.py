@@ -30,6 +30,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sspo_exp.codeact.settings import check_config as check_codeact  # torch-free
 from sspo_exp.errors import ConfigError
 from sspo_exp.objectives.spec import LOSS_AGGS, ObjectiveSpec, spec_from_config  # torch-free
 
@@ -194,6 +195,7 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
             f"trainer.save_steps={t.save_steps}: must be a multiple of trainer.mu={t.mu}, so that a checkpoint falls on "
             "a rollout boundary and a resumed run continues exactly as an uninterrupted one"
         )
+    check_codeact(cfg)  # CodeAct datasets: trainer.rollout=hf and the dataset's env (sspo_exp/codeact/settings.py)
     objective = objective_spec(cfg)
     evaluation = final_eval_settings(cfg)
     run = RunDir(cfg.output_root, run_id(cfg))

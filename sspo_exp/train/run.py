@@ -48,7 +48,8 @@ def train_dataset(cfg: DictConfig, tokenizer):
     for row in rows:
         prompt = prompt_of(row["question"], tokenizer, cfg.dataset)
         if len(tokenizer(prompt)["input_ids"]) <= cfg.trainer.max_prompt_length:
-            kept.append({"prompt": prompt, "answer": row["answer"]})
+            kept.append({"prompt": prompt, "answer": row["answer"],
+                         **{k: row[k] for k in ("checker", "setup") if k in row}})  # CodeAct task columns
     if not kept:
         raise ValueError(f"trainer.max_prompt_length={cfg.trainer.max_prompt_length}: every training prompt is longer")
     if len(kept) < len(rows):
@@ -101,6 +102,7 @@ def run_plan(plan: TrainPlan) -> dict[str, Any]:
 def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     import wandb
 
+    from sspo_exp.codeact.rollout import trainer_kwargs as codeact_trainer_kwargs
     from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
     from sspo_exp.evaluation.provenance import git_info
     from sspo_exp.models import load_policy, policy_path
@@ -146,12 +148,14 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         before = initial.get(keys.HELDOUT_BEFORE, float("nan"))
         if main:  # in the W&B summary at once, so a run killed later still carries its Base-row numbers
             wb.summary.update(initial)
+        data = train_dataset(cfg, tokenizer)
         trainer = SSPOTrainer(
-            model=model, processing_class=tokenizer, reward_funcs=list(REWARD_FUNCS),
-            args=args, train_dataset=train_dataset(cfg, tokenizer),
+            model=model, processing_class=tokenizer, args=args, train_dataset=data,
             objective=build_objective(cfg),  # its loss_agg also sets the gradient-accumulation scaling
             callbacks=[WandbLog(), HeldoutEval(ev), ProgressLine(),
                        *trial_callbacks()],  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
+            # CodeAct datasets: multi-turn episodes in the sandbox (rollout_func) and their rewards
+            **{"reward_funcs": list(REWARD_FUNCS), **codeact_trainer_kwargs(cfg, data)},
         )  # fmt: skip
         _attach(trainer)
         if trainer.accelerator.num_processes != plan.world_size:  # e.g. a launcher that set WORLD_SIZE but no group

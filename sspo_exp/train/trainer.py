@@ -24,7 +24,10 @@ TRL features and our objectives:
 - refused (``ValueError`` at construction): ``beta != 0`` (KL to a reference; the paper uses β = 0),
   ``top_entropy_quantile < 1`` (entropy masking), ``off_policy_mask_threshold``, entropy bonus / adaptive
   entropy, ``vllm_importance_sampling_correction`` (it multiplies a per-token loss; ours are sequence-level),
-  ``num_iterations != 1`` (μ is expressed through ``steps_per_generation``), tools (tool masks).
+  ``num_iterations != 1`` (μ is expressed through ``steps_per_generation``).
+- multi-turn: TRL's ``tool_mask`` (from ``tools=`` or from a ``rollout_func``'s ``env_mask``, e.g. the CodeAct
+  episodes of ``sspo_exp.codeact.rollout``) is multiplied into the loss mask, so observation/tool-result tokens
+  carry no loss and every objective's ``1/|y_i|`` and sequence ratio count only the policy's own tokens.
 - ignored: ``loss_type``, ``importance_sampling_level``, ``epsilon*``, ``sapo_temperature_*`` (the objective
   defines all of these).
 With vLLM, π_old is the training model's log-prob of the sampled tokens, recomputed at rollout time by TRL
@@ -59,6 +62,14 @@ def refuse_unsupported(args) -> None:
         raise ValueError("SSPOTrainer does not support these GRPOConfig options: " + "; ".join(bad))
 
 
+def loss_mask(inputs) -> torch.Tensor:
+    """The tokens the policy loss covers: ``completion_mask`` times TRL's ``tool_mask`` when present (0 on tool or
+    environment-observation tokens of a multi-turn completion, 1 on the policy's own tokens)."""
+    mask = inputs["completion_mask"]
+    tool_mask = inputs.get("tool_mask")
+    return mask if tool_mask is None else mask * tool_mask
+
+
 class SSPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose policy loss is ``objective(log_probs, old_log_probs, advantages, mask).loss``.
 
@@ -75,8 +86,6 @@ class SSPOTrainer(GRPOTrainer):
         loss_agg = loss_agg or getattr(objective, "loss_agg", LOSS_AGGS[0])
         if loss_agg not in LOSS_AGGS:
             raise ValueError(f"loss_agg={loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
-        if kwargs.get("tools"):
-            raise ValueError("tools=...: SSPOTrainer does not support tool calls (their masks are not passed on)")
         super().__init__(*args, **kwargs)
         refuse_unsupported(self.args)
         self.objective = objective
@@ -91,7 +100,7 @@ class SSPOTrainer(GRPOTrainer):
             accum = self.args.gradient_accumulation_steps
             chunks = self._buffered_inputs
             counts = torch.stack(
-                [sum(c["completion_mask"].sum() for c in chunks[k : k + accum]) for k in range(0, len(chunks), accum)]
+                [sum(loss_mask(c).sum() for c in chunks[k : k + accum]) for k in range(0, len(chunks), accum)]
             ).float()
             self._tokens_per_step = self.accelerator.reduce(counts, reduction="sum")
         return inputs
@@ -107,9 +116,10 @@ class SSPOTrainer(GRPOTrainer):
 
     def _compute_loss(self, model, inputs):
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
-        completion_ids, mask = inputs["completion_ids"], inputs["completion_mask"]
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([prompt_mask, mask], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)  # observations are attended to ...
+        mask = loss_mask(inputs)  # ... but carry no loss
         log_probs, entropies, aux_loss = self._get_per_token_logps_and_entropies(
             model, input_ids, attention_mask, completion_ids.size(1),
             compute_entropy=True, compute_aux_loss=self.aux_loss_enabled,

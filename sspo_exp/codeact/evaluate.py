@@ -1,0 +1,42 @@
+"""The ``codeact`` benchmark's solved rate: greedy multi-turn episodes, scored by each task's checker.
+
+Same loop as training (``episode.run_episodes``: one sandbox per episode, the task's ``setup`` first), greedy
+decoding (the paper's protocol), the episode's token budget = the evaluation's ``max_new_tokens`` (policy and
+observation tokens together). One record per row, as every benchmark (``sspo_exp.evaluation.core``): ``completion``
+is the whole episode text (turns and observations), ``extracted`` its final solution, ``correct`` the checker's
+verdict, ``format`` the CodeAct format level, ``error`` why it was not solved (no solution, the checker's reason)
+plus the episode's end and statistics. Pass@1 = solved rate in percent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sspo_exp.codeact.checkers import check
+from sspo_exp.codeact.episode import EnvConfig, run_episodes
+from sspo_exp.codeact.policy import HFPolicy
+
+
+def evaluate_codeact(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]], prompts: Sequence[str],
+                     max_new_tokens: int, batch_size: int = 16, env: Any = None, policy: Any = None):
+    """Solved rate of greedy episodes; ``env`` is an :class:`EnvConfig`, or a dataset block's ``env`` mapping (the
+    token budget is then ``max_new_tokens``), or None (the defaults)."""
+    from sspo_exp.codeact.settings import env_config
+    from sspo_exp.evaluation.core import EvalResult, SampleRecord
+
+    if not isinstance(env, EnvConfig):
+        env = env_config({"env": env}, int(max_new_tokens))
+    policy = policy or HFPolicy(model, tokenizer, temperature=0.0, batch_size=batch_size)
+    records = []
+    for k in range(0, len(rows), batch_size):
+        chunk, texts = rows[k : k + batch_size], prompts[k : k + batch_size]
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in texts]
+        episodes = run_episodes(ids, policy, tokenizer, env, [r.get("setup") or None for r in chunk])
+        for row, prompt, ep in zip(chunk, texts, episodes, strict=True):
+            solved, why = check(ep.solution, row["answer"], row.get("checker", "math"))
+            stats = ", ".join(f"{key}={value:g}" for key, value in ep.stats().items())
+            records.append(SampleRecord(row["id"], prompt, tokenizer.decode(ep.completion_ids, skip_special_tokens=True),
+                                        row["answer"], ep.solution, solved, ep.format,
+                                        "" if solved else f"{why}; end={ep.end}; {stats}"))
+    return EvalResult(len(records), sum(r.correct for r in records), 0, records)

@@ -1,0 +1,97 @@
+"""Training through TRL 1.16's ``rollout_func``: multi-turn CodeAct episodes as GRPO completions.
+
+``GRPOTrainer(rollout_func=f)`` calls ``f(prompts, trainer)`` with this process's prompts (the dataset's
+``prompt`` strings, each already repeated ``num_generations`` times by TRL's sampler) and expects
+``prompt_ids``, ``completion_ids`` and ``logprobs`` back; any other key is forwarded to the reward functions as a
+per-sample column, and ``env_mask`` becomes TRL's ``tool_mask``: the loss mask is ``completion_mask * tool_mask``
+(TRL ``_generate_and_score_completions``), the logged completion lengths count only mask-1 tokens, and our
+``SSPOTrainer._compute_loss`` multiplies it in too. ``logprobs`` is ``None``: π_old is recomputed by TRL's forward
+pass over the same ids (as for HF rollouts), so sampling and training log-probs agree.
+
+Episode ``i`` of the batch is episode ``i`` of the returned lists; its solution, checker verdict and statistics
+go to the reward functions through the extra columns ``codeact_solution`` and ``codeact_format``. Per-batch
+statistics are appended to ``trainer._metrics[mode]`` as ``codeact/<stat>`` (logged with TRL's own metrics).
+
+What a sequence is. The completion ``y_i`` of episode i is all of its turns (policy and observation tokens); the
+objectives see ``mask = completion_mask * env_mask``, so ``|y_i|`` is the number of **policy** tokens over all
+turns, the token-mean aggregation averages over those, and a sequence-level ratio (GSPO/SSPO: ``exp(mean of the
+token log-ratios)``) is the geometric mean over the policy tokens of all turns: one weight per episode, the
+observation tokens carrying none. The reward (one per episode) is likewise the episode's.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sspo_exp import keys
+from sspo_exp.codeact.checkers import check
+from sspo_exp.codeact.episode import EnvConfig, run_episodes
+from sspo_exp.codeact.policy import HFPolicy
+from sspo_exp.codeact.settings import CODEACT_DATASETS, env_config
+
+
+def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, policy_factory=None):
+    """A TRL ``rollout_func``; ``setups`` maps a prompt string to its task's sandbox setup code;
+    ``policy_factory(model, tokenizer, args)`` builds the turn sampler (default: :class:`HFPolicy` sampling with the
+    trainer's temperature / top-p / top-k, so π_old is the distribution TRL's forward pass scores)."""
+    setups = dict(setups or {})
+
+    def rollout_func(prompts: Sequence[Any], trainer: Any) -> dict[str, Any]:
+        if getattr(trainer.args, "use_vllm", False):
+            raise ValueError("the CodeAct rollout samples with the HF model (trainer.rollout=hf); vLLM is not wired")
+        tok = trainer.processing_class
+        prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if isinstance(p, str) else p for p in prompts]
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if policy_factory is not None:
+            policy = policy_factory(model, tok, trainer.args)
+        else:
+            policy = HFPolicy(model, tok, temperature=trainer.args.temperature, top_p=trainer.args.top_p,
+                              top_k=getattr(trainer.args, "top_k", None))
+        episodes = run_episodes(prompt_ids, policy, tok, env, [setups.get(p) for p in prompts])
+        mode = "train" if trainer.model.training else "eval"
+        log_stats(trainer._metrics[mode], [e.stats() for e in episodes])
+        return {
+            "prompt_ids": [e.prompt_ids for e in episodes],
+            "completion_ids": [e.completion_ids for e in episodes],
+            "logprobs": None,
+            "env_mask": [e.env_mask for e in episodes],
+            "codeact_solution": [e.solution for e in episodes],
+            "codeact_format": [e.format for e in episodes],
+        }
+
+    return rollout_func
+
+
+def log_stats(metrics: Mapping[str, list], stats: Sequence[Mapping[str, float]]) -> None:
+    """Batch means of the per-episode statistics as ``codeact/<key>`` (one value per rollout batch)."""
+    for key in stats[0] if stats else ():
+        metrics[keys.codeact_key(key)].append(statistics.fmean(s[key] for s in stats))
+
+
+def solved_reward(prompts, completions, answer, checker, codeact_solution, **kwargs) -> list[float]:
+    """``r_answer``: 1 if the episode's final ``<solution>`` passes the task's checker, else 0."""
+    return [float(check(s, a, c)[0]) for s, a, c in zip(codeact_solution, answer, checker, strict=True)]
+
+
+def format_reward(prompts, completions, codeact_format, **kwargs) -> list[float]:
+    """``r_format``: the episode's CodeAct format level (``sspo_exp.codeact.format``)."""
+    return [float(f) for f in codeact_format]
+
+
+#: ``r = r_answer + r_format`` for CodeAct episodes (the paper's reward structure, this format).
+REWARD_FUNCS = (solved_reward, format_reward)
+
+
+def trainer_kwargs(cfg: Any, train_dataset: Any) -> dict[str, Any]:
+    """``SSPOTrainer`` arguments that switch a run to CodeAct episodes (``{}`` unless ``dataset.name`` is codeact):
+    the reward functions and the rollout function. ``train_dataset`` must carry the ``checker`` and ``setup``
+    columns (rows of ``sspo_exp.data.codeact``)."""
+    if cfg.dataset.get("name") not in CODEACT_DATASETS:
+        return {}
+    env = env_config(cfg.dataset, cfg.trainer.max_completion_length)
+    setups = {}
+    if "setup" in train_dataset.column_names:
+        setups = {p: s for p, s in zip(train_dataset["prompt"], train_dataset["setup"]) if s}
+    return {"reward_funcs": list(REWARD_FUNCS), "rollout_func": make_rollout_func(env, setups)}

@@ -1,0 +1,221 @@
+"""CodeAct data: CodeActInstruct (training) and M3ToolEval (the ``codeact`` benchmark), both from their own schemas.
+
+Rows are the project's schema (``sspo_exp.data.schema``) plus two columns the CodeAct environment needs:
+``checker`` (``math | exact | tests``, see ``sspo_exp.codeact.checkers``) and ``setup`` (Python run in the episode's
+sandbox before the first cell, e.g. the benchmark's tool functions; ``""`` for none).
+
+**Training: CodeActInstruct** (Hub ``xingyaoww/code-act``, split ``codeact``, 7,139 rows; or local jsonl/json/
+parquet files in its schema). Each row is a *successful* multi-turn trajectory ``{"id", "conversations": [{"role",
+"content"}, …]}`` (system, user, assistant, user, …). As an RL prompt: the task is the first user message; the gold
+answer is the content of the last ``<solution>`` in the trajectory's final assistant message (CodeActInstruct kept
+only trajectories whose solution the MINT environment judged correct, so this is the checked answer). The subset is
+read from the row id (``…/math/…``) or, failing that, from the task text:
+
+============================  ================  =======================================================
+subset                        checker           why
+============================  ================  =======================================================
+MATH (reasoning)              ``math``          a final answer; math-verify as in the paper's reward
+HotpotQA, WikiTableQuestions  ``exact``         short answers (MINT checks them by normalised match)
+APPS (code generation)        ``tests``         only if the row carries ``test_cases`` / ``input_output``
+                                                (stdin/stdout cases); CodeActInstruct's rows do not, so
+                                                they are skipped as unverifiable
+ALFWorld                      — (skipped)       success needs the ALFWorld simulator, not an answer
+============================  ================  =======================================================
+
+Skipped subsets are counted and logged (they are not malformed). Malformed rows (no user turn, no ``<solution>``
+in the last assistant message) follow the project's policy (``schema.py``): training skips and counts them, with a
+:class:`DataError` above 10%.
+
+**Evaluation: M3ToolEval** (``codeact`` benchmark, split ``test``, strict). Upstream defines its 82 tasks as
+Python objects (``scripts/eval/m3tooleval/tasks``, ``Task(name, tools, instruction, expected_output)``); the local
+format is those fields, one JSON line per task: ``{"name", "instruction", "expected_output", "tools": [{"name",
+"description", "fn_signature"}], "tool_code"}`` (``tool_code``: the tools' Python source, run in the sandbox as the
+task's setup). The prompt lists the tools as M3ToolEval does; solved = M3ToolEval's answer check (``exact``).
+No Hub copy exists: ``eval.data.codeact=FILE`` (or ``final_eval.data.codeact``) is required; a tiny sample written
+for this project ships in ``sspo_exp/resources/codeact/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sspo_exp.data import register_loader
+from sspo_exp.data.loaders import DatasetSpec, read_raw
+from sspo_exp.data.schema import DataError, first_key, normalize_rows
+
+log = logging.getLogger(__name__)
+
+HUB_ID = "xingyaoww/code-act"
+RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "codeact"
+SAMPLE_TRAIN = RESOURCES / "codeactinstruct_sample.jsonl"
+SAMPLE_TEST = RESOURCES / "m3tooleval_sample.jsonl"
+SUBSETS = {"math": "math", "hotpotqa": "exact", "wikitablequestions": "exact", "apps": "tests", "alfworld": None}
+_SUBSET_KEYS = (("alfworld", "alfworld"), ("hotpot", "hotpotqa"), ("wikitable", "wikitablequestions"),
+                ("wiki_table", "wikitablequestions"), ("tabular", "wikitablequestions"), ("apps", "apps"),
+                ("codegen", "apps"), ("math", "math"), ("reasoning", "math"))
+_SOLUTION = re.compile(r"<solution>(.*?)</solution>", re.S | re.I)
+
+
+def subset_of(row_id: str, task: str) -> str | None:
+    """The CodeActInstruct subset of a row: from its id's path segments, else from its task text; None = unknown."""
+    rid = row_id.lower()
+    for key, subset in _SUBSET_KEYS:
+        if key in rid:
+            return subset
+    t = task.lower()
+    if "you are in the middle of a room" in t:
+        return "alfworld"
+    if "write python code to solve the task" in t or "-----input-----" in t:
+        return "apps"
+    if "wikipedia_search" in t or "wikipedia search" in t:
+        return "hotpotqa"
+    if "pd.dataframe" in t or "sqlite3" in t or "table" in t and "sql" in t:
+        return "wikitablequestions"
+    return None
+
+
+def _messages(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    conv = first_key(raw, ("conversations", "messages"))[1]
+    if hasattr(conv, "tolist"):
+        conv = conv.tolist()
+    if not isinstance(conv, list):
+        raise DataError(f"CodeActInstruct row {raw.get('id')!r}: field 'conversations' must be a list of "
+                        f"{{role, content}} messages, got {type(conv).__name__}; check the dataset's columns")
+    return [m for m in conv if isinstance(m, Mapping)]
+
+
+def task_text(raw: Mapping[str, Any]) -> str | None:
+    """The first user message (the task, as MINT posed it)."""
+    users = [m.get("content") for m in _messages(raw) if m.get("role") in ("user", "human")]
+    return users[0] if users else None
+
+
+def gold_solution(raw: Mapping[str, Any]) -> str | None:
+    """The last ``<solution>`` of the trajectory's final assistant message; ``None`` if it has none."""
+    assistants = [m.get("content") for m in _messages(raw) if m.get("role") in ("assistant", "gpt")]
+    if not assistants or not isinstance(assistants[-1], str):
+        return None
+    found = _SOLUTION.findall(assistants[-1])
+    return found[-1].strip() if found else None
+
+
+def _test_cases(raw: Mapping[str, Any]) -> str | None:
+    key, value = first_key(raw, ("test_cases", "input_output"))
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, Mapping) and "inputs" in value:  # APPS' own {"inputs": [...], "outputs": [...]}
+        value = [{"input": i, "output": o} for i, o in zip(value["inputs"], value["outputs"])]
+    return json.dumps(value)
+
+
+def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | None = None,
+                         subsets: tuple[str, ...] | None = None) -> list[dict[str, str]]:
+    """RL rows of CodeActInstruct's verifiable subsets (see the module docstring)."""
+    spec = DatasetSpec("codeact", hub_id or HUB_ID, lambda r: None, lambda r: None, hub_split={"train": "codeact"},
+                       columns=("id", "conversations", "messages", "test_cases", "input_output"))
+    raw = read_raw(spec, "train", path, hub_id)
+    wanted = set(subsets) if subsets else {s for s, c in SUBSETS.items() if c}
+    kept, skipped = [], {}
+    for i, r in enumerate(raw):
+        task = task_text(r) or ""
+        subset = subset_of(str(r.get("id") or ""), task)
+        checker = SUBSETS.get(subset) if subset else None
+        if subset == "apps":
+            checker = "tests" if _test_cases(r) else None
+        if subset not in wanted or checker is None:
+            skipped[subset or "unknown"] = skipped.get(subset or "unknown", 0) + 1
+            continue
+        kept.append({**r, "_index": i, "_subset": subset, "_checker": checker})
+    if skipped:
+        log.info("codeact (%s): %d rows of unverifiable or unselected subsets skipped: %s", split, sum(skipped.values()),
+                 ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
+    if not kept:
+        raise DataError(f"codeact: no rows of a verifiable subset ({sorted(wanted)}) in the data (skipped: {skipped})")
+    rows = normalize_rows(kept, source="codeact", split=split, question=task_text,
+                          answer=lambda r: _test_cases(r) if r["_checker"] == "tests" else gold_solution(r),
+                          row_id=lambda r: r.get("id"))
+    extra = {str(r.get("id") or f"codeact-{split}-{n}"): r for n, r in enumerate(kept)}
+    by_index = {f"codeact-{split}-{n}": r for n, r in enumerate(kept)}
+    for row in rows:
+        r = extra.get(row["id"]) or by_index[row["id"]]
+        row["checker"], row["setup"], row["subset"] = r["_checker"], "", r["_subset"]
+    return rows
+
+
+def m3tool_question(instruction: str, tools: list[Mapping[str, Any]]) -> str:
+    """M3ToolEval's task text for code-as-action: the tool list, then the instruction."""
+    lines = ["You have access to the following tools:"]
+    for k, t in enumerate(tools, 1):
+        lines += [f"[{k}] {t.get('name')}: {t.get('description')}", f"    Signature: {t.get('fn_signature')}"]
+    return "\n".join(lines) + f"\n\nInstruction: {instruction}\nAnswer with only the result (e.g., a single number)."
+
+
+def _expected(raw: Mapping[str, Any]) -> Any:
+    value = raw.get("expected_output")
+    if value is None or isinstance(value, str):
+        return value
+    return repr(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else value
+
+
+def load_m3tooleval(path: str | None) -> list[dict[str, str]]:
+    """The ``codeact`` benchmark's rows from a local M3ToolEval export (strict: no row may be dropped)."""
+    if path is None:
+        raise DataError(
+            "benchmark 'codeact' (M3ToolEval) has no Hub copy: pass eval.data.codeact=FILE (or final_eval.data.codeact) "
+            f"with one JSON line per task {{name, instruction, expected_output, tools, tool_code}}; a sample: {SAMPLE_TEST}")
+    raw = read_json_rows(Path(path).expanduser())
+    for i, r in enumerate(raw):
+        if not isinstance(r.get("tools") or [], list):
+            raise DataError(f"codeact (test) row {i}: field 'tools' must be a list of {{name, description, fn_signature}}")
+        if not isinstance(r.get("tool_code") or "", str):
+            raise DataError(f"codeact (test) row {i}: field 'tool_code' must be Python source (a string)")
+    rows = normalize_rows(raw, source="codeact", split="test", strict=True,
+                          question=lambda r: r.get("instruction") and m3tool_question(r["instruction"], r.get("tools") or []),
+                          answer=_expected, row_id=lambda r: r.get("name"))
+    for row, r in zip(rows, raw, strict=True):
+        row["checker"], row["setup"], row["subset"] = "exact", r.get("tool_code") or "", "m3tooleval"
+    return rows
+
+
+def read_json_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``.jsonl`` (one object per line) or ``.json`` (a list) file, values kept as typed (M3ToolEval's
+    ``expected_output`` mixes numbers, strings and lists, which an Arrow column cannot hold)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json"))
+        if not files:
+            raise DataError(f"eval.data.codeact={path}: no .jsonl/.json files in this directory")
+        return [r for f in files for r in read_json_rows(f)]
+    if not path.is_file():
+        raise DataError(f"eval.data.codeact={path}: no such file")
+    try:
+        if path.suffix == ".json":
+            rows = json.loads(path.read_text())
+        else:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except ValueError as e:
+        raise DataError(f"eval.data.codeact={path}: not valid JSON ({e}); expected one task object per line") from e
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"eval.data.codeact={path}: expected JSON objects (one per line, or a list of them)")
+    return rows
+
+
+@register_loader("codeact")
+def load(cfg: Mapping[str, Any], split: str) -> list[dict[str, str]]:
+    """``train``: CodeActInstruct (``path`` or ``hub_id``, ``subsets``); ``test``: M3ToolEval (``path``)."""
+    get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+    if split == "test":
+        return load_m3tooleval(get("path"))
+    if split != "train":
+        raise DataError(f"dataset 'codeact' has splits train (CodeActInstruct) and test (M3ToolEval), not {split!r}")
+    subsets = get("subsets")
+    bad = sorted(set(subsets or []) - {s for s, c in SUBSETS.items() if c})
+    if bad:
+        raise DataError(f"dataset.subsets has {bad}; choose from {sorted(s for s, c in SUBSETS.items() if c)}")
+    return load_codeactinstruct(get("path"), split, get("hub_id"), tuple(subsets) if subsets else None)

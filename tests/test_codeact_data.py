@@ -1,0 +1,152 @@
+"""CodeAct data (CodeActInstruct -> verifiable RL rows, M3ToolEval -> the `codeact` benchmark), its evaluation,
+and the hooks into training and `sspo-exp eval` end to end on the shipped samples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sspo_exp.data import BENCHMARKS, DataError, load_benchmark, load_dataset_rows
+from sspo_exp.data.codeact import SAMPLE_TEST, SAMPLE_TRAIN, subset_of
+from test_codeact import needs_sandbox, scripted
+
+
+def _train_cfg(path, **kw):
+    return {"name": "codeact", "path": str(path), "heldout_split": None, "heldout_size": 0, **kw}
+
+
+def test_codeactinstruct_rows_are_the_verifiable_subsets_with_their_checkers():
+    rows = {r["id"]: r for r in load_dataset_rows(_train_cfg(SAMPLE_TRAIN), "train")}
+    # alfworld (needs its simulator) and an APPS row without test cases are skipped as unverifiable
+    assert set(rows) == {"sample/math/0", "sample/math/1", "sample/hotpotqa/0", "sample/wikitablequestions/0",
+                         "sample/apps/1"}
+    assert rows["sample/math/0"]["answer"] == "1170" and rows["sample/math/0"]["checker"] == "math"
+    assert rows["sample/hotpotqa/0"]["checker"] == "exact" and rows["sample/hotpotqa/0"]["answer"] == "Seine"
+    assert rows["sample/math/0"]["question"].startswith("Task:\nWhat is the sum")  # the first user turn
+    assert json.loads(rows["sample/apps/1"]["answer"])[1] == {"input": "12\n", "output": "144\n"}
+    only = load_dataset_rows(_train_cfg(SAMPLE_TRAIN, subsets=["math"]), "train")
+    assert {r["subset"] for r in only} == {"math"}
+    with pytest.raises(DataError, match="dataset.subsets has \\['alfworld'\\]"):
+        load_dataset_rows(_train_cfg(SAMPLE_TRAIN, subsets=["alfworld"]), "train")
+
+
+def test_subset_from_id_or_text():
+    assert subset_of("oct28_full6728/reasoning/17", "") == "math"
+    assert subset_of("x/1", "You are in the middle of a room. Looking quickly around you") == "alfworld"
+    assert subset_of("x/2", "Write Python code to solve the task.\nGiven n") == "apps"
+    assert subset_of("x/3", "hello") is None
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _traj(i, solution=True):
+    last = f"<solution> {i} </solution>" if solution else "I give up."
+    return {"id": f"t/math/{i}", "conversations": [{"role": "user", "content": f"Task:\nq{i}"},
+                                                   {"role": "assistant", "content": last}]}
+
+
+def test_malformed_training_rows_follow_the_projects_policy(tmp_path, caplog):
+    ok = _write(tmp_path / "a.jsonl", [_traj(i) for i in range(19)] + [_traj(19, solution=False)])
+    rows = load_dataset_rows(_train_cfg(ok), "train")
+    assert len(rows) == 19 and "skipped 1 of 20 rows" in caplog.text  # skipped and counted
+    bad = _write(tmp_path / "b.jsonl", [_traj(i, solution=i % 2 == 0) for i in range(20)])
+    with pytest.raises(DataError, match="more than max_skip_frac"):
+        load_dataset_rows(_train_cfg(bad), "train")
+    wrong = _write(tmp_path / "c.jsonl", [{"id": "x/math/1", "conversations": "not a list"}])
+    with pytest.raises(DataError, match="field 'conversations' must be a list"):
+        load_dataset_rows(_train_cfg(wrong), "train")
+
+
+def test_m3tooleval_benchmark_is_strict_and_needs_a_local_file(tmp_path):
+    assert BENCHMARKS["codeact"] == "test"
+    rows = load_benchmark("codeact", str(SAMPLE_TEST))
+    assert [r["answer"] for r in rows] == ["1260", "60", "TGGCAAT", "[3, 2, 2]"]
+    assert all(r["checker"] == "exact" and "def " in r["setup"] for r in rows)
+    assert "[1] convert_currency:" in rows[0]["question"] and "Instruction: A trader" in rows[0]["question"]
+    with pytest.raises(DataError, match="eval.data.codeact=FILE"):
+        load_benchmark("codeact")
+    broken = [json.loads(line) for line in SAMPLE_TEST.read_text().splitlines()]
+    del broken[1]["expected_output"]
+    with pytest.raises(DataError, match="row 1: field 'answer' is missing or blank; a benchmark must keep every row"):
+        load_benchmark("codeact", str(_write(tmp_path / "m3.jsonl", broken)))
+
+
+@needs_sandbox
+def test_codeact_solved_rate_uses_the_tools_and_the_checker():
+    from sspo_exp.codeact.evaluate import evaluate_codeact
+    from sspo_exp.codeact.prompts import build_prompt
+    from sspo_exp.models.tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    rows = load_benchmark("codeact", str(SAMPLE_TEST))
+    prompts = [build_prompt(r["question"], tok) for r in rows]
+    plans = [["<execute>p = convert_currency(40 * 25, 1.2)\nprint(estimate_final_value(p, calculate_tariff(p, 5)))"
+              "</execute>", "<solution>1260.0</solution>"],
+             ["<execute>print(calculate_tariff(480, 12.5))</execute>", "<solution>60</solution>"],
+             ["<execute>print(reverse_complement('ATTGCCA'))</execute>", "<solution>'TGGCAAT'</solution>"],
+             ["<solution>[3, 2, 1]</solution>"]]  # wrong
+    result = evaluate_codeact(None, tok, rows, prompts, 2000, policy=scripted(tok, dict(zip(prompts, plans))))
+    assert (result.n, result.n_correct, result.pass_at_1) == (4, 3, 75.0)
+    rec = result.records[0]
+    assert rec.correct and rec.extracted == "1260.0" and "Observation:\n1260.0" in rec.completion
+    assert not result.records[3].correct and "end=solution" in result.records[3].error
+
+
+def test_codeact_arith_rows_and_cold_start_targets_match_the_environment():
+    from sspo_exp.codeact.cold_start import execute_probability, targets
+    from sspo_exp.codeact.episode import EnvConfig, observation_text
+    from sspo_exp.data.codeact_arith import rows
+    from sspo_exp.sandbox import Observation
+
+    ds = {"name": "codeact_arith", "prompt_style": "compact", "env": {"max_turns": 3}, "train_size": 2000,
+          "test_size": 20}
+    test, train = rows(ds, "test"), rows(ds, "train")
+    assert test[0]["checker"] == "math" and test[0]["id"].startswith("codeact_arith-test-")
+    assert len({r["question"] for r in test}) == 20 and len(train) == 2000
+    assert not {r["question"] for r in test} & {r["question"] for r in train}  # disjoint splits
+    assert rows(ds, "test") == test and rows({**ds, "seed": 1}, "test") != test  # deterministic in the seed
+    assert {len(r["answer"]) for r in test + train} == {4}  # operands 32..99: every product has 4 digits
+    assert all(int(r["answer"]) == eval(r["question"]) for r in test + train)  # noqa: S307 (our own a*b)
+    rate = {"below": 0.9, "above": 0.2}
+    assert execute_probability("59*99", rate, 60) == 0.9 and execute_probability("60*32", rate, 60) == 0.2
+    pairs = targets(ds, rate, 60, seed=0)
+    for side, low, high in (("below", 0.85, 0.95), ("above", 0.15, 0.25)):
+        mine = [segs for p, segs in pairs if (int(p.split("*")[0]) < 60) == (side == "below")]
+        assert low < sum(len(s) == 3 for s in mine) / len(mine) < high, side
+    prompt, (run, obs, solution) = next((p, s) for p, s in pairs if len(s) == 3)
+    a, b = map(int, prompt.strip().split("*"))
+    assert run == (f"<execute>print({a}*{b})</execute>", True) and solution == (f"<solution>{a * b}</solution>", True)
+    # the observation is exactly what the environment shows for the cell's output, and it is not trained on
+    sandbox_output = Observation(f"{a * b}\n", None, False, None, False, 0.0)
+    assert obs == (EnvConfig().observation_template.format(output=observation_text(sandbox_output, 200)), False)
+    guesses = [s[0][0] for _, s in pairs if len(s) == 1]
+    assert all(g.startswith("<solution>") and g.endswith("</solution>") and len(g) == len("<solution>1234</solution>")
+               for g in guesses)
+
+
+def test_codeact_cold_start_config_errors_before_compute():
+    from hydra import compose, initialize_config_dir
+
+    from sspo_exp import CONF_DIR
+    from sspo_exp.errors import ConfigError
+    from sspo_exp.train.config import make_plan
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        make_plan(compose("train", overrides=["experiment=cpu_codeact"]), 1)
+        for override, message in (("model.cold_start.execute_rate.below=1.5", "execute_rate=.*each p in \\[0, 1\\]"),
+                                  ("model.cold_start.execute_split=0.5", "execute_split=0.5: must be an integer")):
+            with pytest.raises(ConfigError, match=message):
+                make_plan(compose("train", overrides=["experiment=cpu_codeact", override]), 1)
+
+
+def test_codeact_arith_bad_knobs_are_named():
+    from sspo_exp.data.codeact_arith import rows
+
+    with pytest.raises(ValueError, match="dataset.test_size=10000: must leave training problems"):
+        rows({"test_size": 10000}, "test")
+    with pytest.raises(ValueError, match="dataset.min_operand=-1"):
+        rows({"min_operand": -1}, "test")
