@@ -271,3 +271,33 @@ def test_report_cli_exits_2_with_the_message(tmp_path, capsys, monkeypatch):
     assert err.startswith("sspo-exp report: CPU mini-grid would put rows") and "dtype: bfloat16 (Base); float32 (GRPO)" in err
     assert cli.main([*argv, "--allow-mixed-profiles"]) == 0
     assert "dtype: bfloat16 (Base)" in (tmp_path / "o" / "table_mini.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------ training's own evaluation
+def test_training_evaluation_records_its_profile_and_cut_share(tmp_path):
+    """The in-training evaluator writes the same record as `sspo-exp eval`: the profile of the policy as it computes
+    (float32 here), the run's budget and prompt builder, and the cut share; the summary keys carry both."""
+    from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
+    from sspo_exp.evaluation.settings import final_eval_settings
+    from sspo_exp.models import tiny as tiny_model
+    from sspo_exp.rundir import RunDir
+    from sspo_exp.train.run import dataset_rows, prompt_builder, run_id
+    from train_helpers import ARCH, small_cfg
+
+    cfg = small_cfg(tmp_path / "runs", tmp_path / "model")
+    cfg.final_eval = {"benchmarks": ["arithmetic"], "before": True}
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_model(ARCH, tok, 0)
+    settings = final_eval_settings(cfg)
+    ev = Evaluator(settings, tok, dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples], prompt_builder(cfg),
+                   load_benchmarks(settings, cfg.dataset), RunDir(cfg.output_root, run_id(cfg)), write=True)
+    out = ev.initial(model)
+    rec = json.loads((ev.run.results_dir(keys.BEFORE) / "arithmetic.json").read_text())
+    p = rec["profile"]
+    assert (p["backend"], p["dtype"], p["max_new_tokens"], p["prompt"], p["chat_template"]) == \
+        ("hf", "float32", cfg.trainer.max_completion_length, "arithmetic-compact", "none")
+    assert p["checker"] == rewards.CHECKER_VERSION and rec["cut_before_answer"] == pytest.approx(
+        sum(s["cut"] for s in rec["samples"]) / rec["n"])
+    assert out["eval_before/arithmetic/profile.dtype"] == "float32"
+    assert out["eval_before/arithmetic/profile.id"] == p["id"]
+    assert out["eval_before/arithmetic/cut_before_answer"] == rec["cut_before_answer"]
