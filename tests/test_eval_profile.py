@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from importlib import metadata
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def test_score_counts_a_truncated_completion_and_not_a_completed_one():
     assert [r.hit_limit for r in result.records] == [True, False, True, False]
     assert result.cut_before_answer == 0.25 and result.to_dict()["cut_before_answer"] == 0.25
     assert result.n_correct == 2
+    assert pickle.loads(pickle.dumps(completions[0])).hit_limit is True  # survives a process boundary
 
 
 def test_generate_hf_says_which_completions_hit_the_budget(tiny):
@@ -123,7 +125,8 @@ def test_chat_template_kwargs_reach_the_template_in_training_and_evaluation(tiny
         q = "What is 2+3?"
         assert not prompt_fn_for("gsm8k", None)(q, tok).endswith(NO_THINK)  # the template's default: thinking
         assert prompt_fn_for("gsm8k", None, {"enable_thinking": False})(q, tok).endswith(NO_THINK)
-        cfg = OmegaConf.create({"dataset": {"name": "gsm8k"}, "model": {"chat_template_kwargs": {"enable_thinking": False}}})
+        no_think = {"enable_thinking": False}
+        cfg = OmegaConf.create({"dataset": {"name": "gsm8k"}, "model": {"chat_template_kwargs": no_think}})
         assert prompt_builder(cfg)(q, tok).endswith(NO_THINK)  # training's prompts
         style = OmegaConf.create({"name": "arithmetic", "prompt_style": "instruct", "seed": 0, "test_size": 3})
         settings = EvalSettings(benchmarks=("arithmetic",), chat_template_kwargs={"enable_thinking": False})
@@ -164,7 +167,8 @@ def test_profile_fields_and_id(tiny):
     assert prompt_id("arithmetic", {"prompt_style": "compact"}) == "arithmetic-compact"
     assert prompt_id("arithmetic", {"prompt_style": "instruct"}) == d["prompt"]
     other = make_profile("hf", "bfloat16", 512, d["prompt"], tok, {"enable_thinking": False})
-    assert other.id != p.id and make_profile("hf", "float32", 512, d["prompt"], tok, {"enable_thinking": False}).id == p.id
+    same = make_profile("hf", "float32", 512, d["prompt"], tok, {"enable_thinking": False})
+    assert other.id != p.id and same.id == p.id
     stats = keys.record_stats({"pass@1": 50.0, "n": 2, "cut_before_answer": 0.5, "profile": d})
     assert stats["profile.chat_template_kwargs"] == '{"enable_thinking": false}' and stats["profile.id"] == p.id
     assert keys.summary_keys({"gsm8k": stats})["eval/gsm8k/profile.dtype"] == "float32"
@@ -196,7 +200,8 @@ def _run(rid, method, value, profile=PROFILE, cut=None, prefix="", col="gsm8k", 
     summary = {f"{prefix}eval/{col}/pass@1": value}
     if profile is not None:
         summary.update({f"{prefix}eval/{col}/profile.{f}": v for f, v in profile.items()})
-        summary[f"{prefix}eval/{col}/profile.id"] = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:8]
+        blob = json.dumps(profile, sort_keys=True).encode()
+        summary[f"{prefix}eval/{col}/profile.id"] = hashlib.sha256(blob).hexdigest()[:8]
     if cut is not None:
         summary[f"{prefix}eval/{col}/cut_before_answer"] = cut
     return RunData(rid, state="finished", group=method, job_type=method, summary=summary,
@@ -212,7 +217,8 @@ def test_a_table_of_one_profile_is_built_and_says_its_profile():
                     columns=("gsm8k",), paper_dir=None)
     assert t.cells[("m", "grpo", "gsm8k")].mean == 20.0
     assert any(n.startswith("evaluation profile ") and "dtype=float32" in n for n in t.notes)
-    assert "m: completions cut at the generation budget before </answer> (range over rows): GSM8K 10.0%–40.0%" in t.notes
+    assert "m: completions cut at the generation budget before </answer> (range over rows): GSM8K 10.0%–40.0%" \
+        in t.notes
 
 
 def test_the_report_refuses_mixed_profiles_and_names_the_fields_that_differ():
@@ -241,8 +247,8 @@ def test_results_without_a_profile_are_an_unknown_profile_and_refused():
 
 def test_a_derived_base_row_brings_the_training_runs_eval_before_profile():
     g = _run("g", "grpo", 20.0)
-    g.summary.update({f"eval_before/gsm8k/{k}": v for k, v in
-                      {"pass@1": 5.0, **{f"profile.{f}": x for f, x in {**PROFILE, "max_new_tokens": 256}.items()}}.items()})
+    before = {"pass@1": 5.0, **{f"profile.{f}": x for f, x in {**PROFILE, "max_new_tokens": 256}.items()}}
+    g.summary.update({f"eval_before/gsm8k/{k}": v for k, v in before.items()})
     with pytest.raises(MixedProfiles, match=r"max_new_tokens: 256 \(Base \(eval_before\)\); 512 \(GRPO\)"):
         build_table(_frame(g), SPECS["mini"], columns=("gsm8k",), paper_dir=None)
 
@@ -268,7 +274,8 @@ def test_report_cli_exits_2_with_the_message(tmp_path, capsys, monkeypatch):
     argv = ["--offline", str(tmp_path), "--table", "mini", "--columns", "gsm8k", "--out", str(tmp_path / "o")]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("sspo-exp report: CPU mini-grid would put rows") and "dtype: bfloat16 (Base); float32 (GRPO)" in err
+    assert err.startswith("sspo-exp report: CPU mini-grid would put rows")
+    assert "dtype: bfloat16 (Base); float32 (GRPO)" in err
     assert cli.main([*argv, "--allow-mixed-profiles"]) == 0
     assert "dtype: bfloat16 (Base)" in (tmp_path / "o" / "table_mini.md").read_text()
 
@@ -301,3 +308,5 @@ def test_training_evaluation_records_its_profile_and_cut_share(tmp_path):
     assert out["eval_before/arithmetic/profile.dtype"] == "float32"
     assert out["eval_before/arithmetic/profile.id"] == p["id"]
     assert out["eval_before/arithmetic/cut_before_answer"] == rec["cut_before_answer"]
+    heldout = json.loads((ev.run.results_dir(keys.BEFORE) / "heldout.json").read_text())
+    assert heldout["profile"] == p and heldout["cut_before_answer"] == rec["cut_before_answer"]  # one evaluation

@@ -82,7 +82,8 @@ class Evaluator:
             return json.loads(path.read_text())["accuracy"]
         result, _ = self.heldout(model, tag)
         if self.write:
-            _write_json(path, {"accuracy": result.accuracy, "n": result.n})
+            _write_json(path, {"accuracy": result.accuracy, "n": result.n, keys.CUT: result.cut_before_answer,
+                               keys.PROFILE: self.profile(model, HELDOUT)})  # fmt: skip
         return result.accuracy
 
     def _benchmarks_stage(self, model, tag: Any, stage: str) -> dict[str, dict]:
@@ -135,13 +136,13 @@ class Evaluator:
         return self._run(model, tag, name, rows, prompt_fn, self.settings.max_new_tokens)
 
     def profile(self, model, name: str) -> dict:
-        """The evaluation profile of benchmark ``name`` scored on ``model`` here (``sspo_exp.evaluation.profile``):
+        """The evaluation profile of benchmark ``name`` (or the held-out set) scored on ``model`` here (``sspo_exp.evaluation.profile``):
         HF generate in the dtype the policy computes in (``+autocast-bfloat16`` under trainer.bf16 on a GPU)."""
         from sspo_exp.evaluation.profile import compute_dtype, make_profile
 
-        shared = name == self.shared
-        prompt_fn = self.heldout_prompt_fn if shared else self.benchmarks[name][1]
-        budget = self.settings.heldout_max_new_tokens if shared else self.settings.max_new_tokens
+        heldout = name in (HELDOUT, self.shared)
+        prompt_fn = self.heldout_prompt_fn if heldout else self.benchmarks[name][1]
+        budget = self.settings.heldout_max_new_tokens if heldout else self.settings.max_new_tokens
         return make_profile("hf", compute_dtype(model), budget, getattr(prompt_fn, "id", "custom"), self.tokenizer,
                             self.settings.chat_template_kwargs).as_dict()  # fmt: skip
 

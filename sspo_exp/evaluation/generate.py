@@ -32,6 +32,9 @@ class Completion(str):
         self.hit_limit = bool(hit_limit)
         return self
 
+    def __reduce__(self):  # pickles with its flag (str's own reduce would call __new__ with the text alone)
+        return (Completion, (str(self), self.hit_limit))
+
 
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm

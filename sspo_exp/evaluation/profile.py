@@ -1,9 +1,9 @@
 """The evaluation profile: everything besides the weights that decides a greedy Pass@1 (issue 11, item 1).
 
 Greedy decoding under another dtype or backend flips answers (one AIME problem is 3.3 points), and a Base row scored
-one way beside trained rows scored another would make Δ Avg measure the protocol, not the training. So every result
-JSON records its profile (``"profile"``), the W&B summary carries it per benchmark (``eval/<benchmark>/profile.<field>``,
-``sspo_exp.keys.record_stats``), and the report puts rows in one table only when their profiles agree
+one way beside trained rows scored another would make Δ Avg measure the protocol, not the training. So every
+result JSON records its profile (``"profile"``), the W&B summary carries it per benchmark
+(``eval/<benchmark>/profile.<field>``, ``sspo_exp.keys.record_stats``), and the report puts rows in one table only when their profiles agree
 (``sspo_exp.report.tables.profile_mismatches``).
 
     backend               hf | vllm
@@ -99,13 +99,3 @@ def make_profile(backend: str, dtype: str, max_new_tokens: int, prompt: str, tok
 
     return EvalProfile(backend, str(dtype), int(max_new_tokens), prompt, template_hash(tokenizer),
                        dict(chat_template_kwargs or {}), STOP_RULE, CHECKER_VERSION)  # fmt: skip
-
-
-def differences(profiles: dict[str, dict]) -> dict[str, dict[str, Any]]:
-    """``{field: {who: value}}`` for every field of :data:`PROFILE_FIELDS` on which the named profiles disagree."""
-    out = {}
-    for f in PROFILE_FIELDS:
-        values = {who: p.get(f) for who, p in profiles.items()}
-        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
-            out[f] = values
-    return out

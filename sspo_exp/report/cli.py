@@ -69,8 +69,9 @@ def parser() -> argparse.ArgumentParser:
                         "profile id (summary keys reeval/<PROFILE_ID>/eval/...; e.g. vllm-bfloat16-512tok), so they "
                         "share the Base row's profile")
     p.add_argument("--allow-mixed-profiles", action="store_true",
-                   help="build a table whose rows were scored under different evaluation profiles (or none recorded, "
-                        "results from before profiles existed); refused by default. The differences are listed under it")
+                   help="build a table whose rows were scored under different evaluation profiles (or none "
+                        "recorded: results from before profiles existed); refused by default. The differences are "
+                        "listed under it")
     p.add_argument("--running-after", type=float, default=RUNNING_IDLE_SECONDS, metavar="SECONDS",
                    help="an offline run with no exit record written to within this many seconds is 'running', "
                         "else 'killed'")

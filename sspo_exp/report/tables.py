@@ -246,7 +246,8 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
         raise MixedProfiles(mixed_profiles_message(spec.name, mixed))
     if mixed:
         notes += [f"rows scored under different evaluation profiles (--allow-mixed-profiles): {m}" for m in mixed]
-    notes += profile_notes(done, [c for c in columns if c != "delta_avg"])
+    notes += profile_notes(done, [c for c in columns if c != "delta_avg"],
+                           derived=any("derived" in c.marks for c in cells.values()))
     notes += cut_notes(done, cells, blocks, rows, [c for c in columns if c != "delta_avg"])
     notes += code_version_notes(done)
     table = Table(spec, columns, blocks, rows, cells, _selection_frame(selections), excluded, notes,
@@ -331,11 +332,12 @@ def mixed_profiles_message(table_name: str, mismatches: list[str]) -> str:
             "--allow-mixed-profiles to build the table anyway (the differences are then listed under it).")
 
 
-def profile_notes(done: pd.DataFrame, columns: list[str]) -> list[str]:
-    """One line per evaluation profile the table's finished runs were scored under (the caption's protocol)."""
+def profile_notes(done: pd.DataFrame, columns: list[str], derived: bool) -> list[str]:
+    """One line per evaluation profile the table's finished runs were scored under (the caption's protocol); the
+    training runs' ``eval_before`` profiles too when a Base cell is ``derived`` from them."""
     seen: dict[str, tuple] = {}
     for col in columns:
-        for stage in keys.STAGES:
+        for stage in (keys.AFTER, keys.BEFORE) if derived else (keys.AFTER,):
             key = keys.eval_key(col, keys.profile_stat("id"), stage)
             if key not in done:
                 continue
