@@ -5,8 +5,10 @@
 45 runs are written once by the installed wandb (3 models × GRPO/GSPO/GMPO/SAPO/SSPO × 3 seeds, every history
 key of the logging contract, plus a Base eval run per model) into the cache directory and reused. ``--runs``
 above 45 (a multiple of 45: a sweep) adds, per written run, copies that are other points of a sweep: the same
-W&B file with only its run record changed (run id, ``trainer.learning_rate``), re-framed record by record in W&B's
-log format (writing 450 runs through wandb itself takes most of an hour here). Reported: time to read them (in
+W&B file with only its run record changed (run id, ``trainer.learning_rate`` and the W&B group: each copy is
+another setting with its own 3 seeds, as in a sweep), re-framed record by record in W&B's log format (writing
+450 runs through wandb itself takes most of an hour here). Reported, wall and CPU seconds (the reader processes'
+CPU included), with the load average (other work on the machine inflates wall times): time to read them (in
 ``--workers`` processes; default one per CPU), to build Table 2 (md/tex/csv), to draw the curves (3 metrics,
 PNG + PDF), the total (targets: 45 runs ≤ 10 s, 450 runs ≤ 30 s on 2 cores), and our reader against W&B's own
 reader ``wandb leet inspect --json`` on the same files (target ≥ 2× faster), both with and without turning its
@@ -109,6 +111,7 @@ def replicate(cache: Path, runs: int) -> None:
         for j in range(1, copies):
             rec = pb.Record.FromString(records[i])
             rec.run.run_id = new_id = f"{rec.run.run_id}-c{j}"
+            rec.run.run_group = f"{rec.run.run_group}-c{j}"  # another setting (its seeds share the group)
             for item in rec.run.config.update:
                 if item.key == "trainer" or list(item.nested_key) == ["trainer"]:
                     item.value_json = json.dumps({**json.loads(item.value_json), "learning_rate": 1e-6 * (j + 1)})
@@ -121,7 +124,7 @@ def replicate(cache: Path, runs: int) -> None:
 def copies_dir(cache: Path, runs: int) -> Path | None:
     """Where the copies for ``--runs`` live (None: no copies needed)."""
     copies = runs // (len(MODELS) * len(METHODS) * SEEDS)
-    return cache / f"copies-{copies}" if copies > 1 else None
+    return cache / f"copies-v2-{copies}" if copies > 1 else None  # v2: copies are other groups
 
 
 def leet_rows(run_dir: Path) -> list[dict]:
@@ -172,17 +175,28 @@ def main(argv: list[str] | None = None) -> int:
     (out / "table_2.tex").write_text(render.latex(table))
     render.csv_frame(table).to_csv(out / "table_2.csv", index=False)
     c2, t2 = time.process_time(), time.perf_counter()
-    figs = plot_all(runs, history, SPECS["2"], out)
+    figs = plot_all(runs, history, SPECS["2"], out, workers=workers)
     c3, t3 = time.process_time(), time.perf_counter()
+    w2 = children_cpu() - w0 - w1  # the drawing processes' CPU time
     trained = runs[runs["objective.name"] != "base"]
     print(f"{len(trained)} trained runs × {int(trained['last_step'].max()) + 1} steps (+{len(runs) - len(trained)} "
           f"base eval runs), {len(history)} history rows × {history.shape[1]} columns")
-    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"wall / CPU seconds (this process; load average {load_avg:.1f} on {os.cpu_count()} CPUs):")
-    print(f"read   {t1 - t0:6.2f} / {c1 - c0:5.2f}  (workers={workers}, whose CPU time is {w1:.2f} s more)\n"
-          f"table  {t2 - t1:6.2f} / {c2 - c1:5.2f}  (Table 2: md, tex, csv)\n"
-          f"curves {t3 - t2:6.2f} / {c3 - c2:5.2f}  ({len(figs)} files: reward, entropy, seq_weight_var × png, pdf)\n"
-          f"total  {t3 - t0:6.2f} / {c3 - c0:5.2f}  (target <= {target:g} s)  -> {out}")
+    load_avg = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    cpu_total = c3 - c0 + w1 + w2
+    print(f"wall / CPU seconds (load average {load_avg[0]:.1f}, {load_avg[1]:.1f}, {load_avg[2]:.1f} over 1, 5, "
+          f"15 min on {os.cpu_count()} CPUs: wall times include waiting for other work on the machine)")
+    print(f"read   {t1 - t0:6.2f} / {c1 - c0 + w1:6.2f}  ({workers} reader processes: {w1:.2f} s CPU; this "
+          f"process {c1 - c0:.2f} s)\n"
+          f"table  {t2 - t1:6.2f} / {c2 - c1:6.2f}  (Table 2: md, tex, csv)\n"
+          f"curves {t3 - t2:6.2f} / {c3 - c2 + w2:6.2f}  ({len(figs)} files: reward, entropy, seq_weight_var × png, "
+          f"pdf; drawn in {min(3, workers)} processes: {w2:.2f} s CPU)\n"
+          f"total  {t3 - t0:6.2f} / {cpu_total:6.2f}  (target: wall <= {target:g} s on 2 idle cores; "
+          f"{'met' if t3 - t0 <= target else 'NOT met'} here)  -> {out}")
+    cores = min(workers, os.cpu_count() or 1)
+    # reading: its CPU shared by the cores; table: serial; curves: prepared here, then 3 figures on the cores
+    idle = (c1 - c0 + w1) / cores + (c2 - c1) + (c3 - c2) + w2 * math.ceil(3 / cores) / 3
+    print(f"CPU-bound estimate on {cores} idle cores: {idle:.1f} s (reading's CPU shared by the reader processes, "
+          f"the table serial, 3 figures over {cores} processes; CPU times are inflated too on a loaded machine)")
 
     if args.no_leet:
         return 0

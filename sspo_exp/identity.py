@@ -82,15 +82,23 @@ def hyper_label(cfg: Mapping[str, Any]) -> str:
     return f"ε{low}" if high in (None, low) else f"ε{low}/{high}"
 
 
-def group_name(cfg: Mapping[str, Any]) -> str:
-    """The W&B group of a setting (its seeds): ``tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2`` (hash in the config)."""
+def setting_label(cfg: Mapping[str, Any]) -> str:
+    """What a reader sees of a setting: ``tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2`` (not unique: a learning-rate
+    sweep's points share it)."""
     parts = [cfg["model"]["name"], cfg["dataset"]["name"], job_type(cfg), hyper_label(cfg), f"μ{cfg['trainer']['mu']}"]
     return "·".join(p for p in parts if p)
 
 
+def group_name(cfg: Mapping[str, Any]) -> str:
+    """The W&B group of a setting (its seeds): the label and the setting hash,
+    ``tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·3f9a1c``. The report pools a group's runs as seeds of one
+    configuration, so two settings that differ anywhere outside the label (a learning rate) must not share it."""
+    return f"{setting_label(cfg)}·{setting_hash(cfg)}"
+
+
 def run_name(cfg: Mapping[str, Any]) -> str:
-    """The W&B display name of one run: the group's name and the seed."""
-    return f"{group_name(cfg)}·s{cfg['seed']}"
+    """The W&B display name of one run: the setting's label and the seed."""
+    return f"{setting_label(cfg)}·s{cfg['seed']}"
 
 
 def tags(cfg: Mapping[str, Any]) -> list[str]:

@@ -84,12 +84,17 @@ def test_qwen3_presets_default_to_non_thinking_prompts_which_is_a_new_run_id():
     assert identity.run_id(cfg) != identity.run_id(thinking)
 
 
-def test_group_and_run_names_are_readable_and_the_hash_is_kept_apart():
+def test_group_and_run_names_are_readable_and_the_group_is_unique_per_setting():
     cfg = _compose("gate.tau_neg=0.3", "gate.tau_pos=0.2")
-    assert identity.group_name(cfg) == "tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2"
+    assert identity.group_name(cfg) == f"tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·{identity.setting_hash(cfg)}"
     assert identity.run_name(cfg) == "tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·s0"
+    # The report pools a group's runs as the seeds of one configuration: a setting that differs outside the label
+    # (here the learning rate) must get its own group, or its runs would be averaged with the other's.
+    lr = _compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "trainer.learning_rate=0.5")
+    assert identity.setting_label(lr) == identity.setting_label(cfg) and identity.group_name(lr) != identity.group_name(cfg)
+    assert identity.group_name(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3")) == identity.group_name(cfg)
     other = _compose("gate.tau_neg=0.6", "gate.tau_pos=0.5")
     assert identity.group_name(other) != identity.group_name(cfg)  # two τ settings differ in the legend, not by a hash
     assert identity.setting_hash(cfg) == identity.setting_hash(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3"))
-    assert identity.group_name(_compose("objective=grpo", "objective.eps_low=0.1")) == "tiny·arithmetic·grpo·ε0.1·μ2"
+    assert identity.setting_label(_compose("objective=grpo", "objective.eps_low=0.1")) == "tiny·arithmetic·grpo·ε0.1·μ2"
     assert identity.group_name(_compose("objective=sapo")).startswith("tiny·arithmetic·sapo·τ")

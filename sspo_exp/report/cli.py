@@ -76,7 +76,8 @@ def parser() -> argparse.ArgumentParser:
                    help="an offline run with no exit record written to within this many seconds is 'running', "
                         "else 'killed'")
     p.add_argument("--workers", type=int, default=None,
-                   help="processes reading offline files in parallel (default: one per CPU, at most 8; 1: none)")
+                   help="processes reading offline files and drawing figures in parallel (default: one per CPU, "
+                        "at most 8; 1: none)")
     return p
 
 
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         written.append(stem.with_suffix(".csv"))
         render.csv_frame(table).to_csv(written[-1], index=False)
     if args.curves:
-        written += plot_all(runs, history, spec, args.out, args.select_metric, args.smoothing)
+        written += plot_all(runs, history, spec, args.out, args.select_metric, args.smoothing,
+                            workers=args.workers)
     print(f"{len(runs)} runs read ({int((runs['state'] == 'finished').sum()) if len(runs) else 0} finished); "
           "wrote:")
     for path in written:

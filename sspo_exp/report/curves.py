@@ -16,12 +16,16 @@ One panel per setting (model × training data), one colour per method. Per (pane
 Per (setting, method) the configuration shown is chosen by the same rule as the tables
 (:func:`sspo_exp.report.tables.rank_configs` over FINISHED runs only; over runs of any state when none has
 finished yet, e.g. while a grid is running); every seed of it is then drawn, a crashed one up to where it stopped.
-Base (eval-only) runs have no curve. Each figure is drawn once: one line collection per method for its seeds,
-at most :data:`MAX_POINTS` points per drawn line (thin lines and band rasterised in the PDF).
+Base (eval-only) runs have no curve. The choice is made once per report and only the drawn runs' history is
+used. Each figure is drawn once: one line collection per method for its seeds, at most :data:`MAX_POINTS` points
+per drawn line (thin lines and band rasterised in the PDF); the figures are drawn side by side, one process each
+(as many as reading uses).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sspo_exp.report.tables import (  # noqa: E402
     BASE, DEFAULT_SELECT_METRIC, TableSpec, annotate, natural_key, rank_configs, row_label, row_sort_key)
+from sspo_exp.report.wandb_offline import default_workers  # noqa: E402
 
 #: figure name -> (metrics to plot, first one present in the history wins; y label; log scale)
 FIGURES = {
@@ -96,7 +101,8 @@ def curve_data(runs: pd.DataFrame, history: pd.DataFrame, metric: str, spec: Tab
                select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA,
                positive_only: bool = False) -> dict[str, dict[str, Curve]]:
     """``{panel: {row: Curve}}`` for ``metric`` (``{}`` when no run logged it)."""
-    return _curves(_panels(runs, spec), history, metric, select_metric, alpha, positive_only)
+    chosen = _choose(_panels(runs, spec), select_metric)
+    return _curves(chosen, _chosen_history(history, chosen), metric, alpha, positive_only)
 
 
 def _panels(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
@@ -106,7 +112,27 @@ def _panels(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
                                               else ""))
 
 
-def _curves(runs: pd.DataFrame, history: pd.DataFrame, metric: str, select_metric: str, alpha: float,
+def _choose(panels: pd.DataFrame, select_metric: str) -> dict[tuple[str, str], pd.DataFrame]:
+    """``{(panel, row): the runs drawn}``, panels in natural order: the configuration the table shows
+    (:func:`rank_configs` over finished runs, over all when none finished), every seed of it. Done once per
+    report: the choice does not depend on the metric drawn."""
+    out: dict = {}
+    for panel in sorted(panels["panel"].unique(), key=natural_key):
+        prow = panels[panels["panel"] == panel]
+        for row, rrows in prow.groupby("row"):
+            finished = rrows[rrows["state"] == "finished"]
+            best = rank_configs(finished if len(finished) else rrows, select_metric).iloc[0]["config"]
+            out[(panel, row)] = rrows[rrows["config"] == best]
+    return out
+
+
+def _chosen_history(history: pd.DataFrame, chosen: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """The history rows of the drawn runs only (taken once per report; a sweep draws a few runs of many)."""
+    ids = {i for c in chosen.values() for i in c["run_id"]}
+    return history[history["run_id"].isin(ids)] if "run_id" in history else history
+
+
+def _curves(chosen: dict[tuple[str, str], pd.DataFrame], history: pd.DataFrame, metric: str, alpha: float,
             positive_only: bool) -> dict[str, dict[str, Curve]]:
     if metric not in history.columns:
         return {}
@@ -118,18 +144,14 @@ def _curves(runs: pd.DataFrame, history: pd.DataFrame, metric: str, select_metri
     hist = hist.drop_duplicates(["run_id", "step"], keep="last")
     every = hist.pivot(index="step", columns="run_id", values=metric)  # step × run, once per figure
     out: dict = {}
-    for panel in sorted(runs["panel"].unique(), key=natural_key):
-        prow = runs[runs["panel"] == panel]
-        for row, rrows in prow.groupby("row"):
-            finished = rrows[rrows["state"] == "finished"]
-            best = rank_configs(finished if len(finished) else rrows, select_metric).iloc[0]["config"]
-            chosen = rrows[(rrows["config"] == best) & rrows["run_id"].isin(every.columns)]
-            if chosen.empty:
-                continue
-            raw = every[list(chosen["run_id"])].dropna(how="all")
-            smoothed = smooth(per_step(raw), alpha)
-            out.setdefault(panel, {})[row] = Curve(raw, smoothed.mean(axis=1), smoothed.min(axis=1),
-                                                   smoothed.max(axis=1), int((chosen["state"] != "finished").sum()))
+    for (panel, row), runs in chosen.items():
+        runs = runs[runs["run_id"].isin(every.columns)]
+        if runs.empty:
+            continue
+        raw = every[list(runs["run_id"])].dropna(how="all")
+        smoothed = smooth(per_step(raw), alpha)
+        out.setdefault(panel, {})[row] = Curve(raw, smoothed.mean(axis=1), smoothed.min(axis=1),
+                                               smoothed.max(axis=1), int((runs["state"] != "finished").sum()))
     return out
 
 
@@ -138,32 +160,65 @@ def plot_metric(runs: pd.DataFrame, history: pd.DataFrame, metric: str, spec: Ta
     """Write the figure of ``metric`` (its figure name when it has one); returns the paths ([] if not logged)."""
     name = next((f for f, (ms, _, _) in FIGURES.items() if metric in ms), metric.rsplit("/", 1)[-1])
     ms, label, log = FIGURES.get(name, ((metric,), metric, metric.endswith("_var")))
-    return _figure(_panels(runs, spec), history, name, (metric,), label, log, out_dir, select_metric, alpha)
+    chosen = _choose(_panels(runs, spec), select_metric)
+    return _figure(chosen, _chosen_history(history, chosen), _logged(history), name, (metric,), label, log,
+                   out_dir, alpha)
 
 
 def plot_all(runs: pd.DataFrame, history: pd.DataFrame, spec: TableSpec, out_dir: Path,
              select_metric: str = DEFAULT_SELECT_METRIC, alpha: float = ALPHA,
-             figures: tuple[str, ...] = tuple(FIGURES)) -> list[Path]:
-    """Every figure of :data:`FIGURES` (``curves_<name>.png`` and ``.pdf``); the runs are annotated once."""
-    panels = _panels(runs, spec)
-    paths: list[Path] = []
+             figures: tuple[str, ...] = tuple(FIGURES), workers: int | None = None) -> list[Path]:
+    """Every figure of :data:`FIGURES` (``curves_<name>.png`` and ``.pdf``). The runs are annotated, the
+    configurations ranked and the drawn runs' history taken once for all figures; the figures are then drawn
+    side by side in ``workers`` processes (None: one per CPU, see ``wandb_offline.default_workers``; 1: here)."""
+    chosen = _choose(_panels(runs, spec), select_metric)
+    hist, logged = _chosen_history(history, chosen), _logged(history)
+    jobs = []
     for name in figures:
         metrics, label, log = FIGURES[name]
-        paths += _figure(panels, history, name, metrics, label, log, out_dir, select_metric, alpha)
-    return paths
+        got = _figure_data(chosen, hist, logged, metrics, label, log, alpha)
+        if got is not None:
+            jobs.append((name, *got, log, out_dir, alpha))
+    n = min(len(jobs), default_workers() if workers is None else workers)
+    if n > 1:
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with ProcessPoolExecutor(n, mp_context=ctx) as pool:
+            drawn = list(pool.map(_draw, *zip(*jobs)))
+    else:
+        drawn = [_draw(*job) for job in jobs]
+    return [p for paths in drawn for p in paths]
 
 
-def _figure(panels: pd.DataFrame, history: pd.DataFrame, name: str, metrics: tuple[str, ...], label: str,
-            log: bool, out_dir: Path, select_metric: str, alpha: float) -> list[Path]:
-    metric = next((m for m in metrics if m in history.columns and history[m].notna().any()), None)
+def _logged(history: pd.DataFrame) -> set[str]:
+    """Metrics some run logged (any run, drawn or not: a figure's metric falls back to an older name only when
+    no run logged the newer one)."""
+    return {c for c in history.columns if history[c].notna().any()}
+
+
+def _figure(chosen: dict[tuple[str, str], pd.DataFrame], history: pd.DataFrame, logged: set[str], name: str,
+            metrics: tuple[str, ...], label: str, log: bool, out_dir: Path, alpha: float) -> list[Path]:
+    got = _figure_data(chosen, history, logged, metrics, label, log, alpha)
+    return [] if got is None else _draw(name, *got, log, out_dir, alpha)
+
+
+def _figure_data(chosen: dict[tuple[str, str], pd.DataFrame], history: pd.DataFrame, logged: set[str],
+                 metrics: tuple[str, ...], label: str, log: bool,
+                 alpha: float) -> tuple[dict[str, dict[str, Curve]], str] | None:
+    """A figure's curves and y label (None: nothing to draw): its first metric some run logged."""
+    metric = next((m for m in metrics if m in logged), None)
     if metric is None:
-        return []
-    fallback = metric != metrics[0]
-    data = _curves(panels, history, metric, select_metric, alpha, positive_only=log)
+        return None
+    data = _curves(chosen, history, metric, alpha, positive_only=log)
     if not data:
-        return []
-    if fallback:
+        return None
+    if metric != metrics[0]:
         label = f"{METRICS.get(metric, metric)} (older logs: {metric.rsplit('/', 1)[-1]}, zeros dropped)"
+    return data, label
+
+
+def _draw(name: str, data: dict[str, dict[str, Curve]], label: str, log: bool, out_dir: Path,
+          alpha: float) -> list[Path]:
+    """Draw one figure once and save it as PNG and PDF."""
     all_rows = sorted({r for p in data.values() for r in p}, key=row_sort_key)
     colours = {r: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(all_rows)}
     n = len(data)
