@@ -29,8 +29,9 @@ EXAMPLES = {
          "print the composed config, run nothing"),
     ],
     "eval": [
-        ("sspo-exp eval eval.model=runs/<run_id>", "a trained run (dir or id); writes <run_dir>/eval/"),
-        ("sspo-exp eval eval.model=Qwen/Qwen2.5-7B-Instruct eval.backend=vllm", "a base-model row of Table 1"),
+        ("sspo-exp eval eval.model=runs/<run_id>", "a trained run (dir or id); writes <run_dir>/reeval/<profile>/"),
+        ("sspo-exp eval eval.model=Qwen/Qwen2.5-7B-Instruct eval.backend=vllm eval.dtype=bfloat16",
+         "a base-model row of Table 1 (score its trained rows the same way: docs/evaluation.md)"),
         ("sspo-exp eval eval.model=/models/m eval.benchmarks=[math500] eval.data.math500=/data/math500.jsonl",
          "local benchmark data"),
         ("sspo-exp eval eval.model=runs/<run_id> --cfg job", "print the composed config, run nothing"),

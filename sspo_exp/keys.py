@@ -8,11 +8,17 @@ History (one W&B row per optimizer step)::
     train/global_step              the optimizer step a row belongs to (the report's x axis)
     train/heldout_accuracy         greedy held-out accuracy at that step (0 = the initial policy)
     codeact/<stat>                 CodeAct runs: per-rollout mean of an episode statistic (CODEACT_STATS)
+    train/completions/cut_before_answer   share of the rollout's completions that hit max_completion_length with no
+                                   </answer> (logged once per rollout, as TRL's completions/clipped_ratio)
 
 Summary / results, per evaluation stage and benchmark::
 
     <stage>/<benchmark>/pass@1     greedy Pass@1 in percent          stage: eval (trained policy, the tables' rows)
     <stage>/<benchmark>/n          problems scored                          eval_before (initial policy, the Base row)
+    <stage>/<benchmark>/cut_before_answer   share (0-1) of completions that hit max_new_tokens with no </answer>
+    <stage>/<benchmark>/profile.<field>     the evaluation profile (sspo_exp.evaluation.profile: backend, dtype,
+                                   max_new_tokens, prompt, chat_template, chat_template_kwargs, stop, checker, id)
+    reeval/<profile_id>/eval/<benchmark>/…  the same keys from `sspo-exp eval` of a run (re-scoring its checkpoint)
 """
 
 from __future__ import annotations
@@ -42,8 +48,14 @@ AFTER = "eval"  #: the trained policy (Tables 1-2)
 BEFORE = "eval_before"  #: the initial policy (the Base row)
 STAGES = (AFTER, BEFORE)
 #: Per-benchmark statistics in the summary.
-PASS_AT_1, N = "pass@1", "n"
-STATS = (PASS_AT_1, N)
+PASS_AT_1, N, CUT = "pass@1", "n", "cut_before_answer"
+STATS = (PASS_AT_1, N, CUT)
+#: The evaluation profile's fields, as per-benchmark stats ``profile.<field>`` (sspo_exp.evaluation.profile).
+PROFILE = "profile"
+PROFILE_FIELDS = ("backend", "dtype", "max_new_tokens", "prompt", "chat_template", "chat_template_kwargs", "stop",
+                  "checker")  # fmt: skip
+#: TRL metric-buffer name of the rollout's cut share (``train/`` is prepended when logged): sspo_exp.train.trainer.
+ROLLOUT_CUT = "completions/cut_before_answer"
 
 _EVAL_KEY = re.compile(r"^(?P<stage>eval|eval_before)/(?P<benchmark>[^/]+)/(?P<stat>[^/]+)$")
 
@@ -67,6 +79,32 @@ def benchmarks_in(keys, stage: str = AFTER, stat: str = PASS_AT_1) -> list[str]:
     return sorted(found)
 
 
+def profile_stat(field: str) -> str:
+    """``profile.dtype``: the stat under which a profile field is summarised (``eval/gsm8k/profile.dtype``)."""
+    return f"{PROFILE}.{field}"
+
+
+def is_summary_stat(stat: str) -> bool:
+    return stat in STATS or stat.startswith(PROFILE + ".")
+
+
+def record_stats(record: dict) -> dict:
+    """A result JSON's summary stats: pass@1, n, cut_before_answer and its profile's fields as ``profile.<field>``
+    (a mapping value, chat_template_kwargs, as sorted JSON so every summary value is a scalar)."""
+    import json
+
+    out = {k: record[k] for k in STATS if k in record}
+    for f, v in (record.get(PROFILE) or {}).items():
+        out[profile_stat(f)] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+    return out
+
+
 def summary_keys(results: dict[str, dict], stage: str = AFTER) -> dict[str, float]:
     """``{benchmark: {stat: value}}`` → ``{<stage>/<benchmark>/<stat>: value}`` (the stats this module names)."""
-    return {eval_key(b, s, stage): v for b, stats in results.items() for s, v in stats.items() if s in STATS}
+    return {eval_key(b, s, stage): v for b, stats in results.items() for s, v in stats.items() if is_summary_stat(s)}
+
+
+def reeval_prefix(profile_id: str) -> str:
+    """``reeval/<profile_id>/``: where ``sspo-exp eval`` of a run puts its keys in the run's summary (training's
+    own ``eval/…`` stay as they were)."""
+    return f"reeval/{profile_id}/"

@@ -48,6 +48,25 @@ VERIFY_TIMEOUT_S = 1.0  #: CPU-time budget for math-verify (parse gold + parse a
 THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
 _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
+#: Our checker's own revision: bump it whenever extraction, the exact comparison, the cost guards or the format
+#: levels change what a completion scores (a test pins the rule set it names).
+CHECKER_REVISION = 1
+
+
+def _checker_version() -> str:
+    from importlib import metadata
+
+    try:
+        mv = metadata.version("math-verify")
+    except metadata.PackageNotFoundError:
+        mv = "absent"
+    return f"sspo-r{CHECKER_REVISION}+math-verify-{mv}"
+
+
+#: The answer checker's version, recorded in every evaluation profile (``sspo_exp.evaluation.profile``): our rule
+#: set's revision and the installed math-verify, whose parser decides the answers our exact comparison does not.
+CHECKER_VERSION = _checker_version()
+
 
 @dataclass(frozen=True)
 class Reward:
@@ -99,6 +118,14 @@ def extract_answer(text: str) -> str | None:
     if start < 0:
         return None
     return text[start + len(ANSWER_OPEN) : close].strip()
+
+
+def cut_before_answer(text: str, hit_limit: bool) -> bool:
+    """Whether a completion was cut by the generation budget before it closed its answer: it stopped at the length
+    limit (no EOS) and has no ``</answer>``. Such a completion scores 0 whatever the model would have answered; the
+    share of them says how much a budget (512 tokens, SPEC.md) or a thinking mode costs (logged in training and per
+    benchmark in evaluation, ``sspo_exp.keys.CUT``)."""
+    return bool(hit_limit) and ANSWER_CLOSE not in text
 
 
 # ---------------------------------------------------------------------------------------------- format

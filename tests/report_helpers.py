@@ -55,6 +55,9 @@ BEFORE = {"tiny-grpo": {"arithmetic": [20.0, 30.0], "gsm8k": [5.0, 5.0]},
           "tiny-sspo": {"arithmetic": [20.0, 30.0], "gsm8k": [5.0, 5.0]},
           "grpo-eps0.1": {"arithmetic": [21.0, 21.0, 21.0]}}
 ALL_RUNS = RUNS + TINY_RUNS
+#: The evaluation profile every result here was scored under (one protocol: the tables accept them side by side).
+PROFILE = {"backend": "hf", "dtype": "float32", "max_new_tokens": 512, "prompt": "zero-shot-test", "chat_template": "none",
+           "chat_template_kwargs": "{}", "stop": "greedy-eos-or-budget", "checker": "test", "id": "test-profile"}
 CRASHED = ("sspo-expsig", 2)  # SIGKILLed at step KILL_AT, no summary
 RESUMED = ("sspo-atanlog", 2)
 RESUME_MARK = 1000.0  # the killed first launch logs reward + 1000 at steps it later re-logs
@@ -111,6 +114,7 @@ def write_one(root: str, idx: int, seed: int, steps: range, summary: bool, mark:
     for b, vals in BEFORE.get(cfg_name, {}).items():  # evaluated before the first training step
         run.summary[f"eval_before/{b}/pass@1"] = vals[seed]
         run.summary[f"eval_before/{b}/n"] = 200
+        run.summary.update({f"eval_before/{b}/profile.{f}": v for f, v in PROFILE.items()})
     if method != "base":
         for s in steps:
             r = reward(idx, seed, s) + (mark if s >= RESUME_FROM else 0.0)
@@ -122,6 +126,7 @@ def write_one(root: str, idx: int, seed: int, steps: range, summary: bool, mark:
         for b in BENCH:
             if evals.get(b, [None] * 3)[seed] is not None:
                 run.summary[f"eval/{b}/pass@1"] = evals[b][seed]
+                run.summary.update({f"eval/{b}/profile.{f}": v for f, v in PROFILE.items()})
         run.finish()
 
 

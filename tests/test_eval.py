@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sspo_exp import rewards
+from sspo_exp import keys, rewards
 from sspo_exp.data import load_benchmark
 from sspo_exp.data.prompts import build_prompt
 from sspo_exp.evaluation import evaluate, score
@@ -143,9 +143,15 @@ def test_cli_writes_one_json_per_benchmark_with_provenance(tiny_dir, tmp_path, m
     wandb_offline = pytest.importorskip("sspo_exp.report.wandb_offline")
     (seg,) = [wandb_offline.read_segment(d) for d in (out / "wandb").glob("offline-run-*")]
     assert seg.job_type == "base" and seg.run_id.startswith("eval-")
-    assert {k: seg.summary[k] for k in seg.summary if k.startswith("eval/")} == {
+    assert {k: seg.summary[k] for k in seg.summary if k.startswith("eval/") and k.endswith(("/n", "/pass@1"))} == {
         **{f"eval/{b}/n": n for b, n in sizes.items()},
         **{f"eval/{b}/pass@1": json.loads((out / f"{b}.json").read_text())["pass@1"] for b in sizes}}
+    for b in sizes:  # the profile and the cut share travel with every number
+        r = json.loads((out / f"{b}.json").read_text())
+        assert r["profile"]["backend"] == "hf" and r["profile"]["max_new_tokens"] == 6
+        assert {f: seg.summary[f"eval/{b}/profile.{f}"] for f in ("backend", "dtype", "id")} == \
+            {f: r["profile"][f] for f in ("backend", "dtype", "id")}
+        assert seg.summary[f"eval/{b}/cut_before_answer"] == r["cut_before_answer"]
 
 
 def test_cli_rejects_bad_config_before_loading_anything(tmp_path, capsys):
@@ -250,7 +256,9 @@ def test_base_eval_run_lands_in_the_training_runs_model_block(tmp_path, monkeypa
                                                                 "qwen2.5-7b-instruct.yaml"))}
     run = wandb.init(mode="offline", dir=str(tmp_path), project="sspo-exp", id="grpo-s0", config=train_cfg,
                      group="grpo", job_type="grpo")
-    run.summary.update({"eval/gsm8k/pass@1": 60.0, "eval/gsm8k/n": 4})
+    # scored under the base row's profile (one protocol), as `sspo-exp eval eval.model=runs/<id>` would
+    run.summary.update({"eval/gsm8k/pass@1": 60.0, "eval/gsm8k/n": 4,
+                        **{f"eval/gsm8k/{k}": v for k, v in keys.record_stats(record).items() if "profile" in k}})
     wandb.finish()
     wandb.teardown()
 

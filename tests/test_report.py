@@ -175,7 +175,7 @@ def test_table_marks_and_delta_avg_reproduce_the_paper():
                          "model.name": paper["model"], **{f"eval/{c}/pass@1": paper[c] for c in
                                                           ("gsm8k", "math500", "aime25")}, "name": "",
                          "last_step": np.nan, "read_error": None})
-    t = build_table(runs, SPECS["1"])
+    t = build_table(runs, SPECS["1"], allow_mixed_profiles=True)
     b = t.blocks[0]
     for _, p in paper.iterrows():
         row = f"sspo/{p['gate']}" if p["method"] == "sspo" else p["method"]
@@ -238,7 +238,7 @@ def test_base_row_derived_from_eval_before(frames):
     assert "| tiny | GRPO | *<ins>42.0 ± 2.8</ins>* (2) † | *<ins>17.0</ins>* |" in md
     assert r"25.0 $\pm$ 7.1$^\ddagger$" in render.latex(t)
     # agreeing seeds: std 0 over the 2 seeds and no disagreement note; no eval_before at all -> missing
-    t1 = build_table(runs, SPECS["1"])
+    t1 = build_table(runs, SPECS["1"], allow_mixed_profiles=True)
     g = t1.cells[(b, "base", "gsm8k")]
     assert (g.mean, g.n, g.std, g.marks) == (5.0, 2, 0.0, {"derived"})
     assert "missing" in t1.cells[(b, "base", "math500")].marks
@@ -246,7 +246,8 @@ def test_base_row_derived_from_eval_before(frames):
     # a base run with only some benchmarks: derived values fill only the others
     extra = pd.DataFrame([{"run_id": "tb", "name": "", "state": "finished", "objective.name": "base",
                            "model.name": b, "eval/arithmetic/pass@1": 27.0}])
-    t2 = build_table(pd.concat([runs, extra], ignore_index=True), SPECS["1"], columns=("gsm8k", "arithmetic"))
+    t2 = build_table(pd.concat([runs, extra], ignore_index=True), SPECS["1"], columns=("gsm8k", "arithmetic"),
+                     allow_mixed_profiles=True)
     assert t2.cells[(b, "base", "arithmetic")].mean == 27.0 and t2.cells[(b, "base", "gsm8k")].mean == 5.0
 
 
@@ -263,10 +264,10 @@ def test_derived_base_is_one_value_per_seed():
         [{"run_id": f"g{s}", "objective.name": "grpo", "seed": s, before: v, "eval/arithmetic/pass@1": 70.0}
          for s, v in enumerate([50.0, 50.0, 60.0])]
         + [{"run_id": "s0", "objective.name": "sspo", "gate.name": "atanlog", "seed": 0, before: 50.0}])
-    c = build_table(runs, SPECS["mini"]).cells[("m", "base", "arithmetic")]
+    c = build_table(runs, SPECS["mini"], allow_mixed_profiles=True).cells[("m", "base", "arithmetic")]
     assert (c.n, c.mean, c.std) == (3, pytest.approx(160 / 3), pytest.approx(np.std([50, 50, 60], ddof=1)))
     # runs of one seed that disagree: that seed counts once with their mean, and it is noted
-    t = build_table(runs.assign(**{before: [50.0, 50.0, 60.0, 52.0]}), SPECS["mini"])
+    t = build_table(runs.assign(**{before: [50.0, 50.0, 60.0, 52.0]}), SPECS["mini"], allow_mixed_profiles=True)
     assert t.cells[("m", "base", "arithmetic")].mean == pytest.approx((51 + 50 + 60) / 3)
     assert any("same seed disagree" in n for n in t.notes)
 
@@ -288,7 +289,7 @@ def test_render_markdown_latex_csv(frames):
 
 def test_empty_source_gives_an_empty_table(tmp_path):
     runs, history = load(offline=[tmp_path])
-    t = build_table(runs, SPECS["mini"])
+    t = build_table(runs, SPECS["mini"], allow_mixed_profiles=True)
     assert t.blocks == [] and "Pass@1" in render.markdown(t)
 
 
@@ -426,7 +427,7 @@ def test_fast_path_equals_plain_wandb_records_and_parallel_read(wandb_root):
 @needs_flush
 def test_still_running_run_is_listed_not_counted(wandb_root):
     runs, _ = load(offline=[wandb_root], idle_seconds=1e9)  # "written to recently": still running
-    t = build_table(runs, SPECS["mini"])
+    t = build_table(runs, SPECS["mini"], allow_mixed_profiles=True)
     assert t.excluded.set_index("run_id").loc["sspo-expsig-s2", "state"] == "running"
     assert "sspo-expsig-s2 (sspo-expsig-seed2): running" in render.markdown(t)
     assert t.cells[(t.blocks[0], "sspo/expsig", "arithmetic")].n == 2

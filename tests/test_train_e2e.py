@@ -86,7 +86,8 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
             assert f"train/objective/{name}" in row, (step, name)
     for step in (1, 3):  # a rollout is generated every mu=2 steps; its reward statistics are logged at that step
         for key in ("train/reward", "train/reward_std", "train/rewards/answer_reward/mean",
-                    "train/rewards/format_reward/mean", "train/completions/mean_length"):  # fmt: skip
+                    "train/rewards/format_reward/mean", "train/completions/mean_length",
+                    "train/completions/cut_before_answer"):  # fmt: skip
             assert key in rows[step], (step, key)
     assert "train/heldout_accuracy" in rows[2] and "train/heldout_accuracy" in rows[4]
     before = [r for r in seg.history if r.get("train/global_step") == 0 and "train/heldout_accuracy" in r]

@@ -81,7 +81,7 @@ def test_arithmetic_knobs_come_from_conf_when_training_on_other_data(cfg):
 
     seen = []
     real = evaluation.prompt_fn_for
-    evaluation.prompt_fn_for = lambda name, knobs: seen.append(knobs) or real(name, knobs)
+    evaluation.prompt_fn_for = lambda name, knobs, *rest: seen.append(knobs) or real(name, knobs, *rest)
     try:
         load_benchmarks(final_eval_settings(cfg), cfg.dataset)
         assert seen[-1] is cfg.dataset

@@ -8,6 +8,7 @@ cold start): the bare question and a newline, as the arithmetic task's compact p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 PROMPT_STYLES = ("instruct", "compact")
@@ -19,7 +20,8 @@ INSTRUCTION = (
 )
 
 
-def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "instruct", max_turns: int = 5) -> str:
+def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "instruct", max_turns: int = 5,
+                 chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
     if prompt_style == "compact":
         return f"{question}\n"
     if prompt_style != "instruct":
@@ -27,17 +29,6 @@ def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "inst
     text = f"{INSTRUCTION.format(max_turns=max_turns)}\n\nTask:\n{question}"
     if not getattr(tokenizer, "chat_template", None):
         return f"{text}\n"
-    from sspo_exp.data.prompts import _adds_bos
+    from sspo_exp.data.prompts import render_chat
 
-    out = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
-    bos = getattr(tokenizer, "bos_token", None)
-    return out[len(bos) :] if bos and out.startswith(bos) and _adds_bos(tokenizer) else out
-
-
-def prompt_fn(dataset_cfg: Any):
-    """``(question, tokenizer) -> prompt`` for a ``codeact`` dataset block (its ``prompt_style``, ``env.max_turns``)."""
-    cfg = dataset_cfg or {}
-    style = cfg.get("prompt_style", "instruct") if hasattr(cfg, "get") else "instruct"
-    env = (cfg.get("env") if hasattr(cfg, "get") else None) or {}
-    turns = int(env.get("max_turns", 5))
-    return lambda question, tokenizer: build_prompt(question, tokenizer, style, turns)
+    return render_chat([{"role": "user", "content": text}], tokenizer, chat_template_kwargs)

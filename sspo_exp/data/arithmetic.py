@@ -162,7 +162,8 @@ def generate(cfg: ArithmeticConfig, split: str, seed: int = 0) -> list[dict[str,
     ]
 
 
-def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "compact") -> Any:
+def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "compact",
+                 chat_template_kwargs: Any = None) -> Any:  # fmt: skip
     """The prompt for one question.
 
     ``compact`` (the tiny model's default): the bare question and a newline, e.g. ``"47+38\\n"``. A char-level
@@ -175,5 +176,5 @@ def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "comp
     if prompt_style == "instruct":
         from sspo_exp.data.prompts import build_prompt as instruct_prompt
 
-        return instruct_prompt(question, tokenizer)
+        return instruct_prompt(question, tokenizer, chat_template_kwargs)
     raise ValueError(f"dataset.prompt_style must be one of {list(PROMPT_STYLES)}, got {prompt_style!r}")

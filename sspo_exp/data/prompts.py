@@ -9,13 +9,17 @@ reasoning field, which would change what the format reward scores. The same stri
 HF ``generate`` and vLLM, so training and evaluation prompt identically. (The reward functions accept message
 lists too, re-wrapping a split-off reasoning field in ``<think>`` tags.)
 
+``chat_template_kwargs`` (config ``model.chat_template_kwargs``) are passed to ``apply_chat_template`` here, the one
+place prompts are rendered for training and evaluation alike: e.g. ``{enable_thinking: false}`` switches Qwen3's
+template to its non-thinking mode (conf/model/qwen3-*.yaml say why). A template that does not read a key ignores it.
+
 A leading BOS that the template writes is removed when the tokenizer adds BOS itself on encoding, so the prompt
 is not tokenized with two BOS tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 INSTRUCTION = (
@@ -34,14 +38,22 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def build_prompt(question: str, tokenizer: Any = None) -> str:
-    """The zero-shot prompt for one question: chat-template-rendered when ``tokenizer`` has a chat template,
-    the plain-text template otherwise (also when ``tokenizer`` is None)."""
+def build_prompt(question: str, tokenizer: Any = None, chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
+    """The zero-shot prompt for one question: chat-template-rendered (with ``chat_template_kwargs``) when
+    ``tokenizer`` has a chat template, the plain-text template otherwise (also when ``tokenizer`` is None)."""
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"question must be a non-blank string, got {question!r:.80}")
     if not has_chat_template(tokenizer):
         return PLAIN_TEMPLATE.format(instruction=INSTRUCTION, question=question)
-    text = tokenizer.apply_chat_template(build_messages(question), tokenize=False, add_generation_prompt=True)
+    return render_chat(build_messages(question), tokenizer, chat_template_kwargs)
+
+
+def render_chat(messages: list[dict[str, str]], tokenizer: Any,
+                chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
+    """``messages`` through the tokenizer's chat template with the generation prompt and ``chat_template_kwargs``
+    (the one call of ``apply_chat_template``), without a leading BOS the tokenizer adds again when encoding."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                         **dict(chat_template_kwargs or {}))  # fmt: skip
     bos = getattr(tokenizer, "bos_token", None)
     if bos and text.startswith(bos) and _adds_bos(tokenizer):
         text = text[len(bos) :]

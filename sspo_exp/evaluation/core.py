@@ -25,6 +25,8 @@ class SampleRecord:
     correct: bool  #: r_answer == 1 under sspo_exp.rewards.math_reward
     format: float  #: r_format of the completion
     error: str = ""  #: why the sample failed (generation/scoring) or why the answer was refused
+    hit_limit: bool = False  #: generation stopped at max_new_tokens (no EOS)
+    cut: bool = False  #: hit the limit with no </answer> (rewards.cut_before_answer)
 
 
 @dataclass
@@ -40,13 +42,18 @@ class EvalResult:
         return 100.0 * self.n_correct / self.n if self.n else float("nan")
 
     @property
+    def cut_before_answer(self) -> float:
+        """Share (0-1) of the samples that hit the generation budget before writing ``</answer>``."""
+        return sum(r.cut for r in self.records) / self.n if self.n else float("nan")
+
+    @property
     def accuracy(self) -> float:
         """Pass@1 as a fraction in [0, 1]."""
         return self.n_correct / self.n if self.n else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return {"pass@1": self.pass_at_1, "n": self.n, "n_correct": self.n_correct, "n_failed": self.n_failed,
-                "samples": [asdict(r) for r in self.records]}
+                "cut_before_answer": self.cut_before_answer, "samples": [asdict(r) for r in self.records]}
 
 
 def score(rows: Sequence[dict[str, str]], prompts: Sequence[str],
@@ -60,14 +67,17 @@ def score(rows: Sequence[dict[str, str]], prompts: Sequence[str],
             failed += 1
             records.append(SampleRecord(row["id"], prompt, "", row["answer"], None, False, 0.0, completion.reason))
             continue
+        hit = bool(getattr(completion, "hit_limit", False))  # generate.Completion; a plain str: unknown, False
+        cut = rewards.cut_before_answer(completion, hit)
+        completion = str(completion)
         try:
             r = rewards.math_reward(completion, row["answer"])
             records.append(SampleRecord(row["id"], prompt, completion, row["answer"], r.extracted, r.answer == 1.0,
-                                        r.format, r.reason if r.answer != 1.0 else ""))
+                                        r.format, r.reason if r.answer != 1.0 else "", hit, cut))
         except Exception as e:  # math_reward does not raise; this guards the count, never drops a sample
             failed += 1
             records.append(SampleRecord(row["id"], prompt, completion, row["answer"], None, False, 0.0,
-                                        f"scoring error: {type(e).__name__}"))
+                                        f"scoring error: {type(e).__name__}", hit, cut))
     return EvalResult(len(records), sum(r.correct for r in records), failed, records)
 
 

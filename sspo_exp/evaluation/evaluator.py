@@ -82,7 +82,8 @@ class Evaluator:
             return json.loads(path.read_text())["accuracy"]
         result, _ = self.heldout(model, tag)
         if self.write:
-            _write_json(path, {"accuracy": result.accuracy, "n": result.n})
+            _write_json(path, {"accuracy": result.accuracy, "n": result.n, keys.CUT: result.cut_before_answer,
+                               keys.PROFILE: self.profile(model, HELDOUT)})  # fmt: skip
         return result.accuracy
 
     def _benchmarks_stage(self, model, tag: Any, stage: str) -> dict[str, dict]:
@@ -94,7 +95,7 @@ class Evaluator:
                 results[name] = _stats(rec)
                 continue
             result, seconds = self.benchmark(model, tag, name)
-            rec = self.record(name, result, seconds, stage)
+            rec = self.record(name, result, seconds, stage, self.profile(model, name))
             if self.write:
                 _write_json(path, rec)
                 print(f"{stage}/{name} pass@1 = {result.pass_at_1:.2f}% ({result.n_correct}/{result.n})", flush=True)
@@ -135,8 +136,20 @@ class Evaluator:
         rows, prompt_fn = self.benchmarks[name]
         return self._run(model, tag, name, rows, prompt_fn, self.settings.max_new_tokens)
 
-    def record(self, name: str, result, seconds: float, stage: str) -> dict:
-        """The JSON ``sspo-exp eval`` writes for one (model, benchmark), with provenance and every sample."""
+    def profile(self, model, name: str) -> dict:
+        """The evaluation profile of benchmark ``name`` (or the held-out set) scored on ``model`` here (``sspo_exp.evaluation.profile``):
+        HF generate in the dtype the policy computes in (``+autocast-bfloat16`` under trainer.bf16 on a GPU)."""
+        from sspo_exp.evaluation.profile import compute_dtype, make_profile
+
+        heldout = name in (HELDOUT, self.shared)
+        prompt_fn = self.heldout_prompt_fn if heldout else self.benchmarks[name][1]
+        budget = self.settings.heldout_max_new_tokens if heldout else self.settings.max_new_tokens
+        return make_profile("hf", compute_dtype(model), budget, getattr(prompt_fn, "id", "custom"), self.tokenizer,
+                            self.settings.chat_template_kwargs).as_dict()  # fmt: skip
+
+    def record(self, name: str, result, seconds: float, stage: str, profile: dict) -> dict:
+        """The JSON ``sspo-exp eval`` writes for one (model, benchmark), with its profile, provenance and every
+        sample."""
         from sspo_exp.evaluation.provenance import provenance
         from sspo_exp.evaluation.run import eval_record
 
@@ -149,12 +162,12 @@ class Evaluator:
                         "batch_size": self.settings.batch_size, "in_training_process": True,
                         "shared_with_heldout": name == self.shared},
             config={"final_eval": self.settings.as_dict()}, run_config=self.run_config,
-            provenance=provenance(), seconds=seconds,
+            provenance=provenance(), seconds=seconds, profile=profile,
         )  # fmt: skip
 
 
 def _stats(rec: dict) -> dict:
-    return {k: rec[k] for k in keys.STATS if k in rec}
+    return keys.record_stats(rec)
 
 
 def load_benchmarks(settings: EvalSettings, dataset_cfg):
@@ -176,4 +189,5 @@ def load_benchmarks(settings: EvalSettings, dataset_cfg):
         codeact = evaluation.codeact_knobs(dataset_cfg, None) or default_block()
     loaded = evaluation.load_benchmarks(list(settings.benchmarks), settings.data,
                                         evaluation.arithmetic_knobs(dataset_cfg, default), codeact)  # fmt: skip
-    return {n: (rows, evaluation.prompt_fn_for(n, knobs)) for n, (rows, knobs) in loaded.items()}
+    kwargs = settings.chat_template_kwargs
+    return {n: (rows, evaluation.prompt_fn_for(n, knobs, kwargs)) for n, (rows, knobs) in loaded.items()}

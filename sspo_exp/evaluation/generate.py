@@ -1,8 +1,9 @@
 """Greedy generation backends: HF ``generate`` (CPU or GPU, batched) and vLLM (GPU, or its CPU build; imported
 lazily, one engine per process).
 
-Both return one entry per prompt: the decoded completion (``skip_special_tokens=True``, as TRL decodes rollouts),
-or a :class:`GenerationFailure` carrying the reason, so the caller can record the sample as incorrect instead of
+Both return one entry per prompt: the decoded completion (``skip_special_tokens=True``, as TRL decodes rollouts) as
+a :class:`Completion` (a ``str`` that also says whether generation stopped at the budget), or a
+:class:`GenerationFailure` carrying the reason, so the caller can record the sample as incorrect instead of
 dropping it.
 """
 
@@ -18,6 +19,21 @@ from sspo_exp.evaluation.settings import BACKENDS  # noqa: E402,F401  (one defin
 @dataclass(frozen=True)
 class GenerationFailure:
     reason: str
+
+
+class Completion(str):
+    """A decoded completion that knows whether generation hit ``max_new_tokens`` (no EOS id was generated: HF) or
+    stopped for length (vLLM's ``finish_reason == "length"``). A plain ``str`` everywhere else."""
+
+    hit_limit: bool
+
+    def __new__(cls, text: str, hit_limit: bool):
+        self = super().__new__(cls, text)
+        self.hit_limit = bool(hit_limit)
+        return self
+
+    def __reduce__(self):  # pickles with its flag (str's own reduce would call __new__ with the text alone)
+        return (Completion, (str(self), self.hit_limit))
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -60,12 +76,17 @@ def generate_hf(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_toke
 
     greedy = greedy_config(model, tokenizer, max_new_tokens)
 
-    def run(batch: Sequence[str]) -> list[str]:
+    stop_ids = torch.tensor(greedy.eos_token_id or [], dtype=torch.long)
+
+    def run(batch: Sequence[str]) -> list[Completion]:
         # add_special_tokens as TRL tokenizes string prompts (build_prompt drops a template BOS the encoder adds)
         enc = tokenizer(list(batch), return_tensors="pt", padding=True).to(model.device)
         with torch.inference_mode():
             out = model.generate(**enc, generation_config=greedy)
-        return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        new = out[:, enc["input_ids"].shape[1] :]
+        stopped = torch.isin(new.cpu(), stop_ids).any(dim=1)  # finished rows are padded only after an EOS id
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [Completion(t, not s) for t, s in zip(texts, stopped.tolist())]
 
     results: list[str | GenerationFailure] = []
     own_config, model.generation_config = model.generation_config, greedy
@@ -149,4 +170,12 @@ def generate_vllm(model_path: str, prompts: Sequence[str], max_new_tokens: int, 
                       gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, max_model_len=max_model_len)
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
     outputs = llm.generate(list(prompts), params, use_tqdm=False)
-    return [o.outputs[0].text if o.outputs else GenerationFailure("vllm returned no output") for o in outputs]
+    return [Completion(o.outputs[0].text, o.outputs[0].finish_reason == "length") if o.outputs
+            else GenerationFailure("vllm returned no output") for o in outputs]  # fmt: skip
+
+
+def vllm_dtype(requested: str) -> str:
+    """The dtype the process's vLLM engine computes in (its model config's, ``auto`` resolved), else ``requested``."""
+    llm = _ENGINE.get("llm")
+    dtype = getattr(getattr(getattr(llm, "llm_engine", None), "model_config", None), "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else str(requested)

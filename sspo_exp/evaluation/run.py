@@ -31,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 from sspo_exp import CONF_DIR
 from sspo_exp.data import BENCHMARKS, load_benchmark
 from sspo_exp.evaluation.core import EvalResult, evaluate, score
-from sspo_exp.evaluation.generate import BACKENDS, generate_vllm
+from sspo_exp.evaluation.generate import BACKENDS, generate_vllm, vllm_dtype
+from sspo_exp.evaluation.profile import compute_dtype, make_profile
 
 from sspo_exp.errors import ConfigError
 from sspo_exp.evaluation.provenance import provenance
@@ -65,10 +66,19 @@ def _as_run(d: Path, spec: str) -> ModelSource | None:
 
 
 def profile_id(cfg: DictConfig) -> str:
-    """The name of this evaluation's settings (backend, dtype, budget): a run's re-evaluations under different
-    settings land in different folders (``<run_dir>/reeval/<profile_id>/``)."""
+    """The name of this evaluation's settings (backend, dtype, budget; a hash of ``eval.chat_template_kwargs`` when
+    set): a run's re-evaluations under different settings land in different folders
+    (``<run_dir>/reeval/<profile_id>/``) and summary prefixes (``reeval/<profile_id>/eval/...``, which
+    ``sspo-exp report --reeval <profile_id>`` reads). The full profile is in each result (``"profile"``)."""
     e = cfg.eval
-    return f"{e.backend}-{e.get('dtype') or 'auto'}-{e.max_new_tokens}tok"
+    name = f"{e.backend}-{e.get('dtype') or 'auto'}-{e.max_new_tokens}tok"
+    kwargs = e.get("chat_template_kwargs")
+    if kwargs is not None:
+        import hashlib
+
+        blob = json.dumps(_plain(kwargs), sort_keys=True)
+        name += "-ctk" + hashlib.sha256(blob.encode()).hexdigest()[:6]
+    return name
 
 
 def resolve_model(spec: str, output_root: str | Path) -> ModelSource:
@@ -118,6 +128,28 @@ def model_name(cfg: DictConfig, source: ModelSource) -> str:
     return cfg.eval.get("model_name") or preset_name(source.spec) or source.slug
 
 
+def preset_by_name(name: str, conf_dir: Path = CONF_DIR) -> DictConfig | None:
+    """The ``conf/model/*.yaml`` preset called ``name``, or None."""
+    for f in sorted((Path(conf_dir) / "model").glob("*.yaml")):
+        preset = OmegaConf.load(f)
+        if preset.get("name") == name:
+            return preset
+    return None
+
+
+def chat_template_kwargs(cfg: DictConfig, source: ModelSource) -> dict:
+    """``eval.chat_template_kwargs`` if set (``{}``: none); else a run's own ``model.chat_template_kwargs``; else those
+    of the model preset its table block is named after (:func:`model_name`), so a Base row renders its prompts as
+    the preset's training runs do (Qwen3: non-thinking)."""
+    explicit = cfg.eval.get("chat_template_kwargs")
+    if explicit is not None:
+        return _plain(explicit)
+    if source.run_config is not None:
+        return _plain((source.run_config.get("model") or {}).get("chat_template_kwargs"))
+    preset = preset_by_name(model_name(cfg, source))
+    return _plain(preset.get("chat_template_kwargs")) if preset is not None else {}
+
+
 def validate(cfg: DictConfig) -> None:
     """Every check that needs no model or data (``sspo_exp.evaluation.settings.check_eval``)."""
     from sspo_exp.evaluation.settings import check_eval
@@ -137,20 +169,46 @@ def load_hf(path: str, cfg: DictConfig):
     return load_model(path, cfg.eval.get("dtype") or "auto", device=device), load_tokenizer(path)
 
 
-def prompt_fn_for(benchmark: str, dataset_cfg: Any):
-    """The prompt builder: the zero-shot instruction prompt; the arithmetic task's own (its ``prompt_style``)."""
-    if benchmark in ("codeact", "codeact_arith"):  # hook (codeact): CodeAct's instruction, or compact for the tiny model
-        from sspo_exp.codeact.prompts import prompt_fn
+class PromptBuilder:
+    """``builder(question, tokenizer) -> prompt``: the benchmark's prompt builder (zero-shot instruction prompt, or
+    the arithmetic task's own ``prompt_style``), chat templates rendered with ``chat_template_kwargs``; ``id`` names
+    it in the evaluation profile (``sspo_exp.evaluation.profile.prompt_id``)."""
 
-        return prompt_fn(dataset_cfg)
-    if benchmark == "arithmetic":
-        from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
+    def __init__(self, benchmark: str, dataset_cfg: Any, chat_template_kwargs: Any = None):
+        from sspo_exp.evaluation.profile import prompt_id
 
-        style = (dataset_cfg or {}).get("prompt_style", "compact")
-        return lambda q, tok: arithmetic_prompt(q, tok, style)
-    from sspo_exp.data.prompts import build_prompt
+        self.chat_template_kwargs = _plain(chat_template_kwargs)
+        self.style = (dataset_cfg or {}).get("prompt_style", "compact") if benchmark == "arithmetic" else None
+        self.id = prompt_id(benchmark, dataset_cfg)
+        self.codeact = None
+        if benchmark in ("codeact", "codeact_arith"):  # CodeAct's instruction, or compact for the tiny model
+            from sspo_exp.codeact.prompts import prompt_fn
 
-    return build_prompt
+            self.codeact = prompt_fn(dataset_cfg, self.chat_template_kwargs)
+
+    def __call__(self, question: str, tokenizer: Any) -> str:
+        if self.codeact is not None:
+            return self.codeact(question, tokenizer)
+        if self.style is not None:
+            from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
+
+            return arithmetic_prompt(question, tokenizer, self.style, self.chat_template_kwargs)
+        from sspo_exp.data.prompts import build_prompt
+
+        return build_prompt(question, tokenizer, self.chat_template_kwargs)
+
+
+def prompt_fn_for(benchmark: str, dataset_cfg: Any, chat_template_kwargs: Any = None) -> PromptBuilder:
+    """The prompt builder of training and evaluation alike (:class:`PromptBuilder`): ``chat_template_kwargs`` is
+    the model's ``model.chat_template_kwargs``."""
+    return PromptBuilder(benchmark, dataset_cfg, chat_template_kwargs)
+
+
+def _plain(mapping: Any) -> dict:
+    """A config mapping (DictConfig, dict or None) as a plain dict."""
+    if mapping is None:
+        return {}
+    return OmegaConf.to_container(mapping, resolve=True) if OmegaConf.is_config(mapping) else dict(mapping)
 
 
 def arithmetic_knobs(run_dataset: Any, default: Any) -> Any:
@@ -207,10 +265,11 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 
         tokenizer = AutoTokenizer.from_pretrained(source.path)
     results, prov = {}, provenance()
+    template_kwargs = chat_template_kwargs(cfg, source)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, (rows, knobs) in benchmarks.items():
         start = time.time()
-        prompt_fn = prompt_fn_for(name, knobs)
+        prompt_fn = prompt_fn_for(name, knobs, template_kwargs)
         if e.backend == "hf":  # the one scoring path (CodeAct rows: multi-turn episodes in the sandbox)
             result: EvalResult = evaluate(model, tokenizer, rows, e.max_new_tokens, e.batch_size, prompt_fn,
                                           progress=bool(e.get("progress", True)), desc=name,
@@ -224,6 +283,8 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
                                         dtype=str(e.get("dtype") or "auto"), max_model_len=v.get("max_model_len"))
             result = score(rows, prompts, completions)
         assert result.n == len(rows), "every benchmark row must give one record"
+        dtype = compute_dtype(model) if e.backend == "hf" else vllm_dtype(str(e.get("dtype") or "auto"))
+        profile = make_profile(e.backend, dtype, e.max_new_tokens, prompt_fn.id, tokenizer, template_kwargs)
         record = eval_record(
             name, result,
             model={"spec": source.spec, "kind": source.kind, "path": source.path, "run_id": source.run_id,
@@ -232,7 +293,7 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
                         "batch_size": e.batch_size},
             config=OmegaConf.to_container(cfg, resolve=True),
             run_config=OmegaConf.to_container(source.run_config, resolve=True) if source.run_config else None,
-            provenance=prov, seconds=time.time() - start,
+            provenance=prov, seconds=time.time() - start, profile=profile.as_dict(),
         )  # fmt: skip
         (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
         results[name] = record
@@ -244,22 +305,24 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 
 
 def eval_record(name: str, result: EvalResult, *, model: dict, generation: dict, config: Any, run_config: Any,
-                provenance: dict, seconds: float) -> dict[str, Any]:
-    """The JSON written for one (model, benchmark): Pass@1 and counts, how it was generated, the resolved config,
-    the training run's config, provenance (commit, versions) and every sample. Training's final evaluation
-    (``sspo_exp.train.final_eval``) writes the same record."""
+                provenance: dict, seconds: float, profile: dict) -> dict[str, Any]:
+    """The JSON written for one (model, benchmark): Pass@1 and counts (with the share of completions cut by the
+    budget before ``</answer>``), the evaluation profile (``sspo_exp.evaluation.profile``), how it was generated,
+    the resolved config, the training run's config, provenance (commit, versions) and every sample. Training's own
+    evaluation (``sspo_exp.evaluation.evaluator``) writes the same record."""
     data = result.to_dict()
     samples = data.pop("samples")
-    return {"benchmark": name, "split": BENCHMARKS[name], "model": model, **data, "generation": generation,
-            "config": config, "run_config": run_config, "provenance": provenance, "seconds": round(seconds, 2),
-            "samples": samples}
+    return {"benchmark": name, "split": BENCHMARKS[name], "model": model, **data, "profile": profile,
+            "generation": generation, "config": config, "run_config": run_config, "provenance": provenance,
+            "seconds": round(seconds, 2), "samples": samples}
 
 
 def summary_keys(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """``eval/<benchmark>/pass@1`` (percent) and ``eval/<benchmark>/n``, the keys the report reads (``sspo_exp.keys``)."""
+    """``eval/<benchmark>/pass@1`` (percent), ``/n``, ``/cut_before_answer`` and ``/profile.<field>``, the keys the
+    report reads (``sspo_exp.keys``)."""
     from sspo_exp import keys
 
-    return keys.summary_keys({name: {k: r[k] for k in (keys.PASS_AT_1, keys.N)} for name, r in results.items()})
+    return keys.summary_keys({name: keys.record_stats(r) for name, r in results.items()})
 
 
 def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[str, Any]], out_dir: Path) -> None:
@@ -278,7 +341,9 @@ def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[s
                       config={"model": {"name": model_name(cfg, source), "path": source.path}})
     run = wandb.init(**kwargs)
     try:  # a run's own summary keeps training's eval/...; its re-evaluation goes under reeval/<profile>/...
-        prefix = f"reeval/{profile_id(cfg)}/" if source.run_config is not None else ""
+        from sspo_exp.keys import reeval_prefix
+
+        prefix = reeval_prefix(profile_id(cfg)) if source.run_config is not None else ""
         run.summary.update({prefix + k: v for k, v in summary_keys(results).items()})
     finally:
         wandb.finish()

@@ -25,6 +25,7 @@ class EvalSettings:
     heldout_every: int = 0  #: trainer.eval_steps: held-out accuracy every N steps (0 = at the end only)
     heldout_max_new_tokens: int = 512  #: trainer.max_completion_length
     codeact_env: dict | None = None  #: env block of CodeAct episodes (sspo_exp.codeact.settings.eval_env)
+    chat_template_kwargs: dict = field(default_factory=dict)  #: model.chat_template_kwargs (prompts, profile)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"benchmarks": list(self.benchmarks), "data": dict(self.data), "before": self.before,
@@ -62,9 +63,13 @@ def final_eval_settings(cfg: Any) -> EvalSettings:
             raise ConfigError(f"final_eval.{key}={value!r}: must be an integer >= {low}")
     from sspo_exp.codeact.settings import eval_env
 
+    kwargs = (cfg.get("model") or {}).get("chat_template_kwargs")
+    kwargs = {} if kwargs is None else OmegaConf.to_container(kwargs, resolve=True) if OmegaConf.is_config(kwargs) \
+        else dict(kwargs)
     return EvalSettings(tuple(benchmarks), data, before, values["every_steps"], values["max_new_tokens"],
                         values["batch_size"], int(cfg.trainer.eval_samples), int(cfg.trainer.eval_steps),
-                        int(cfg.trainer.max_completion_length), eval_env(cfg))  # fmt: skip
+                        int(cfg.trainer.max_completion_length),
+                        codeact_env=eval_env(cfg), chat_template_kwargs=kwargs)  # fmt: skip
 
 
 #: ``eval.backend``: batched HF ``generate`` (CPU or GPU) or vLLM.
@@ -98,6 +103,10 @@ def check_eval(cfg: Any) -> None:
         raise ConfigError(f"eval.dtype={e.get('dtype')!r}; valid: {list(DTYPES)}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(e.get("device", "auto"))):
         raise ConfigError(f"eval.device={e.get('device')!r}; valid: auto, cpu, cuda or cuda:N")
+    kwargs = e.get("chat_template_kwargs")
+    if kwargs is not None and not (hasattr(kwargs, "items") and all(isinstance(k, str) for k in kwargs)):
+        raise ConfigError(f"eval.chat_template_kwargs={kwargs!r}: null (the run's or the model preset's own), or a "
+                          "mapping, e.g. {enable_thinking: false} ({} = none)")  # fmt: skip
     unknown = sorted(set(e.get("data") or {}) - set(BENCHMARKS))
     if unknown:
         raise ConfigError(f"eval.data has unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from sspo_exp.report import render
 from sspo_exp.report.curves import ALPHA, plot_all
 from sspo_exp.report.sources import load
-from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, LABELS, PAPER_DIR, SPECS, build_table
+from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, LABELS, PAPER_DIR, SPECS, MixedProfiles, build_table
 from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS
 
 FORMATS = ("md", "tex", "csv")
@@ -64,6 +64,14 @@ def parser() -> argparse.ArgumentParser:
                    help="summary key whose mean over seeds picks the best configuration per method")
     p.add_argument("--seeds", type=int, default=None, help="expected seeds per cell (default: the most seen)")
     p.add_argument("--paper-dir", type=Path, default=PAPER_DIR, help="where table1.csv / table2.csv live")
+    p.add_argument("--reeval", metavar="PROFILE_ID", default=None,
+                   help="take the trained rows from their re-scoring `sspo-exp eval eval.model=runs/<id>` under this "
+                        "profile id (summary keys reeval/<PROFILE_ID>/eval/...; e.g. vllm-bfloat16-512tok), so they "
+                        "share the Base row's profile")
+    p.add_argument("--allow-mixed-profiles", action="store_true",
+                   help="build a table whose rows were scored under different evaluation profiles (or none "
+                        "recorded: results from before profiles existed); refused by default. The differences are "
+                        "listed under it")
     p.add_argument("--running-after", type=float, default=RUNNING_IDLE_SECONDS, metavar="SECONDS",
                    help="an offline run with no exit record written to within this many seconds is 'running', "
                         "else 'killed'")
@@ -100,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if columns is not None and (err := _bad_columns(columns, runs)):
         print(f"sspo-exp report: {err}", file=sys.stderr)
         return 2
-    table = build_table(runs, spec, args.select_metric, args.seeds, columns, args.paper_dir)
+    try:
+        table = build_table(runs, spec, args.select_metric, args.seeds, columns, args.paper_dir, args.reeval,
+                            args.allow_mixed_profiles)  # fmt: skip
+    except MixedProfiles as e:
+        print(f"sspo-exp report: {e}", file=sys.stderr)
+        return 2
     md = render.markdown(table)
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)

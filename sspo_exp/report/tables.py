@@ -21,6 +21,18 @@ Rules (printed under every table):
 - Δ Avg = mean over the table's benchmarks of (cell − Base cell) of the same model, from the shown means.
 - Marks per model and column, on the values as printed (1 decimal): best bold, second underlined, strongest
   baseline (best non-SSPO, non-Base row) italic. ``†`` = fewer seeds than expected, ``—`` = no finished run.
+- One evaluation protocol per table: per (model, column), every finished run reporting the column (and, for a
+  derived Base cell, the training runs' ``eval_before``) must carry the same evaluation profile
+  (``<stage>/<benchmark>/profile.<field>``: backend, dtype, budget, prompt, chat template and its arguments, stop
+  rule, checker; ``sspo_exp.evaluation.profile``). A run without one (results from before profiles were recorded)
+  has an *unknown* profile, which agrees with nothing. Otherwise the table is refused (:class:`MixedProfiles`, whose
+  message names the fields that differ and the rows on each side) unless ``allow_mixed_profiles``
+  (``--allow-mixed-profiles``), which lists the differences under the table. The profiles in use are printed
+  under every table.
+- ``reeval``: the trained rows' cells come from ``reeval/<profile_id>/eval/…`` (``sspo-exp eval`` of each run's
+  checkpoint under another profile) instead of training's own ``eval/…``; a run not re-scored shows no value.
+- Under each table, per model and column, the share of completions cut by the generation budget before
+  ``</answer>`` (``<stage>/<benchmark>/cut_before_answer``), as the range over the shown rows.
 """
 
 from __future__ import annotations
@@ -90,6 +102,7 @@ class Cell:
     marks: set = field(default_factory=set)  # best / second / baseline / few_seeds / missing
     config: str = ""
     note: str = ""
+    cut: float = math.nan  # mean share of the cell's runs' completions cut by the budget before </answer>
 
 
 @dataclass
@@ -163,10 +176,17 @@ def annotate(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
 
 def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAULT_SELECT_METRIC,
                 expected_seeds: int | None = None, columns: tuple[str, ...] | None = None,
-                paper_dir: Path | None = PAPER_DIR) -> Table:
+                paper_dir: Path | None = PAPER_DIR, reeval: str | None = None,
+                allow_mixed_profiles: bool = False) -> Table:  # fmt: skip
+    """The table (see the module docstring); raises :class:`MixedProfiles` when its rows were scored under
+    different evaluation profiles, unless ``allow_mixed_profiles``."""
     columns = list(columns or spec.columns)
     runs = annotate(runs, spec) if len(runs) else runs.assign(block=[], row=[], config=[], method=[])
     notes: list[str] = []
+    if reeval:
+        runs = use_reeval(runs, reeval, columns)
+        notes.append(f"trained rows: re-scored results {keys.reeval_prefix(reeval)}eval/… (`sspo-exp eval` of each "
+                     "run's checkpoint); Base rows: their own evaluation.")
     if select_metric in {metric_key(c) for c in columns}:
         notes.append(f"selection metric {select_metric} is a reported test metric: the table is optimistic.")
     for c in columns:
@@ -221,6 +241,14 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
         notes.append(f"{select_metric} equals {', '.join(map(metric_key, same))} (as a fraction or in percent) in "
                      "every finished run reporting both: the held-out set looks like the test set (or a copy of "
                      "it), so choosing among configurations on it may make the table optimistic.")
+    mixed = profile_mismatches(done, cells, blocks, rows, [c for c in columns if c != "delta_avg"])
+    if mixed and not allow_mixed_profiles:
+        raise MixedProfiles(mixed_profiles_message(spec.name, mixed))
+    if mixed:
+        notes += [f"rows scored under different evaluation profiles (--allow-mixed-profiles): {m}" for m in mixed]
+    notes += profile_notes(done, [c for c in columns if c != "delta_avg"],
+                           derived=any("derived" in c.marks for c in cells.values()))
+    notes += cut_notes(done, cells, blocks, rows, [c for c in columns if c != "delta_avg"])
     notes += code_version_notes(done)
     table = Table(spec, columns, blocks, rows, cells, _selection_frame(selections), excluded, notes,
                   select_metric, expected)
@@ -228,6 +256,139 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
         table.paper = paper_values(Path(paper_dir) / spec.paper, table)
         check_paper_cells(table)
     return table
+
+
+class MixedProfiles(ValueError):
+    """The rows of one table were scored under different evaluation profiles (or some under an unknown one)."""
+
+
+UNKNOWN = "unknown"  #: the profile of a result from before profiles were recorded
+
+
+def profile_of(run: pd.Series, col: str, stage: str = keys.AFTER) -> tuple | None:
+    """The evaluation profile a run's ``<stage>/<col>/…`` result was scored under, as a tuple over
+    ``keys.PROFILE_FIELDS``; None when the run recorded none."""
+    values = [run.get(keys.eval_key(col, keys.profile_stat(f), stage)) for f in keys.PROFILE_FIELDS]
+    if all(_missing(v) for v in values):
+        return None
+    # a column with gaps holds integers as floats (512.0): compare and print them as integers
+    return tuple(None if _missing(v) else int(v) if isinstance(v, float) and v.is_integer() else v for v in values)
+
+
+def _cell_profiles(done: pd.DataFrame, cells: dict, block: str, rows: list[str], col: str) -> dict[str, list]:
+    """``{row label: [profile of each run behind the (block, row, col) cell]}``: every finished run of the row
+    reporting the column; a derived Base cell's training runs' ``eval_before``."""
+    mine = done[done["block"] == block] if len(done) else done
+    out: dict[str, list] = {}
+    for row in rows:
+        cell = cells.get((block, row, col))
+        if cell is None or not cell.n:
+            continue
+        if "derived" in cell.marks:
+            train = mine[(mine["method"] != BASE) & mine[before_key(col)].notna()]
+            out[f"{row_label(row)} (eval_before)"] = [profile_of(r, col, keys.BEFORE) for _, r in train.iterrows()]
+        else:
+            have = mine[(mine["row"] == row) & mine[metric_key(col)].notna()]
+            out[row_label(row)] = [profile_of(r, col) for _, r in have.iterrows()]
+    return out
+
+
+def _shown(value) -> str:
+    return UNKNOWN if value is None else str(value)
+
+
+def profile_mismatches(done: pd.DataFrame, cells: dict, blocks: list[str], rows: dict[str, list[str]],
+                       columns: list[str]) -> list[str]:  # fmt: skip
+    """One line per (model, column) whose rows do not share one known evaluation profile, naming the fields that
+    differ, each value with the rows that have it, and the rows with no recorded profile."""
+    out = []
+    for b in blocks:
+        for col in columns:
+            by_row = _cell_profiles(done, cells, b, rows[b], col)
+            distinct = {p for ps in by_row.values() for p in ps}
+            if len(distinct) <= 1 and None not in distinct:
+                continue
+            parts = []
+            for i, f in enumerate(keys.PROFILE_FIELDS):
+                who: dict[str, list[str]] = {}
+                for label, ps in by_row.items():
+                    for v in dict.fromkeys(_shown(p[i]) for p in ps if p is not None):
+                        who.setdefault(v, []).append(label)
+                if len(who) > 1:
+                    parts.append(f"{f}: " + "; ".join(f"{v} ({', '.join(labels)})" for v, labels in who.items()))
+            unknown = [label for label, ps in by_row.items() if None in ps]
+            if unknown:
+                parts.append(f"no profile recorded ({', '.join(unknown)})")
+            out.append(f"{b} / {LABELS.get(col, col)}: " + " | ".join(parts))
+    return out
+
+
+def mixed_profiles_message(table_name: str, mismatches: list[str]) -> str:
+    """Why a table is refused (the report CLI prints it and exits 2)."""
+    return (f"{table_name} would put rows scored under different evaluation profiles side by side:\n"
+            + "\n".join(f"  {m}" for m in mismatches)
+            + "\nScore every row under one profile (docs/evaluation.md, 'One evaluation profile per table': e.g. "
+            "`sspo-exp eval eval.model=runs/<id>` per run and `sspo-exp report --reeval <profile_id>`), or pass "
+            "--allow-mixed-profiles to build the table anyway (the differences are then listed under it).")
+
+
+def profile_notes(done: pd.DataFrame, columns: list[str], derived: bool) -> list[str]:
+    """One line per evaluation profile the table's finished runs were scored under (the caption's protocol); the
+    training runs' ``eval_before`` profiles too when a Base cell is ``derived`` from them."""
+    seen: dict[str, tuple] = {}
+    for col in columns:
+        for stage in (keys.AFTER, keys.BEFORE) if derived else (keys.AFTER,):
+            key = keys.eval_key(col, keys.profile_stat("id"), stage)
+            if key not in done:
+                continue
+            for _, r in done[done[key].notna()].iterrows():
+                seen.setdefault(str(r[key]), profile_of(r, col, stage))
+    return [f"evaluation profile {pid}: " + ", ".join(f"{f}={_shown(v)}" for f, v in zip(keys.PROFILE_FIELDS, p))
+            for pid, p in sorted(seen.items())]
+
+
+def cut_notes(done: pd.DataFrame, cells: dict, blocks: list[str], rows: dict[str, list[str]],
+              columns: list[str]) -> list[str]:  # fmt: skip
+    """Per model, the share of completions cut by the budget before ``</answer>``: per column, the range over the
+    shown rows (each row: the mean over the runs behind its cell; a derived Base: over the eval_before results)."""
+    out = []
+    for b in blocks:
+        parts = []
+        for col in columns:
+            shares = []
+            for row in rows[b]:
+                cell = cells.get((b, row, col))
+                if cell is None or not cell.n:
+                    continue
+                cut = cell.cut
+                if "derived" in cell.marks:
+                    key = keys.eval_key(col, keys.CUT, keys.BEFORE)
+                    train = done[(done["block"] == b) & (done["method"] != BASE)]
+                    cut = pd.to_numeric(train[key], errors="coerce").mean() if key in train else math.nan
+                if np.isfinite(cut):
+                    shares.append(100 * cut)
+            if shares:
+                lo, hi = min(shares), max(shares)
+                parts.append(f"{LABELS.get(col, col)} {lo:.1f}%" + (f"–{hi:.1f}%" if hi - lo >= 0.05 else ""))
+        if parts:
+            out.append(f"{b}: completions cut at the generation budget before </answer> (range over rows): "
+                       + ", ".join(parts))
+    return out
+
+
+def use_reeval(runs: pd.DataFrame, profile_id: str, columns: list[str]) -> pd.DataFrame:
+    """The trained runs' ``eval/<column>/<stat>`` replaced by their ``reeval/<profile_id>/eval/<column>/<stat>``
+    (missing when the run was not re-scored); Base runs keep their own."""
+    runs = runs.copy()
+    trained = runs["method"] != BASE
+    prefix = keys.reeval_prefix(profile_id)
+    for col in columns:
+        stats = [*keys.STATS, *map(keys.profile_stat, (*keys.PROFILE_FIELDS, "id"))]
+        for stat in stats:
+            key = keys.eval_key(col, stat)
+            source = runs[prefix + key] if prefix + key in runs else pd.Series(np.nan, index=runs.index)
+            runs[key] = source.where(trained, runs[key] if key in runs else np.nan)
+    return runs
 
 
 def code_version_notes(done: pd.DataFrame) -> list[str]:
@@ -295,9 +456,12 @@ def _cell(runs: pd.DataFrame, key: str, select_metric: str) -> tuple[Cell, dict 
         return Cell(), None
     per_cfg = rank_configs(have, select_metric)
     best = per_cfg.iloc[0]
-    vals = have.loc[have["config"] == best["config"], key].astype(float)
+    mine = have[have["config"] == best["config"]]
+    vals = mine[key].astype(float)
+    cut_key = key.rsplit("/", 1)[0] + "/" + keys.CUT
+    cut = pd.to_numeric(mine[cut_key], errors="coerce").mean() if cut_key in mine else math.nan
     cell = Cell(mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
-                n=int(len(vals)), config=str(best["config"]))
+                n=int(len(vals)), config=str(best["config"]), cut=float(cut))
     return cell, {"config": best["config"], "select_value": best["sel"], "seeds": int(best["n"]),
                   "candidates": len(per_cfg)}
 

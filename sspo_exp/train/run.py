@@ -31,22 +31,30 @@ def dataset_rows(dataset_cfg: DictConfig, split: str) -> list[dict[str, str]]:
     return load_dataset_rows(dataset_cfg, split)
 
 
-def prompt_of(question: str, tokenizer, dataset_cfg: DictConfig) -> str:
-    """The prompt text: the arithmetic task's own style (``compact`` for the tiny model), else the zero-shot
-    ``<think>…</think> <answer>…</answer>`` prompt (chat template when the tokenizer has one) — the same
-    builder evaluation uses (``sspo_exp.evaluation.run.prompt_fn_for``)."""
+def prompt_builder(cfg: DictConfig):
+    """The run's prompt builder ``fn(question, tokenizer)``: the arithmetic task's own style (``compact`` for the
+    tiny model), else the zero-shot ``<think>…</think> <answer>…</answer>`` prompt (chat template when the tokenizer
+    has one, rendered with ``model.chat_template_kwargs``) — the same builder evaluation uses
+    (``sspo_exp.evaluation.run.prompt_fn_for``)."""
     from sspo_exp.evaluation.run import prompt_fn_for
 
-    return prompt_fn_for(dataset_cfg.name, dataset_cfg)(question, tokenizer)
+    return prompt_fn_for(cfg.dataset.name, cfg.dataset, (cfg.get("model") or {}).get("chat_template_kwargs"))
+
+
+def prompt_of(question: str, tokenizer, dataset_cfg: DictConfig, chat_template_kwargs=None) -> str:
+    """One prompt's text (see :func:`prompt_builder`)."""
+    from sspo_exp.evaluation.run import prompt_fn_for
+
+    return prompt_fn_for(dataset_cfg.name, dataset_cfg, chat_template_kwargs)(question, tokenizer)
 
 
 def train_dataset(cfg: DictConfig, tokenizer):
     """TRL's prompt dataset (columns ``prompt``, ``answer``); prompts over ``max_prompt_length`` tokens are dropped."""
     from datasets import Dataset
 
-    rows, kept = dataset_rows(cfg.dataset, "train"), []
+    rows, kept, build = dataset_rows(cfg.dataset, "train"), [], prompt_builder(cfg)
     for row in rows:
-        prompt = prompt_of(row["question"], tokenizer, cfg.dataset)
+        prompt = build(row["question"], tokenizer)
         if len(tokenizer(prompt)["input_ids"]) <= cfg.trainer.max_prompt_length:
             kept.append({"prompt": prompt, "answer": row["answer"],
                          **{k: row[k] for k in ("checker", "setup") if k in row}})  # CodeAct task columns
@@ -140,7 +148,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         if not sharded_engine():  # DeepSpeed / FSDP place (and shard) the weights themselves when training starts
             model.to(args.device)  # so the before-RL evaluation runs where training will, not on the CPU
         heldout = dataset_rows(cfg.dataset, "heldout")[: plan.eval.heldout_samples]
-        ev = Evaluator(plan.eval, tokenizer, heldout, lambda q, tok: prompt_of(q, tok, cfg.dataset),
+        ev = Evaluator(plan.eval, tokenizer, heldout, prompt_builder(cfg),
                        load_benchmarks(plan.eval, cfg.dataset), run, main,
                        OmegaConf.to_container(cfg, resolve=True))  # fmt: skip
         # every process evaluates (same rows, same greedy outputs), process 0 records; a resumed run reads the files

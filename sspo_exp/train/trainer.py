@@ -12,6 +12,11 @@ step's P·G completions on one device, and DDP/ZeRO averaging over W devices mak
 With ``loss_agg="token-mean"`` the micro-batch's token mean is rescaled by (its tokens × W / the step's tokens
 over all devices), so the step's gradient is the token mean over the whole step, not a mean of means.
 
+Rollout diagnostic: ``completions/cut_before_answer`` (history ``train/completions/cut_before_answer``), the share of
+the rollout's completions (all devices) that hit ``max_completion_length`` (TRL's own truncation test: the last id is
+no EOS/pad) with no ``</answer>`` (``rewards.cut_before_answer``), logged once per rollout beside TRL's
+``completions/clipped_ratio``: the completions a 512-token budget (or Qwen3's thinking mode) costs the reward.
+
 Diagnostics (``objective/*``, ``entropy``) are pooled over each whole optimizer step and all devices, with one
 host copy per log (``diagnostics.py``); TRL's own rollout metrics are logged as TRL logs them.
 
@@ -39,6 +44,8 @@ from __future__ import annotations
 import torch
 from trl import GRPOTrainer
 
+from sspo_exp import keys
+from sspo_exp.rewards import completion_text, cut_before_answer
 from sspo_exp.train.config import LOSS_AGGS
 from sspo_exp.train.diagnostics import StepPool
 
@@ -68,6 +75,13 @@ def loss_mask(inputs) -> torch.Tensor:
     mask = inputs["completion_mask"]
     tool_mask = inputs.get("tool_mask")
     return mask if tool_mask is None else mask * tool_mask
+
+
+def cut_flags(completions, completion_ids, stop_ids) -> list[bool]:
+    """Per completion: cut by the budget before ``</answer>`` (``rewards.cut_before_answer``), where hitting the
+    budget is TRL's truncation test (the last generated id is not an EOS or pad id)."""
+    return [cut_before_answer(completion_text(c), bool(ids) and ids[-1] not in stop_ids)
+            for c, ids in zip(completions, completion_ids, strict=True)]  # fmt: skip
 
 
 class SSPOTrainer(GRPOTrainer):
@@ -104,6 +118,15 @@ class SSPOTrainer(GRPOTrainer):
             ).float()
             self._tokens_per_step = self.accelerator.reduce(counts, reduction="sum")
         return inputs
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        mode = "train" if self.model.training else "eval"
+        stop = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+        cut = cut_flags(completions, completion_ids_list, stop)
+        cut = self.accelerator.gather(torch.tensor(cut, dtype=torch.float32, device=self.accelerator.device))
+        self._metrics[mode][keys.ROLLOUT_CUT].append(cut.mean().item())
+        return rewards
 
     def _loss_scale(self, mask: torch.Tensor, mode: str) -> float | torch.Tensor:
         if mode != "train":
