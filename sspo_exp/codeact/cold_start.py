@@ -29,12 +29,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sspo_exp.codeact.settings import check_cold_start
+from sspo_exp.codeact.settings import COLD_START_FIELDS as FIELDS  # noqa: F401 (its historical name here)
 from sspo_exp.models import tiny
-from sspo_exp.models.cold_start import cache_root, train
-from sspo_exp.models.stage import key_hash, run_stage
+from sspo_exp.models.cold_start import train
 
-FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "execute_rate", "execute_split")
 
 
 def execute_probability(question: str, execute_rate: Mapping[str, float], execute_split: int) -> float:
@@ -73,28 +71,13 @@ def targets(dataset: Mapping[str, Any], execute_rate: Mapping[str, float], execu
     return pairs
 
 
-def cold_started(arch: Mapping[str, Any], cold_start: Mapping[str, Any], dataset: Mapping[str, Any], seed: int) -> Path:
-    """Directory of the CodeAct-cold-started tiny model (trained and cached on a miss)."""
-    missing = [f for f in FIELDS if f not in cold_start]
-    if missing:
-        raise ValueError(f"model.cold_start is missing {missing}; the codeact_arith cold start needs {list(FIELDS)}")
-    from omegaconf import OmegaConf
-
-    plain = OmegaConf.to_container(cold_start, resolve=True) if OmegaConf.is_config(cold_start) else dict(cold_start)
-    check_cold_start(plain)  # make_plan ran it already; a direct caller gets the same message
-    rate = plain["execute_rate"]
-    ds = OmegaConf.to_container(dataset, resolve=True) if OmegaConf.is_config(dataset) else dict(dataset)
-    payload = {"arch": {f: arch[f] for f in tiny.ARCH_FIELDS}, "cold_start": {f: plain[f] for f in FIELDS},
-               "dataset": ds, "seed": int(seed), "format": "codeact-3"}
-    stage_id = f"coldstart-tiny-codeact-s{int(seed)}-{key_hash(payload)}"
-
-    def build(work: Path) -> dict[str, Any]:
-        tokenizer = tiny.build_tokenizer(tiny.CODEACT_TAGS)  # the tags as single tokens: episodes half as long
-        model = tiny.build_model(arch, tokenizer, seed)
-        print(f"cold start (codeact): {int(cold_start['steps'])} SFT steps -> {stage_id}", flush=True)
-        train(model, tokenizer, targets(ds, rate, int(plain["execute_split"]), seed), plain, seed)
-        tiny.save(model, tokenizer, work / "out")
-        return {"steps": int(plain["steps"])}
-
-    # one owner for cached stages: a file lock (computed once per key however many jobs ask) and an atomic publish
-    return run_stage(cache_root(), stage_id, build, payload)
+def build(work: Path, stage_id: str, arch: Mapping[str, Any], key: Mapping[str, Any]) -> dict[str, Any]:
+    """Build the CodeAct-cold-started tiny model into ``work / "out"`` (``key``: ``codeact.settings.cold_start_key``;
+    cached and locked by ``sspo_exp.models.cold_start.cold_started_path``, the one owner of cold starts)."""
+    plain, ds, seed = key["cold_start"], key["dataset"], int(key["seed"])
+    tokenizer = tiny.build_tokenizer(tiny.CODEACT_TAGS)  # the tags as single tokens: episodes half as long
+    model = tiny.build_model(arch, tokenizer, seed)
+    print(f"cold start (codeact): {int(plain['steps'])} SFT steps -> {stage_id}", flush=True)
+    train(model, tokenizer, targets(ds, plain["execute_rate"], int(plain["execute_split"]), seed), plain, seed)
+    tiny.save(model, tokenizer, work / "out")
+    return {"steps": int(plain["steps"])}

@@ -32,3 +32,12 @@ def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "inst
     from sspo_exp.data.prompts import render_chat
 
     return render_chat([{"role": "user", "content": text}], tokenizer, chat_template_kwargs)
+
+
+def prompt_fn(dataset_cfg: Any, chat_template_kwargs: Mapping[str, Any] | None = None):
+    """``(question, tokenizer) -> prompt`` for a ``codeact`` dataset block (its ``prompt_style``, ``env.max_turns``)."""
+    cfg = dataset_cfg or {}
+    style = cfg.get("prompt_style", "instruct") if hasattr(cfg, "get") else "instruct"
+    env = (cfg.get("env") if hasattr(cfg, "get") else None) or {}
+    turns = int(env.get("max_turns", 5))
+    return lambda question, tokenizer: build_prompt(question, tokenizer, style, turns, chat_template_kwargs)

@@ -87,6 +87,30 @@ def check_cold_start(cold_start: Any) -> None:
         raise ConfigError(f"model.cold_start.execute_split={split!r}: must be an integer (a first operand)")
 
 
+#: the CodeAct cold start's block (conf/experiment/cpu_codeact.yaml)
+COLD_START_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "execute_rate",
+                     "execute_split")
+
+
+def cold_start_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
+    """Everything the CodeAct-cold-started tiny model's weights depend on, after checking the block (torch-free:
+    ``sspo_exp.models.cold_start_spec`` names the stage with it before anything loads)."""
+    from sspo_exp.models.cold_start_spec import TINY_ARCH_FIELDS
+
+    if _plain(arch).get("name") != "tiny":
+        raise ConfigError(f"model.path is required for model.name={_plain(arch).get('name')!r}; only 'tiny' is built "
+                          "locally")
+    block = _plain(cold_start)
+    missing = [f for f in COLD_START_FIELDS if f not in block]
+    if missing:
+        raise ConfigError(f"model.cold_start is missing {missing}; the codeact_arith cold start needs "
+                          f"{list(COLD_START_FIELDS)}")
+    check_cold_start(block)
+    arch = _plain(arch)
+    return {"arch": {f: arch.get(f) for f in TINY_ARCH_FIELDS}, "cold_start": {f: block[f] for f in COLD_START_FIELDS},
+            "dataset": _plain(dataset), "seed": int(seed), "format": "codeact-3"}
+
+
 def check_config(cfg: Any) -> None:
     """Reject a bad CodeAct training config before any compute (called by ``make_plan``)."""
     if cfg.dataset.get("name") not in CODEACT_DATASETS:

@@ -51,10 +51,6 @@ def load_model(path: str, dtype: str = "float32", attn_implementation: str | Non
 def policy_path(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int) -> str:
     """Where the initial policy's weights are: ``model.path``, or its cold start's cache directory (computed on first
     use: the tiny model's, or the SFT of ``model.path`` when ``model.cold_start.enabled``; ``sspo_exp.models.cold_start``)."""
-    if not model_cfg.get("path") and dataset_cfg.get("name") == "codeact_arith":  # the CodeAct format's cold start
-        from sspo_exp.codeact.cold_start import cold_started as codeact_cold_started
-
-        return str(codeact_cold_started(model_cfg, model_cfg["cold_start"], dataset_cfg, seed))
     from sspo_exp.models.cold_start import cold_started_path
 
     return cold_started_path(model_cfg, model_cfg.get("cold_start"), dataset_cfg, seed)

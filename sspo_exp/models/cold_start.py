@@ -178,6 +178,11 @@ def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str,
     if spec is None:
         return str(model_cfg["path"])
     root = cache if cache is not None else cache_root()
+    if spec.kind == "tiny-codeact":
+        from sspo_exp.codeact import cold_start as codeact
+
+        return str(run_stage(root, spec.stage_id, lambda work: codeact.build(work, spec.stage_id, model_cfg, spec.key),
+                             spec.key))
     if spec.kind == "tiny":
         return str(run_stage(root, spec.stage_id, lambda work: _build_tiny(work, spec, model_cfg, cold_start_cfg,
                                                                             dataset_cfg), spec.key))

@@ -39,7 +39,7 @@ TINY_VERSION = 1
 class ColdStartSpec:
     """One cold start: what it is, its name and everything its weights depend on."""
 
-    kind: str  #: "tiny" | "sft"
+    kind: str  #: "tiny" | "tiny-codeact" | "sft"
     stage_id: str  #: coldstart-<model.name>-s<seed>-<hash of key>: cache directory, run.json and W&B record
     key: dict  #: everything the weights depend on (hashed into stage_id; written to the stage's stage.json)
     seed: int  #: the stage's own seed
@@ -51,6 +51,12 @@ def cold_start_spec(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, A
     """The checked cold start of a config (see the module docstring); None = RL starts from ``model.path``."""
     from sspo_exp.models.stage import key_hash
 
+    if not model_cfg.get("path") and dataset_cfg.get("name") == "codeact_arith":  # the CodeAct format's cold start
+        from sspo_exp.codeact.settings import cold_start_key
+
+        key = cold_start_key(model_cfg, cold_start_cfg, dataset_cfg, seed)
+        return ColdStartSpec("tiny-codeact", f"coldstart-tiny-codeact-s{int(seed)}-{key_hash(key)}", key, int(seed),
+                             TINY_VERSION)
     if not model_cfg.get("path"):
         key = tiny_key(model_cfg, cold_start_cfg, dataset_cfg, seed)
         return ColdStartSpec("tiny", f"coldstart-tiny-s{int(seed)}-{key_hash(key)}", key, int(seed), TINY_VERSION)
