@@ -77,7 +77,25 @@ def collect(roots: list[str | Path], data_dir: Path) -> tuple[pd.DataFrame, pd.D
     data_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(data_dir / "runs.csv", index=False, float_format="%.10g")
     history.to_csv(data_dir / "history.csv", index=False, float_format="%.8g")
+    (data_dir / "environment.json").write_text(json.dumps(environment(), indent=1, sort_keys=True) + "\n")
     return read_data(data_dir)
+
+
+def environment() -> dict:
+    """Library versions and the machine the study ran on (written by ``collect``, in the study's environment)."""
+    import importlib.metadata as md
+    import os
+    import platform
+
+    versions = {}
+    for dist in ("sspo-exp", "torch", "trl", "transformers", "accelerate", "wandb", "hydra-core",
+                 "hydra-joblib-launcher", "numpy", "pandas", "scipy", "matplotlib"):  # fmt: skip
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "versions": versions}
 
 
 def read_data(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -377,9 +395,34 @@ def publish(data_dir: Path, out_dir: Path, figures: bool = True) -> list[Path]:
     written.append(out_dir / "claims.csv")
     m.sort_values("run_id").to_csv(out_dir / "per_run.csv", index=False, float_format="%.6g")
     written.append(out_dir / "per_run.csv")
+    write("provenance.json", json.dumps(provenance(runs, data_dir), indent=1, sort_keys=True) + "\n")
     if figures:
         written += draw(runs, history, out_dir)
     return written
+
+
+WALL_COLUMNS = ["sweep", "filter", "seeds", "start", "end", "wall_s", "cpu_s"]
+
+
+def provenance(runs: pd.DataFrame, data_dir: Path) -> dict:
+    """Where the published numbers come from: code versions and commits of the runs, library versions, run counts,
+    and the study's wall and CPU time per phase (``data/wall.tsv``, written by run.sh)."""
+    env = json.loads((data_dir / "environment.json").read_text()) if (data_dir / "environment.json").exists() else {}
+    wall = (pd.read_csv(data_dir / "wall.tsv", sep="\t", names=WALL_COLUMNS, dtype={"filter": str, "seeds": str})
+            if (data_dir / "wall.tsv").exists() else pd.DataFrame(columns=WALL_COLUMNS))  # fmt: skip
+    finished = int((runs["state"] == "finished").sum())
+    phases = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+              for r in wall.to_dict("records")]  # fmt: skip
+    cpu = float(wall["cpu_s"].sum()) if len(wall) else math.nan
+    return {
+        "runs": {state: int(n) for state, n in runs["state"].value_counts().sort_index().items()},
+        "code": sorted({f"{v} @ {str(c)[:12]}" for v, c in zip(runs["code.version"], runs["code.commit"])}),
+        "environment": env,
+        "phases": phases,
+        "wall_s_total": float(wall["end"].max() - wall["start"].min()) if len(wall) else None,
+        "cpu_s_total": None if math.isnan(cpu) else cpu,
+        "cpu_s_per_finished_run": None if math.isnan(cpu) or not finished else round(cpu / finished, 1),
+    }
 
 
 def draw(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
