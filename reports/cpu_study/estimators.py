@@ -2,7 +2,8 @@
 trainer logs it (pooled over the whole optimizer step, sspo_exp/train/diagnostics.py) against the estimator used
 before issue 11 (the population variance within each micro-batch, averaged over the step's micro-batches).
 
-The run is the study's regime (conf/experiment/cpu_study.yaml, SSPO atanlog, seed 0) with 4 micro-batches of 8
+The run is the study's regime (conf/experiment/cpu_study.yaml, SSPO atanlog, seed 0, at the learning rate 2e-4 of an
+earlier design: its weights deviate more than at the study's 1e-4) with 4 micro-batches of 8
 completions per optimizer step (trainer.per_device_batch_size=8: each micro-batch is one prompt's group of G = 8),
 so the two estimators can differ. Every
 micro-batch's sufficient statistics are recorded as the trainer adds them (a wrapper around StepPool.add; the
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-OVERRIDES = ["experiment=cpu_study", "objective=sspo", "gate=atanlog", "seed=0", "trainer.per_device_batch_size=8"]
+OVERRIDES = ["experiment=cpu_study", "objective=sspo", "gate=atanlog", "seed=0", "trainer.per_device_batch_size=8",
+             "trainer.learning_rate=2e-4"]  # the published numbers' run (sspo-atanlog-s0-58b61a32): an earlier design's rate
 
 
 def main(output_root: str = "runs/cpu_study_estimators") -> dict:
@@ -30,7 +32,7 @@ def main(output_root: str = "runs/cpu_study_estimators") -> dict:
     from sspo_exp import CONF_DIR
     from sspo_exp.objectives import pooled_metrics
     from sspo_exp.train import diagnostics
-    from sspo_exp.train.run import train
+    from sspo_exp.train.run import run_id, train
 
     torch.set_num_threads(1)
     records: list[tuple[list[float], bool, int | None]] = []
@@ -61,7 +63,7 @@ def main(output_root: str = "runs/cpu_study_estimators") -> dict:
     within = [float(np.mean([pooled_metrics(mb)["seq_weight_var"] for mb in mbs])) for mbs, _ in stale]
     b = [int(mbs[0][0]) for mbs, _ in stale]  # responses per micro-batch
     result = {
-        "overrides": OVERRIDES, "stale_steps": len(stale), "micro_batches_per_step": len(stale[0][0]),
+        "overrides": OVERRIDES, "run_id": run_id(cfg), "stale_steps": len(stale), "micro_batches_per_step": len(stale[0][0]),
         "responses_per_micro_batch": b[0],
         "pooled_mean_over_stale_steps": float(np.mean(pooled)),
         "within_micro_batch_mean_over_stale_steps": float(np.mean(within)),
@@ -71,7 +73,7 @@ def main(output_root: str = "runs/cpu_study_estimators") -> dict:
     }  # fmt: skip
     (HERE / "estimators.json").write_text(json.dumps(result, indent=1) + "\n")
     (HERE / "estimators.md").write_text(
-        f"Stale-step Var(s_i) on one mu = 4 run ({' '.join(OVERRIDES)}), {len(stale)} stale steps, "
+        f"Stale-step Var(s_i) on one mu = 4 run ({' '.join(OVERRIDES)}; run {result['run_id']}), {len(stale)} stale steps, "
         f"{result['micro_batches_per_step']} micro-batches of {b[0]} responses per step:\n\n"
         f"| estimator | mean over stale steps |\n|---|---|\n"
         f"| pooled over the optimizer step (logged since issue 11) | {result['pooled_mean_over_stale_steps']:.4e} |\n"
