@@ -22,6 +22,7 @@ launched again and resumes from its last one.
 
     sspo-exp sweep sweeps/table1.yaml --dry-run          # list the points and their status
     sspo-exp sweep sweeps/cpu_minigrid.yaml --seeds 0    # run on this machine
+    sspo-exp sweep sweeps/cpu_study_staleness.yaml --only trainer.mu=4 --dry-run   # only the points with mu = 4
     sspo-exp sweep sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu
 """
 
