@@ -13,13 +13,16 @@ DATA=reports/cpu_study/data
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true TOKENIZERS_PARALLELISM=false
 mkdir -p "$DATA"
 # Phases, most important first, so a study cut short has whole claims: (1) every method at its default configuration
-# at mu = 4 (claims a-c), seeds 0-1 then 2-4 (each batch complete before the next); (2) the rest of the Appendix A
-# grid at mu = 4 (claim d, the grid table); (3) the rest of the staleness ablation (mu = 8, 2, 1). Finished runs
-# are skipped (same run ids), so re-running this script after a kill resumes the study.
+# at mu = 4 (claims a-c), seeds 0-1 then 2-4 (each batch complete before the next); (2) the SSPO gates of the grid at
+# (tau_neg, tau_pos) = (0.3, 0.2), then gumbel (claim d), then at (0.6, 0.5); (3) the rest of the Appendix A grid at
+# mu = 4 (the grid table); (4) the rest of the staleness ablation (mu = 8, 2, 1). Finished runs are skipped (same
+# run ids), so re-running this script after a kill resumes the study.
 SEEDS=${STUDY_SEEDS:-0 1 2 3 4}
-PHASES=("cpu_study_staleness|--only trainer.mu=4|0 1" "cpu_study_staleness|--only trainer.mu=4|2 3 4"
-        "cpu_study_grid||$SEEDS" "cpu_study_staleness||$SEEDS")
-[ -n "${STUDY_SEEDS:-}" ] && PHASES=("${PHASES[@]:2}") && PHASES=("cpu_study_staleness|--only trainer.mu=4|$SEEDS" "${PHASES[@]}")
+MU4="cpu_study_staleness|--only trainer.mu=4"
+PHASES=("$MU4|0 1" "$MU4|2 3 4")
+[ -n "${STUDY_SEEDS:-}" ] && PHASES=("$MU4|$SEEDS")
+PHASES+=("cpu_study_grid|--only gate.tau_neg=0.3|$SEEDS" "cpu_study_grid|--only gate=gumbel|$SEEDS"
+         "cpu_study_grid|--only objective=sspo|$SEEDS" "cpu_study_grid||$SEEDS" "cpu_study_staleness||$SEEDS")
 for phase in "${PHASES[@]}"; do
   [ -n "${STUDY_SKIP_RUNS:-}" ] && break
   IFS='|' read -r sweep only seeds <<< "$phase"
