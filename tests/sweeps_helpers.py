@@ -43,3 +43,22 @@ def set_env(monkeypatch, tmp_path) -> None:
     for key, value in job_env(tmp_path).items():
         monkeypatch.setenv(key, value)
     os.makedirs(tmp_path / "cache", exist_ok=True)
+
+
+def rendezvous_task(cfg) -> dict:
+    """A sweep task for launcher tests (module-level so a worker process can import it): records its process and
+    torch thread count in ``<output_root>/started-<seed>``, then waits until every other job of the sweep has started
+    too (``<output_root>/expected`` holds the count). Run one after another, the first job would wait forever (up to
+    the ceiling): it returns only if the jobs run at the same time."""
+    import json
+    import pathlib
+
+    import torch
+    from waiting import wait_for
+
+    root = pathlib.Path(str(cfg.output_root))
+    mine = {"pid": os.getpid(), "threads": torch.get_num_threads(), "omp": os.environ.get("OMP_NUM_THREADS")}
+    (root / f"started-{cfg.seed}").write_text(json.dumps(mine))
+    expected = int((root / "expected").read_text())
+    wait_for(lambda: len(list(root.glob("started-*"))) >= expected, f"{expected} jobs started at once")
+    return mine

@@ -38,6 +38,7 @@ def _kv(point: list[str]) -> dict[str, str]:
         ("table1", "qwen2.5-7b-instruct", "gsm8k_deepmath", False, 2),
         ("table2_math", "qwen3-8b", "dapo_math", False, 4),
         ("cpu_minigrid", "tiny", "arithmetic", True, 2),
+        ("cpu_study", "tiny", "arithmetic", True, 4),
     ],
 )
 def test_experiment_configs_compose_to_the_papers_settings(experiment, model, dataset, trainer_use_cpu, mu):
@@ -50,7 +51,7 @@ def test_experiment_configs_compose_to_the_papers_settings(experiment, model, da
 
 def test_every_experiment_file_is_covered_and_codeact_composes():
     files = {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")}
-    assert files == {"table1", "table2_math", "table2_code", "cpu_minigrid", "cpu_codeact"}
+    assert files == {"table1", "table2_math", "table2_code", "cpu_minigrid", "cpu_codeact", "cpu_study"}
     cpu = _compose(["experiment=cpu_codeact"])
     assert (cpu.dataset.name, cpu.model.name, cpu.trainer.use_cpu) == ("codeact_arith", "tiny", True)
     cfg = _compose(["experiment=table2_code"])
@@ -70,6 +71,7 @@ def test_table2_sweeps_pass_validation(name, tmp_path, capsys):
     "launcher, target",
     [
         ("local", "hydra._internal.core_plugins.basic_launcher.BasicLauncher"),
+        ("local_parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
         ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
         ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
     ],
@@ -131,8 +133,25 @@ def test_table2_and_cpu_grids():
     assert len(grid.sweep_jobs(code)) == 12 * 3
 
 
+def test_cpu_study_sweeps_share_their_mu_4_defaults_with_the_grid():
+    """The study's staleness ablation reuses the grid's runs at mu = 4 (same run ids: done once) for every method
+    the grid has at its default configuration (GSPO is not in the Appendix A grid), 5 seeds each."""
+    study = grid.load_sweep(SWEEPS / "cpu_study_grid.yaml")
+    assert study["grid"] == grid.load_sweep(SWEEPS / "table1.yaml")["grid"] and study["seeds"] == [0, 1, 2, 3, 4]
+    stale = grid.load_sweep(SWEEPS / "cpu_study_staleness.yaml")
+    assert stale["seeds"] == [0, 1, 2, 3, 4]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+        ids = lambda sw: {run_id(compose("train", overrides=o)): _kv(o) for o in grid.sweep_jobs({**sw, "seeds": [0]})}  # noqa: E731
+        grid_ids, stale_ids = ids(study), ids(stale)
+    shared = {p["objective"] for rid, p in stale_ids.items() if rid in grid_ids}
+    assert shared == {"grpo", "gmpo", "sapo", "sspo"}
+    assert {int(p["trainer.mu"]) for p in stale_ids.values()} == {1, 2, 4, 8}
+    assert all(p["trainer.mu"] == "4" for rid, p in stale_ids.items() if rid in grid_ids)
+
+
 @pytest.mark.parametrize("name, settings", [("table1", 18), ("table2_math", 12), ("table2_code", 12), ("cpu_minigrid", 18),
-                                            ("table1_swapped_tau", 11)])
+                                            ("table1_swapped_tau", 11), ("cpu_study_grid", 18),
+                                            ("cpu_study_staleness", 20)])
 def test_every_sweep_point_composes_with_its_values_and_a_distinct_run_id(name, settings):
     sweep = grid.load_sweep(SWEEPS / f"{name}.yaml")
     sweep["seeds"] = [0]
@@ -500,3 +519,16 @@ def test_a_single_slurm_job_is_not_an_array_and_its_id_is_read_too(tmp_path):
     (folder / "456").mkdir(parents=True)
     watcher.stop()
     assert seen == {0: "456"}
+
+
+def test_only_keeps_the_points_holding_every_given_override():
+    jobs = grid.sweep_jobs(grid.load_sweep(SWEEPS / "cpu_study_staleness.yaml"))
+    mu4 = grid.select(jobs, ["trainer.mu=4"])
+    assert len(jobs) == 100 and len(mu4) == 25 and all("trainer.mu=4" in j for j in mu4)
+    assert grid.select(jobs, ["trainer.mu=4", "objective=sapo", "seed=0"]) == [
+        ["experiment=cpu_study", "trainer.mu=4", "objective=sapo", "objective.tau_neg=1", "objective.tau_pos=1.05", "seed=0"]]
+    assert grid.select(jobs, []) == jobs
+    with pytest.raises(grid.SweepError, match="--only trainer.mu=3: no sweep point"):
+        grid.select(jobs, ["trainer.mu=3"])
+    args = grid.build_parser().parse_args(["sweeps/cpu_study_staleness.yaml", "--only", "trainer.mu=4", "--dry-run"])
+    assert args.only == ["trainer.mu=4"] and args.overrides == []

@@ -22,6 +22,7 @@ launched again and resumes from its last one.
 
     sspo-exp sweep sweeps/table1.yaml --dry-run          # list the points and their status
     sspo-exp sweep sweeps/cpu_minigrid.yaml --seeds 0    # run on this machine
+    sspo-exp sweep sweeps/cpu_study_staleness.yaml --only trainer.mu=4 --dry-run   # only the points with mu = 4
     sspo-exp sweep sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu
 """
 
@@ -271,13 +272,23 @@ class SlurmIdWatcher:
         self._scan()
 
 
+def select(jobs: list[list[str]], only: list[str]) -> list[list[str]]:
+    """The jobs whose override list holds every ``key=value`` of ``only`` (a part of a sweep, e.g. one mu)."""
+    kept = [j for j in jobs if set(only) <= set(j)]
+    if only and not kept:
+        raise SweepError(f"--only {' '.join(only)}: no sweep point has these overrides (each must appear exactly as "
+                         f"in a point, e.g. {jobs[0][-2] if jobs and len(jobs[0]) > 1 else 'objective=grpo'})")
+    return kept
+
+
 def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | None = None, dry_run: bool = False,
-              task: Callable[[Any], Any] = train_task) -> dict[str, Any]:  # fmt: skip
-    """Expand, plan, skip finished runs, launch the rest. Returns counts and the failed jobs' override lists."""
+              task: Callable[[Any], Any] = train_task, only: list[str] = ()) -> dict[str, Any]:  # fmt: skip
+    """Expand, plan, skip finished runs, launch the rest (only the points matching ``only``, if given). Returns
+    counts and the failed jobs' override lists."""
     sweep = load_sweep(path)
     if seeds is not None:
         sweep["seeds"] = list(seeds)
-    planned = plan(sweep_jobs(sweep, overrides))
+    planned = plan(select(sweep_jobs(sweep, overrides), list(only)))
     statuses = {j.run_id: j.status for j in planned}
     todo = [j for j in planned if statuses[j.run_id] in ("new", "resume")]
     for j in planned:
@@ -314,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("sweep", help="sweep file or shipped sweep name, e.g. sweeps/table1.yaml or table1")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. launcher=submitit_slurm")
     parser.add_argument("--seeds", type=int, nargs="+", help="replace the file's seeds")
+    parser.add_argument("--only", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="run only the points holding these overrides, e.g. --only trainer.mu=4")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their status; launch nothing")
     return parser
 
@@ -321,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        report = run_sweep(args.sweep, args.overrides, args.seeds, args.dry_run)
+        report = run_sweep(args.sweep, args.overrides, args.seeds, args.dry_run, only=args.only)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

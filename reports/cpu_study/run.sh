@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The CPU study, end to end (reports/cpu_study/README.md): both sweeps, 2 runs at a time with 1 torch thread each
+# (launcher=local_parallel), then the compact stored results (data/) and every published file.
+#   bash reports/cpu_study/run.sh                 # from the repository root; resumable: re-run it after a kill
+#   STUDY_SEEDS="0 1 2" bash reports/cpu_study/run.sh      # only these seeds
+#   STUDY_SKIP_RUNS=1 bash reports/cpu_study/run.sh        # only collect + publish what has run
+# Runs land in $STUDY_RUNS (default runs/cpu_study); each phase's wall and CPU seconds (user + system of the sweep and its
+# workers, GNU time) are appended to data/wall.tsv: sweep, filter, seeds, start, end (epoch s), wall s, cpu s.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${STUDY_RUNS:-runs/cpu_study}
+DATA=reports/cpu_study/data
+export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true TOKENIZERS_PARALLELISM=false
+mkdir -p "$DATA"
+# Phases, most important first, so a study cut short has whole claims: (1) every method at its default configuration
+# at mu = 4 (claims a-c), seeds 0-1 then 2-4 (each batch complete before the next); (2) the SSPO gates of the grid at
+# (tau_neg, tau_pos) = (0.3, 0.2), then gumbel (claim d), then at (0.6, 0.5); (3) the rest of the Appendix A grid at
+# mu = 4 (the grid table); (4) the rest of the staleness ablation (mu = 8, 2, 1). Finished runs are skipped (same
+# run ids), so re-running this script after a kill resumes the study.
+SEEDS=${STUDY_SEEDS:-0 1 2 3 4}
+MU4="cpu_study_staleness|--only trainer.mu=4"
+PHASES=("$MU4|0 1" "$MU4|2 3 4")
+[ -n "${STUDY_SEEDS:-}" ] && PHASES=("$MU4|$SEEDS")
+PHASES+=("cpu_study_grid|--only gate.tau_neg=0.3|$SEEDS" "cpu_study_grid|--only gate=gumbel|$SEEDS"
+         "cpu_study_grid|--only objective=sspo|$SEEDS" "cpu_study_grid||$SEEDS" "cpu_study_staleness||$SEEDS")
+for phase in "${PHASES[@]}"; do
+  [ -n "${STUDY_SKIP_RUNS:-}" ] && break
+  IFS='|' read -r sweep only seeds <<< "$phase"
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  /usr/bin/time -f '%e %U %S' -o "$DATA/.time" \
+    sspo-exp sweep "sweeps/$sweep.yaml" launcher=local_parallel "output_root=$RUNS" $only --seeds $seeds || true
+  read -r wall user sys < <(tail -n 1 "$DATA/.time")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sweep" "$only" "$seeds" "$start" "$(date +%s)" "$wall" \
+    "$(python -c "print(round($user + $sys, 1))")" >> "$DATA/wall.tsv"
+  rm -f "$DATA/.time"
+done
+python -m sspo_exp.report.cpu_study collect "$RUNS" "$DATA"
+python -m sspo_exp.report.cpu_study publish "$DATA" reports/cpu_study

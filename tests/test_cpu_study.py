@@ -1,0 +1,117 @@
+"""The CPU study's analysis (sspo_exp/report/cpu_study.py): per-run quantities, claims, and the published tables,
+which must regenerate byte-for-byte from the stored compact results (reports/cpu_study/data/)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sspo_exp.report import cpu_study as cs
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "reports" / "cpu_study"
+CONFIGS = {"grpo": {"objective.eps_low": 0.2}, "gspo": {"objective.eps_low": 3e-4}, "gmpo": {"objective.eps_low": 0.2},
+           "sapo": {"objective.tau_neg": 1, "objective.tau_pos": 1.05},
+           "sspo": {"gate.name": "atanlog", "gate.tau_neg": 0.3, "gate.tau_pos": 0.2}}  # fmt: skip
+
+
+def _run(run_id, method, seed, mu=4, acc=50.0, **config):
+    row = {"run_id": run_id, "state": "finished", "objective.name": method, "seed": seed, "trainer.mu": mu,
+           "trainer.max_steps": 8, cs.ACC: acc, cs.ACC_BEFORE: 40.0, **CONFIGS.get(method, {}), **config}
+    return row
+
+
+def _history(run_id, entropy_first, entropy_last, var, reward):
+    """8 steps at mu = 4: steps 1 and 5 fresh, the rest stale; the last quarter is steps 7-8 (the reward is logged
+    at every step here; TRL logs it once per rollout, the quantity is the mean of what was logged)."""
+    rows = [{"run_id": run_id, "step": 0, cs.ENTROPY: np.nan}]  # the held-out accuracy row of step 0 has no entropy
+    for step in range(1, 9):
+        stale = (step - 1) % 4 > 0
+        rows.append({"run_id": run_id, "step": step, cs.ENTROPY: entropy_first if step == 1 else entropy_last,
+                     cs.VAR_STALE: var if stale else np.nan, cs.REWARD: reward})
+    return rows
+
+
+def test_per_run_quantities_follow_their_definitions():
+    runs = pd.DataFrame([_run("a", "grpo", 0)])
+    hist = pd.DataFrame(_history("a", 0.2, 0.05, 1e-3, 1.5))
+    hist.loc[hist["step"] == 6, cs.REWARD] = 1.0  # step 6 is not in the last quarter (steps > 6)
+    hist.loc[hist["step"] == 8, cs.REWARD] = 1.8
+    hist.loc[hist["step"] == 7, cs.REWARD] = np.nan  # not logged: not counted
+    hist.loc[hist["step"] == 4, cs.VAR_STALE] = 4e-3  # stale steps: 2, 3, 4, 6, 7, 8
+    m = cs.run_metrics(runs, hist).iloc[0]
+    assert m["entropy_first"] == 0.2 and m["entropy_last"] == 0.05 and m["entropy_ratio"] == pytest.approx(0.25)
+    assert m["reward"] == pytest.approx(1.8)  # step 8's is the only logged reward in the last quarter
+    assert m["var_stale"] == pytest.approx((5 * 1e-3 + 4e-3) / 6)
+    assert m["default"] and m["setting"] == "grpo ε0.2"
+
+
+def _study(sspo_var, base_var, sspo_acc, base_acc, seeds=5):
+    runs, hist = [], []
+    for s in range(seeds):
+        for method in cs.METHODS:
+            rid = f"{method}-s{s}"
+            sspo = method == "sspo"
+            runs.append(_run(rid, method, s, acc=(sspo_acc if sspo else base_acc) + s))
+            hist += _history(rid, 0.2, 0.1 if sspo else 0.05, (sspo_var if sspo else base_var) * (1 + s), 1.0 + s / 10)
+    return pd.DataFrame(runs), pd.DataFrame(hist)
+
+
+def test_claims_table_supports_contradicts_or_stays_inconclusive_as_the_data_say():
+    m = cs.run_metrics(*_study(sspo_var=1e-4, base_var=4e-4, sspo_acc=60, base_acc=50))
+    table = cs.claims(m).set_index(["claim", "comparison"])
+    a = table.loc[("(a) stale-step weight variance lower", "SSPO vs GSPO")]
+    assert a["estimate"] == pytest.approx(0.25) and a["verdict"] == "supports the paper" and a["n_seeds"] == 5
+    assert a["p_sign_flip"] == pytest.approx(2 / 32)
+    b = table.loc[("(b) entropy falls less", "SSPO vs GMPO")]
+    assert b["estimate"] == pytest.approx(2.0) and b["verdict"] == "supports the paper"
+    c = table.loc[("(c) higher held-out accuracy", "SSPO vs SAPO")]
+    assert c["estimate"] == pytest.approx(10.0) and c["ci_low"] == c["ci_high"] == 10.0
+    r = table.loc[("(c) higher reward", "SSPO vs GRPO")]
+    assert r["estimate"] == 0 and r["verdict"].startswith("inconclusive")
+    worse = cs.claims(cs.run_metrics(*_study(4e-4, 1e-4, 40, 50))).set_index(["claim", "comparison"])
+    assert worse.loc[("(a) stale-step weight variance lower", "SSPO vs GMPO"), "verdict"] == "contradicts the paper"
+    assert worse.loc[("(c) higher held-out accuracy", "SSPO vs GSPO"), "verdict"] == "contradicts the paper"
+    assert table.loc[("(d) best gate (paper: atanlog)", "the five gates"), "verdict"].iloc[0].startswith("no data")
+
+
+def test_gate_claim_at_the_first_temperature_pair_and_averaged_over_both_on_complete_seeds():
+    rows = []
+    gates = {"atanlog": [72, 60], "siglog": [66, 70], "expsig": [50, 50], "expatan": [40, 40]}
+    for s in range(4):
+        for gate, (first, second) in gates.items():
+            for (tn, tp), a in (((0.3, 0.2), first), ((0.6, 0.5), second)):
+                if s == 3 and gate == "siglog" and tn == 0.6:
+                    continue  # seed 3 lacks one siglog run: complete for the first pair only
+                rows.append(_run(f"{gate}{tn}-s{s}", "sspo", s, acc=a + s, **{"gate.name": gate, "gate.tau_neg": tn,
+                                                                               "gate.tau_pos": tp}))  # fmt: skip
+        rows.append(_run(f"gumbel-s{s}", "sspo", s, acc=30 + s, **{"gate.name": "gumbel"}))
+    runs = pd.DataFrame(rows)
+    hist = pd.DataFrame([r for rid in runs["run_id"] for r in _history(rid, 0.2, 0.1, 1e-4, 1.0)])
+    m = cs.run_metrics(runs, hist)
+    first, both = cs.gate_scores(m), cs.gate_scores(m, both_pairs=True)
+    assert list(first.index) == [0, 1, 2, 3] and first.loc[0, "atanlog"] == 72 and first.loc[3, "gumbel"] == 33
+    assert list(both.index) == [0, 1, 2] and both.loc[0, "atanlog"] == 66 and both.loc[2, "siglog"] == 70
+    row_first, row_both = cs.gate_claim(m)
+    assert row_first["comparison"] == "atanlog vs siglog (best other gate)" and row_first["estimate"] == pytest.approx(6)
+    assert row_first["n_seeds"] == 4 and row_first["verdict"].startswith("supports the paper: atanlog best")
+    assert row_both["estimate"] == pytest.approx(-2) and row_both["n_seeds"] == 3
+    assert row_both["verdict"].startswith("contradicts the paper: siglog beats atanlog")
+    few = cs.gate_claim(m[m["setting"] != "sspo-gumbel"])[0]
+    assert few["verdict"].startswith("no data") and "gumbel" not in few["verdict"]
+
+
+def test_published_tables_regenerate_from_the_stored_results(tmp_path):
+    """Every published table (md, tex, csv), the claims and the provenance, recomputed from data/*.csv and *.json
+    only, must equal the committed files byte for byte."""
+    if not (STUDY / "data" / "runs.csv").exists():
+        pytest.fail("reports/cpu_study/data/runs.csv is missing: the study's stored results must be committed")
+    written = cs.publish(STUDY / "data", tmp_path, figures=False)
+    names = sorted(p.name for p in written)
+    assert {"table_grid.md", "table_staleness.csv", "claims.md", "claims.csv", "provenance.json"} <= set(names)
+    for name in names:
+        assert (tmp_path / name).read_text() == (STUDY / name).read_text(), f"{name} differs from the published one"
