@@ -449,3 +449,20 @@ def test_a_table_says_when_finished_runs_come_from_other_code_versions():
     (note,) = code_version_notes(done)
     assert "2 code versions" in note and "2 run(s) by sspo-exp 0.2.0 @ abc" in note and "0.1.0 @ ?" in note
     assert code_version_notes(done.iloc[:2]) == [] and code_version_notes(pd.DataFrame({"x": [1]})) == []
+
+
+def test_a_settings_seeds_are_one_configuration_across_the_group_name_change():
+    """The W&B group became ``<label>·<setting hash>``; a sweep relaunched after that upgrade adds seeds under the new
+    group to runs logged under the old one. Both carry the setting hash in their config, so the report must count them
+    as one configuration (not two, each with fewer seeds); a different setting with the same label stays apart."""
+    import pandas as pd
+
+    from sspo_exp.report.tables import _config_key
+
+    label = "tiny·arithmetic·grpo·ε0.2·μ2"
+    old = pd.Series({"group": label, "identity.setting_hash": "a1b2c3", "seed": 0})
+    new = pd.Series({"group": f"{label}·a1b2c3", "identity.setting_hash": "a1b2c3", "seed": 1})
+    other = pd.Series({"group": f"{label}·ffffff", "identity.setting_hash": "ffffff", "seed": 0})
+    assert _config_key(old, ["seed"]) == _config_key(new, ["seed"]) == f"{label}·a1b2c3"
+    assert _config_key(other, ["seed"]) != _config_key(new, ["seed"])
+    assert _config_key(pd.Series({"group": "g", "seed": 0}), ["seed"]) == "g"  # no identity block: the group

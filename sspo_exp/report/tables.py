@@ -141,8 +141,15 @@ def _method(r: pd.Series) -> str:
 
 
 def _config_key(r: pd.Series, config_cols: list[str]) -> str:
-    if isinstance(r.get("group"), str) and r["group"]:
-        return r["group"]
+    """The configuration a run is a seed of: ``<label>·<setting hash>`` when the run recorded its setting hash (the
+    W&B config's ``identity`` block; runs logged before the group carried the hash key the same way as after), else
+    its W&B group, else a hash of its config without the seed."""
+    group = r.get("group") if isinstance(r.get("group"), str) else ""
+    setting = r.get("identity.setting_hash")
+    if isinstance(setting, str) and setting:
+        return f"{group.removesuffix('·' + setting)}·{setting}"
+    if group:
+        return group
     blob = json.dumps({c: r[c] for c in config_cols if c != "seed" and not _missing(r[c])}, sort_keys=True,
                       default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
