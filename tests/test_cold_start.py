@@ -183,6 +183,17 @@ def test_demonstrations_are_the_rl_prompts_with_full_reward_completions(local_qw
     demos, counts = sft.demonstrations(mixture, tok, max_length=1024)
     assert counts["without_solution"] == 4 and {d["id"] for d in demos} == set(train_ids)
 
+    # model.chat_template_kwargs reach the demonstrations as they reach RL's prompts (Qwen3 non-thinking presets):
+    # a template that reacts to enable_thinking, as Qwen3's does
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and "
+                         "enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}")
+    kwargs = {"enable_thinking": False}
+    demos, _ = sft.demonstrations(GSM8K, tok, max_length=1024, chat_template_kwargs=kwargs)
+    assert demos and all(d["prompt"].endswith("<think>\n\n</think>\n\n") for d in demos)
+    assert [d["prompt"] for d in demos] == [prompt_fn_for("gsm8k", GSM8K, kwargs)(rows[d["id"]]["question"], tok)
+                                            for d in demos]
+
 
 # ------------------------------------------------------------------------------------------------ configs
 def _compose(*overrides: str):

@@ -96,9 +96,10 @@ def completion(think: str, answer: str) -> str:
     return f"<think>{think.strip()}</think> <answer>{answer.strip()}</answer>"
 
 
-def demonstrations(dataset_cfg: Mapping[str, Any], tokenizer, max_length: int,
-                   max_examples: int | None = None) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """``([{id, prompt, completion}], counts)`` from the training split of ``dataset_cfg`` (see module docstring).
+def demonstrations(dataset_cfg: Mapping[str, Any], tokenizer, max_length: int, max_examples: int | None = None,
+                   chat_template_kwargs: Mapping[str, Any] | None = None) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """``([{id, prompt, completion}], counts)`` from the training split of ``dataset_cfg`` (see module docstring);
+    prompts rendered with ``chat_template_kwargs`` (``model.chat_template_kwargs``), as RL and evaluation render them.
 
     ``counts``: ``rows`` (training rows), ``without_solution`` (skipped: no worked solution), ``too_long``
     (skipped: over ``max_length`` tokens), ``used``.
@@ -107,7 +108,7 @@ def demonstrations(dataset_cfg: Mapping[str, Any], tokenizer, max_length: int,
     from sspo_exp.evaluation.run import prompt_fn_for
 
     rows = load_dataset_rows(dataset_cfg, "train")
-    prompt_fn = prompt_fn_for(dataset_cfg["name"], dataset_cfg)
+    prompt_fn = prompt_fn_for(dataset_cfg["name"], dataset_cfg, chat_template_kwargs)
     if dataset_cfg["name"] == "arithmetic":
         from sspo_exp.models.cold_start import completion as working_completion
 
@@ -161,7 +162,8 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
     template = model_cfg.get("chat_template") or "auto"
     if template != "auto":
         tokenizer.chat_template = template
-    examples, counts = demonstrations(dataset_cfg, tokenizer, int(cold["max_length"]), cold["max_examples"])
+    examples, counts = demonstrations(dataset_cfg, tokenizer, int(cold["max_length"]), cold["max_examples"],
+                                      model_cfg.get("chat_template_kwargs"))
     kwargs = {"dtype": torch.float32}  # fp32 master weights; bf16=true computes in bf16 (as RL does)
     if model_cfg.get("attn_implementation"):
         kwargs["attn_implementation"] = model_cfg["attn_implementation"]
