@@ -156,3 +156,40 @@ def test_observation_turn_uses_the_chat_templates_boundary():
     tok.chat_template = CHAT_TEMPLATE  # Qwen2.5-Instruct's (no tools)
     text = ObservationRenderer(tok, EnvConfig()).text("42")
     assert text == "<|im_end|>\n<|im_start|>user\nObservation:\n42<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_observation_turns_carry_the_models_chat_template_kwargs():
+    """A Qwen3 run without thinking (model.chat_template_kwargs: {enable_thinking: false}) must not reopen thinking
+    after each observation: the kwargs reach observation turns in training's rollouts and in evaluation alike."""
+    from omegaconf import OmegaConf
+
+    from sspo_exp.codeact.episode import ObservationRenderer
+    from sspo_exp.codeact.settings import env_config
+
+    tok = build_tokenizer()
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and "
+                         "enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}")
+    kwargs = OmegaConf.create({"enable_thinking": False})
+    assert not ObservationRenderer(tok, env_config({}, 256)).text("42").endswith("</think>\n\n")
+    assert ObservationRenderer(tok, env_config({}, 256, kwargs)).text("42").endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+def test_codeact_prompts_keep_the_templates_bos_because_episodes_encode_without_special_tokens():
+    """Llama-style tokenizers add a BOS when encoding with special tokens; the zero-shot prompt drops the template's
+    BOS for that reason, but CodeAct episodes encode with add_special_tokens=False, so their prompt must keep it."""
+    from sspo_exp.codeact.prompts import build_prompt
+    from sspo_exp.data.prompts import build_prompt as zero_shot
+
+    class LlamaLike:  # a template that starts with BOS, and an encoder that adds BOS
+        bos_token, bos_token_id, chat_template = "<s>", 1, "llama"
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt, **kwargs):
+            return "<s>[INST] " + messages[0]["content"] + " [/INST]"
+
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [1, 5] if add_special_tokens else [5]}
+
+    assert build_prompt("2+2?", LlamaLike()).startswith("<s>[INST] ")
+    assert zero_shot("2+2?", LlamaLike()).startswith("[INST] ")  # TRL adds the BOS when it encodes

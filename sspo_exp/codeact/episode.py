@@ -38,6 +38,9 @@ class EnvConfig:
     max_observation_chars: int = 1000  #: an observation longer than this is cut (and says so)
     observation_template: str = "\nObservation:\n{output}\n"  #: text of an observation turn (no chat template)
     sandbox: Any = None  #: a ``SandboxConfig`` (None: the sandbox's defaults)
+    #: ``model.chat_template_kwargs``: observation turns are rendered with them as the first prompt is (a Qwen3 run
+    #: without thinking must not reopen thinking after each observation); not an ``env`` key of a dataset block
+    chat_template_kwargs: dict | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_turns", "max_completion_tokens", "max_observation_chars"):
@@ -111,7 +114,7 @@ class ObservationRenderer:
         msgs = [{"role": "user", "content": "task"}, {"role": "assistant", "content": mark}]
         full = self.tokenizer.apply_chat_template(
             msgs + [{"role": "user", "content": f"Observation:\n{observation}"}], tokenize=False,
-            add_generation_prompt=True)
+            add_generation_prompt=True, **dict(self.cfg.chat_template_kwargs or {}))
         return full[full.index(mark) + len(mark) :]
 
     def ids(self, observation: str) -> list[int]:

@@ -19,14 +19,16 @@ from sspo_exp.codeact.policy import HFPolicy
 
 
 def evaluate_codeact(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]], prompts: Sequence[str],
-                     max_new_tokens: int, batch_size: int = 16, env: Any = None, policy: Any = None):
+                     max_new_tokens: int, batch_size: int = 16, env: Any = None, policy: Any = None,
+                     chat_template_kwargs: Any = None):
     """Solved rate of greedy episodes; ``env`` is an :class:`EnvConfig`, or a dataset block's ``env`` mapping (the
-    token budget is then ``max_new_tokens``), or None (the defaults)."""
+    token budget is then ``max_new_tokens``; observation turns rendered with ``chat_template_kwargs``, those of the
+    prompts), or None (the defaults)."""
     from sspo_exp.codeact.settings import env_config
     from sspo_exp.evaluation.core import EvalResult, SampleRecord
 
     if not isinstance(env, EnvConfig):
-        env = env_config({"env": env}, int(max_new_tokens))
+        env = env_config({"env": env}, int(max_new_tokens), chat_template_kwargs)
     policy = policy or HFPolicy(model, tokenizer, temperature=0.0, batch_size=batch_size)
     records = []
     for k in range(0, len(rows), batch_size):

@@ -31,7 +31,8 @@ def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "inst
         return f"{text}\n"
     from sspo_exp.data.prompts import render_chat
 
-    return render_chat([{"role": "user", "content": text}], tokenizer, chat_template_kwargs)
+    # keep the template's BOS: CodeAct episodes encode their prompt without special tokens (codeact.rollout/evaluate)
+    return render_chat([{"role": "user", "content": text}], tokenizer, chat_template_kwargs, keep_bos=True)
 
 
 def prompt_fn(dataset_cfg: Any, chat_template_kwargs: Mapping[str, Any] | None = None):

@@ -90,7 +90,7 @@ def trainer_kwargs(cfg: Any, train_dataset: Any) -> dict[str, Any]:
     columns (rows of ``sspo_exp.data.codeact``)."""
     if cfg.dataset.get("name") not in CODEACT_DATASETS:
         return {}
-    env = env_config(cfg.dataset, cfg.trainer.max_completion_length)
+    env = env_config(cfg.dataset, cfg.trainer.max_completion_length, (cfg.get("model") or {}).get("chat_template_kwargs"))
     setups = {}
     if "setup" in train_dataset.column_names:
         setups = {p: s for p, s in zip(train_dataset["prompt"], train_dataset["setup"]) if s}

@@ -23,9 +23,10 @@ def _plain(block: Any) -> dict:
     return dict(block)
 
 
-def env_config(dataset_cfg: Any, max_completion_length: int) -> EnvConfig:
+def env_config(dataset_cfg: Any, max_completion_length: int, chat_template_kwargs: Any = None) -> EnvConfig:
     """The :class:`EnvConfig` of a dataset block's ``env`` (budget: the trainer's completion length / the
-    evaluation's ``max_new_tokens``). Raises ``ValueError`` / ``SandboxConfigError`` naming a bad field."""
+    evaluation's ``max_new_tokens``; ``chat_template_kwargs``: the model's, for observation turns). Raises
+    ``ValueError`` / ``SandboxConfigError`` naming a bad field."""
     from sspo_exp.sandbox import SandboxConfig
 
     env = _plain((dataset_cfg or {}).get("env"))
@@ -33,7 +34,8 @@ def env_config(dataset_cfg: Any, max_completion_length: int) -> EnvConfig:
     unknown = sorted(set(env) - set(ENV_KEYS))
     if unknown:
         raise ValueError(f"dataset.env has unknown key(s) {unknown}; valid: {sorted(ENV_KEYS)}")
-    return EnvConfig(max_completion_tokens=int(max_completion_length), sandbox=sandbox, **env)
+    return EnvConfig(max_completion_tokens=int(max_completion_length), sandbox=sandbox,
+                     chat_template_kwargs=_plain(chat_template_kwargs) or None, **env)
 
 
 def eval_env(cfg: Any) -> dict | None:

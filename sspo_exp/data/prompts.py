@@ -49,13 +49,14 @@ def build_prompt(question: str, tokenizer: Any = None, chat_template_kwargs: Map
 
 
 def render_chat(messages: list[dict[str, str]], tokenizer: Any,
-                chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
+                chat_template_kwargs: Mapping[str, Any] | None = None, keep_bos: bool = False) -> str:
     """``messages`` through the tokenizer's chat template with the generation prompt and ``chat_template_kwargs``
-    (the one call of ``apply_chat_template``), without a leading BOS the tokenizer adds again when encoding."""
+    (the one call of ``apply_chat_template`` for prompts), without a leading BOS the tokenizer adds again when
+    encoding (TRL encodes prompts with special tokens); ``keep_bos`` for callers that encode without them."""
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                          **dict(chat_template_kwargs or {}))  # fmt: skip
     bos = getattr(tokenizer, "bos_token", None)
-    if bos and text.startswith(bos) and _adds_bos(tokenizer):
+    if not keep_bos and bos and text.startswith(bos) and _adds_bos(tokenizer):
         text = text[len(bos) :]
     return text
 

@@ -98,6 +98,8 @@ def evaluate(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]], max_new
     if rows and "checker" in rows[0]:  # CodeAct rows: multi-turn episodes in the sandbox, the task's checker
         from sspo_exp.codeact.evaluate import evaluate_codeact
 
-        return evaluate_codeact(model, tokenizer, rows, prompts, max_new_tokens, batch_size, env=codeact_env)
+        return evaluate_codeact(model, tokenizer, rows, prompts, max_new_tokens, batch_size, env=codeact_env,
+                                chat_template_kwargs=getattr(prompt_fn, "chat_template_kwargs", None))  # the prompts'
+
     completions = generate_hf(model, tokenizer, prompts, max_new_tokens, batch_size, progress=progress, desc=desc)
     return score(rows, prompts, completions)
