@@ -115,3 +115,27 @@ def test_published_tables_regenerate_from_the_stored_results(tmp_path):
     assert {"table_grid.md", "table_staleness.csv", "claims.md", "claims.csv", "provenance.json"} <= set(names)
     for name in names:
         assert (tmp_path / name).read_text() == (STUDY / name).read_text(), f"{name} differs from the published one"
+
+
+def test_published_grid_table_checks_evaluation_profiles_when_the_runs_recorded_them(tmp_path):
+    """The study's grid table obeys the report's one-profile-per-table rule: runs that recorded different profiles
+    are refused; stored runs that predate recorded profiles are built, and the table says their profile is unknown."""
+    from sspo_exp import keys
+    from sspo_exp.report.tables import MixedProfiles
+
+    runs, hist = _study(1e-3, 4e-3, 60.0, 50.0, seeds=2)
+    runs = runs.assign(state="finished", **{"trainer.max_steps": 8}).reindex(columns=cs.RUN_COLUMNS)
+    data = tmp_path / "data"
+    data.mkdir()
+    hist.reindex(columns=cs.HISTORY_COLUMNS).to_csv(data / "history.csv", index=False)
+    runs.to_csv(data / "runs.csv", index=False)
+    cs.publish(data, tmp_path / "out", figures=False)
+    assert "no profile recorded" in (tmp_path / "out" / "table_grid.md").read_text()
+
+    for stage in (keys.BEFORE, keys.AFTER):
+        for field in (*keys.PROFILE_FIELDS, "id"):
+            runs[keys.eval_key(cs.BENCHMARK, keys.profile_stat(field), stage)] = "x"
+    runs.loc[runs["objective.name"] == "sspo", keys.eval_key(cs.BENCHMARK, keys.profile_stat("dtype"))] = "bfloat16"
+    runs.to_csv(data / "runs.csv", index=False)
+    with pytest.raises(MixedProfiles, match="dtype: "):
+        cs.publish(data, tmp_path / "out2", figures=False)
