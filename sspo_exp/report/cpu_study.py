@@ -500,7 +500,7 @@ def headline(abl: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Pa
     fig.tight_layout()
     paths = [out_dir / "headline.png", out_dir / "headline.pdf"]
     fig.savefig(paths[0], dpi=130)
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"CreationDate": None})  # no timestamp: a regenerated figure is byte-identical
     plt.close(fig)
     return paths
 

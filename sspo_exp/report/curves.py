@@ -256,6 +256,6 @@ def _draw(name: str, data: dict[str, dict[str, Curve]], label: str, log: bool, o
     stem = out_dir / f"curves_{name}"
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=130)
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"CreationDate": None})  # no timestamp: a regenerated figure is byte-identical
     plt.close(fig)
     return paths
