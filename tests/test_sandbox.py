@@ -138,6 +138,9 @@ def test_output_limit_resets_for_the_next_cell(bwrap):
         obs = box.run("print('y' * 1000)")
         assert obs.truncated and obs.output == "y" * 100 and "output limit reached" in obs.error
         assert box.run("print('ok')").output == "ok\n"
+        # the cell's own write then fails (BrokenPipeError): its traceback is cut to the limit, the note is kept
+        obs = box.run("import sys\nfor _ in range(100): sys.stdout.write('z' * 1000); sys.stdout.flush()")
+        assert obs.truncated and "Traceback" in obs.error and obs.error.rstrip().endswith("later writes failed]")
 
 
 def test_process_limit_is_per_episode(bwrap):

@@ -192,12 +192,12 @@ class Repl:
             except (OSError, ValueError):
                 pass
         output = capture.finish(self.devnull)
-        if capture.truncated:
+        if error is not None and len(error) > self.cfg["output_bytes"]:
+            error = error[: self.cfg["output_bytes"]] + "\n[traceback truncated]\n"
+        if capture.truncated:  # after the cut: the note must survive it (a write that hit the closed pipe raises)
             kept = self.cfg["output_bytes"]
             note = f"[output limit reached: only the first {kept} bytes were kept; later writes failed]"
             error = f"{error or ''}{note}\n"
-        if error is not None and len(error) > self.cfg["output_bytes"]:
-            error = error[: self.cfg["output_bytes"]] + "\n[traceback truncated]\n"
         return {"output": output, "error": error, "truncated": capture.truncated}
 
 
