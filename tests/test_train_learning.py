@@ -7,10 +7,7 @@ control permutes the advantages within each rollout: the same update sizes, no c
 from __future__ import annotations
 
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
-
-from sspo_exp import CONF_DIR
+from train_helpers import train_learning_run
 
 pytestmark = pytest.mark.slow
 STEPS, EVAL = 30, 100
@@ -23,24 +20,7 @@ OVERRIDES = [f"trainer.max_steps={STEPS}", f"trainer.eval_samples={EVAL}", "trai
 
 
 def _run(tmp_path, monkeypatch, shuffle: bool):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    torch.set_num_threads(1)
-    from sspo_exp.train.run import train
-    from sspo_exp.train.trainer import SSPOTrainer
-
-    if shuffle:
-        generate = SSPOTrainer._generate_and_score_completions
-
-        def shuffled(self, inputs):
-            out = generate(self, inputs)
-            out["advantages"] = out["advantages"][torch.randperm(len(out["advantages"]))]
-            return out
-
-        monkeypatch.setattr(SSPOTrainer, "_generate_and_score_completions", shuffled)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*OVERRIDES, f"output_root={tmp_path}"])
-    return train(cfg)
+    return train_learning_run(tmp_path, monkeypatch, OVERRIDES, shuffle)
 
 
 def test_default_job_learns(tmp_path, monkeypatch):

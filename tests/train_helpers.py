@@ -80,3 +80,30 @@ def child_script(cfg, stop_after: int = 0, marker: str | Path = "") -> str:
 
     return CHILD.format(tests=str(Path(__file__).parent), stop_after=stop_after, stop_after_marker=str(marker),
                         cfg=OmegaConf.to_container(cfg))  # fmt: skip
+
+
+def train_learning_run(tmp_path, monkeypatch, overrides: list[str], shuffle: bool) -> dict:
+    """``sspo-exp train`` with ``overrides`` on one torch thread; ``shuffle``: the control that cannot learn (each
+    rollout's advantages permuted, cutting the link between a completion's reward and its own tokens)."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from sspo_exp import CONF_DIR
+    from sspo_exp.train.run import train
+    from sspo_exp.train.trainer import SSPOTrainer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    torch.set_num_threads(1)
+    if shuffle:
+        generate = SSPOTrainer._generate_and_score_completions
+
+        def shuffled(self, inputs):
+            out = generate(self, inputs)
+            out["advantages"] = out["advantages"][torch.randperm(len(out["advantages"]))]
+            return out
+
+        monkeypatch.setattr(SSPOTrainer, "_generate_and_score_completions", shuffled)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*overrides, f"output_root={tmp_path}"])
+    return train(cfg)

@@ -29,10 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sspo_exp.codeact.settings import COLD_START_FIELDS as FIELDS  # noqa: F401 (its historical name here)
 from sspo_exp.models import tiny
 from sspo_exp.models.cold_start import train
-
 
 
 def execute_probability(question: str, execute_rate: Mapping[str, float], execute_split: int) -> float:
