@@ -384,8 +384,11 @@ def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwe
                  f"dataset.path={FIXTURES / 'gsm8k'}", "dataset.heldout_size=1", "+cold_start@model.cold_start=sft",
                  *[f"model.cold_start.{k}={v}" for k, v in SFT_COLD.items() if k not in ("seed", "max_examples")]]
     # torchrun, not `accelerate launch --config_file conf/accelerate/cpu_ddp.yaml`: on CPU that starts one process
+    # each process's stdout in its own file (--tee): on the shared pipe, block-buffered writes of two processes
+    # interleave mid-line, which glued one process's path onto the other's log line in a CI run
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(29633 + os.getpid() % 1000), "-m", "sspo_exp.cli", "cold-start", *overrides]
+           "--master_port", str(29633 + os.getpid() % 1000), "--log-dir", str(tmp_path / "logs"), "--tee", "1",
+           "-m", "sspo_exp.cli", "cold-start", *overrides]
     env = {**_env(), "SSPO_EXP_CACHE": str(tmp_path / "cache"), "WANDB_SILENT": "true"}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CEILING, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
@@ -393,7 +396,8 @@ def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwe
     record = json.loads((path / STAGE_FILE).read_text())
     assert record["processes"] == 2 and record["info"]["global_step"] == SFT_COLD["max_steps"]
     assert record["info"]["world_size"] == 2  # one SFT over both processes (DDP over gloo), not two side by side
-    assert set(out.stdout.split()) >= {str(path)}  # both processes print the published path
+    printed = [f.read_text().split() for f in sorted((tmp_path / "logs").rglob("stdout.log"))]
+    assert len(printed) == 2 and all(p[-1:] == [str(path)] for p in printed), printed  # both print the published path
 
 
 TRAIN_FROM_COLD_START = textwrap.dedent("""

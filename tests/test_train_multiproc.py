@@ -23,7 +23,9 @@ def test_two_process_cpu_run(tmp_path):
                  "trainer.per_device_batch_size=2", "trainer.max_completion_length=8", "trainer.max_steps=2",
                  "trainer.save_steps=2", "trainer.eval_samples=4"]  # fmt: skip
     cmd = accelerate_command("cpu_ddp", gpus_per_node=2, main_process_port=29533 + os.getpid() % 1000, overrides=overrides)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_SILENT="true", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    # unbuffered: each print is one write, so the two processes' lines cannot be cut into each other on the shared pipe
+    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_SILENT="true", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONUNBUFFERED="1")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CEILING, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").glob("sspo-*")
