@@ -2,4 +2,5 @@
 
 
 class ConfigError(ValueError):
-    """A config value is invalid; the message names the field, the value and what would be right."""
+    """The config cannot run as given: a value is invalid (the message names the field, the value and what would be
+    right), or a prerequisite it needs is missing (the message names the command that makes it)."""

@@ -400,6 +400,22 @@ def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwe
     assert len(printed) == 2 and all(p[-1:] == [str(path)] for p in printed), printed  # both print the published path
 
 
+def test_a_multi_process_train_without_its_cold_start_stops_with_one_line(local_qwen_dir, tmp_path):  # noqa: F811
+    """Process 0 of a 2-process launch (WORLD_SIZE=2) whose SFT cold start is not cached: exit 2, the command to run
+    first, no traceback, before W&B opens or a model loads."""
+    overrides = ["model=local", f"model.path={local_qwen_dir}", "model.name=mini-qwen", "dataset=gsm8k",
+                 f"dataset.path={FIXTURES / 'gsm8k'}", "dataset.heldout_size=1", "+cold_start@model.cold_start=sft",
+                 f"output_root={tmp_path / 'runs'}", "trainer.num_generations=4", "trainer.prompts_per_step=2",
+                 "trainer.per_device_batch_size=2"]
+    env = {**_env(), "SSPO_EXP_CACHE": str(tmp_path / "cache"), "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    out = subprocess.run([sys.executable, "-m", "sspo_exp.cli", "train", *overrides], env=env, capture_output=True,
+                         text=True, timeout=CEILING, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and "sspo-exp cold-start" in out.stderr.strip().splitlines()[-1], out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("sspo-exp train: error: coldstart-mini-qwen-s0-")
+    assert not list((tmp_path / "runs").rglob("wandb")) and not (tmp_path / "cache").exists()
+
+
 TRAIN_FROM_COLD_START = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)

@@ -40,6 +40,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sspo_exp.errors import ConfigError
+
 #: Written into every published stage directory: ``{"stage_id", "key", "info", "seconds", "finished_at"}``.
 STAGE_FILE = "stage.json"
 
@@ -63,8 +65,9 @@ def published(cache: str | os.PathLike, stage_id: str) -> Path | None:
 LAUNCH_MODES = ("each", "together", "cached")
 
 
-class StageMissing(RuntimeError):
-    """A multi-process launch asked for a stage that is not published and may not build it."""
+class StageMissing(ConfigError):
+    """A multi-process launch asked for a stage that is not published and may not build it: the user's setup, so
+    ``sspo-exp train`` ends with one line and exit status 2 (``sspo_exp.hydra_cli``), naming the command to run first."""
 
 
 def _announce_wait(stage_id: str, lock_path: Path) -> None:
