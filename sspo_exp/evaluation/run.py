@@ -260,10 +260,10 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     model = tokenizer = None
     if e.backend == "hf":
         model, tokenizer = load_hf(source.path, cfg)
-    else:
-        from transformers import AutoTokenizer
+    else:  # the same tokenizer as the HF backend's, so both render the same prompts
+        from sspo_exp.models import load_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(source.path)
+        tokenizer = load_tokenizer(source.path)
     results, prov = {}, provenance()
     template_kwargs = chat_template_kwargs(cfg, source)
     out_dir.mkdir(parents=True, exist_ok=True)

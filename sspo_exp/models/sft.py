@@ -149,25 +149,20 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
     """Run the SFT into ``work / "out"`` (HF model + tokenizer), resuming from ``work / "checkpoints"``."""
     import datasets
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from sspo_exp.models import load_model, load_tokenizer
     from sspo_exp.rundir import RunDir
     from sspo_exp.train.compat import checkpointing_kwargs
 
     base = str(model_cfg["path"])
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    template = model_cfg.get("chat_template") or "auto"
-    if template != "auto":
-        tokenizer.chat_template = template
+    # the one loader (sspo_exp.models): pad = eos if none, the config's chat template; its left padding is for
+    # generation, TRL's SFT collator pads on the right whatever the tokenizer says
+    tokenizer = load_tokenizer(base, model_cfg.get("chat_template") or "auto")
     examples, counts = demonstrations(dataset_cfg, tokenizer, int(cold["max_length"]), cold["max_examples"],
                                       model_cfg.get("chat_template_kwargs"))
-    kwargs = {"dtype": torch.float32}  # fp32 master weights; bf16=true computes in bf16 (as RL does)
-    if model_cfg.get("attn_implementation"):
-        kwargs["attn_implementation"] = model_cfg["attn_implementation"]
-    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    # fp32 master weights; bf16=true computes in bf16 (as RL does)
+    model = load_model(base, "float32", model_cfg.get("attn_implementation"))
     ckpt_dir = work / "checkpoints"
     args = SFTConfig(
         output_dir=str(ckpt_dir), seed=seed, data_seed=seed, max_steps=int(cold["max_steps"]),
