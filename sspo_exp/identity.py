@@ -33,6 +33,37 @@ ADDED_KEYS: dict[str, Any] = {
 }
 
 
+#: The float-valued keys (every key whose value is a float in the shipped configs; ``tests/test_identity.py`` keeps the
+#: list complete). An integer given for one of them (``gate.tau_pos=1``, a sweep's ``[1, 1.05]``) enters the id and
+#: the labels as the float it means, so ``1`` and ``1.0`` name one run: before, the grid's SAPO (1, 1.05) and the
+#: SAPO default (1.0, 1.05) were two settings. No shipped config holds an integer here, so no default id moves.
+FLOAT_KEYS = (
+    "objective.eps_low", "objective.eps_high", "objective.tau_pos", "objective.tau_neg",
+    "gate.tau_pos", "gate.tau_neg",
+    "trainer.learning_rate", "trainer.temperature", "trainer.top_p", "trainer.beta", "trainer.max_grad_norm",
+    "trainer.warmup_ratio", "trainer.weight_decay",
+    "dataset.word_problems",
+    "model.cold_start.learning_rate", "model.cold_start.max_grad_norm", "model.cold_start.warmup_ratio",
+    "model.cold_start.weight_decay", "model.cold_start.target_noise", "model.cold_start.execute_rate.above",
+    "model.cold_start.execute_rate.below",
+)  # fmt: skip
+
+
+def as_float(value: Any) -> Any:
+    """An integer (not a bool) as the float it stands for in a float-valued key; anything else unchanged."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _floats_as_floats(data: dict[str, Any]) -> None:
+    for dotted in FLOAT_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            node[leaf] = as_float(node[leaf])
+
+
 def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The resolved config as it enters the id (see the module docstring)."""
     from omegaconf import OmegaConf
@@ -54,6 +85,7 @@ def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         version = stage_version(model)
         if version is not None:
             model["cold_start_version"] = version
+    _floats_as_floats(data)
     for dotted, neutral in ADDED_KEYS.items():
         *parents, leaf = dotted.split(".")
         node = data
@@ -91,10 +123,10 @@ def hyper_label(cfg: Mapping[str, Any]) -> str:
     obj = cfg["objective"]
     if obj["name"] == "sspo":
         gate = cfg["gate"]
-        return f"τ{gate['tau_neg']}/{gate['tau_pos']}" if gate.get("tau_pos") is not None else ""
+        return f"τ{as_float(gate['tau_neg'])}/{as_float(gate['tau_pos'])}" if gate.get("tau_pos") is not None else ""
     if obj["name"] == "sapo":
-        return f"τ{obj['tau_neg']}/{obj['tau_pos']}"
-    low, high = obj.get("eps_low"), obj.get("eps_high")
+        return f"τ{as_float(obj['tau_neg'])}/{as_float(obj['tau_pos'])}"
+    low, high = as_float(obj.get("eps_low")), as_float(obj.get("eps_high"))
     return f"ε{low}" if high in (None, low) else f"ε{low}/{high}"
 
 

@@ -137,3 +137,48 @@ def test_runs_from_different_cold_starts_never_share_a_run_id(monkeypatch):
     default = identity.run_id(_compose())
     monkeypatch.setattr(cold_start_spec, "TINY_VERSION", 2)
     assert identity.run_id(_compose()) != default
+
+
+def _float_keys_of_shipped_configs() -> tuple[set[str], set[str]]:
+    """(keys holding a float in some shipped config, keys holding an int in some shipped config)."""
+    floats, ints = set(), set()
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            elif isinstance(v, float):
+                floats.add(prefix + k)
+            elif isinstance(v, int) and not isinstance(v, bool):
+                ints.add(prefix + k)
+
+    experiments = [None] + sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for experiment in experiments:
+            for group, options in V01_OPTIONS.items():
+                for option in options:
+                    if option == "local":
+                        continue
+                    cfg = compose("train", overrides=[f"{group}={option}"] + ([f"experiment={experiment}"] if experiment else []))
+                    walk(OmegaConf.to_container(cfg, resolve=True))
+    return floats, ints
+
+
+def test_float_keys_are_every_float_of_the_shipped_configs_and_never_an_int_there():
+    """identity.FLOAT_KEYS is complete (a new float key must join it) and renames no shipped config's run."""
+    floats, ints = _float_keys_of_shipped_configs()
+    trained = {k for k in floats if k.split(".")[0] not in identity.LOGGING_KEYS
+               and not any(k.startswith(f"trainer.{t}") for t in identity.TRAINER_LOGGING_KEYS)}
+    assert trained <= set(identity.FLOAT_KEYS), "add these to identity.FLOAT_KEYS"
+    assert not ints & set(identity.FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("as_int, as_float", [
+    (("objective=sapo", "objective.tau_neg=1"), ("objective=sapo",)),  # the grid's [1, 1.05] is SAPO's default 1.0
+    (("gate.tau_neg=1", "gate.tau_pos=2"), ("gate.tau_neg=1.0", "gate.tau_pos=2.0")),
+    (("objective=grpo", "objective.eps_low=1", "trainer.temperature=1"), ("objective=grpo", "objective.eps_low=1.0")),
+])  # fmt: skip
+def test_an_integer_in_a_float_key_is_the_same_run_as_its_float(as_int, as_float):
+    """`1` and `1.0` are one setting: one run id, one W&B group (hash and label), so the report has one row."""
+    a, b = _compose(*as_int), _compose(*as_float)
+    assert identity.run_id(a) == identity.run_id(b) and identity.group_name(a) == identity.group_name(b)
