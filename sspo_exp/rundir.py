@@ -8,6 +8,7 @@ Layout of ``${output_root}/<run_id>/``::
     run.json               identity and provenance: run id, group, the code's version and commit
     submitted.json         written by a sweep when it queues the run (launcher, SLURM job id once known)
     lease.json             renewed every LEASE_RENEW s by the live training process (host, pid, SLURM job id)
+    lease.json.lock        the file lock under which a starting process checks and takes the lease
     checkpoint-N/          TRL checkpoints (model, optimizer, scheduler, RNG, trainer state)
     wandb/                 the W&B run (offline by default)
     eval_before/<b>.json   training's evaluation of the initial policy   (keys.BEFORE)
@@ -238,15 +239,20 @@ class Lease:
                                           "renewed": time.time()})  # fmt: skip
 
     def __enter__(self) -> Lease:
-        held = self.run.lease()
-        mine = held and held.get("host") == socket.gethostname() and held.get("pid") == os.getpid()
-        same_job = held and held.get("job_id") and held.get("job_id") == slurm_job_id()
-        if held and not (mine or same_job):
-            age = time.time() - float(held.get("renewed", 0))
-            raise RunBusy(f"run {self.run.run_id} is being trained by {held.get('host')}:{held.get('pid')} "
-                          f"(SLURM job {held.get('job_id')}; lease renewed {age:.0f} s ago, stale after "
-                          f"{LEASE_SECONDS:.0f} s): not training it twice")  # fmt: skip
-        self._write()  # the submission marker stays (the sweep clears it): a preempted, requeued job is still queued
+        from filelock import FileLock
+
+        # check and write under one file lock: two jobs starting together would otherwise both find no lease and
+        # both train (filelock: flock, which Linux maps onto POSIX locks on NFS)
+        with FileLock(str(self.run.lease_file) + ".lock"):
+            held = self.run.lease()
+            mine = held and held.get("host") == socket.gethostname() and held.get("pid") == os.getpid()
+            same_job = held and held.get("job_id") and held.get("job_id") == slurm_job_id()
+            if held and not (mine or same_job):
+                age = time.time() - float(held.get("renewed", 0))
+                raise RunBusy(f"run {self.run.run_id} is being trained by {held.get('host')}:{held.get('pid')} "
+                              f"(SLURM job {held.get('job_id')}; lease renewed {age:.0f} s ago, stale after "
+                              f"{LEASE_SECONDS:.0f} s): not training it twice")  # fmt: skip
+            self._write()  # the submission marker stays (the sweep clears it): a preempted, requeued job is queued
         self._thread = threading.Thread(target=self._loop, name="run-lease", daemon=True)
         self._thread.start()
         return self

@@ -98,3 +98,33 @@ def test_when_slurm_cannot_be_asked_a_queued_job_is_taken_to_be_alive(tmp_path, 
     run.mark_submitted("submitit_slurm", "12_3")
     monkeypatch.setenv("PATH", str(tmp_path))  # no squeue here
     assert rundir.slurm_state("12_3") == rundir.UNKNOWN and run.status() == "queued"
+
+
+RACE = """
+import sys, time
+from sspo_exp import rundir
+from sspo_exp.rundir import Lease, RunBusy, RunDir
+
+run = RunDir(sys.argv[1], "r")
+read = RunDir.lease
+def slow_read(self):  # a slow shared filesystem: a long gap between reading the lease and writing one
+    held = read(self)
+    time.sleep(1.0)
+    return held
+RunDir.lease = slow_read
+try:
+    with Lease(run):
+        print("trained", flush=True)
+        time.sleep(6.0)  # longer than any gap between the two starts
+except RunBusy:
+    print("busy", flush=True)
+"""
+
+
+def test_two_jobs_starting_together_never_both_take_the_lease(tmp_path):
+    """The check and the write of a lease are one step: of two processes starting at once, one trains."""
+    (tmp_path / "r").mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert outcomes == ["busy", "trained"]
