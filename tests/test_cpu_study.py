@@ -100,7 +100,8 @@ def test_gate_claim_at_the_first_temperature_pair_and_averaged_over_both_on_comp
     assert row_first["comparison"] == "atanlog vs siglog (best other gate)" and row_first["estimate"] == pytest.approx(6)
     assert row_first["n_seeds"] == 4 and row_first["verdict"].startswith("supports the paper: atanlog best")
     assert row_both["estimate"] == pytest.approx(-2) and row_both["n_seeds"] == 3
-    assert row_both["verdict"].startswith("contradicts the paper: siglog beats atanlog")
+    # siglog was picked as the best of four on these seeds: the interval below 0 is post hoc, not a contradiction
+    assert row_both["verdict"].startswith("post hoc, not a test: siglog above atanlog")
     few = cs.gate_claim(m[m["setting"] != "sspo-gumbel"])[0]
     assert few["verdict"].startswith("no data") and "gumbel" not in few["verdict"]
 

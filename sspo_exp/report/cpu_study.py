@@ -265,11 +265,16 @@ def _gate_row(scores: pd.DataFrame, quantity: str) -> dict:
     other = means.drop("atanlog").idxmax()
     e = stats.paired_difference(scores["atanlog"], scores[other])
     ranking = ", ".join(f"{g} {means[g]:.1f} (P best {pbest[g]:.2f})" for g in means.sort_values(ascending=False).index)
+    # the comparator is the best other gate on these same seeds: the hardest comparison for "atanlog is best" (so
+    # "supports" is conservative), but a post-hoc pick for "another gate is better" (picking the best of four by noise
+    # and testing it on the same seeds says "better" far more often than 5%), so that side is never "contradicts"
     if not e.excludes_null:
         verdict = f"inconclusive: highest mean {best}; ranking {ranking}"
+    elif e.estimate > 0:
+        verdict = f"supports the paper: atanlog best; ranking {ranking}"
     else:
-        verdict = (f"supports the paper: atanlog best; ranking {ranking}" if e.estimate > 0
-                   else f"contradicts the paper: {other} beats atanlog; ranking {ranking}")
+        verdict = (f"post hoc, not a test: {other} above atanlog on these seeds, but it was picked as the best of four "
+                   f"gates on the same seeds; ranking {ranking}")
     return {"claim": claim, "comparison": f"atanlog vs {other} (best other gate)", "quantity": quantity,
             "effect": e.scale, "estimate": e.estimate, "ci_low": e.low, "ci_high": e.high, "n_seeds": e.n,
             "p_sign_flip": e.p, "verdict": verdict}  # fmt: skip
@@ -291,7 +296,9 @@ CLAIMS_NOTE = (
     "SSPO − baseline (0 = no effect). Intervals: 95% percentile bootstrap over seeds (9,999 resamples, generator "
     "seed 0); with 5 seeds such an interval is too narrow (real coverage nearer 80-85%). p: exact two-sided sign-flip "
     "test over seeds; its smallest possible value with 5 seeds is 0.0625. A verdict needs the whole interval on one "
-    "side of no effect; otherwise it is inconclusive.")
+    "side of no effect; otherwise it is inconclusive. (d) compares atanlog with the best other gate on the same "
+    "seeds: conservative for \"atanlog best\", but a post-hoc pick for \"another gate is better\", which is therefore "
+    "reported as post hoc, never as a contradiction.")
 
 
 def claims_latex(table: pd.DataFrame) -> str:
