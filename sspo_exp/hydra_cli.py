@@ -3,7 +3,8 @@
 ``hydra.main`` runs with ``sys.argv`` set to our arguments, so everything Hydra's own command line offers works:
 ``-m``/``--multirun`` sweeps, launcher plugins, ``--cfg job``, tab completion. A user's mistake ends with exit status
 2 and one line naming the field, with no traceback: a bad override (Hydra's own message, before the task starts) or a
-:class:`~sspo_exp.errors.ConfigError` from the task's validation, which runs before torch, TRL or transformers load.
+:class:`~sspo_exp.errors.ConfigError` from the task's validation, which runs before torch, TRL or transformers load
+(or a :class:`~sspo_exp.data.schema.DataError` about the user's data files, found when they are read).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from typing import Any, Callable
 
 from sspo_exp import CONF_DIR
+from sspo_exp.data.schema import DataError
 from sspo_exp.errors import ConfigError
 
 USAGE_ERROR = 2
@@ -28,7 +30,7 @@ def run(config_name: str, prog: str, task: Callable[[Any], Any], argv: list[str]
         started.append(True)
         try:
             return task(cfg)
-        except ConfigError as err:
+        except (ConfigError, DataError) as err:  # DataError: the user's data files (missing, malformed)
             print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(USAGE_ERROR) from None
 

@@ -37,6 +37,16 @@ def _run(tmp_path, *args):
     (["eval"], ["eval.model is required"]),
     (["eval", "eval.model=x", "eval.benchmarks=[gsm9k]"], ["eval.benchmarks", "gsm9k", "gsm8k"]),
     (["eval", "eval.model=/nowhere/model"], ["eval.model=/nowhere/model", "no such directory"]),
+    (["eval", "eval.model=x", "eval.benchmarks=gsm8k"], ["eval.benchmarks=gsm8k: a list", "[gsm8k]"]),
+    (["train", "final_eval.benchmarks=gsm8k"], ["final_eval.benchmarks=gsm8k: a list", "[gsm8k]"]),
+    # a mistyped experiment or launcher: an error naming the options, not the default job run silently
+    (["train", "experiment=tabel1"], ["experiment/tabel1", "table1"]),
+    (["train", "launcher=submitit_slurmm"], ["launcher/submitit_slurmm", "submitit_slurm"]),
+    (["cold-start", "experiment=tabel1"], ["experiment/tabel1"]),
+    # files that do not exist: found before W&B opens or a model loads
+    (["train", "model=local", "model.path=/nowhere/model", "model.name=m"], ["model.path=/nowhere/model", "no such directory"]),
+    (["train", "+final_eval.data.gsm8k=/nowhere/gsm8k"], ["final_eval.data.gsm8k=/nowhere/gsm8k", "no such file"]),
+    (["train", "model=local", "model.path=/tmp", "model.name=m", "dataset=gsm8k", "dataset.path=/nowhere/gsm8k"], ["dataset.path=/nowhere/gsm8k", "no such file"]),
 ])  # fmt: skip
 def test_bad_input_exits_2_with_one_message_before_heavy_imports(tmp_path, args, words):
     out = _run(tmp_path, *args, f"output_root={tmp_path}")
@@ -48,6 +58,12 @@ def test_bad_input_exits_2_with_one_message_before_heavy_imports(tmp_path, args,
         assert word in message, message
 
 
+def test_a_mistyped_launcher_in_a_sweep_launches_nothing(tmp_path):
+    out = _run(tmp_path, "sweep", "sweeps/cpu_minigrid.yaml", "launcher=submitit_slurmm",
+               f"output_root={tmp_path / 'runs'}", "--dry-run")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "launcher/submitit_slurmm" in out.stderr
+
+
 def test_sweep_refuses_bad_points_before_anything_is_queued(tmp_path):
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text("grid: [{objective: grpo, trainer.mu: [2, 0]}, {objective: sspo, gate.tau_pos: [-1]}]")
@@ -57,3 +73,25 @@ def test_sweep_refuses_bad_points_before_anything_is_queued(tmp_path):
         assert "2 of 3 sweep points are invalid" in out.stderr and "trainer.mu=0" in out.stderr
         assert "gate.tau_pos=-1" in out.stderr and "trainer.mu=2 " not in out.stderr
         assert not (tmp_path / "runs").exists()  # nothing queued, no run directory made
+
+
+def test_eval_of_a_run_whose_checkpoint_holds_no_hf_model_says_why(tmp_path):
+    """An FSDP run saved with SHARDED_STATE_DICT: its checkpoint resumes training but has no config.json/weights to
+    load; `sspo-exp eval` says so in one line (it was a transformers traceback)."""
+    run = tmp_path / "runs" / "grpo-s0-x"
+    ckpt = run / "checkpoint-4"
+    (ckpt / "pytorch_model_fsdp_0").mkdir(parents=True)
+    (ckpt / "optimizer_0").mkdir()
+    (ckpt / "trainer_state.json").write_text("{}")
+    (run / "config.yaml").write_text("seed: 0\n")
+    out = _run(tmp_path, "eval", f"eval.model={run}", "eval.benchmarks=[gsm8k]")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "holds no HF model" in out.stderr and "FULL_STATE_DICT" in out.stderr
+
+
+def test_a_sweep_on_a_login_node_does_not_require_the_compute_nodes_files(tmp_path):
+    """Local paths are checked where a run starts (train, cold-start), not in the sweep's up-front validation: a
+    node-local model directory need not exist on the machine that submits."""
+    out = _run(tmp_path, "sweep", "sweeps/cpu_minigrid.yaml", "model=local", "model.path=/nowhere/model",
+               "model.name=m", f"output_root={tmp_path / 'runs'}", "--dry-run")
+    assert out.returncode == 0, out.stderr

@@ -36,7 +36,7 @@ from sspo_exp.evaluation.profile import compute_dtype, make_profile
 
 from sspo_exp.errors import ConfigError
 from sspo_exp.evaluation.provenance import provenance
-from sspo_exp.models import DTYPES  # eval.dtype (conf/eval.yaml)
+from sspo_exp.models import DTYPES, missing_local_dir  # DTYPES: eval.dtype (conf/eval.yaml)
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ def _as_run(d: Path, spec: str) -> ModelSource | None:
     newest = run.newest_complete_checkpoint()  # the same rule as resume: never a checkpoint cut while saving
     if newest is None:
         raise ConfigError(f"eval.model={spec}: run directory {d} has no complete checkpoint-*/ yet")
+    if not (newest / "config.json").is_file():
+        raise ConfigError(f"eval.model={spec}: {newest} holds no HF model (config.json + weights), e.g. an FSDP run "
+                          "saved with SHARDED_STATE_DICT; save with FULL_STATE_DICT (conf/accelerate/fsdp.yaml)")
     return ModelSource(spec, "run", str(newest), run.path, run.run_id, OmegaConf.load(run.config_file))
 
 
@@ -94,7 +97,7 @@ def resolve_model(spec: str, output_root: str | Path) -> ModelSource:
                 return ModelSource(spec, "dir", str(candidate.resolve()))
             raise ConfigError(f"eval.model={spec}: {candidate} is neither a run directory (config.yaml + "
                              "checkpoint-*/) nor a model directory (config.json)")
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+    if missing_local_dir(spec):
         raise ConfigError(f"eval.model={spec}: no such directory (and not an HF model id 'org/name')")
     return ModelSource(spec, "hub", spec)
 

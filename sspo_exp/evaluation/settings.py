@@ -43,6 +43,9 @@ def final_eval_settings(cfg: Any) -> EvalSettings:
 
     fe = cfg.get("final_eval") or {}
     fe = OmegaConf.to_container(fe, resolve=True) if OmegaConf.is_config(fe) else dict(fe)
+    if isinstance(fe.get("benchmarks"), str):
+        raise ConfigError(f"final_eval.benchmarks={fe['benchmarks']}: a list, e.g. "
+                          f"final_eval.benchmarks=[{fe['benchmarks']}]")
     benchmarks = list(fe.get("benchmarks") or [])
     bad = [b for b in benchmarks if b not in BENCHMARKS]
     if bad or len(set(benchmarks)) != len(benchmarks):
@@ -90,6 +93,8 @@ def check_eval(cfg: Any) -> None:
     if not model or model == "???":
         raise ConfigError("eval.model is required: a run directory, a run id under output_root, a local model "
                           "directory or an HF id, e.g. `sspo-exp eval eval.model=runs/<run_id>`")  # fmt: skip
+    if isinstance(e.benchmarks, str):
+        raise ConfigError(f"eval.benchmarks={e.benchmarks}: a list, e.g. eval.benchmarks=[{e.benchmarks}]")
     benchmarks = list(e.benchmarks or [])
     bad = [b for b in benchmarks if b not in BENCHMARKS]
     if bad or not benchmarks:

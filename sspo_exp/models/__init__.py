@@ -16,6 +16,15 @@ from typing import Any
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
+def missing_local_dir(spec: str) -> bool:
+    """``spec`` is written as a local path (``/``, ``.``, ``~`` first, or more than one ``/``; an HF id is
+    ``org/name``) and no such directory exists: the user's mistake, found before anything loads."""
+    from pathlib import Path
+
+    spec = str(spec)
+    return (spec.startswith((".", "/", "~")) or spec.count("/") > 1) and not Path(spec).expanduser().is_dir()
+
+
 def ensure_pad_token(tokenizer):
     """Left-padded batches need a pad token: the tokenizer's own, else its eos (the only place this fallback lives)."""
     if tokenizer.pad_token is None:

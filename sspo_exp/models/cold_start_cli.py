@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sspo_exp.data import DataError
     from sspo_exp.errors import ConfigError
-    from sspo_exp.train.config import make_plan
+    from sspo_exp.train.config import check_local_paths, make_plan
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         # the whole training config (before torch loads), so no cold start for a run that cannot start; at world size
         # 1, the weakest batch condition: the RL launch may use another number of processes than this one
         make_plan(cfg, world_size=1)
+        # the files the SFT reads (model.path only when there is an SFT: without one this prints model.path)
+        check_local_paths(cfg, model=bool((cfg.model.get("cold_start") or {}).get("enabled")))
         from sspo_exp.models.cold_start import cold_started_path
 
         path = cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, int(cfg.seed), distributed=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sspo_exp.codeact.settings import check_config as check_codeact  # torch-free
@@ -205,6 +206,23 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
 def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     """:func:`make_plan`'s batch plan (the checks are the same)."""
     return make_plan(cfg, world_size).batch
+
+
+def check_local_paths(cfg: Any, model: bool = True) -> None:
+    """The local files a run reads exist: ``model.path`` (when written as a local path, not an HF id ``org/name``),
+    ``dataset.path`` and ``final_eval.data.*``. Called where the run starts (``run.train``, ``sspo-exp cold-start``),
+    before W&B opens or a model loads, not by :func:`make_plan`: a sweep validates its points on a login node, where
+    a compute node's local directory need not exist."""
+    from sspo_exp.models import missing_local_dir
+
+    path = _get(cfg, "model").get("path")
+    if model and path and missing_local_dir(path):
+        raise ConfigError(f"model.path={path}: no such directory (and not an HF model id 'org/name')")
+    found = [("dataset.path", _get(cfg, "dataset").get("path"))]
+    found += [(f"final_eval.data.{k}", v) for k, v in ((cfg.get("final_eval") or {}).get("data") or {}).items()]
+    for field, value in found:
+        if value is not None and not Path(str(value)).expanduser().exists():
+            raise ConfigError(f"{field}={value}: no such file or directory (unset it to use the HF Hub)")
 
 
 def sharded_engine() -> bool:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sspo_exp import keys
 from sspo_exp.identity import group_name, job_type, meaningful_config, run_id, run_name, setting_hash, tags  # noqa: F401
-from sspo_exp.train.config import TrainPlan, build_objective, grpo_config, make_plan, sharded_engine
+from sspo_exp.train.config import TrainPlan, build_objective, check_local_paths, grpo_config, make_plan, sharded_engine
 
 # ----------------------------------------------------------------------------------------------- parts
 def dataset_rows(dataset_cfg: DictConfig, split: str) -> list[dict[str, str]]:
@@ -100,6 +100,7 @@ def run_plan(plan: TrainPlan) -> dict[str, Any]:
     if summary is not None:
         print(f"run {run.run_id} already finished; summary: {run.summary_file}")
         return summary
+    check_local_paths(cfg)  # on the machine that trains (a sweep's login node need not see them), before any file
     main = int(os.environ.get("RANK", "0")) == 0  # accelerate/torchrun: only process 0 logs and writes files
     if main:
         run.path.mkdir(parents=True, exist_ok=True)
