@@ -180,6 +180,10 @@ def test_accelerate_configs_parse():
 
     types = {p.stem: OmegaConf.load(p).distributed_type for p in (CONF_DIR / "accelerate").glob("*.yaml")}
     assert types == {"deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP", "cpu_ddp": "MULTI_CPU"}
+    # the sharded configs save loadable HF models (transformers' save_model writes weights only for these): every
+    # checkpoint and the SFT cold start's output can be evaluated and loaded by RL
+    assert OmegaConf.load(CONF_DIR / "accelerate" / "fsdp.yaml").fsdp_config.fsdp_state_dict_type == "FULL_STATE_DICT"
+    assert OmegaConf.load(CONF_DIR / "accelerate" / "deepspeed_zero3.yaml").deepspeed_config.zero3_save_16bit_model
 
 
 def test_summary_rewards_average_the_first_and_last_five_rollouts():

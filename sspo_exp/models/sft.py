@@ -191,6 +191,10 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
     trainer.save_model(str(out))  # every process takes part (ZeRO-3 gathers), process 0 writes
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out))
+        if not (out / "config.json").is_file() or not (any(out.glob("*.safetensors")) or any(out.glob("*.bin"))):
+            # save_model writes no weights under FSDP's SHARDED_STATE_DICT: never publish (and cache) such a stage
+            raise RuntimeError(f"cold start: {out} holds no loadable model after save_model (config.json + weights); "
+                               "an FSDP launch must save FULL_STATE_DICT (conf/accelerate/fsdp.yaml)")
     return {"base": base, "demonstrations": counts, "resumed_from": resume and Path(resume).name,
             "global_step": trainer.state.global_step, "train_loss": result.training_loss,
             "world_size": trainer.args.world_size}
