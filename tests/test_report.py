@@ -390,6 +390,14 @@ def test_cli_rejects_unknown_columns(wandb_root, capsys):
     assert not (wandb_root / "unused").exists()
 
 
+def test_cli_rejects_a_reeval_profile_no_run_holds(wandb_root, tmp_path, capsys):
+    """A typo in --reeval would print a table of dashes over the last one: exit 2 naming what the runs hold."""
+    out = tmp_path / "out"
+    assert main(["--offline", str(wandb_root), "--table", "mini", "--reeval", "vllm-bf16-512tok", "--out", str(out)]) == 2
+    assert "--reeval vllm-bf16-512tok: no run has re-scored results under that profile" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_eval_segment_does_not_finish_a_crashed_run(monkeypatch):
     """A killed training segment + a summary-only segment of the same id that exited 0 (``sspo-exp eval
     eval.model=runs/<id>``) stays killed; a resumed segment that trains and finishes does finish it."""

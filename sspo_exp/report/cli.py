@@ -81,6 +81,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _missing_reeval(profile_id: str, runs) -> str | None:
+    """An error when no run holds re-scored results under ``profile_id`` (a typo would otherwise print a table of
+    dashes over the last one), naming the profiles the runs do hold."""
+    from sspo_exp import keys
+
+    if any(str(c).startswith(keys.reeval_prefix(profile_id)) for c in runs.columns):
+        return None
+    held = sorted({str(c).split("/")[1] for c in runs.columns if str(c).startswith("reeval/") and str(c).count("/") > 1})
+    return (f"--reeval {profile_id}: no run has re-scored results under that profile; the runs hold: "
+            f"{', '.join(held) or 'none (score them with `sspo-exp eval eval.model=runs/<id>`)'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -102,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                              idle_seconds=args.running_after, workers=args.workers)
     except (FileNotFoundError, ValueError) as e:
         print(f"sspo-exp report: {e}", file=sys.stderr)
+        return 2
+    if args.reeval and (err := _missing_reeval(args.reeval, runs)):
+        print(f"sspo-exp report: {err}", file=sys.stderr)
         return 2
     spec = SPECS[args.table]
     columns = tuple(c.strip() for c in args.columns.split(",") if c.strip()) if args.columns is not None else None
