@@ -52,6 +52,12 @@ class Evaluator:
             out.update(keys.summary_keys(self._benchmarks_stage(model, "before", keys.BEFORE), keys.BEFORE))
         return out
 
+    def initial_missing(self) -> list[Path]:
+        """The initial policy's result files :meth:`initial` would have to compute (not on disk yet)."""
+        names = ([HELDOUT] if self.heldout_rows else []) + (list(self.benchmarks) if self.settings.before else [])
+        paths = [self.run.results_dir(keys.BEFORE) / f"{name}.json" for name in names]
+        return [p for p in paths if not p.is_file()]
+
     def due(self, step: int, final: bool = False) -> bool:
         """Whether :meth:`at_step` has anything to score at ``step`` (so a sharded model is gathered only then)."""
         s = self.settings

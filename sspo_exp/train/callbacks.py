@@ -1,5 +1,5 @@
-"""Three small ``TrainerCallback``s: evaluation during training, W&B logging without TRL's argument dump, and one
-progress line per step."""
+"""Four small ``TrainerCallback``s: the initial policy's evaluation, evaluation during training, W&B logging without
+TRL's argument dump, and one progress line per step."""
 
 from __future__ import annotations
 
@@ -10,6 +10,53 @@ from transformers.integrations import WandbCallback
 
 from sspo_exp import keys
 from sspo_exp.train.sharded import generation_model
+
+
+class InitialEval(TrainerCallback):
+    """The initial policy's evaluation (``Evaluator.initial``: held-out accuracy before RL, and the ``final_eval``
+    benchmarks when ``final_eval.before``) and what is done with its result.
+
+    Unsharded, ``run.py`` calls :meth:`score` with the loaded model before the trainer exists (the model is whole, on
+    the training device). Under DeepSpeed ZeRO-3 / FSDP (``config.sharded_engine``) the loaded model is not usable
+    before the engine holds the weights (ZeRO-3's zero.Init leaves 0-element placeholders; FSDP's RAM-efficient
+    loading leaves ranks > 0 on the meta device and rank 0 on the CPU), so nothing is scored before training and
+    :meth:`on_train_begin` scores the policy inside ``generation_model(trainer)`` on every process: transformers'
+    ``_inner_training_loop`` calls ``on_train_begin`` after ``_prepare_for_training`` has wrapped the model
+    (``accelerator.prepare`` / ``deepspeed_init``), before the first step. A resumed run reads its ``eval_before``
+    files instead (``Evaluator.initial``); a resumed *sharded* run must find them all, because by then the engine
+    holds the checkpoint's weights, not the initial policy's.
+
+    ``when_scored(fn)`` calls ``fn(result)`` at once if the result exists, else as soon as it does; ``result`` is
+    ``{heldout_accuracy/before, eval_before/<b>/pass@1, …}`` (None before scoring).
+    """
+
+    trainer = None  # set by ``run._attach``
+
+    def __init__(self, evaluator):
+        self.evaluator, self.result, self._then = evaluator, None, []
+
+    def score(self, model) -> dict[str, float]:
+        self.result = self.evaluator.initial(model)
+        for fn in self._then:
+            fn(self.result)
+        return self.result
+
+    def when_scored(self, fn) -> None:
+        self._then.append(fn)
+        if self.result is not None:
+            fn(self.result)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.result is not None:
+            return
+        missing = self.evaluator.initial_missing()
+        if state.global_step > 0 and missing:
+            raise RuntimeError(f"resuming at step {state.global_step} under DeepSpeed/FSDP without the initial "
+                               f"policy's results {', '.join(map(str, missing))}: the engine now holds the "
+                               "checkpoint's weights, so the initial policy cannot be scored here")  # fmt: skip
+        # every process generates (ZeRO-3 / FSDP gather parameters collectively: sharded.py); process 0 writes
+        with generation_model(self.trainer) as policy:
+            self.score(policy)
 
 
 class HeldoutEval(TrainerCallback):

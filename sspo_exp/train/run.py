@@ -117,7 +117,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     from sspo_exp.models import load_policy, policy_path
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.sweeps.pruning import trial_callbacks
-    from sspo_exp.train.callbacks import HeldoutEval, ProgressLine, WandbLog
+    from sspo_exp.train.callbacks import HeldoutEval, InitialEval, ProgressLine, WandbLog
     from sspo_exp.train import wandb_run
     from sspo_exp.train.sharded import generation_model, refuse_sharding_on_cpu
     from sspo_exp.train.trainer import SSPOTrainer
@@ -152,16 +152,19 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         ev = Evaluator(plan.eval, tokenizer, heldout, prompt_builder(cfg),
                        load_benchmarks(plan.eval, cfg.dataset), run, main,
                        OmegaConf.to_container(cfg, resolve=True))  # fmt: skip
-        # every process evaluates (same rows, same greedy outputs), process 0 records; a resumed run reads the files
-        initial = ev.initial(model)
-        before = initial.get(keys.HELDOUT_BEFORE, float("nan"))
+        # the initial policy: every process evaluates (same rows, same greedy outputs), process 0 records; a resumed
+        # run reads the files. Unsharded: here, before the trainer exists; under DeepSpeed / FSDP the loaded model
+        # holds no usable weights yet, so at on_train_begin, once the engine does (callbacks.InitialEval)
+        initial_eval = InitialEval(ev)
         if main:  # in the W&B summary at once, so a run killed later still carries its Base-row numbers
-            wb.summary.update(initial)
+            initial_eval.when_scored(wb.summary.update)
+        if not sharded_engine():
+            initial_eval.score(model)
         data = train_dataset(cfg, tokenizer)
         trainer = SSPOTrainer(
             model=model, processing_class=tokenizer, args=args, train_dataset=data,
             objective=build_objective(cfg),  # its loss_agg also sets the gradient-accumulation scaling
-            callbacks=[WandbLog(), HeldoutEval(ev), ProgressLine(),
+            callbacks=[WandbLog(), initial_eval, HeldoutEval(ev), ProgressLine(),
                        *trial_callbacks()],  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
             # CodeAct datasets: multi-turn episodes in the sandbox (rollout_func) and their rewards
             **{"reward_funcs": list(REWARD_FUNCS), **codeact_trainer_kwargs(cfg, data)},
@@ -170,10 +173,13 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         if trainer.accelerator.num_processes != plan.world_size:  # e.g. a launcher that set WORLD_SIZE but no group
             raise RuntimeError(f"the plan is for WORLD_SIZE={plan.world_size} processes but accelerate runs "
                                f"{trainer.accelerator.num_processes} ({trainer.accelerator.distributed_type})")
-        if main:  # log only what W&B lacks, so a resumed run shows each step once, in order (train/wandb_run.py)
-            wandb_run.resume(wb, trainer, checkpoint, before)
+        if main:  # log only what W&B lacks, so a resumed run shows each step once, in order (train/wandb_run.py);
+            # it needs the before-RL accuracy: now when unsharded, at on_train_begin (before any step's row) when sharded
+            initial_eval.when_scored(lambda initial: wandb_run.resume(wb, trainer, checkpoint, before_rl(initial)))
         start = time.time()
         trainer.train(resume_from_checkpoint=checkpoint)
+        initial = initial_eval.result
+        before = before_rl(initial)
         step = trainer.state.global_step
         eval_start = time.time()
         with generation_model(trainer) as policy:  # gathers ZeRO-3 / FSDP1 weights (sspo_exp/train/sharded.py)
@@ -205,6 +211,11 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
         if main:
             wandb.finish()
             wandb.teardown()  # wandb 0.31: finish() can return before the offline file is flushed; teardown waits
+
+
+def before_rl(initial: dict[str, float]) -> float:
+    """The initial policy's held-out accuracy in ``Evaluator.initial``'s result (NaN without a held-out set)."""
+    return initial.get(keys.HELDOUT_BEFORE, float("nan"))
 
 
 #: wandb 0.31 writes the offline ``.wandb`` file every 15 s by default; a killed run would lose up to that much.

@@ -1,7 +1,8 @@
 """Generation with the policy of a sharded training run (DeepSpeed ZeRO-3, FSDP1, FSDP2), for in-training evaluation.
 
 Held-out accuracy and ``final_eval`` benchmarks inside a training run call HF ``generate`` on the trainer's model
-(``callbacks.HeldoutEval``, ``run.train``). Under sharding every process holds a slice of each weight, so:
+(``callbacks.InitialEval``, ``callbacks.HeldoutEval``, ``run.train``). Under sharding every process holds a slice of
+each weight, so:
 
 - **FSDP2** (``fsdp_version: 2``, conf/accelerate/fsdp.yaml): the model *is* the sharded module and each forward
   all-gathers a layer's weights, so ``generate`` works as is, provided that every process calls it the same number
@@ -15,6 +16,16 @@ Held-out accuracy and ``final_eval`` benchmarks inside a training run call HF ``
 
 :func:`generation_model` applies TRL's own two context managers, exactly as ``GRPOTrainer`` does for its HF
 rollouts; outside sharding it returns the trainer's model unchanged.
+
+**The initial policy** (before-RL held-out accuracy, ``final_eval.before``) cannot be scored on the model
+``load_policy`` returns under a sharded engine: ZeRO-3's ``zero.Init`` (switched on by ``grpo_config``) leaves each
+process 0-element placeholders, and FSDP's ``fsdp_cpu_ram_efficient_loading`` leaves ranks > 0 on the meta device and
+the whole model on rank 0's CPU. So ``run.py`` scores it only when unsharded (before the trainer exists, as always);
+under ``config.sharded_engine()`` ``callbacks.InitialEval`` scores it at ``on_train_begin`` — which transformers'
+``_inner_training_loop`` calls after ``_prepare_for_training`` (``deepspeed_init`` / ``accelerator.prepare``) — inside
+:func:`generation_model`, on every process, with the same files, W&B summary keys and ``summary.json`` entries.
+Verified on CPU only (tests/test_train_initial_eval.py: the sharded path forced on a one-process CPU run, where
+:func:`generation_model` returns the model as is); not run under a real ZeRO-3 / FSDP launch (no GPU).
 """
 
 from __future__ import annotations
