@@ -84,3 +84,28 @@ def test_offline_wandb_file_is_flushed_while_the_run_is_open(tmp_path, monkeypat
     finally:
         wandb.finish()
         wandb.teardown()
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_last_checkpoint_resumes_without_an_extra_step(tmp_path):
+    """Killed after saving checkpoint-<max_steps> but before summary.json: the relaunch evaluates that checkpoint and
+    trains nothing (transformers' loop would have trained step max_steps + 1)."""
+    import json
+
+    import torch
+
+    from sspo_exp.train.run import train
+    from train_helpers import small_cfg, tiny_model_dir
+
+    torch.set_num_threads(1)
+    cfg = small_cfg(tmp_path / "runs", tiny_model_dir(tmp_path), max_steps=2, save_steps=2)
+    first = train(cfg)
+    (run,) = (tmp_path / "runs").glob("sspo-*")
+    (run / "summary.json").unlink()  # the kill
+    again = train(cfg)
+    assert again["global_step"] == first["global_step"] == 2 and again["resumed_from"].endswith("checkpoint-2")
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2"]
+    state = json.loads((run / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    assert again["heldout_accuracy_after"] == first["heldout_accuracy_after"]  # the same weights, greedy
+    assert again["train_reward_last"] == first["train_reward_last"]  # the checkpoint's log history

@@ -1,5 +1,5 @@
-"""Four small ``TrainerCallback``s: the initial policy's evaluation, evaluation during training, W&B logging without
-TRL's argument dump, and one progress line per step."""
+"""Small ``TrainerCallback``s: the initial policy's evaluation, evaluation during training, W&B logging without
+TRL's argument dump, one progress line per step, and no extra step for a run resumed at its last step."""
 
 from __future__ import annotations
 
@@ -57,6 +57,22 @@ class InitialEval(TrainerCallback):
         # every process generates (ZeRO-3 / FSDP gather parameters collectively: sharded.py); process 0 writes
         with generation_model(self.trainer) as policy:
             self.score(policy)
+
+
+class AlreadyTrained(Exception):
+    """Raised by :class:`StopIfTrained` to leave ``trainer.train`` before its first step."""
+
+
+class StopIfTrained(TrainerCallback):
+    """A run resumed from a checkpoint at ``max_steps`` (killed after its last save, before ``summary.json``) is
+    already trained, but transformers' loop checks ``max_steps`` only after a step and would train one more (seen:
+    "step 3/2"). At ``on_train_begin`` the checkpoint's weights and state are loaded (by the engine, under ZeRO-3 /
+    FSDP), so stopping there leaves the trained policy for the final evaluation. Last in the callback list, so the
+    others' ``on_train_begin`` (W&B setup, the initial evaluation's results) have run."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            raise AlreadyTrained(state.global_step)
 
 
 class HeldoutEval(TrainerCallback):

@@ -117,7 +117,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     from sspo_exp.models import load_policy, policy_path
     from sspo_exp.rewards import REWARD_FUNCS
     from sspo_exp.sweeps.pruning import trial_callbacks
-    from sspo_exp.train.callbacks import HeldoutEval, InitialEval, ProgressLine, WandbLog
+    from sspo_exp.train.callbacks import AlreadyTrained, HeldoutEval, InitialEval, ProgressLine, StopIfTrained, WandbLog
     from sspo_exp.train import wandb_run
     from sspo_exp.train.sharded import generation_model, refuse_sharding_on_cpu
     from sspo_exp.train.trainer import SSPOTrainer
@@ -165,7 +165,8 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
             model=model, processing_class=tokenizer, args=args, train_dataset=data,
             objective=build_objective(cfg),  # its loss_agg also sets the gradient-accumulation scaling
             callbacks=[WandbLog(), initial_eval, HeldoutEval(ev), ProgressLine(),
-                       *trial_callbacks()],  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
+                       *trial_callbacks(),  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
+                       StopIfTrained()],  # last: a run resumed at max_steps trains no extra step
             # CodeAct datasets: multi-turn episodes in the sandbox (rollout_func) and their rewards
             **{"reward_funcs": list(REWARD_FUNCS), **codeact_trainer_kwargs(cfg, data)},
         )  # fmt: skip
@@ -177,7 +178,10 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
             # it needs the before-RL accuracy: now when unsharded, at on_train_begin (before any step's row) when sharded
             initial_eval.when_scored(lambda initial: wandb_run.resume(wb, trainer, checkpoint, before_rl(initial)))
         start = time.time()
-        trainer.train(resume_from_checkpoint=checkpoint)
+        try:
+            trainer.train(resume_from_checkpoint=checkpoint)
+        except AlreadyTrained:
+            print(f"{checkpoint} is the last step: nothing left to train; evaluating it", flush=True)
         initial = initial_eval.result
         before = before_rl(initial)
         step = trainer.state.global_step
