@@ -39,6 +39,8 @@ def _run(tmp_path, *args):
     (["eval", "eval.model=/nowhere/model"], ["eval.model=/nowhere/model", "no such directory"]),
     (["eval", "eval.model=x", "eval.benchmarks=gsm8k"], ["eval.benchmarks=gsm8k: a list", "[gsm8k]"]),
     (["train", "final_eval.benchmarks=gsm8k"], ["final_eval.benchmarks=gsm8k: a list", "[gsm8k]"]),
+    (["eval", "eval.model=x", "eval.benchmarks=[codeact]"], ["eval.data.codeact=FILE", "no Hub copy"]),
+    (["train", "final_eval.benchmarks=[codeact]"], ["final_eval.data.codeact=FILE", "no Hub copy"]),
     # a mistyped experiment or launcher: an error naming the options, not the default job run silently
     (["train", "experiment=tabel1"], ["experiment/tabel1", "table1"]),
     (["train", "launcher=submitit_slurmm"], ["launcher/submitit_slurmm", "submitit_slurm"]),

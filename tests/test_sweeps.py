@@ -63,7 +63,14 @@ def test_every_experiment_file_is_covered_and_codeact_composes():
 def test_table2_sweeps_pass_validation(name, tmp_path, capsys):
     """--dry-run validates every point with make_plan: mu = 4 needs a checkpoint period that is a multiple of 4
     (gpu.yaml's 50 was refused for all 36 points of both Table 2 sweeps)."""
-    assert grid.main([str(SWEEPS / f"{name}.yaml"), f"output_root={tmp_path}", "--dry-run"]) == 0, capsys.readouterr().out
+    # the coding sweep needs M3ToolEval's local file, as its header's command line gives it (without it every point
+    # is refused before anything launches: the codeact benchmark has no Hub copy)
+    data = ["final_eval.data.codeact=/data/m3tooleval.jsonl"] if name == "table2_code" else []
+    assert grid.main([str(SWEEPS / f"{name}.yaml"), f"output_root={tmp_path}", *data, "--dry-run"]) == 0, \
+        capsys.readouterr().out
+    if name == "table2_code":
+        assert grid.main([str(SWEEPS / f"{name}.yaml"), f"output_root={tmp_path}", "--dry-run"]) == 2
+        assert "final_eval.data.codeact=FILE" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ launchers

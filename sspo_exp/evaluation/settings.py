@@ -10,6 +10,10 @@ from typing import Any
 
 from sspo_exp.errors import ConfigError
 
+#: The codeact benchmark (M3ToolEval) has no Hub copy: its local file is required (docs/codeact.md).
+NO_CODEACT_DATA = ("benchmark 'codeact' (M3ToolEval) has no Hub copy: set {field}=FILE (the local M3ToolEval export, "
+                   "docs/codeact.md)")
+
 
 @dataclass(frozen=True)
 class EvalSettings:
@@ -54,6 +58,8 @@ def final_eval_settings(cfg: Any) -> EvalSettings:
     extra = sorted(set(k for k, v in data.items() if v is not None) - set(BENCHMARKS))
     if extra:
         raise ConfigError(f"final_eval.data has {extra}; keys must be benchmarks: {sorted(BENCHMARKS)}")
+    if "codeact" in benchmarks and data.get("codeact") is None:
+        raise ConfigError(NO_CODEACT_DATA.format(field="final_eval.data.codeact"))
     before = fe.get("before", False)
     if not isinstance(before, bool):
         raise ConfigError(f"final_eval.before={before!r}: must be true or false")
@@ -112,6 +118,8 @@ def check_eval(cfg: Any) -> None:
     if kwargs is not None and not (hasattr(kwargs, "items") and all(isinstance(k, str) for k in kwargs)):
         raise ConfigError(f"eval.chat_template_kwargs={kwargs!r}: null (the run's or the model preset's own), or a "
                           "mapping, e.g. {enable_thinking: false} ({} = none)")  # fmt: skip
+    if "codeact" in benchmarks and (e.get("data") or {}).get("codeact") is None:
+        raise ConfigError(NO_CODEACT_DATA.format(field="eval.data.codeact"))
     unknown = sorted(set(e.get("data") or {}) - set(BENCHMARKS))
     if unknown:
         raise ConfigError(f"eval.data has unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)}")
