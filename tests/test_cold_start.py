@@ -8,6 +8,7 @@ Qwen2.5-Instruct (``tests/local_model_helpers.py``) and the GSM8K fixture: nothi
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -219,7 +220,48 @@ def test_table1_preset_enables_a_valid_sft_cold_start_and_the_key_follows_the_co
     assert key() != sft.stage_key(dict(cfg.model, chat_template="{{ x }}"), cold, cfg.dataset, 0)  # prompts differ
 
 
+def test_the_cold_start_is_one_stage_on_any_number_of_processes(monkeypatch):
+    """The stage id of a config does not depend on how many processes build it (its optimizer steps see batch_size
+    demonstrations on any number), and changes with batch_size."""
+    from sspo_exp.train.config import make_plan
+
+    ids = {}
+    for world in (1, 8):
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        ids[world] = make_plan(_compose("experiment=table1", "seed=0"), world_size=world).cold_start.stage_id
+    assert ids[1] == ids[8]
+    other = make_plan(_compose("experiment=table1", "seed=0", "model.cold_start.batch_size=64"), world_size=1)
+    assert other.cold_start.stage_id != ids[1]
+
+
+def test_the_accumulation_gives_batch_size_demonstrations_per_step_on_any_number_of_processes():
+    cold = dict(_compose("+cold_start@model.cold_start=sft").model.cold_start)
+    assert (cold["batch_size"], cold["per_device_train_batch_size"]) == (32, 4)  # the recipe of docs/cold_start.md
+    assert [sft.gradient_accumulation(cold, w) for w in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    with pytest.raises(ValueError, match=r"batch_size=32 .*per_device_train_batch_size=4 x world size 16 .*\[1, 2\]"):
+        sft.gradient_accumulation(cold, 16)
+    with pytest.raises(ValueError, match="world size 3"):
+        sft.gradient_accumulation(cold, 3)
+
+
+def test_a_batch_that_per_device_does_not_divide_ends_the_command_with_one_line(tmp_path, monkeypatch, capsys):
+    from sspo_exp.cli import main
+
+    monkeypatch.setenv("SSPO_EXP_CACHE", str(tmp_path))
+    args = ["model=local", "model.path=/x", "model.name=m", "dataset=gsm8k", "+cold_start@model.cold_start=sft",
+            "model.cold_start.batch_size=30"]
+    assert main(["cold-start", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sspo-exp cold-start: error: model.cold_start.batch_size=30 "), err
+    assert "per_device_train_batch_size=4 x world size 1" in err[0] and "[1, 2, 3, 5, 6, 10, 15, 30]" in err[0]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sspo-exp train: error: model.cold_start.batch_size=30 ") and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("field, value, match", [
+    ("batch_size", 0, "batch_size=0"),
     ("lr_scheduler_type", "step", "lr_scheduler_type='step'.*cosine"),
     ("max_steps", 0, "max_steps=0"),
     ("learning_rate", 0, "learning_rate=0"),
@@ -246,7 +288,7 @@ def test_without_a_cold_start_the_model_path_is_the_initial_policy(tmp_path):
 
 # ---------------------------------------------------------------------------------------- SFT, end to end
 SFT_COLD = dict(enabled=True, seed=None, max_examples=None, max_steps=4, num_train_epochs=1,
-                per_device_train_batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-2,
+                batch_size=2, per_device_train_batch_size=2, learning_rate=1e-2,
                 lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, max_length=512,
                 bf16=False, gradient_checkpointing=False, save_steps=2, logging_steps=1)  # fmt: skip
 
@@ -379,10 +421,14 @@ def test_a_multi_process_launch_only_reads_a_stage_it_may_not_build(tmp_path, mo
 
 @pytest.mark.slow
 def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwen_dir, tmp_path):  # noqa: F811
-    """`sspo-exp cold-start` under a 2-process launch (gloo): one SFT over both processes, published once."""
+    """`sspo-exp cold-start` under a 2-process launch (gloo): one SFT over both processes, published once, whose
+    optimizer steps see batch_size demonstrations (each process accumulates batch_size / (1 x 2) = 2 micro-batches
+    of 1), so the epoch takes the steps one process would take; a batch the 2 processes do not divide: one line per
+    process, exit 2."""
+    cold = dict(SFT_COLD, max_steps=-1, num_train_epochs=2, batch_size=4, per_device_train_batch_size=1)
     overrides = ["model=local", f"model.path={local_qwen_dir}", "model.name=mini-qwen", "dataset=gsm8k",
                  f"dataset.path={FIXTURES / 'gsm8k'}", "dataset.heldout_size=1", "+cold_start@model.cold_start=sft",
-                 *[f"model.cold_start.{k}={v}" for k, v in SFT_COLD.items() if k not in ("seed", "max_examples")]]
+                 *[f"model.cold_start.{k}={v}" for k, v in cold.items() if k not in ("seed", "max_examples")]]
     # torchrun, not `accelerate launch --config_file conf/accelerate/cpu_ddp.yaml`: on CPU that starts one process
     # each process's stdout in its own file (--tee): on the shared pipe, block-buffered writes of two processes
     # interleave mid-line, which glued one process's path onto the other's log line in a CI run
@@ -394,10 +440,34 @@ def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwe
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     (path,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     record = json.loads((path / STAGE_FILE).read_text())
-    assert record["processes"] == 2 and record["info"]["global_step"] == SFT_COLD["max_steps"]
+    assert record["processes"] == 2
     assert record["info"]["world_size"] == 2  # one SFT over both processes (DDP over gloo), not two side by side
+    assert record["info"]["gradient_accumulation_steps"] == 2 and record["info"]["batch_size"] == 4
+    used = record["info"]["demonstrations"]["used"]
+    assert used == 4 and record["info"]["global_step"] == 2 * math.ceil(used / 4)  # 2 epochs of 4-demonstration steps
     printed = [f.read_text().split() for f in sorted((tmp_path / "logs").rglob("stdout.log"))]
     assert len(printed) == 2 and all(p[-1:] == [str(path)] for p in printed), printed  # both print the published path
+    one = _compose(*overrides)
+    # the id one process computes for this config (the world size is not in it)
+    assert path.name == cold_start.cold_start_spec(one.model, one.model.cold_start, one.dataset, 0).stage_id
+
+    # batch_size=2 divides per_device_train_batch_size=2 (the check at world size 1) but not 2 x 2 processes
+    bad = [*cmd, "model.cold_start.batch_size=2", "model.cold_start.per_device_train_batch_size=2"]
+    bad[bad.index("--log-dir") + 1] = str(tmp_path / "bad-logs")
+    bad[bad.index("--tee") + 1] = "3"  # stdout and stderr of each process in its own files
+    out = subprocess.run(bad, env=env, capture_output=True, text=True, timeout=CEILING, cwd=tmp_path)
+    assert out.returncode != 0
+    logs = sorted((tmp_path / "bad-logs").rglob("stderr.log"))
+    assert len(logs) == 2, logs
+    for f in logs:
+        lines = f.read_text().strip().splitlines()
+        assert "Traceback" not in f.read_text() and lines[-1] == (
+            "sspo-exp cold-start: error: model.cold_start.batch_size=2 is not a multiple of model.cold_start."
+            "per_device_train_batch_size=2 x world size 2 (processes): every optimizer step must see batch_size "
+            "demonstrations; per_device_train_batch_size allowed at world size 2: [1]"), lines[-3:]
+    assert "exitcode  : 2" in out.stderr, out.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir() and not p.name.endswith(".partial")) \
+        == [path.name]  # nothing else published
 
 
 def test_a_multi_process_train_without_its_cold_start_stops_with_one_line(local_qwen_dir, tmp_path):  # noqa: F811

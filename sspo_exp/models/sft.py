@@ -13,7 +13,8 @@ teach a completion without ``</answer>``). The loss is on completion tokens only
 The stage's identity (its cache key and run id ``coldstart-<model.name>-s<seed>-<hash>``) is the base model's
 path, the SFT hyper-parameters of the ``cold_start`` block (``KEY_IGNORED`` excluded), the dataset block and the
 seed. Checkpoints are written every ``save_steps`` into the stage's work directory, and a killed stage resumes
-from the newest complete one (``sspo_exp.models.stage``).
+from the newest complete one (``sspo_exp.models.stage``). Every optimizer step sees ``batch_size`` demonstrations on
+any number of processes (:func:`gradient_accumulation`), so the number of processes is not part of the identity.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from sspo_exp.errors import ConfigError
 from sspo_exp.models.cold_start_spec import to_plain
 
 #: The fields of the ``cold_start`` block for an HF model (documented in ``conf/cold_start/sft.yaml``).
-SFT_FIELDS = ("enabled", "seed", "max_examples", "max_steps", "num_train_epochs", "per_device_train_batch_size",
-              "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
+SFT_FIELDS = ("enabled", "seed", "max_examples", "max_steps", "num_train_epochs", "batch_size",
+              "per_device_train_batch_size", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
               "max_grad_norm", "max_length", "bf16", "gradient_checkpointing", "save_steps", "logging_steps")
 #: Fields that do not change the resulting weights, so they stay out of the stage's key.
 KEY_IGNORED = ("enabled", "save_steps", "logging_steps")
@@ -66,8 +67,9 @@ def validate(cold: Mapping[str, Any]) -> None:
         raise ConfigError("model.cold_start.max_steps=0: must be -1 (train num_train_epochs) or >= 1")
     if cold["max_steps"] == -1:
         _float(cold, "num_train_epochs", 0.0, open_low=True)
-    for f in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "logging_steps"):
+    for f in ("batch_size", "per_device_train_batch_size", "max_length", "save_steps", "logging_steps"):
         _int(cold, f, 1)
+    gradient_accumulation(cold, 1)  # the weakest condition; the build checks its own number of processes
     _float(cold, "learning_rate", 0.0, open_low=True)
     _float(cold, "warmup_ratio", 0.0, 0.999)
     _float(cold, "weight_decay", 0.0)
@@ -79,9 +81,24 @@ def validate(cold: Mapping[str, Any]) -> None:
             raise ConfigError(f"model.cold_start.{f}={cold[f]!r}: must be true or false")
 
 
+def gradient_accumulation(cold: Mapping[str, Any], world_size: int) -> int:
+    """Micro-batches per optimizer step on each of ``world_size`` processes, so that every optimizer step sees
+    ``batch_size`` demonstrations whatever the number of processes: ``batch_size / (per_device_train_batch_size x
+    world_size)``; a ConfigError naming both fields, their values and the world size when that is not a whole number."""
+    batch, micro = cold["batch_size"], cold["per_device_train_batch_size"]
+    if batch % (micro * world_size) == 0:
+        return batch // (micro * world_size)
+    allowed = [d for d in range(1, batch + 1) if batch % (d * world_size) == 0]
+    raise ConfigError(f"model.cold_start.batch_size={batch} is not a multiple of model.cold_start."
+                      f"per_device_train_batch_size={micro} x world size {world_size} (processes): every optimizer "
+                      f"step must see batch_size demonstrations; per_device_train_batch_size allowed at world size "
+                      f"{world_size}: {allowed or 'none (batch_size must be a multiple of the world size)'}")
+
+
 def stage_key(model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int) -> dict:
     """Everything the cold-started weights depend on: the base model, the chat template the prompts are rendered
-    with (and its arguments, when set), the SFT fields but ``KEY_IGNORED``, the dataset block and the seed."""
+    with (and its arguments, when set), the SFT fields but ``KEY_IGNORED``, the dataset block and the seed. Not the
+    number of processes: the optimizer step's batch is ``batch_size`` on any number (:func:`gradient_accumulation`)."""
     key = {"kind": "sft", "format": FORMAT_VERSION, "base": str(model_cfg["path"]),
            "chat_template": model_cfg.get("chat_template") or "auto",
            "cold_start": {f: to_plain(cold[f]) for f in SFT_FIELDS if f not in KEY_IGNORED and f != "seed"},
@@ -156,19 +173,11 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
     from sspo_exp.train.compat import checkpointing_kwargs
 
     base = str(model_cfg["path"])
-    # the one loader (sspo_exp.models): pad = eos if none, the config's chat template; its left padding is for
-    # generation, TRL's SFT collator pads on the right whatever the tokenizer says
-    tokenizer = load_tokenizer(base, model_cfg.get("chat_template") or "auto")
-    examples, counts = demonstrations(dataset_cfg, tokenizer, int(cold["max_length"]), cold["max_examples"],
-                                      model_cfg.get("chat_template_kwargs"))
-    # fp32 master weights; bf16=true computes in bf16 (as RL does)
-    model = load_model(base, "float32", model_cfg.get("attn_implementation"))
     ckpt_dir = work / "checkpoints"
     args = SFTConfig(
         output_dir=str(ckpt_dir), seed=seed, data_seed=seed, max_steps=int(cold["max_steps"]),
         num_train_epochs=float(cold["num_train_epochs"]),
         per_device_train_batch_size=int(cold["per_device_train_batch_size"]),
-        gradient_accumulation_steps=int(cold["gradient_accumulation_steps"]),
         learning_rate=float(cold["learning_rate"]), lr_scheduler_type=cold["lr_scheduler_type"],
         **_warmup(SFTConfig, float(cold["warmup_ratio"])), weight_decay=float(cold["weight_decay"]),
         max_grad_norm=float(cold["max_grad_norm"]), max_length=int(cold["max_length"]), bf16=bool(cold["bf16"]),
@@ -179,6 +188,16 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
         # single-process state, and each process of `torchrun` trained alone (seen: they raced on the checkpoints)
         use_cpu=not torch.cuda.is_available(),
     )  # fmt: skip
+    # the trainer's own number of processes (args joined the launch), before anything loads: every optimizer step
+    # sees batch_size demonstrations on any number of processes (the Trainer reads this when it is created)
+    args.gradient_accumulation_steps = gradient_accumulation(cold, args.world_size)
+    # the one loader (sspo_exp.models): pad = eos if none, the config's chat template; its left padding is for
+    # generation, TRL's SFT collator pads on the right whatever the tokenizer says
+    tokenizer = load_tokenizer(base, model_cfg.get("chat_template") or "auto")
+    examples, counts = demonstrations(dataset_cfg, tokenizer, int(cold["max_length"]), cold["max_examples"],
+                                      model_cfg.get("chat_template_kwargs"))
+    # fp32 master weights; bf16=true computes in bf16 (as RL does)
+    model = load_model(base, "float32", model_cfg.get("attn_implementation"))
     data = datasets.Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          callbacks=trainer_callbacks or None)
@@ -195,6 +214,8 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
             # save_model writes no weights under FSDP's SHARDED_STATE_DICT: never publish (and cache) such a stage
             raise RuntimeError(f"cold start: {out} holds no loadable model after save_model (config.json + weights); "
                                "an FSDP launch must save FULL_STATE_DICT (conf/accelerate/fsdp.yaml)")
+    targs = trainer.args
     return {"base": base, "demonstrations": counts, "resumed_from": resume and Path(resume).name,
             "global_step": trainer.state.global_step, "train_loss": result.training_loss,
-            "world_size": trainer.args.world_size}
+            "world_size": targs.world_size, "gradient_accumulation_steps": targs.gradient_accumulation_steps,
+            "batch_size": targs.world_size * targs.per_device_train_batch_size * targs.gradient_accumulation_steps}
