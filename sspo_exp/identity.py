@@ -64,6 +64,21 @@ def _floats_as_floats(data: dict[str, Any]) -> None:
             node[leaf] = as_float(node[leaf])
 
 
+def floats_as_floats(block: Any, prefix: str) -> Any:
+    """A copy of the config block at ``prefix`` (e.g. ``model.cold_start``) with :data:`FLOAT_KEYS` under it as
+    floats: the cold starts' cache keys treat ``1`` and ``1.0`` as the run id does, so one run asks for one stage."""
+    import copy
+
+    *parents, leaf = prefix.split(".")
+    data: dict[str, Any] = {}
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = copy.deepcopy(block)
+    _floats_as_floats(data)
+    return node[leaf]
+
+
 def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The resolved config as it enters the id (see the module docstring)."""
     from omegaconf import OmegaConf

@@ -41,6 +41,8 @@ def _run(tmp_path, *args):
     (["train", "final_eval.benchmarks=gsm8k"], ["final_eval.benchmarks=gsm8k: a list", "[gsm8k]"]),
     (["eval", "eval.model=x", "eval.benchmarks=[codeact]"], ["eval.data.codeact=FILE", "no Hub copy"]),
     (["train", "final_eval.benchmarks=[codeact]"], ["final_eval.data.codeact=FILE", "no Hub copy"]),
+    (["train", "experiment=table1", "model.cold_start.enabled=false", "dataset.components.gsm8k.path=/nowhere/gsm8k"],
+     ["dataset.components.gsm8k.path=/nowhere/gsm8k", "no such file"]),  # Table 1's mixture
     # a mistyped experiment or launcher: an error naming the options, not the default job run silently
     (["train", "experiment=tabel1"], ["experiment/tabel1", "table1"]),
     (["train", "launcher=submitit_slurmm"], ["launcher/submitit_slurmm", "submitit_slurm"]),

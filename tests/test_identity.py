@@ -182,3 +182,18 @@ def test_an_integer_in_a_float_key_is_the_same_run_as_its_float(as_int, as_float
     """`1` and `1.0` are one setting: one run id, one W&B group (hash and label), so the report has one row."""
     a, b = _compose(*as_int), _compose(*as_float)
     assert identity.run_id(a) == identity.run_id(b) and identity.group_name(a) == identity.group_name(b)
+
+
+@pytest.mark.parametrize("experiment, as_int, as_float", [
+    ("table1", "model.cold_start.max_grad_norm=1", "model.cold_start.max_grad_norm=1.0"),  # the SFT cold start
+    (None, "model.cold_start.learning_rate=1", "model.cold_start.learning_rate=1.0"),  # the tiny model's
+    ("cpu_codeact", "model.cold_start.execute_rate.above=0", "model.cold_start.execute_rate.above=0.0"),
+])  # fmt: skip
+def test_a_run_and_its_cold_start_read_an_integer_in_a_float_key_alike(experiment, as_int, as_float):
+    """The run id treats 1 as 1.0, so the cold start's cache key must too: else one run asks for two cold starts."""
+    from sspo_exp.models.cold_start_spec import cold_start_spec
+
+    exp = [f"experiment={experiment}"] if experiment else []
+    a, b = _compose(*exp, as_int), _compose(*exp, as_float)
+    stage = [cold_start_spec(c.model, c.model.get("cold_start"), c.dataset, c.seed).stage_id for c in (a, b)]
+    assert identity.run_id(a) == identity.run_id(b) and stage[0] == stage[1]

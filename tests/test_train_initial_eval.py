@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sspo_exp.errors import ConfigError
 from sspo_exp.report.wandb_offline import read_segment
 from train_helpers import small_cfg, tiny_model_dir
 
@@ -135,5 +136,5 @@ def test_sharded_initial_eval_waits_for_the_engine_and_records_what_unsharded_re
     # ... and refuses to score the checkpoint's weights as the initial policy when they are gone
     (run_dir / "summary.json").unlink()
     (run_dir / "eval_before" / "arithmetic.json").unlink()
-    with pytest.raises(RuntimeError, match="initial policy's results"):
+    with pytest.raises(ConfigError, match="initial policy.s results.*final_eval.before=false"):
         train(_cfg(tmp_path / "sharded", tiny))

@@ -109,8 +109,11 @@ def cold_start_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
                           f"{list(COLD_START_FIELDS)}")
     check_cold_start(block)
     arch = _plain(arch)
-    return {"arch": {f: arch.get(f) for f in TINY_ARCH_FIELDS}, "cold_start": {f: block[f] for f in COLD_START_FIELDS},
-            "dataset": _plain(dataset), "seed": int(seed), "format": "codeact-3"}
+    from sspo_exp.identity import floats_as_floats
+
+    return {"arch": {f: arch.get(f) for f in TINY_ARCH_FIELDS},
+            "cold_start": floats_as_floats({f: block[f] for f in COLD_START_FIELDS}, "model.cold_start"),
+            "dataset": floats_as_floats(_plain(dataset), "dataset"), "seed": int(seed), "format": "codeact-3"}
 
 
 def check_config(cfg: Any) -> None:

@@ -141,14 +141,16 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
         task = ArithmeticConfig.from_config(dataset)
     except (TypeError, ValueError, KeyError) as err:
         raise ConfigError(f"dataset (arithmetic): {err}") from err
+    from sspo_exp.identity import floats_as_floats
+
     return {
         "arch": {f: arch[f] for f in TINY_ARCH_FIELDS},
-        "cold_start": {f: cold_start[f] for f in TINY_FIELDS},
-        "dataset": {
+        "cold_start": floats_as_floats({f: cold_start[f] for f in TINY_FIELDS}, "model.cold_start"),
+        "dataset": floats_as_floats({
             **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(task).items()},
             "seed": int(dataset.get("seed", 0)),
             "prompt_style": dataset.get("prompt_style", "compact"),
-        },
+        }, "dataset"),
         "seed": int(seed),
         "format": TINY_VERSION,
     }

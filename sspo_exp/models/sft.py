@@ -99,10 +99,13 @@ def stage_key(model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dataset_cfg
     """Everything the cold-started weights depend on: the base model, the chat template the prompts are rendered
     with (and its arguments, when set), the SFT fields but ``KEY_IGNORED``, the dataset block and the seed. Not the
     number of processes: the optimizer step's batch is ``batch_size`` on any number (:func:`gradient_accumulation`)."""
+    from sspo_exp.identity import floats_as_floats
+
     key = {"kind": "sft", "format": FORMAT_VERSION, "base": str(model_cfg["path"]),
            "chat_template": model_cfg.get("chat_template") or "auto",
-           "cold_start": {f: to_plain(cold[f]) for f in SFT_FIELDS if f not in KEY_IGNORED and f != "seed"},
-           "dataset": to_plain(dataset_cfg), "seed": int(seed)}
+           "cold_start": floats_as_floats({f: to_plain(cold[f]) for f in SFT_FIELDS if f not in KEY_IGNORED and f != "seed"},
+                                          "model.cold_start"),
+           "dataset": floats_as_floats(to_plain(dataset_cfg), "dataset"), "seed": int(seed)}
     if model_cfg.get("chat_template_kwargs") is not None:
         key["chat_template_kwargs"] = to_plain(model_cfg["chat_template_kwargs"])
     return key

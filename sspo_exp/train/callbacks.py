@@ -50,10 +50,14 @@ class InitialEval(TrainerCallback):
         if self.result is not None:
             return
         missing = self.evaluator.initial_missing()
-        if state.global_step > 0 and missing:
-            raise RuntimeError(f"resuming at step {state.global_step} under DeepSpeed/FSDP without the initial "
-                               f"policy's results {', '.join(map(str, missing))}: the engine now holds the "
-                               "checkpoint's weights, so the initial policy cannot be scored here")  # fmt: skip
+        if state.global_step > 0 and missing:  # e.g. final_eval changed between segments (not part of the run id)
+            from sspo_exp.errors import ConfigError
+
+            raise ConfigError(f"resuming at step {state.global_step} under DeepSpeed/FSDP without the initial "
+                              f"policy's results {', '.join(map(str, missing))}: the engine now holds the checkpoint's "
+                              "weights, so the initial policy cannot be scored here; restore the run's final_eval / "
+                              "trainer.eval_samples settings, or score the initial policy with `sspo-exp eval` and "
+                              "resume with final_eval.before=false")  # fmt: skip
         # every process generates (ZeRO-3 / FSDP gather parameters collectively: sharded.py); process 0 writes
         with generation_model(self.trainer) as policy:
             self.score(policy)

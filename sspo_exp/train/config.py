@@ -210,7 +210,7 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
 
 def check_local_paths(cfg: Any, model: bool = True) -> None:
     """The local files a run reads exist: ``model.path`` (when written as a local path, not an HF id ``org/name``),
-    ``dataset.path`` and ``final_eval.data.*``. Called where the run starts (``run.train``, ``sspo-exp cold-start``),
+    ``dataset.path`` (and a mixture's ``dataset.components.*.path``) and ``final_eval.data.*``. Called where the run starts (``run.train``, ``sspo-exp cold-start``),
     before W&B opens or a model loads, not by :func:`make_plan`: a sweep validates its points on a login node, where
     a compute node's local directory need not exist."""
     from sspo_exp.models import missing_local_dir
@@ -218,7 +218,9 @@ def check_local_paths(cfg: Any, model: bool = True) -> None:
     path = _get(cfg, "model").get("path")
     if model and path and missing_local_dir(path):
         raise ConfigError(f"model.path={path}: no such directory (and not an HF model id 'org/name')")
-    found = [("dataset.path", _get(cfg, "dataset").get("path"))]
+    dataset = _get(cfg, "dataset")
+    found = [("dataset.path", dataset.get("path"))]
+    found += [(f"dataset.components.{k}.path", (c or {}).get("path")) for k, c in (dataset.get("components") or {}).items()]
     found += [(f"final_eval.data.{k}", v) for k, v in ((cfg.get("final_eval") or {}).get("data") or {}).items()]
     for field, value in found:
         if value is not None and not Path(str(value)).expanduser().exists():
