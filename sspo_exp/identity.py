@@ -54,14 +54,22 @@ def as_float(value: Any) -> Any:
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def _floats_as_floats(data: dict[str, Any]) -> None:
+def _parent(data: Any, dotted: str) -> tuple[dict | None, str]:
+    """The dict holding ``dotted``'s last part inside ``data`` (None when the path is absent), and that part."""
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), leaf
+
+
+def _floats_as_floats(data: dict[str, Any], prefix: str = "") -> None:
+    """:data:`FLOAT_KEYS` in ``data`` (the config block at ``prefix``; "" = the whole config) as floats, in place."""
     for dotted in FLOAT_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = data
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node:
-            node[leaf] = as_float(node[leaf])
+        if dotted.startswith(prefix):
+            node, leaf = _parent(data, dotted[len(prefix):])
+            if node is not None and leaf in node:
+                node[leaf] = as_float(node[leaf])
 
 
 def floats_as_floats(block: Any, prefix: str) -> Any:
@@ -69,14 +77,9 @@ def floats_as_floats(block: Any, prefix: str) -> Any:
     floats: the cold starts' cache keys treat ``1`` and ``1.0`` as the run id does, so one run asks for one stage."""
     import copy
 
-    *parents, leaf = prefix.split(".")
-    data: dict[str, Any] = {}
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = copy.deepcopy(block)
-    _floats_as_floats(data)
-    return node[leaf]
+    block = copy.deepcopy(block)
+    _floats_as_floats(block, prefix + ".")
+    return block
 
 
 def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,11 +105,8 @@ def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
             model["cold_start_version"] = version
     _floats_as_floats(data)
     for dotted, neutral in ADDED_KEYS.items():
-        *parents, leaf = dotted.split(".")
-        node = data
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+        node, leaf = _parent(data, dotted)
+        if node is not None and leaf in node and node[leaf] == neutral:
             del node[leaf]
     return data
 
