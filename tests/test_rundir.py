@@ -13,6 +13,7 @@ import pytest
 
 from sspo_exp import rundir
 from sspo_exp.rundir import Lease, RunBusy, RunDir
+from waiting import CEILING
 
 
 def _complete_checkpoint(run: RunDir, step: int) -> None:
@@ -101,11 +102,12 @@ def test_when_slurm_cannot_be_asked_a_queued_job_is_taken_to_be_alive(tmp_path, 
 
 
 RACE = """
-import sys, time
-from sspo_exp import rundir
+import os, sys, time
+from pathlib import Path
 from sspo_exp.rundir import Lease, RunBusy, RunDir
 
-run = RunDir(sys.argv[1], "r")
+root = Path(sys.argv[1])
+run = RunDir(root, "r")
 read = RunDir.lease
 def slow_read(self):  # a slow shared filesystem: a long gap between reading the lease and writing one
     held = read(self)
@@ -114,9 +116,12 @@ def slow_read(self):  # a slow shared filesystem: a long gap between reading the
 RunDir.lease = slow_read
 try:
     with Lease(run):
+        (root / f"{os.getpid()}.tried").touch()
         print("trained", flush=True)
-        time.sleep(6.0)  # longer than any gap between the two starts
+        while len(list(root.glob("*.tried"))) < 2:  # hold the lease until the other process has tried (an event,
+            time.sleep(0.05)                        # not a guessed duration)
 except RunBusy:
+    (root / f"{os.getpid()}.tried").touch()
     print("busy", flush=True)
 """
 
@@ -126,5 +131,5 @@ def test_two_jobs_starting_together_never_both_take_the_lease(tmp_path):
     (tmp_path / "r").mkdir()
     procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
              for _ in range(2)]
-    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    outcomes = sorted(p.communicate(timeout=CEILING)[0].strip() for p in procs)
     assert outcomes == ["busy", "trained"]
