@@ -174,21 +174,53 @@ def test_close_kills_everything_inside(bwrap):
         os.kill(pid, 0)
 
 
-def test_unprivileged_host_user_variant(bwrap):
-    """The non-root variant (a user namespace per episode) runs the whole hostile table as an ordinary user."""
+@pytest.fixture
+def delegated_v1_cgroup():
+    """A cgroup v1 subtree (memory + pids) below this process's groups, handed to uid 65534 as systemd would
+    delegate one; yields its name relative to this process's group (for SSPO_SANDBOX_CGROUP)."""
+    from sspo_exp.sandbox import cgroup
+
+    try:
+        backend = cgroup.backend()
+    except cgroup.CgroupUnavailable as e:
+        pytest.skip(f"no cgroup here: {e}")
+    if backend.version != 1:
+        pytest.skip("this test delegates a cgroup v1 subtree (the v2 delegation needs a process-free parent)")
+    name = f"sspo-test-delegated-{os.getpid()}"
+    dirs = [p / name for p in backend.parents]
+    for d in dirs:
+        d.mkdir()
+        for f in (d, d / "cgroup.procs", d / "tasks"):
+            os.chown(f, 65534, 65534)
+    yield name, dirs
+    for d in dirs:
+        assert [c.name for c in d.iterdir() if c.is_dir()] == []  # the sandboxes' groups were removed
+        d.rmdir()
+
+
+def test_unprivileged_host_user_variant(bwrap, delegated_v1_cgroup):
+    """The non-root variant (a user namespace per episode, in a delegated cgroup subtree) runs the whole hostile
+    table as an ordinary user."""
     python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     repo = Path(__file__).resolve().parents[1]
     if os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists(python):
         pytest.skip(f"needs root, setpriv and {python} to act as an unprivileged user")
     if not isolation._world_readable(str(repo / "sspo_exp" / "sandbox" / "cli.py")):
         pytest.skip(f"{repo} is not readable by other users")
+    import importlib.util
+
+    binding = os.path.dirname(importlib.util.find_spec("pyseccomp").origin)  # the venv's, for the system python
     nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all"]
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "LANG": "C.UTF-8"}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{repo}:{binding}", "LANG": "C.UTF-8",
+           "SSPO_SANDBOX_CGROUP": delegated_v1_cgroup[0]}
+    if not isolation._world_readable(os.path.join(binding, "pyseccomp.py")):
+        pytest.skip(f"{binding} is not readable by other users")
     proc = subprocess.run(
         nobody + [python, "-m", "sspo_exp.sandbox.cli"], cwd="/", env=env, capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "unprivileged user namespace" in proc.stdout and "| NO" not in proc.stdout
+    assert "cgroup v1" in proc.stdout and "seccomp" in proc.stdout
 
 
 def test_cli_exits_2_with_the_reason_when_no_sandbox_can_run(weak, capsys):

@@ -5,11 +5,21 @@
         box.run("x = 2\nprint(x + 1)")   # Observation(output='3\\n', error=None, ...)
         box.run("x * 10")                # later cells see earlier variables; a final expression is echoed
 
-See docs/sandbox.md for the isolation (bubblewrap + rlimits), the weak mode and the hostile-program table.
+For the episodes of one training step, a bounded pool (at most ``pool_size`` sandboxes alive at once):
+
+    with SandboxPool(SandboxConfig(pool_size=4)) as pool:
+        box = pool.open(); box.run("1 + 1"); pool.release(box)
+
+See docs/sandbox.md for the isolation (bubblewrap, a cgroup budget per sandbox, a seccomp filter, rlimits), the
+weak mode, the pool's throughput and the hostile-program table.
 """
 
 from sspo_exp.sandbox.box import Observation, Sandbox
 from sspo_exp.sandbox.config import Limits, SandboxConfig, SandboxConfigError
 from sspo_exp.sandbox.isolation import SandboxUnavailable
+from sspo_exp.sandbox.pool import SandboxPool, SetupFailed
 
-__all__ = ["Limits", "Observation", "Sandbox", "SandboxConfig", "SandboxConfigError", "SandboxUnavailable"]
+__all__ = [
+    "Limits", "Observation", "Sandbox", "SandboxConfig", "SandboxConfigError", "SandboxPool", "SandboxUnavailable",
+    "SetupFailed",
+]

@@ -12,6 +12,7 @@ breaks the protocol (``killed="protocol"``).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ import warnings
 import weakref
 from dataclasses import dataclass
 
-from sspo_exp.sandbox import isolation
+from sspo_exp.sandbox import cgroup, isolation, reap, syscalls
 from sspo_exp.sandbox.config import Limits, SandboxConfig
 from sspo_exp.sandbox.isolation import SandboxUnavailable
 from sspo_exp.sandbox.repl import write_frame
@@ -37,6 +38,10 @@ STARTUP_SECONDS = 60.0
 
 #: Every sandbox is spawned from this one long-lived thread: bwrap's ``--die-with-parent`` (PR_SET_PDEATHSIG) fires
 #: when the *thread* that forked it exits, so a sandbox started from a short-lived worker thread would die with it.
+#: Processes of a sandbox that are not model code: bubblewrap's monitor and its PID 1 (the cgroup's ``pids.max`` is
+#: ``processes`` + these; the REPL and everything it starts share ``processes``).
+BWRAP_PROCESSES = 2
+
 _SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sspo-sandbox-spawner")
 
 
@@ -52,8 +57,8 @@ class Observation:
     timed_out: bool
     """True if this cell hit its CPU or wall-time limit (the sandbox was then killed)."""
     killed: str | None
-    """None while the episode's sandbox lives; else why it died: ``cpu``, ``wall``, ``protocol``,
-    ``signal N``, ``exit N``. Stays set on every later ``run``."""
+    """None while the episode's sandbox lives; else why it died: ``cpu``, ``wall``, ``memory`` (the kernel's OOM
+    killer ended the interpreter: the sandbox's cgroup budget was full), ``protocol``, ``signal N``, ``exit N``. Stays set on every later ``run``."""
     truncated: bool
     """True if the cell wrote more than ``output_bytes`` (the rest was refused, the writer saw EPIPE)."""
     seconds: float
@@ -74,8 +79,13 @@ class Sandbox:
         self.limits = limits or Limits()
         self.allow_weak, self.site_packages, self._probe = allow_weak, site_packages, _probe
         self.weak = False
+        """True if this sandbox runs without bubblewrap (the weak mode)."""
+        self.missing: list[str] = []
+        """What this sandbox runs without (empty at full strength: bubblewrap, cgroup budget, seccomp)."""
         self.killed: str | None = None
         self._proc: subprocess.Popen | None = None
+        self._group: cgroup.Group | None = None
+        self._oom_seen = 0
         self._workdir: str | None = None
         self._uid: int | None = None
         self._finalizer = None
@@ -88,7 +98,7 @@ class Sandbox:
     @staticmethod
     def check() -> str:
         """Describe this machine's isolation (after running one real sandbox), or raise SandboxUnavailable."""
-        return isolation.check()
+        return check()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def __enter__(self) -> "Sandbox":
@@ -98,56 +108,73 @@ class Sandbox:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _launch(self, info_fd: int) -> isolation.Launch:
-        if self._probe:
-            return isolation.bwrap_launch(self.limits, self.site_packages, info_fd)
+    def _prepare(self) -> bool:
+        """Create the cgroup and collect what is missing; True if bubblewrap is usable."""
+        use_bwrap = True
+        self.missing = []
+        if not self._probe:
+            try:
+                _probe()
+            except SandboxUnavailable as why:
+                use_bwrap = False
+                self.missing.append(str(why).replace(f"; {isolation.WEAK_HINT}", ""))
         try:
-            isolation.check()
-            return isolation.bwrap_launch(self.limits, self.site_packages, info_fd)
-        except SandboxUnavailable as why:
+            self._group = cgroup.backend().create(self.limits.memory_mb << 20, self.limits.processes + BWRAP_PROCESSES)
+            self._oom_seen = 0
+        except cgroup.CgroupUnavailable as why:
+            self.missing.append(f"no per-sandbox memory and process budget: {why}")
+        if use_bwrap:
+            try:
+                syscalls.program()
+            except syscalls.SeccompUnavailable as why:
+                self.missing.append(f"no seccomp filter: {why}")
+        return use_bwrap
+
+    def _launch(self, info_fd: int) -> isolation.Launch:
+        use_bwrap = self._prepare()
+        if self.missing and not self._probe:
             if not self.allow_weak:
-                if isolation.WEAK_HINT in str(why):
-                    raise
-                raise SandboxUnavailable(f"{why}; {isolation.WEAK_HINT}") from why
-            msg = (
-                f"!!! SANDBOX IS WEAK: {why}. sandbox.allow_weak=true, so model-written code runs as a plain "
-                "child process with rlimits only: it can read every world-readable file, reach the network and "
-                "see other processes"
-                + ("" if os.geteuid() == 0 else ", and (not being root) it has no process limit")
-                + ". Do not use this on a shared machine or with untrusted models."
-            )
-            log.warning(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
-            self._workdir = tempfile.mkdtemp(prefix="sspo-sandbox-")
-            return isolation.weak_launch(self.limits, self._workdir, self.site_packages)
+                raise SandboxUnavailable(f"{'; '.join(self.missing)}; {isolation.WEAK_HINT}")
+            _warn_weak(self.missing, use_bwrap)
+        if use_bwrap:
+            seccomp_fd = None if any(m.startswith("no seccomp") for m in self.missing) else syscalls.program_fd()
+            return isolation.bwrap_launch(self.limits, self.site_packages, info_fd, seccomp_fd)
+        self._workdir = tempfile.mkdtemp(prefix="sspo-sandbox-")
+        return isolation.weak_launch(self.limits, self._workdir, self.site_packages)
 
     def start(self) -> None:
         info_r, info_w = os.pipe()
+        launch = None
         try:
-            try:
-                launch = self._launch(info_w)
-            except BaseException:
-                os.close(info_r)
-                raise
+            launch = self._launch(info_w)
             self.weak, self.killed, self._uid = launch.weak, None, launch.repl_cfg.get("uid")
             self._stderr = tempfile.TemporaryFile()  # bwrap's own messages; the REPL silences fd 2 before any cell
+            argv = launch.argv + [json.dumps(launch.repl_cfg)]
             self._proc = _SPAWNER.submit(
                 subprocess.Popen,
-                launch.argv + [json.dumps(launch.repl_cfg)],
+                self._group.wrap(argv) if self._group else argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
                 cwd=launch.cwd,
                 env=launch.env,
                 start_new_session=True,
-                pass_fds=() if launch.weak else (info_w,),
+                pass_fds=() if launch.weak else (info_w, *launch.fds),
             ).result()
+        except BaseException:
+            os.close(info_r)
+            self.close()
+            raise
         finally:
             os.close(info_w)
+            for fd in launch.fds if launch else ():
+                os.close(fd)
         deadline = time.monotonic() + STARTUP_SECONDS
-        init = None if self.weak else _first_pid(info_r, deadline)
+        init = None if self.weak else reap.first_pid(info_r, deadline)
         os.close(info_r)
-        self._finalizer = weakref.finalize(self, _kill_tree, self._proc, init, self._uid if self.weak else None)
+        self._finalizer = weakref.finalize(
+            self, reap.kill_tree, self._proc, init, self._uid if self.weak else None, self._group
+        )
         ready = self._recv(deadline)
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._kill("startup")
@@ -165,10 +192,14 @@ class Sandbox:
         self.start()
 
     def close(self) -> None:
+        """Kill every process of the sandbox, remove its cgroup and its files (safe to call twice)."""
         if self._proc is not None and self.killed is None:
             self._kill("closed")
         if self._finalizer is not None:
             self._finalizer()
+        elif self._group is not None:  # created, but the launch failed before a finalizer owned it
+            self._group.remove()
+        self._group = None
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -194,6 +225,8 @@ class Sandbox:
         if self.killed is not None:
             gone = f"the sandbox was killed earlier ({self.killed}); its state is gone: start a new episode"
             return Observation("", gone, False, self.killed, False, 0.0)
+        if self._group is not None:
+            self._oom_seen = self._group.oom_kills()  # an OOM kill during this cell ends it as "memory"
         try:
             write_frame(self._proc.stdin.fileno(), {"code": code})
         except BrokenPipeError:
@@ -230,6 +263,8 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 return "exit unknown"
             sig = -rc if rc < 0 else rc - 128 if rc > 128 and not self.weak else None  # bwrap reports 128 + signal
+            if sig == signal.SIGKILL and self._group is not None and self._group.oom_kills() > self._oom_seen:
+                return "memory"
             return "cpu" if sig == signal.SIGXCPU else f"signal {sig}" if sig else f"exit {rc}"
         return header
 
@@ -257,48 +292,71 @@ def _kill_note(reason: str, limits: Limits) -> str:
         return f"CPU time limit ({limits.cpu_seconds} s per cell) exceeded: the sandbox was killed, its state is gone"
     if reason == "wall":
         return f"wall time limit ({limits.wall_seconds} s per cell) exceeded: the sandbox was killed, its state is gone"
+    if reason == "memory":
+        return (
+            f"memory budget ({limits.memory_mb} MiB for the whole sandbox: processes, /tmp, shared memory) exceeded: "
+            "the kernel killed the interpreter, its state is gone"
+        )
     return f"the sandbox's interpreter died ({reason}): its state is gone"
 
 
-def _first_pid(info_fd: int, deadline: float) -> int | None:
-    """A pidfd of the sandbox's PID 1, from bwrap's ``--info-fd`` JSON (None if bwrap failed before writing it)."""
-    data = b""
-    while time.monotonic() < deadline and select.select([info_fd], [], [], deadline - time.monotonic())[0]:
-        chunk = os.read(info_fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-        try:
-            return os.pidfd_open(json.loads(data)["child-pid"])
-        except ValueError:
-            continue  # more to come
-        except (KeyError, OSError, AttributeError):  # no such process, or no pidfd_open (Linux < 5.3)
-            return None
-    return None
+def _warn_weak(missing: list[str], bwrap: bool) -> None:
+    what = []
+    if not bwrap:
+        what.append(
+            "model-written code runs as a plain child process: it can read every world-readable file, reach the "
+            "network and see other processes" + ("" if os.geteuid() == 0 else ", and it has no process limit")
+        )
+    if any(m.startswith("no per-sandbox memory") for m in missing):
+        what.append("memory is limited per process only (RLIMIT_AS): memfd, shared memory and /tmp are not counted")
+    if any(m.startswith("no seccomp") for m in missing):
+        what.append("every system call the kernel allows is open (no seccomp filter)")
+    msg = f"!!! SANDBOX IS WEAK: {'; '.join(missing)}. sandbox.allow_weak=true, so {'; '.join(what)}. " \
+        "Do not use this on a shared machine or with untrusted models."
+    log.warning(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=5)
 
 
-def _kill_tree(proc: subprocess.Popen, init_pidfd: int | None, weak_uid: int | None) -> None:
-    """SIGKILL the sandbox and wait until it is gone: bwrap's death kills the sandbox's PID 1
-    (``--die-with-parent``), whose exit the kernel holds back until every process of the namespace is dead, so
-    once that pidfd is readable nothing is left. In the weak mode, kill every process of the episode's uid."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.kill()
-    proc.wait()
-    if init_pidfd is not None:
-        select.select([init_pidfd], [], [], 60.0)
-        os.close(init_pidfd)
-    deadline = time.monotonic() + 60.0
-    while weak_uid is not None and isolation.processes_of(weak_uid) and time.monotonic() < deadline:
-        try:  # as the episode's uid, kill(-1) reaches exactly its processes; SIGKILL lands asynchronously
-            subprocess.run(["kill", "-9", "-1"], user=weak_uid, group=weak_uid, extra_groups=[], check=False)
-        except OSError:
-            break
-        time.sleep(0.02)
-    for stream in (proc.stdin, proc.stdout):
+def _probe() -> str:
+    """Describe bubblewrap here after one real sandbox (cached per process); raise SandboxUnavailable if it fails."""
+    if isolation.forced_weak():
+        raise SandboxUnavailable("bubblewrap disabled by force_weak() (sspo-exp sandbox --weak)")
+    return _bwrap_probe()
+
+
+@functools.lru_cache(maxsize=None)
+def _bwrap_probe() -> str:
+    with Sandbox(Limits(), _probe=True) as box:
+        obs = box.run("import os; print(os.getuid(), len(os.listdir('/')))")
+    if obs.error or obs.killed:
+        raise SandboxUnavailable(f"bubblewrap started but a test cell failed: {obs}")
+    version = subprocess.run([isolation.bwrap_path(), "--version"], capture_output=True, text=True).stdout.strip()
+    variant = (
+        "as root, no user namespace; REPL switches to a random unprivileged uid"
+        if os.geteuid() == 0
+        else "unprivileged user namespace (--unshare-user --disable-userns)"
+    )
+    return (
+        f"{version}: {variant}; namespaces net+pid+ipc+uts+cgroup, no capabilities, read-only /usr and "
+        f"interpreter, private tmpfs /tmp; rlimits on CPU, address space, processes, files "
+        f"(uid {obs.output.split()[0]})"
+    )
+
+
+def check() -> str:
+    """Describe the isolation this machine gives, or raise SandboxUnavailable naming everything that is missing:
+    a working bubblewrap (one real sandbox is run, once per process), a cgroup budget, the seccomp filter."""
+    missing, parts = [], []
+    for name, describe, error in (
+        ("bubblewrap", _probe, SandboxUnavailable),
+        ("budget", lambda: cgroup.backend().describe(), cgroup.CgroupUnavailable),
+        ("seccomp", lambda: f"seccomp: {len(syscalls.DENIED)} calls + namespace clone flags denied (EPERM)",
+         syscalls.SeccompUnavailable),
+    ):
         try:
-            stream.close()
-        except OSError:
-            pass
+            parts.append(describe())
+        except error as why:
+            missing.append(f"{name}: {why}")
+    if missing:
+        raise SandboxUnavailable("; ".join(missing))
+    return "; ".join(parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sspo_exp.sandbox import hostile, isolation
+from sspo_exp.sandbox import box, hostile, isolation
 from sspo_exp.sandbox.isolation import SandboxUnavailable
 
 
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
         print("mode: WEAK (rlimits + separate process only)")
     else:
         try:
-            print("mode:", isolation.check())
+            print("mode:", box.check())
         except SandboxUnavailable as e:
             print(f"sspo-exp sandbox: {e}", file=sys.stderr)
             return 2

@@ -28,10 +28,14 @@ class Limits:
     wall_seconds: float = 10.0
     """Wall-clock seconds one cell may take before the host kills the whole sandbox (every process in it)."""
     memory_mb: int = 512
-    """Address space of each process in the sandbox, in MiB (``RLIMIT_AS``): allocation beyond it fails."""
+    """Memory of the whole sandbox, in MiB: the budget of its cgroup (``memory.max``), which counts every process's
+    memory AND the pages it holds without mapping them — ``/tmp`` files, ``memfd_create`` files, shared memory.
+    A cell that fills it is OOM-killed by the kernel (the episode ends, ``killed="memory"``). Each process's address
+    space is also capped at this (``RLIMIT_AS``), so one oversized allocation fails with ``MemoryError`` first."""
     processes: int = 32
-    """Processes (and threads) the sandbox may hold at once (``RLIMIT_NPROC``, counted for the sandbox's own
-    user id): ``fork``/``clone`` beyond it fails with EAGAIN, so a fork bomb stops itself."""
+    """Processes (and threads) the sandbox may hold at once: its cgroup's ``pids.max`` (plus bubblewrap's own two)
+    and ``RLIMIT_NPROC`` for the sandbox's own user id: ``fork``/``clone`` beyond it fails with EAGAIN, so a fork
+    bomb stops itself."""
     output_bytes: int = 64_000
     """Bytes of stdout+stderr kept per cell; the REPL then closes the pipe, so further writes fail at once."""
     disk_mb: int = 64
@@ -63,20 +67,30 @@ class SandboxConfig:
     site_packages: bool = False
     """Bind the host interpreter's site-packages read-only into the sandbox, so model code can import the
     libraries installed there (e.g. sympy, numpy). False: the standard library only."""
+    pool_size: int = 4
+    """Sandboxes alive at once for the episodes of one training step (:class:`sspo_exp.sandbox.SandboxPool`):
+    episodes beyond it wait for a free one. Bounds the host's worst case at ``pool_size`` x ``memory_mb`` of
+    memory, ``pool_size`` x ``processes`` processes and ``pool_size`` cells running at once (CPU). Around the
+    number of CPU cores the episodes may use; more only helps while cells wait (sleep, I/O)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int) or self.pool_size < 1:
+            raise SandboxConfigError(f"sandbox.pool_size={self.pool_size!r}: must be an integer >= 1")
 
     @classmethod
     def from_mapping(cls, block: Mapping[str, Any] | None) -> "SandboxConfig":
-        """Build from a ``sandbox:`` block with the limit fields flat beside ``allow_weak`` / ``site_packages``."""
+        """Build from a ``sandbox:`` block with the limit fields flat beside ``allow_weak`` / ``site_packages`` /
+        ``pool_size``."""
         block = dict(block or {})
         limit_names = [f.name for f in dataclasses.fields(Limits)]
         flags = {"allow_weak", "site_packages"}
-        unknown = sorted(set(block) - set(limit_names) - flags)
+        unknown = sorted(set(block) - set(limit_names) - flags - {"pool_size"})
         if unknown:
             raise SandboxConfigError(
-                f"sandbox.{unknown[0]}: unknown field; allowed: {', '.join(limit_names + sorted(flags))}"
+                f"sandbox.{unknown[0]}: unknown field; allowed: {', '.join(limit_names + sorted(flags) + ['pool_size'])}"
             )
         for name in flags & set(block):
             if not isinstance(block[name], bool):
                 raise SandboxConfigError(f"sandbox.{name}={block[name]!r}: must be true or false")
         limits = Limits(**{k: block[k] for k in limit_names if k in block})
-        return cls(limits, **{k: block[k] for k in flags if k in block})
+        return cls(limits, **{k: block[k] for k in flags | {"pool_size"} if k in block})

@@ -16,35 +16,16 @@ import re
 import secrets
 import socket
 import tempfile
-import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from sspo_exp.sandbox import cgroup, syscalls
 from sspo_exp.sandbox.box import Observation, Sandbox
+from sspo_exp.sandbox.cases import CASES, TABLE_LIMITS, Case
 from sspo_exp.sandbox.config import Limits
 from sspo_exp.sandbox.isolation import processes_of
 
-#: The limits of the table (small, so every case ends in seconds; wall is a ceiling far above need).
-TABLE_LIMITS = Limits(cpu_seconds=1, wall_seconds=120, memory_mb=256, processes=16, output_bytes=10_000, disk_mb=8)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One hostile (or normal) program: its cells, the limit that should stop it and the expected outcome."""
-
-    name: str
-    cells: tuple[str, ...]
-    """Cells run in order in one episode; the outcome is the last cell's. ``{...}`` fields come from the Bait."""
-    limit: str
-    """The limit (or isolation) expected to stop it, for the table."""
-    expect: str
-    """Expected :func:`outcome` of the last cell."""
-    output: str = ""
-    """A regex the last cell's output must match (``re.search``, multiline), e.g. a count below the limit."""
-    forbid: str = ""
-    """A regex the last cell's output must NOT match (multiline), e.g. a successful escape."""
-    limits: dict = field(default_factory=dict)
-    """Overrides of :data:`TABLE_LIMITS` for this case."""
+__all__ = ["CASES", "TABLE_LIMITS", "Bait", "Case", "Row", "outcome", "run_case", "table"]
 
 
 def outcome(obs: Observation) -> str:
@@ -57,197 +38,6 @@ def outcome(obs: Observation) -> str:
         last = obs.error.strip().splitlines()[-1]
         return last.split(":", 1)[0]
     return "ok"
-
-
-def _code(text: str) -> str:
-    return textwrap.dedent(text).strip("\n")
-
-
-#: Prepended to the probing cells: ``attempt(label, fn)`` prints ``label SUCCEEDED ...`` or ``label failed: Error``.
-_TRY = (
-    _code(
-        """
-    def attempt(label, fn):
-        try:
-            result = fn()
-            print(label, "SUCCEEDED", repr(result)[:200])
-        except BaseException as e:
-            print(label, "failed:", type(e).__name__)
-    """
-    )
-    + "\n"
-)  # ends its last line: a probe's own code follows
-
-CASES: tuple[Case, ...] = (
-    Case(
-        "normal code: stdlib, state across cells, final expression",
-        (
-            "import math, json, statistics, fractions\nx = math.factorial(20)",
-            "print(x % 1000, json.dumps(statistics.mean([1, 2, 3])))\nfractions.Fraction(x, 3)",
-        ),
-        "-",
-        "ok",
-        output=r"^0 2\nFraction\(810967336058880000, 1\)\n$",
-    ),
-    Case("infinite loop", ("while True:\n    pass",), "cpu_seconds=1", "killed (cpu)"),
-    Case(
-        "sleep forever",
-        ("import time\ntime.sleep(10**6)",),
-        "wall_seconds=2",
-        "killed (wall)",
-        limits={"wall_seconds": 2},
-    ),
-    Case(
-        "fork bomb (forks until refused, children wait)",
-        (
-            _code(
-                """
-                import os, time
-                n = 0
-                try:
-                    while True:
-                        if os.fork() == 0:
-                            time.sleep(600)
-                            os._exit(0)
-                        n += 1
-                except OSError as e:
-                    print('forks refused after', n, type(e).__name__)
-                """
-            ),
-            _code(
-                """
-                import os
-                mine = 0
-                for p in filter(str.isdigit, os.listdir('/proc')):
-                    try:
-                        mine += os.stat('/proc/' + p).st_uid == os.getuid()
-                    except OSError:
-                        pass
-                print('processes of my uid', mine)
-                """
-            ),
-        ),
-        "processes=16",
-        "ok",
-        output=r"^processes of my uid ([2-9]|1[0-6])\n$",  # the REPL + its children, at most the limit
-    ),
-    Case(
-        "fork bomb (infinite, ignores refusals)",
-        ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",),
-        "processes=16, wall_seconds=3",
-        "killed (wall)",
-        limits={"wall_seconds": 3},
-    ),
-    Case("memory bomb (one 4 GiB allocation)", ("b = bytearray(4 * 1024**3)",), "memory_mb=256", "MemoryError"),
-    Case(
-        "memory bomb (grow a list by 10 MB)",
-        ("chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))",),
-        "memory_mb=256",
-        "MemoryError",
-    ),
-    Case(
-        "1 GiB of output (print)",
-        ("import sys\nfor _ in range(1024):\n    sys.stdout.write('x' * 2**20)",),
-        "output_bytes=10000",
-        "truncated",
-        output=r"^x{{10000}}$",
-    ),
-    Case(
-        "1 GiB of output (child process: head -c 1G /dev/zero)",
-        ("import subprocess\nsubprocess.run(['head', '-c', '1G', '/dev/zero'])",),
-        "output_bytes=10000",
-        "truncated",
-        output=r"^\x00{{10000}}$",
-    ),
-    Case(
-        "write outside the sandbox",
-        (
-            _TRY
-            + _code(
-                """
-                import os
-                for path in ['{host_dir}/escaped', '{escape_tmp}', '/usr/escaped', '/root/escaped', '/escaped',
-                             '/proc/sys/kernel/hostname', '/dev/escaped']:
-                    attempt(path, lambda: open(path, 'w').write('escaped'))
-                attempt('{host_dir}/sub', lambda: os.makedirs('{host_dir}/sub'))
-                """
-            ),
-        ),
-        "read-only / and binds",
-        "ok",
-        # the private /tmp (and /dev, a tmpfs) may be written; the host's side is checked by Bait.breaches
-        forbid=r"^(?!/tmp/|/dev/).* SUCCEEDED",
-    ),
-    Case(
-        "fill the private /tmp",
-        ("with open('big', 'wb') as f:  # in the working directory\n    f.write(b'0' * 100 * 2**20)",),
-        "disk_mb=8",
-        "OSError",
-    ),
-    Case(
-        "read the user's home and /root",
-        (
-            _TRY
-            + _code(
-                """
-                import os, glob
-                for path in ['{home}/secret.txt', '{root_secret}', os.path.expanduser('~/secret.txt')]:
-                    attempt(path, lambda: open(path).read())
-                print(dict(os.environ))
-                print(glob.glob('/root/*'), glob.glob('{home}/*'), os.listdir('/'))
-                """
-            ),
-        ),
-        "no bind of $HOME, /root; --clearenv",
-        "ok",
-        forbid="SUCCEEDED",
-    ),
-    Case(
-        "open a socket (host listener on 127.0.0.1, the internet)",
-        (
-            _TRY
-            + _code(
-                """
-                import socket
-                for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('10.0.2.2', 22)]:
-                    attempt(addr, lambda: socket.create_connection(addr, timeout=2))
-                attempt('dns', lambda: socket.getaddrinfo('pypi.org', 443))
-                """
-            ),
-        ),
-        "--unshare-net",
-        "ok",
-        forbid="SUCCEEDED",
-    ),
-    Case(
-        "signal the parent and the host",
-        (
-            _TRY
-            + _code(
-                """
-                import os, signal
-                attempt('ppid', lambda: os.kill(os.getppid(), signal.SIGKILL))
-                attempt('pid 1', lambda: os.kill(1, signal.SIGKILL))
-                attempt('host pid', lambda: os.kill({host_pid}, signal.SIGKILL))
-                attempt('host ppid', lambda: os.kill({host_ppid}, signal.SIGKILL))
-                print('alive')
-                """
-            ),
-        ),
-        "--unshare-pid, private uid",
-        "ok",
-        output=r"alive\n$",  # a signal to the sandbox's own PID 1 from inside is discarded by the kernel
-        forbid=r"^host .* SUCCEEDED",
-    ),
-    Case(
-        "kill -9 -1 (every process it may signal)",
-        ("import os, subprocess\nchild = subprocess.Popen(['sleep', '600'])\nos.kill(-1, 9)\nprint(child.wait())",),
-        "--unshare-pid, private uid",
-        "ok",
-        output=r"^-9\n$",  # only its own child died (kill(-1) spares the caller and PID 1)
-    ),
-    Case("kill itself", ("import os\nos.kill(os.getpid(), 9)",), "-", "killed (signal 9)"),
-)
 
 
 class Bait:
@@ -299,6 +89,8 @@ class Bait:
             "port": self.listener.getsockname()[1],
             "host_pid": os.getpid(),
             "host_ppid": os.getppid(),
+            "syscall_numbers": _syscall_numbers(),
+            "clone_flags": dict(syscalls.CLONE_NEW),
         }
 
     def _snap(self) -> dict:
@@ -324,7 +116,16 @@ class Bait:
                 Path(p).unlink(missing_ok=True)
         if uid is not None and processes_of(uid):
             found.append(f"processes of the sandbox's uid {uid} outlived it: {processes_of(uid)}")
+        if cgroup.leftovers():
+            found.append(f"cgroups outlived the sandbox: {cgroup.leftovers()}")
         return found
+
+
+def _syscall_numbers() -> dict[str, int]:
+    try:
+        return syscalls.numbers()
+    except syscalls.SeccompUnavailable:
+        return {"clone": -1, "clone3": -1}
 
 
 def _exists(path: str) -> bool:

@@ -1,13 +1,16 @@
 """How a sandbox process is launched: bubblewrap (the default) or the opt-in weak mode.
 
 bubblewrap (Debian's ``bubblewrap`` package, the tool Flatpak uses) gives every episode fresh namespaces — no
-network (``--unshare-net``: only a down loopback), its own PIDs (``--unshare-pid``; the host kills them all by
+network (``--unshare-net``: only the namespace's own loopback, up, reaching nothing of the host), its own PIDs (``--unshare-pid``; the host kills them all by
 killing bwrap, ``--die-with-parent``), IPC, UTS and cgroup namespaces, a new session (no TIOCSTI into the host's
 terminal) — and a filesystem built from scratch: read-only ``/usr`` (+ the ``/bin``, ``/lib*`` links), the
 interpreter's own prefix read-only if it lives elsewhere (e.g. pyenv's), an empty read-only ``/``, a private
 size-limited tmpfs ``/tmp`` as the working directory and ``$HOME``, minimal ``/dev`` and ``/proc``. Nothing else
 of the host — no ``$HOME``, ``/root``, ``/work``, ``/etc`` (but ``ld.so.cache``) — exists inside. bwrap also sets
-``no_new_privs``, so set-uid binaries do not elevate. rlimits come from the REPL at start-up (see repl.py).
+``no_new_privs``, so set-uid binaries do not elevate, and installs the seccomp filter (:mod:`.syscalls`). Its options
+reach it through ``--args FD``, so the sandbox's ``/proc/1/cmdline`` (bwrap's own) names no host path. rlimits
+come from the REPL at start-up (see repl.py); the sandbox's memory and process budget is a cgroup (:mod:`.cgroup`),
+which the host process (:mod:`.box`) creates and wraps the launch in.
 
 Two launch variants, chosen by who runs the host:
 
@@ -25,12 +28,10 @@ no filesystem, network or PID isolation.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ class Launch:
     cwd: str
     repl_cfg: dict
     weak: bool
+    fds: tuple[int, ...] = ()
+    """Descriptors the launched process inherits (bwrap's ``--args`` and ``--seccomp``); the caller closes them
+    once the process has started."""
 
 
 def _interpreter() -> tuple[str, list[str]]:
@@ -115,45 +119,58 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def bwrap_launch(limits: Limits, site_packages: bool = False, info_fd: int | None = None) -> Launch:
+def bwrap_launch(
+    limits: Limits, site_packages: bool = False, info_fd: int | None = None, seccomp_fd: int | None = None
+) -> Launch:
     """The bubblewrap command line for one episode (see the module docstring for each choice); bwrap writes the
-    sandbox's first process id to ``info_fd`` (the host waits for that process to vanish after a kill)."""
+    sandbox's first process id to ``info_fd`` (the host waits for that process to vanish after a kill) and
+    installs the BPF program read from ``seccomp_fd``. The options go through a descriptor (``--args``)."""
     bwrap = bwrap_path()
     if bwrap is None:
-        raise SandboxUnavailable(f"bubblewrap (bwrap) is not on PATH: {INSTALL_HINT}, {WEAK_HINT}")
+        raise SandboxUnavailable(f"bubblewrap (bwrap) is not on PATH: {INSTALL_HINT}")
     exe, prefixes = _interpreter()
     cfg = _repl_cfg(limits, site_packages)
-    argv = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    argv += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    opts = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    opts += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     if info_fd is not None:
-        argv += ["--info-fd", str(info_fd)]
+        opts += ["--info-fd", str(info_fd)]
+    if seccomp_fd is not None:
+        opts += ["--seccomp", str(seccomp_fd)]
     if os.geteuid() == 0:
-        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for the REPL's one switch to cfg["uid"]
+        opts += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for the REPL's one switch to cfg["uid"]
     else:
-        argv += ["--unshare-user", "--disable-userns"]
-    argv += ["--ro-bind", "/usr", "/usr"]
+        opts += ["--unshare-user", "--disable-userns"]
+    opts += _filesystem(limits, prefixes + cfg["site_dirs"])
+    for k, v in _env("/tmp").items():
+        opts += ["--setenv", k, v]
+    args_fd = os.memfd_create("sspo-sandbox-args", 0)
+    os.write(args_fd, b"".join(o.encode() + b"\0" for o in opts))
+    os.lseek(args_fd, 0, os.SEEK_SET)
+    fds = (args_fd,) + (() if seccomp_fd is None else (seccomp_fd,))
+    return Launch([bwrap, "--args", str(args_fd), exe, "-I", "-S", REPL_INSIDE], {}, "/", cfg, False, fds)
+
+
+def _filesystem(limits: Limits, binds: list[str]) -> list[str]:
+    """bwrap's mount options: read-only /usr and links, private tmpfs /tmp, the interpreter and site dirs."""
+    opts = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/", name)
         if host.is_symlink():
-            argv += ["--symlink", os.readlink(host), str(host)]
+            opts += ["--symlink", os.readlink(host), str(host)]
         elif host.is_dir():
-            argv += ["--ro-bind", str(host), str(host)]
-    argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    argv += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]  # before binds in /tmp
+            opts += ["--ro-bind", str(host), str(host)]
+    opts += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    opts += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]  # before binds in /tmp
     made: set[str] = {"/usr", "/tmp"}
-    for d in _outermost(prefixes + cfg["site_dirs"]):
+    for d in _outermost(binds):
         for parent in map(str, reversed(Path(d).parents[:-1])):  # bwrap would copy the host's modes (/root: 0700)
             if parent not in made and not parent.startswith("/usr/"):
-                argv += ["--perms", "0755", "--dir", parent]
+                opts += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
-        argv += ["--ro-bind", d, d]
-    argv += ["--ro-bind", str(REPL), REPL_INSIDE, "--proc", "/proc", "--dev", "/dev"]
-    argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
-    env = _env("/tmp")
-    for k, v in env.items():
-        argv += ["--setenv", k, v]
-    argv += [exe, "-I", "-S", REPL_INSIDE]
-    return Launch(argv, {}, "/", cfg, weak=False)
+        opts += ["--ro-bind", d, d]
+    opts += ["--ro-bind", str(REPL), REPL_INSIDE, "--proc", "/proc", "--dev", "/dev"]
+    opts += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/dev/shm"]  # POSIX semaphores
+    return opts + ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
 
 
 def _world_readable(path: str) -> bool:
@@ -190,31 +207,6 @@ def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> La
     return Launch([exe, "-I", "-S", str(REPL)], _env(workdir), workdir, cfg, weak=True)
 
 
-@functools.lru_cache(maxsize=None)
-def _probe() -> str:
-    """Start one real bwrap sandbox, run a cell, and describe the mode; raise SandboxUnavailable if it fails."""
-    from sspo_exp.sandbox.box import Sandbox  # the probe is a real episode, through the real code path
-
-    try:
-        with Sandbox(Limits(), _probe=True) as box:
-            obs = box.run("import os; print(os.getuid(), len(os.listdir('/')))")
-    except SandboxUnavailable:
-        raise
-    if obs.error or obs.killed:
-        raise SandboxUnavailable(f"bubblewrap started but a test cell failed: {obs}; {WEAK_HINT}")
-    version = subprocess.run([bwrap_path(), "--version"], capture_output=True, text=True).stdout.strip()
-    variant = (
-        "as root, no user namespace; REPL switches to a random unprivileged uid"
-        if os.geteuid() == 0
-        else "unprivileged user namespace (--unshare-user --disable-userns)"
-    )
-    return (
-        f"{version}: {variant}; namespaces net+pid+ipc+uts+cgroup, no capabilities, read-only /usr and "
-        f"interpreter, private tmpfs /tmp; rlimits on CPU, address space, processes, files "
-        f"(uid {obs.output.split()[0]})"
-    )
-
-
 _forced_weak = False
 
 
@@ -224,8 +216,6 @@ def force_weak(on: bool = True) -> None:
     _forced_weak = on
 
 
-def check() -> str:
-    """Describe the isolation this machine gives (after running one real sandbox), or raise SandboxUnavailable."""
-    if _forced_weak:
-        raise SandboxUnavailable("bubblewrap disabled by force_weak() (sspo-exp sandbox --weak)")
-    return _probe()
+def forced_weak() -> bool:
+    """True after :func:`force_weak` (then no bubblewrap sandbox is started)."""
+    return _forced_weak
