@@ -7,9 +7,11 @@ the policy sampled and of the rendered observations. Nothing is re-tokenized, so
 which the policy did not sample); TRL multiplies it into the loss mask, so every objective's ``1/|y_i|`` and
 sequence-level ratio count only the policy's own tokens (``docs/codeact.md``).
 
-One sandbox per episode (:class:`sspo_exp.sandbox.Sandbox`), opened at the episode's first ``<execute>`` (an
-episode that never executes costs no sandbox) after running the task's ``setup`` code (e.g. M3ToolEval's tool
-functions), closed when the episode ends. Sandbox failures never raise: a killed sandbox's observation says so.
+One sandbox per episode from a bounded pool (:class:`sspo_exp.sandbox.SandboxPool`, ``sandbox.pool_size`` alive at
+once), opened at the episode's first ``<execute>`` (an episode that never executes costs no sandbox) after running
+the task's ``setup`` code (e.g. M3ToolEval's tool functions), released when the episode ends. The episodes of a
+call run in waves of ``pool_size`` (an episode keeps its sandbox for all its turns), a wave's cells in parallel.
+Sandbox failures never raise: a killed sandbox's observation says so.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sspo_exp.codeact.format import EXECUTE, SOLUTION, Action, format_score, parse_turn
+from sspo_exp.sandbox import SandboxConfig, SandboxPool
 
 log = logging.getLogger(__name__)
 
@@ -121,78 +124,74 @@ class ObservationRenderer:
         return self.tokenizer(self.text(observation), add_special_tokens=False)["input_ids"]
 
 
-def _open_sandbox(cfg: EnvConfig, setup: str | None):
-    from sspo_exp.sandbox import Sandbox, SandboxConfig
-
-    sc = cfg.sandbox if cfg.sandbox is not None else SandboxConfig.from_mapping({})
-    box = Sandbox.from_config(sc)
-    box.start()
-    if setup:
-        obs = box.run(setup)
-        if obs.error or obs.killed:
-            box.close()
-            raise RuntimeError(f"the task's setup code failed in the sandbox: {(obs.error or obs.killed)[:300]}")
-    return box
-
-
 def run_episodes(prompt_ids: Sequence[Sequence[int]], policy: Policy, tokenizer: Any, cfg: EnvConfig,
-                 setups: Sequence[str | None] | None = None, workers: int = 4) -> list[Episode]:
-    """Run one episode per prompt, all turns batched across the still-active episodes; sandboxes are opened
-    lazily and run a turn's cells in parallel threads (each sandbox is its own process)."""
+                 setups: Sequence[str | None] | None = None) -> list[Episode]:
+    """Run one episode per prompt, in waves of ``sandbox.pool_size`` episodes: a wave's turns are batched across
+    its still-active episodes, its cells run in parallel threads, each episode in its own pooled sandbox."""
+    sc = cfg.sandbox if cfg.sandbox is not None else SandboxConfig()
+    setups = list(setups) if setups is not None else [None] * len(prompt_ids)
+    episodes: list[Episode] = []
+    with SandboxPool(sc) as pool, ThreadPoolExecutor(max_workers=pool.size) as workers:
+        for lo in range(0, len(prompt_ids), pool.size):
+            wave = slice(lo, lo + pool.size)
+            episodes += _run_wave(prompt_ids[wave], setups[wave], policy, tokenizer, cfg, pool, workers)
+    return episodes
+
+
+def _run_wave(prompt_ids: Sequence[Sequence[int]], setups: list[str | None], policy: Policy, tokenizer: Any,
+              cfg: EnvConfig, pool: SandboxPool, workers: ThreadPoolExecutor) -> list[Episode]:
     episodes = [Episode(list(p)) for p in prompt_ids]
-    setups = list(setups) if setups is not None else [None] * len(episodes)
     boxes: dict[int, Any] = {}
     renderer = ObservationRenderer(tokenizer, cfg)
     eos = tokenizer.eos_token_id
     active = list(range(len(episodes)))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for _turn in range(cfg.max_turns):
-                if not active:
-                    break
-                budgets = [cfg.max_completion_tokens - len(episodes[i].completion_ids) for i in active]
-                new = policy([episodes[i].prompt_ids + episodes[i].completion_ids for i in active], budgets)
-                to_run = []
-                for i, ids in zip(active, new, strict=True):
-                    ep = episodes[i]
-                    ids = list(ids)[: cfg.max_completion_tokens - len(ep.completion_ids)]
-                    ended_eos = bool(ids) and ids[-1] == eos
-                    ep.completion_ids += ids
-                    ep.env_mask += [1] * len(ids)
-                    action = parse_turn(tokenizer.decode(ids, skip_special_tokens=True))
-                    ep.actions.append(action)
-                    if action.kind == SOLUTION:
-                        ep.solution, ep.end = action.content, SOLUTION
-                        if not ended_eos and eos is not None and len(ep.completion_ids) < cfg.max_completion_tokens:
-                            ep.completion_ids.append(eos)  # terminates the sequence for TRL; not sampled: mask 0
-                            ep.env_mask.append(0)
-                    elif action.kind == EXECUTE:
-                        to_run.append(i)
-                    else:
-                        ep.end = "eos" if ended_eos else "no_action"
-                results = list(pool.map(lambda i: _execute(episodes[i], boxes, i, cfg, setups[i]), to_run))
-                still = []
-                for i, text in zip(to_run, results):
-                    ep = episodes[i]
-                    room = cfg.max_completion_tokens - len(ep.completion_ids)
-                    obs_ids = renderer.ids(text)[: max(room, 0)]
-                    ep.observations.append(text)
-                    ep.completion_ids += obs_ids
-                    ep.env_mask += [0] * len(obs_ids)
-                    if len(ep.completion_ids) >= cfg.max_completion_tokens:
-                        ep.end = "budget"
-                    else:
-                        still.append(i)
-                active = still
-            for i in active:
-                episodes[i].end = episodes[i].end or "max_turns"
+        for _turn in range(cfg.max_turns):
+            if not active:
+                break
+            budgets = [cfg.max_completion_tokens - len(episodes[i].completion_ids) for i in active]
+            new = policy([episodes[i].prompt_ids + episodes[i].completion_ids for i in active], budgets)
+            to_run = []
+            for i, ids in zip(active, new, strict=True):
+                ep = episodes[i]
+                ids = list(ids)[: cfg.max_completion_tokens - len(ep.completion_ids)]
+                ended_eos = bool(ids) and ids[-1] == eos
+                ep.completion_ids += ids
+                ep.env_mask += [1] * len(ids)
+                action = parse_turn(tokenizer.decode(ids, skip_special_tokens=True))
+                ep.actions.append(action)
+                if action.kind == SOLUTION:
+                    ep.solution, ep.end = action.content, SOLUTION
+                    if not ended_eos and eos is not None and len(ep.completion_ids) < cfg.max_completion_tokens:
+                        ep.completion_ids.append(eos)  # terminates the sequence for TRL; not sampled: mask 0
+                        ep.env_mask.append(0)
+                elif action.kind == EXECUTE:
+                    to_run.append(i)
+                else:
+                    ep.end = "eos" if ended_eos else "no_action"
+            results = list(workers.map(lambda i: _execute(episodes[i], boxes, i, cfg, setups[i], pool), to_run))
+            still = []
+            for i, text in zip(to_run, results):
+                ep = episodes[i]
+                room = cfg.max_completion_tokens - len(ep.completion_ids)
+                obs_ids = renderer.ids(text)[: max(room, 0)]
+                ep.observations.append(text)
+                ep.completion_ids += obs_ids
+                ep.env_mask += [0] * len(obs_ids)
+                if len(ep.completion_ids) >= cfg.max_completion_tokens:
+                    ep.end = "budget"
+                else:
+                    still.append(i)
+            active = still
+        for i in active:
+            episodes[i].end = episodes[i].end or "max_turns"
     finally:
         for box in boxes.values():
-            box.close()
+            pool.release(box)
     return episodes
 
 
-def _execute(ep: Episode, boxes: dict, key: int, cfg: EnvConfig, setup: str | None) -> str:
+def _execute(ep: Episode, boxes: dict, key: int, cfg: EnvConfig, setup: str | None, pool: SandboxPool) -> str:
     """Run the last action's code in the episode's sandbox; update the statistics; return the observation text."""
     ep.executions += 1
     if ep.sandbox_error:
@@ -200,7 +199,7 @@ def _execute(ep: Episode, boxes: dict, key: int, cfg: EnvConfig, setup: str | No
         return ep.sandbox_error
     if key not in boxes:
         try:
-            boxes[key] = _open_sandbox(cfg, setup)
+            boxes[key] = pool.open(setup)
         except Exception as e:  # SandboxUnavailable, a failed setup: the episode continues, unsolvable by code
             log.warning("codeact: sandbox could not start: %s", e)
             ep.sandbox_error = f"[sandbox unavailable: {type(e).__name__}: {str(e)[:200]}]"
