@@ -83,6 +83,8 @@ class Sandbox:
         self.missing: list[str] = []
         """What this sandbox runs without (empty at full strength: bubblewrap, cgroup budget, seccomp)."""
         self.killed: str | None = None
+        self.peak_bytes: int | None = None
+        """After close: the sandbox's peak memory charge (its cgroup's: processes, /tmp, shared memory), if known."""
         self._proc: subprocess.Popen | None = None
         self._group: cgroup.Group | None = None
         self._oom_seen = 0
@@ -199,6 +201,8 @@ class Sandbox:
             self._finalizer()
         elif self._group is not None:  # created, but the launch failed before a finalizer owned it
             self._group.remove()
+        if self._group is not None:
+            self.peak_bytes = self._group.last_peak
         self._group = None
         if self._stderr is not None:
             self._stderr.close()

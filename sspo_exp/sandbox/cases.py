@@ -294,7 +294,7 @@ BUDGET: tuple[Case, ...] = (
                     pid = os.fork()
                     if pid == 0:
                         b = bytearray(100 * 2**20)  # each child fits its own RLIMIT_AS; together 800 MiB
-                        time.sleep(2)
+                        time.sleep(1)
                         os._exit(0)
                     kids.append(pid)
                 status = [os.waitpid(p, 0)[1] for p in kids]

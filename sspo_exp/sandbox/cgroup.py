@@ -82,6 +82,8 @@ class Group:
 
     version: int
     dirs: tuple[Path, ...]
+    last_peak: int | None = None
+    """The peak memory charge, read just before :meth:`remove` removed the group."""
 
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv`` run inside this group: a shell writes its pid to each ``cgroup.procs``, then execs argv."""
@@ -131,6 +133,7 @@ class Group:
     def remove(self) -> None:
         """Kill what is left and remove the group's directories (a group is removable once it has no process)."""
         self.kill()
+        self.last_peak = self.peak_bytes() if self.last_peak is None else self.last_peak
         for d in self.dirs:
             for _ in range(200):
                 try:
