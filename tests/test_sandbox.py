@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sspo_exp.sandbox import Limits, Sandbox, SandboxConfig, SandboxConfigError, SandboxUnavailable, hostile, isolation
+from sspo_exp.sandbox import (
+    Limits, Sandbox, SandboxConfig, SandboxConfigError, SandboxUnavailable, cgroup, hostile, isolation,
+)
 
 pytestmark = pytest.mark.sandbox
 
@@ -28,7 +30,7 @@ def bwrap():
     try:
         return Sandbox.check()
     except SandboxUnavailable as e:
-        pytest.skip(f"bubblewrap cannot run here ({e}); CI installs it via .ci/sandbox.sh")
+        pytest.skip(f"bubblewrap cannot run here ({e}); CI installs it via .ci/install_bubblewrap.sh")
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +267,11 @@ def test_the_sandbox_dies_with_the_host(bwrap, tmp_path):
     while isolation.processes_of(int(uid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert isolation.processes_of(int(uid)) == []
+    # its cgroup, which the dead host could not remove, is swept by the next host's first sandbox (here: this one)
+    b = cgroup.backend()
+    stale = [d for p in b.parents for d in p.glob(f"sspo-sandbox-{host.pid}-*")]
+    assert stale and set(map(str, stale)) <= set(cgroup.sweep_stale(b))
+    assert not any(d.exists() for d in stale)
 
 
 @pytest.mark.parametrize(

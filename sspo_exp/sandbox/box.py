@@ -308,8 +308,9 @@ def _warn_weak(missing: list[str], bwrap: bool) -> None:
     what = []
     if not bwrap:
         what.append(
-            "model-written code runs as a plain child process: it can read every world-readable file, reach the "
-            "network and see other processes" + ("" if os.geteuid() == 0 else ", and it has no process limit")
+            "model-written code runs as a plain child process without a seccomp filter: it can read every "
+            "world-readable file, write the host's /tmp and /dev/shm, reach the network and see other processes"
+            + ("" if os.geteuid() == 0 else ", and it has no process limit")
         )
     if any(m.startswith("no per-sandbox memory") for m in missing):
         what.append("memory is limited per process only (RLIMIT_AS): memfd, shared memory and /tmp are not counted")

@@ -250,13 +250,15 @@ def _v1(mounts, own) -> Backend:
 
 @functools.lru_cache(maxsize=None)
 def backend() -> Backend:
-    """The cgroup backend this process can use (v2, else v1), or CgroupUnavailable naming why neither works."""
+    """The cgroup backend this process can use (v2, else v1), or CgroupUnavailable naming why neither works.
+    Found once per process, which also removes the empty groups of hosts that died without closing theirs."""
     mounts, own = _mounts(), _own_paths()
     reasons = []
     for make in (_v2, _v1):
         try:
             b = make(mounts, own)
             b.create(64 << 20, 8).remove()  # prove it: create, limit and remove one group
+            sweep_stale(b)
             return b
         except (CgroupUnavailable, OSError) as e:
             reasons.append(str(e))
@@ -270,4 +272,27 @@ def leftovers() -> list[str]:
     except CgroupUnavailable:
         return []
     return sorted(str(d) for p in parents for d in p.glob(f"sspo-sandbox-{os.getpid()}-*"))
+
+
+def sweep_stale(b: Backend) -> list[str]:
+    """Remove the empty ``sspo-sandbox-<pid>-*`` groups under ``b``'s parents whose host process is gone (a host
+    killed by SIGKILL cannot remove its groups; bwrap's --die-with-parent has emptied them). Returns them."""
+    removed = []
+    for parent in b.parents:
+        for d in parent.glob("sspo-sandbox-*-*"):
+            try:
+                pid = int(d.name.split("-")[2])
+                os.kill(pid, 0)
+                continue  # the host lives (or its pid was reused): not ours to judge
+            except ProcessLookupError:
+                pass
+            except (ValueError, PermissionError):
+                continue
+            try:
+                if not (d / "cgroup.procs").read_text().split():
+                    _rmdir(d)
+                    removed.append(str(d))
+            except OSError:
+                continue  # busy or not ours to remove
+    return removed
 

@@ -114,11 +114,23 @@ class Bait:
             found.append(f"files appeared outside the sandbox: {escaped}")
             for p in escaped:  # reported once; the next case starts clean
                 Path(p).unlink(missing_ok=True)
+        shm = [p for p in Path("/dev/shm").glob("*") if uid is not None and _owner(p) == uid]
+        if shm:
+            found.append(f"files appeared in the host's /dev/shm: {[p.name for p in shm]}")
+            for p in shm:  # reported once; they would hold host memory after the sandbox is gone
+                p.unlink(missing_ok=True)
         if uid is not None and processes_of(uid):
             found.append(f"processes of the sandbox's uid {uid} outlived it: {processes_of(uid)}")
         if cgroup.leftovers():
             found.append(f"cgroups outlived the sandbox: {cgroup.leftovers()}")
         return found
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return path.lstat().st_uid
+    except OSError:
+        return None
 
 
 def _syscall_numbers() -> dict[str, int]:
