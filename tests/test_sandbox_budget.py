@@ -62,6 +62,37 @@ def test_v2_group_is_a_child_with_memory_max_and_pids_max(fake_v2):
     assert not d.exists()
 
 
+def _busy_once(monkeypatch):
+    """The first write to cgroup.subtree_control fails with EBUSY, as the kernel's "no internal processes" rule
+    makes it for a non-root group that holds processes."""
+    import errno
+
+    real, tripped = cgroup._write, []
+
+    def write(path, value):
+        if path.name == "cgroup.subtree_control" and not tripped:
+            tripped.append(path)
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        real(path, value)
+
+    monkeypatch.setattr(cgroup, "_write", write)
+
+
+def test_v2_alone_in_a_busy_group_moves_itself_into_a_leaf(fake_v2, monkeypatch):
+    _busy_once(monkeypatch)
+    cgroup._v2(cgroup._mounts(), cgroup._own_paths())
+    assert (fake_v2 / "sspo-host" / "cgroup.procs").read_text() == str(os.getpid())  # nsjail's move
+    assert (fake_v2 / "cgroup.subtree_control").read_text() == "+memory +pids"
+
+
+def test_v2_busy_group_with_other_processes_refuses(fake_v2, monkeypatch):
+    _busy_once(monkeypatch)
+    (fake_v2 / "cgroup.procs").write_text(f"{os.getpid()}\n1\n")
+    with pytest.raises(cgroup.CgroupUnavailable, match=r"holds other processes \(\[1\]\).*SSPO_SANDBOX_CGROUP"):
+        cgroup._v2(cgroup._mounts(), cgroup._own_paths())
+    assert not (fake_v2 / "sspo-host").exists()
+
+
 def test_v2_without_memory_and_pids_controllers_says_so(fake_v2):
     (fake_v2 / "cgroup.controllers").write_text("cpu io\n")  # e.g. a v1/hybrid host's empty unified tree
     with pytest.raises(cgroup.CgroupUnavailable, match="offers controllers.*not memory and pids"):

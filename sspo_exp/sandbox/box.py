@@ -140,7 +140,12 @@ class Sandbox:
             _warn_weak(self.missing, use_bwrap)
         if use_bwrap:
             seccomp_fd = None if any(m.startswith("no seccomp") for m in self.missing) else syscalls.program_fd()
-            return isolation.bwrap_launch(self.limits, self.site_packages, info_fd, seccomp_fd)
+            try:
+                return isolation.bwrap_launch(self.limits, self.site_packages, info_fd, seccomp_fd)
+            except BaseException:
+                if seccomp_fd is not None:
+                    os.close(seccomp_fd)
+                raise
         self._workdir = tempfile.mkdtemp(prefix="sspo-sandbox-")
         return isolation.weak_launch(self.limits, self._workdir, self.site_packages)
 
