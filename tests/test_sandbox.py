@@ -283,6 +283,8 @@ def test_the_sandbox_dies_with_the_host(bwrap, tmp_path):
         ({"memory_mb": 2.5}, r"sandbox\.memory_mb=2\.5: must be a positive integer"),
         ({"allow_weak": "yes"}, r"sandbox\.allow_weak='yes': must be true or false"),
         ({"cpu_second": 5}, r"sandbox\.cpu_second: unknown field; allowed: cpu_seconds, wall_seconds"),
+        ({"pool_size": 0}, r"sandbox\.pool_size=0: must be an integer >= 1"),
+        ({"pool_size": True}, r"sandbox\.pool_size=True: must be an integer >= 1"),
     ],
 )
 def test_bad_config_names_the_field(block, match):
@@ -291,6 +293,7 @@ def test_bad_config_names_the_field(block, match):
 
 
 def test_config_block_builds_the_sandbox():
+    assert SandboxConfig.from_mapping({"pool_size": 8}).pool_size == 8 and SandboxConfig().pool_size == 4
     cfg = SandboxConfig.from_mapping({"cpu_seconds": 3, "allow_weak": True})
     box = Sandbox.from_config(cfg)
     assert box.limits == Limits(cpu_seconds=3) and box.allow_weak and not box.site_packages
