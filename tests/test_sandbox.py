@@ -293,7 +293,7 @@ def test_bad_config_names_the_field(block, match):
 
 
 def test_config_block_builds_the_sandbox():
-    assert SandboxConfig.from_mapping({"pool_size": 8}).pool_size == 8 and SandboxConfig().pool_size == 4
+    assert SandboxConfig.from_mapping({"pool_size": 8}).pool_size == 8 and SandboxConfig().pool_size == 32
     cfg = SandboxConfig.from_mapping({"cpu_seconds": 3, "allow_weak": True})
     box = Sandbox.from_config(cfg)
     assert box.limits == Limits(cpu_seconds=3) and box.allow_weak and not box.site_packages

@@ -10,7 +10,8 @@ sequence-level ratio count only the policy's own tokens (``docs/codeact.md``).
 One sandbox per episode from a bounded pool (:class:`sspo_exp.sandbox.SandboxPool`, ``sandbox.pool_size`` alive at
 once), opened at the episode's first ``<execute>`` (an episode that never executes costs no sandbox) after running
 the task's ``setup`` code (e.g. M3ToolEval's tool functions), released when the episode ends. The episodes of a
-call run in waves of ``pool_size`` (an episode keeps its sandbox for all its turns), a wave's cells in parallel.
+call run in waves of ``pool_size`` (an episode keeps its sandbox for all its turns), a wave's cells in parallel
+(one per CPU core), all in the pool's memory budget (``pool_memory_mb``).
 Sandbox failures never raise: a killed sandbox's observation says so.
 """
 
@@ -131,7 +132,7 @@ def run_episodes(prompt_ids: Sequence[Sequence[int]], policy: Policy, tokenizer:
     sc = cfg.sandbox if cfg.sandbox is not None else SandboxConfig()
     setups = list(setups) if setups is not None else [None] * len(prompt_ids)
     episodes: list[Episode] = []
-    with SandboxPool(sc) as pool, ThreadPoolExecutor(max_workers=pool.size) as workers:
+    with SandboxPool(sc) as pool, ThreadPoolExecutor(max_workers=pool.cells) as workers:
         for lo in range(0, len(prompt_ids), pool.size):
             wave = slice(lo, lo + pool.size)
             episodes += _run_wave(prompt_ids[wave], setups[wave], policy, tokenizer, cfg, pool, workers)

@@ -58,7 +58,8 @@ class Observation:
     """True if this cell hit its CPU or wall-time limit (the sandbox was then killed)."""
     killed: str | None
     """None while the episode's sandbox lives; else why it died: ``cpu``, ``wall``, ``memory`` (the kernel's OOM
-    killer ended the interpreter: the sandbox's cgroup budget was full), ``protocol``, ``signal N``, ``exit N``. Stays set on every later ``run``."""
+    killer ended the interpreter: the sandbox's cgroup budget was full), ``protocol``, ``signal N``, ``exit N``.
+    Stays set on every later ``run``."""
     truncated: bool
     """True if the cell wrote more than ``output_bytes`` (the rest was refused, the writer saw EPIPE)."""
     seconds: float
@@ -75,9 +76,11 @@ class Sandbox:
         allow_weak: bool = False,
         site_packages: bool = False,
         _probe: bool = False,
+        _parent: cgroup.Group | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.allow_weak, self.site_packages, self._probe = allow_weak, site_packages, _probe
+        self._parent = _parent  # a pool's cgroup: this sandbox's group nests in it (their memory is shared)
         self.weak = False
         """True if this sandbox runs without bubblewrap (the weak mode)."""
         self.missing: list[str] = []
@@ -94,8 +97,8 @@ class Sandbox:
         self._stderr = None
 
     @classmethod
-    def from_config(cls, cfg: SandboxConfig) -> "Sandbox":
-        return cls(cfg.limits, allow_weak=cfg.allow_weak, site_packages=cfg.site_packages)
+    def from_config(cls, cfg: SandboxConfig, _parent: cgroup.Group | None = None) -> "Sandbox":
+        return cls(cfg.limits, allow_weak=cfg.allow_weak, site_packages=cfg.site_packages, _parent=_parent)
 
     @staticmethod
     def check() -> str:
@@ -121,7 +124,8 @@ class Sandbox:
                 use_bwrap = False
                 self.missing.append(str(why).replace(f"; {isolation.WEAK_HINT}", ""))
         try:
-            self._group = cgroup.backend().create(self.limits.memory_mb << 20, self.limits.processes + BWRAP_PROCESSES)
+            budget = (self.limits.memory_mb << 20, self.limits.processes + BWRAP_PROCESSES)
+            self._group = cgroup.backend().create(*budget, parent=self._parent)
             self._oom_seen = 0
         except cgroup.CgroupUnavailable as why:
             self.missing.append(f"no per-sandbox memory and process budget: {why}")

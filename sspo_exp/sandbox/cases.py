@@ -278,7 +278,8 @@ BUDGET: tuple[Case, ...] = (
     ),
     Case(
         "fill /tmp beyond the memory budget",
-        ("with open('big', 'wb') as f:  # the working directory: /tmp inside\n    for _ in range(1024):\n        f.write(b'x' * 2**20)",),
+        ("with open('big', 'wb') as f:  # the working directory: /tmp inside\n"
+         "    for _ in range(1024):\n        f.write(b'x' * 2**20)",),
         "memory_mb=256 (cgroup; disk_mb=1024)",
         "killed (memory)",
         limits={"disk_mb": 1024},

@@ -13,10 +13,12 @@ OOM-killed at 64 MiB, ``docs/sandbox.md``). Two backends behind one small interf
 
 Each sandbox's group is a child of the group this process is in (per hierarchy, from ``/proc/self/cgroup``), or
 of a delegated subtree named by ``SSPO_SANDBOX_CGROUP`` (a cgroup path as in ``/proc/self/cgroup``, e.g. one
-``systemd-run --user -p Delegate=yes`` created, or a path relative to this process's own group). Under cgroup v2 a group with processes cannot hand controllers to
-children ("no internal processes"); when this process is alone in its group it moves itself into a leaf
-``sspo-host`` first (what nsjail does), else it refuses, saying so. Processes enter a group through a ``sh``
-wrapper that writes its own pid to ``cgroup.procs`` and then execs the sandbox, so nothing runs outside it.
+``systemd-run --user -p Delegate=yes`` created, or a path relative to this process's own group), or of a pool's
+group (:meth:`Backend.create_parent`: the pool's budget bounds its sandboxes together). Under cgroup v2 a group
+with processes cannot hand controllers to children ("no internal processes"); when this process is alone in its
+group it moves itself into a leaf ``sspo-host`` first (what nsjail does), else it refuses, saying so. Processes
+enter a group through a ``sh`` wrapper that writes its own pid to ``cgroup.procs`` and then execs the sandbox,
+so nothing runs outside it.
 """
 
 from __future__ import annotations
@@ -161,34 +163,47 @@ class Backend:
         what = "memory.max, pids.max" if self.version == 2 else "memory.limit_in_bytes (+memsw), pids.max"
         return f"cgroup v{self.version} ({what}) under {', '.join(map(str, self.parents))}"
 
-    def create(self, memory_bytes: int, pids: int) -> Group:
+    def create(self, memory_bytes: int, pids: int | None, parent: Group | None = None) -> Group:
+        """A new group under this backend's parents, or nested in ``parent`` (a pool's group, whose budget then
+        bounds all its children together); ``pids=None``: no process limit of its own."""
         name = f"sspo-sandbox-{os.getpid()}-{secrets.token_hex(4)}"
-        group = Group(self.version, tuple(p / name for p in self.parents))
+        group = Group(self.version, tuple(p / name for p in (parent.dirs if parent else self.parents)))
         made = []
         try:
             for d in group.dirs:
                 d.mkdir()
                 made.append(d)
-            self._limit(group, memory_bytes, pids)
+            self._limit(group, memory_bytes, "max" if pids is None else str(pids))
         except OSError as e:
             for d in reversed(made):
                 _rmdir(d)
-            raise CgroupUnavailable(f"could not create or limit a cgroup under {self.parents[0]}: {e}") from e
+            raise CgroupUnavailable(f"could not create or limit a cgroup under {group.dirs[0].parent}: {e}") from e
         return group
 
-    def _limit(self, group: Group, memory_bytes: int, pids: int) -> None:
+    def create_parent(self, memory_bytes: int) -> Group:
+        """A group for a pool: its sandboxes' groups nest in it and share its memory budget."""
+        group = self.create(memory_bytes, None)
+        if self.version == 2:  # no process lives in it, so it may hand its controllers down
+            try:
+                _write(group.dirs[0] / "cgroup.subtree_control", "+memory +pids")
+            except OSError as e:
+                group.remove()
+                raise CgroupUnavailable(f"cannot enable memory+pids below {group.dirs[0]}: {e}") from e
+        return group
+
+    def _limit(self, group: Group, memory_bytes: int, pids: str) -> None:
         if self.version == 2:
             d = group.dirs[0]
             _write(d / "memory.max", str(memory_bytes))
             if (d / "memory.swap.max").exists():
                 _write(d / "memory.swap.max", "0")
-            _write(d / "pids.max", str(pids))
+            _write(d / "pids.max", pids)
             return
         mem, pid_dir = group.dirs
         _write(mem / "memory.limit_in_bytes", str(memory_bytes))
         if (mem / "memory.memsw.limit_in_bytes").exists():  # after the RAM limit: memsw must be >= it
             _write(mem / "memory.memsw.limit_in_bytes", str(memory_bytes))
-        _write(pid_dir / "pids.max", str(pids))
+        _write(pid_dir / "pids.max", pids)
 
 
 def _parent_path(own: str) -> str:
@@ -288,11 +303,12 @@ def sweep_stale(b: Backend) -> list[str]:
                 pass
             except (ValueError, PermissionError):
                 continue
-            try:
-                if not (d / "cgroup.procs").read_text().split():
-                    _rmdir(d)
-                    removed.append(str(d))
-            except OSError:
-                continue  # busy or not ours to remove
+            for inner in [*d.glob("sspo-sandbox-*-*"), d]:  # a pool's group: its sandboxes' groups first
+                try:
+                    if not (inner / "cgroup.procs").read_text().split():
+                        _rmdir(inner)
+                        removed.append(str(inner))
+                except OSError:
+                    continue  # busy or not ours to remove
     return removed
 

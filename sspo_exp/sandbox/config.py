@@ -67,30 +67,42 @@ class SandboxConfig:
     site_packages: bool = False
     """Bind the host interpreter's site-packages read-only into the sandbox, so model code can import the
     libraries installed there (e.g. sympy, numpy). False: the standard library only."""
-    pool_size: int = 4
-    """Sandboxes alive at once for the episodes of one training step (:class:`sspo_exp.sandbox.SandboxPool`):
-    episodes beyond it wait for a free one. Bounds the host's worst case at ``pool_size`` x ``memory_mb`` of
-    memory, ``pool_size`` x ``processes`` processes and ``pool_size`` cells running at once (CPU). Around the
-    number of CPU cores the episodes may use; more only helps while cells wait (sleep, I/O)."""
+    pool_size: int = 32
+    """Sandboxes alive at once in the pool of one training step (:class:`sspo_exp.sandbox.SandboxPool`): the
+    episodes of a step run in waves of this many (each keeps its sandbox for all its turns), and a wave's turns
+    are sampled as one batch, so keep it >= the episodes per step and process for batched generation. Cells run
+    at most one per CPU core at once (so one cell's CPU does not eat another's wall limit)."""
+    pool_memory_mb: int = 4096
+    """Memory of all the pool's sandboxes together, in MiB: the pool's own cgroup, in which each sandbox's group
+    nests (each still capped at ``memory_mb``). The host's worst case for a step, however many episodes it
+    runs; when the sandboxes together reach it, the kernel kills the largest process among them."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int) or self.pool_size < 1:
-            raise SandboxConfigError(f"sandbox.pool_size={self.pool_size!r}: must be an integer >= 1")
+        for name in ("pool_size", "pool_memory_mb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SandboxConfigError(f"sandbox.{name}={value!r}: must be an integer >= 1")
+        if self.pool_memory_mb < self.limits.memory_mb:
+            raise SandboxConfigError(
+                f"sandbox.pool_memory_mb={self.pool_memory_mb!r}: must be >= memory_mb ({self.limits.memory_mb}), "
+                "the budget of one sandbox"
+            )
 
     @classmethod
     def from_mapping(cls, block: Mapping[str, Any] | None) -> "SandboxConfig":
         """Build from a ``sandbox:`` block with the limit fields flat beside ``allow_weak`` / ``site_packages`` /
-        ``pool_size``."""
+        ``pool_size`` / ``pool_memory_mb``."""
         block = dict(block or {})
         limit_names = [f.name for f in dataclasses.fields(Limits)]
         flags = {"allow_weak", "site_packages"}
-        unknown = sorted(set(block) - set(limit_names) - flags - {"pool_size"})
+        pool = {"pool_size", "pool_memory_mb"}
+        unknown = sorted(set(block) - set(limit_names) - flags - pool)
         if unknown:
             raise SandboxConfigError(
-                f"sandbox.{unknown[0]}: unknown field; allowed: {', '.join(limit_names + sorted(flags) + ['pool_size'])}"
+                f"sandbox.{unknown[0]}: unknown field; allowed: {', '.join(limit_names + sorted(flags) + sorted(pool))}"
             )
         for name in flags & set(block):
             if not isinstance(block[name], bool):
                 raise SandboxConfigError(f"sandbox.{name}={block[name]!r}: must be true or false")
         limits = Limits(**{k: block[k] for k in limit_names if k in block})
-        return cls(limits, **{k: block[k] for k in flags | {"pool_size"} if k in block})
+        return cls(limits, **{k: block[k] for k in flags | pool if k in block})

@@ -1,9 +1,9 @@
 """How a sandbox process is launched: bubblewrap (the default) or the opt-in weak mode.
 
 bubblewrap (Debian's ``bubblewrap`` package, the tool Flatpak uses) gives every episode fresh namespaces — no
-network (``--unshare-net``: only the namespace's own loopback, up, reaching nothing of the host), its own PIDs (``--unshare-pid``; the host kills them all by
-killing bwrap, ``--die-with-parent``), IPC, UTS and cgroup namespaces, a new session (no TIOCSTI into the host's
-terminal) — and a filesystem built from scratch: read-only ``/usr`` (+ the ``/bin``, ``/lib*`` links), the
+network (``--unshare-net``: only the namespace's own loopback, up, reaching nothing of the host), its own PIDs
+(``--unshare-pid``; the host kills them all by killing bwrap, ``--die-with-parent``), IPC, UTS and cgroup
+namespaces, a new session (no TIOCSTI into the host's terminal) — and a filesystem built from scratch: read-only ``/usr`` (+ the ``/bin``, ``/lib*`` links), the
 interpreter's own prefix read-only if it lives elsewhere (e.g. pyenv's), an empty read-only ``/``, a private
 size-limited tmpfs ``/tmp`` as the working directory and ``$HOME``, minimal ``/dev`` and ``/proc``. Nothing else
 of the host — no ``$HOME``, ``/root``, ``/work``, ``/etc`` (but ``ld.so.cache``) — exists inside. bwrap also sets
