@@ -5,9 +5,10 @@
         box.run("x = 2\nprint(x + 1)")   # Observation(output='3\\n', error=None, ...)
         box.run("x * 10")                # later cells see earlier variables; a final expression is echoed
 
-For the episodes of one training step, a bounded pool (at most ``pool_size`` sandboxes alive at once):
+For the episodes of one training step, a bounded pool (at most ``pool_size`` sandboxes alive, ``pool_memory_mb``
+of memory together):
 
-    with SandboxPool(SandboxConfig(pool_size=4)) as pool:
+    with SandboxPool(SandboxConfig(pool_size=4, pool_memory_mb=2048)) as pool:
         box = pool.open(); box.run("1 + 1"); pool.release(box)
 
 See docs/sandbox.md for the isolation (bubblewrap, a cgroup budget per sandbox, a seccomp filter, rlimits), the
