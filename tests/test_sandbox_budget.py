@@ -62,6 +62,19 @@ def test_v2_group_is_a_child_with_memory_max_and_pids_max(fake_v2):
     assert not d.exists()
 
 
+def test_v2_pool_group_hands_its_budget_down_to_nested_sandboxes(fake_v2):
+    b = cgroup._v2(cgroup._mounts(), cgroup._own_paths())
+    pool = b.create_parent(1 << 30)
+    [p] = pool.dirs
+    assert (p / "memory.max").read_text() == str(1 << 30) and (p / "pids.max").read_text() == "max"
+    assert (p / "cgroup.subtree_control").read_text() == "+memory +pids"
+    box = b.create(256 << 20, 18, parent=pool)
+    assert box.dirs[0].parent == p and (box.dirs[0] / "memory.max").read_text() == str(256 << 20)
+    box.remove()
+    pool.remove()
+    assert not p.exists()
+
+
 def _busy_once(monkeypatch):
     """The first write to cgroup.subtree_control fails with EBUSY, as the kernel's "no internal processes" rule
     makes it for a non-root group that holds processes."""
