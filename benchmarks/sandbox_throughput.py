@@ -12,8 +12,9 @@ protocol:
 * ``plain``: the REPL as a plain child process (no isolation, no limits but the REPL's own rlimits), the baseline.
 
 Reports the median start-up (to the REPL's ready frame, sequential starts) and episodes/s with ``--pool``
-episodes in flight, and their ratios. Exit status 1 if a target is missed (docs/sandbox.md states them): start-up
-median <= 150 ms and sandbox throughput >= 0.5 x plain.
+episodes in flight, and their ratios. Exit status 1 if a target is missed (docs/sandbox.md states them): the
+sandbox's start-up at most 100 ms over the plain one and its throughput >= 0.5 x plain (both against the baseline
+of the same run, so a loaded machine moves both sides).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ CELLS = (
 )
 EXPECTED = "2919 216\n"
 LIMITS = Limits(wall_seconds=60)
-TARGET_STARTUP_MS, TARGET_RATIO = 150.0, 0.5
+TARGET_OVERHEAD_MS, TARGET_RATIO = 100.0, 0.5
 
 
 class Plain:
@@ -120,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(+{start['sandbox'] - start['plain']:.0f} ms)")
     print(f"episodes/s ({args.episodes} episodes, {args.pool} at once): plain {rate['plain']:.1f}, "
           f"sandbox {rate['sandbox']:.1f} ({ratio:.2f}x plain)")
-    ok = start["sandbox"] <= TARGET_STARTUP_MS and ratio >= TARGET_RATIO
-    print(f"targets: start-up <= {TARGET_STARTUP_MS:.0f} ms, throughput >= {TARGET_RATIO}x plain: "
+    ok = start["sandbox"] - start["plain"] <= TARGET_OVERHEAD_MS and ratio >= TARGET_RATIO
+    print(f"targets: start-up <= plain + {TARGET_OVERHEAD_MS:.0f} ms, throughput >= {TARGET_RATIO}x plain: "
           + ("met" if ok else "MISSED"))
     return 0 if ok else 1
 
