@@ -129,11 +129,10 @@ class Sandbox:
             self._oom_seen = 0
         except cgroup.CgroupUnavailable as why:
             self.missing.append(f"no per-sandbox memory and process budget: {why}")
-        if use_bwrap:
-            try:
-                syscalls.program()
-            except syscalls.SeccompUnavailable as why:
-                self.missing.append(f"no seccomp filter: {why}")
+        try:
+            syscalls.program()
+        except syscalls.SeccompUnavailable as why:
+            self.missing.append(f"no seccomp filter: {why}")
         return use_bwrap
 
     def _launch(self, info_fd: int) -> isolation.Launch:
@@ -151,7 +150,8 @@ class Sandbox:
                     os.close(seccomp_fd)
                 raise
         self._workdir = tempfile.mkdtemp(prefix="sspo-sandbox-")
-        return isolation.weak_launch(self.limits, self._workdir, self.site_packages)
+        program = None if any(m.startswith("no seccomp") for m in self.missing) else syscalls.program()
+        return isolation.weak_launch(self.limits, self._workdir, self.site_packages, program)
 
     def start(self) -> None:
         info_r, info_w = os.pipe()
@@ -317,8 +317,8 @@ def _warn_weak(missing: list[str], bwrap: bool) -> None:
     what = []
     if not bwrap:
         what.append(
-            "model-written code runs as a plain child process without a seccomp filter: it can read every "
-            "world-readable file, write the host's /tmp and /dev/shm, reach the network and see other processes"
+            "model-written code runs as a plain child process: it can read every world-readable file, write the "
+            "host's /tmp and /dev/shm, reach the network and see other processes"
             + ("" if os.geteuid() == 0 else ", and it has no process limit")
         )
     if any(m.startswith("no per-sandbox memory") for m in missing):

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.weak:
         isolation.force_weak()
-        print("mode: WEAK (no bubblewrap: a process with rlimits and, where it works, the cgroup budget; no seccomp)")
+        print("mode: WEAK (no bubblewrap: a process with rlimits, the seccomp filter and, where it works, the cgroup)")
     else:
         try:
             print("mode:", box.check())

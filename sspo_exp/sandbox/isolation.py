@@ -28,6 +28,7 @@ no filesystem, network or PID isolation.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -194,8 +195,9 @@ def _weak_interpreter(exe: str) -> str:
     )
 
 
-def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> Launch:
-    """The weak mode: the REPL as a plain child process in ``workdir`` (no namespaces)."""
+def weak_launch(limits: Limits, workdir: str, site_packages: bool = False, seccomp: bytes | None = None) -> Launch:
+    """The weak mode: the REPL as a plain child process in ``workdir`` (no namespaces); it installs the seccomp
+    program ``seccomp`` itself, if given (there is no bwrap to do it)."""
     exe = _weak_interpreter(_interpreter()[0])
     cfg = _repl_cfg(limits, site_packages)
     if "uid" in cfg:
@@ -204,6 +206,8 @@ def weak_launch(limits: Limits, workdir: str, site_packages: bool = False) -> La
     else:  # RLIMIT_NPROC would count every process and thread of this user (the trainer's too): not a per-episode
         cfg["processes"] = None  # limit, and fatal to the host's own threads; the weak mode then has none
     cfg["host_pid"] = os.getpid()
+    if seccomp is not None:
+        cfg["seccomp"] = base64.b64encode(seccomp).decode()
     return Launch([exe, "-I", "-S", str(REPL)], _env(workdir), workdir, cfg, weak=True)
 
 

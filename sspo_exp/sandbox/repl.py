@@ -201,6 +201,22 @@ class Repl:
         return {"output": output, "error": error, "truncated": capture.truncated}
 
 
+def _install_seccomp(ctypes, program_b64: str) -> None:
+    """The weak mode's seccomp filter (bwrap installs it otherwise): no_new_privs, then the BPF program."""
+    import base64
+
+    prog = base64.b64decode(program_b64)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):  # NO_NEW_PRIVS; SECCOMP FILTER
+        raise SystemExit(f"sandbox repl: cannot install the seccomp filter (errno {ctypes.get_errno()})")
+
+
 def main(argv: list[str]) -> None:
     cfg = json.loads(argv[1])
     proto_in, proto_out = os.dup(0), os.dup(1)  # the protocol pipes move to private, non-inherited descriptors
@@ -213,6 +229,8 @@ def main(argv: list[str]) -> None:
         import ctypes
 
         ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (after the uid switch, which would clear it)
+        if cfg.get("seccomp"):
+            _install_seccomp(ctypes, cfg["seccomp"])
         if os.getppid() != cfg["host_pid"]:
             raise SystemExit("sandbox repl: the host is gone")
     if cfg.get("site_dirs"):
