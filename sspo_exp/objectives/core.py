@@ -159,7 +159,6 @@ class Objective:
         length = lengths(maskf)
 
         log_f = torch.where(valid, self.token_gate.log_f(log_ratio, positive), 0.0)
-        log_f_on = self.token_gate.log_f(torch.zeros_like(log_ratio[:, :1]), positive)  # [B, 1]: log f(1)
         if self.geometric:
             log_seq = seq_mean(log_f, maskf, length)
             gated_log_seq = self._seq_log_f(log_seq, positive)
@@ -171,7 +170,8 @@ class Objective:
         seq_terms = seq_value * adv * (length > 0)
         loss = -aggregate(seq_terms, length, self.loss_agg)
 
-        with torch.no_grad():
+        with torch.no_grad():  # the applied weights W_i, E_i (module docstring) and the diagnostics' sums
+            log_f_on = self.token_gate.log_f(torch.zeros_like(log_ratio[:, :1]), positive)  # [B, 1]: log f(1)
             if self.geometric:  # log W_i = gated mean log f − its value at ρ ≡ 1
                 applied_dev = torch.expm1((gated_log_seq - self._seq_log_f(log_f_on[:, 0], positive))
                                           .clamp(-LOG_RATIO_MAX, LOG_RATIO_MAX))  # fmt: skip
