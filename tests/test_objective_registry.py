@@ -89,7 +89,7 @@ def test_a_registered_objective_is_validated_from_config_and_named_in_the_run_id
     assert identity.tags(cfg)[:2] == ["toy", "family:toy"]
     other_gate = cfg.copy()
     other_gate.gate.name = "gumbel"  # a gate group the objective does not read is not part of its run
-    assert identity.run_id(other_gate) == identity.run_id(cfg) and identity.run_id(cfg).startswith("toy-s0-")
+    assert identity.run_id(other_gate, 1) == identity.run_id(cfg, 1) and identity.run_id(cfg, 1).startswith("toy-s0-")
     cfg.objective.width = 0.0
     with pytest.raises(ConfigError, match="width must be a number > 0"):
         plan_objective_spec(cfg)

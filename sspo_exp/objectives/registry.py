@@ -54,6 +54,11 @@ class ObjectiveSpec:
         extra = dict(self.extra)
         return extra[key] if key in extra else getattr(self, key, None)
 
+    def as_dict(self) -> dict[str, Any]:
+        """``name``, ``loss_agg`` and every hyper-parameter that has a value (``extra`` flattened in)."""
+        fields = {k: getattr(self, k) for k in ("name", "loss_agg", "gate", "tau_pos", "tau_neg", "eps_low", "eps_high")}
+        return {**{k: v for k, v in fields.items() if v is not None}, **dict(self.extra)}
+
     @property
     def definition(self) -> ObjectiveDef:
         return objective_definition(self.name)
