@@ -56,7 +56,8 @@ class ObjectiveSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """``name``, ``loss_agg`` and every hyper-parameter that has a value (``extra`` flattened in)."""
-        fields = {k: getattr(self, k) for k in ("name", "loss_agg", "gate", "tau_pos", "tau_neg", "eps_low", "eps_high")}
+        names = ("name", "loss_agg", "gate", "tau_pos", "tau_neg", "eps_low", "eps_high")
+        fields = {k: getattr(self, k) for k in names}
         return {**{k: v for k, v in fields.items() if v is not None}, **dict(self.extra)}
 
     @property
