@@ -21,6 +21,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from sspo_exp.objectives.registry import reads_gate_group
+from sspo_exp.objectives.spec import ObjectiveSpec, spec_as_written  # torch-free
+
 #: Top-level keys that only say where/how to log, launch or evaluate; they never change what is trained.
 LOGGING_KEYS = ("wandb", "output_root", "launcher", "hydra", "final_eval")
 #: Trainer keys of the same kind: in-training evaluation and where a vLLM server runs.
@@ -93,8 +96,8 @@ def meaningful_config(cfg: Mapping[str, Any], stage_version: int | None) -> dict
         data.pop(key, None)
     for key in TRAINER_LOGGING_KEYS:
         data.get("trainer", {}).pop(key, None)
-    if data.get("objective", {}).get("name") != "sspo":
-        data.pop("gate", None)
+    if not reads_gate_group(data.get("objective", {}).get("name")):
+        data.pop("gate", None)  # the gate group configures only the objectives that read it (SSPO)
     model = data.get("model")
     if isinstance(model, dict):
         cold = model.get("cold_start")
@@ -114,10 +117,15 @@ def digest(data: Any, n: int = 8) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
+def objective_of(cfg: Mapping[str, Any]) -> ObjectiveSpec:
+    """The objective of the config's ``objective`` and ``gate`` groups as written (its labels; unchecked: the plan
+    checks it)."""
+    return spec_as_written(cfg["objective"], cfg.get("gate"))
+
+
 def job_type(cfg: Mapping[str, Any]) -> str:
-    """``objective`` or ``objective-gate`` (SSPO), e.g. ``sspo-atanlog``, ``grpo``."""
-    name = cfg["objective"]["name"]
-    return f"{name}-{cfg['gate']['name']}" if name == "sspo" else name
+    """The objective's label (its registered definition's): ``grpo``, ``sspo-atanlog``."""
+    return objective_of(cfg).label
 
 
 def run_id(cfg: Mapping[str, Any], stage_version: int | None) -> str:
@@ -133,15 +141,9 @@ def setting_hash(cfg: Mapping[str, Any], stage_version: int | None) -> str:
 
 
 def hyper_label(cfg: Mapping[str, Any]) -> str:
-    """The objective's swept hyper-parameters as a reader sees them: ``τ0.3/0.2`` (τ_neg/τ_pos), ``ε0.2``."""
-    obj = cfg["objective"]
-    if obj["name"] == "sspo":
-        gate = cfg["gate"]
-        return f"τ{as_float(gate['tau_neg'])}/{as_float(gate['tau_pos'])}" if gate.get("tau_pos") is not None else ""
-    if obj["name"] == "sapo":
-        return f"τ{as_float(obj['tau_neg'])}/{as_float(obj['tau_pos'])}"
-    low, high = as_float(obj.get("eps_low")), as_float(obj.get("eps_high"))
-    return f"ε{low}" if high in (None, low) else f"ε{low}/{high}"
+    """The objective's swept hyper-parameters as a reader sees them: ``τ0.3/0.2`` (τ_neg/τ_pos), ``ε0.2`` (each
+    objective's definition says how, ``sspo_exp.objectives.methods``)."""
+    return objective_of(cfg).hyper_label
 
 
 def setting_label(cfg: Mapping[str, Any]) -> str:
@@ -164,10 +166,9 @@ def run_name(cfg: Mapping[str, Any]) -> str:
 
 
 def tags(cfg: Mapping[str, Any]) -> list[str]:
-    derived = [cfg["objective"]["name"], f"model:{cfg['model']['name']}", f"dataset:{cfg['dataset']['name']}",
+    """W&B tags: the objective's own (``sspo``, ``gate:atanlog``), model, dataset, μ, seed, then ``wandb.tags``."""
+    derived = [*objective_of(cfg).tags, f"model:{cfg['model']['name']}", f"dataset:{cfg['dataset']['name']}",
                f"mu:{cfg['trainer']['mu']}", f"seed:{cfg['seed']}"]  # fmt: skip
-    if cfg["objective"]["name"] == "sspo":
-        derived.append(f"gate:{cfg['gate']['name']}")
     return derived + [str(t) for t in (cfg.get("wandb") or {}).get("tags") or []]
 
 

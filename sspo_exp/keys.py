@@ -131,3 +131,26 @@ def is_pruned(summary: dict) -> bool:
         return False
     last = summary.get(GLOBAL_STEP)
     return last is None or last <= pruned_at
+
+
+# --- the objective's diagnostics (sspo_exp.train.diagnostics; history ``train/objective/...``) -----------------------
+
+#: ``objective/<metric>`` for every metric of ``sspo_exp.objectives.METRICS``, pooled per optimizer step.
+OBJECTIVE_PREFIX = "objective/"
+#: The step's index within its rollout: 0 = fresh (π_θ = π_old), 1 … μ−1 = stale (off-policy).
+ROLLOUT_STEP = "objective/rollout_step"
+#: The drift metric on stale steps only: Var over the step's responses of the ungated Eq. 6 ratio s_i.
+DRIFT_VAR_STALE = "objective/seq_weight_var_stale"
+STALE, FRESH = "stale", "fresh"
+#: Metrics also logged split by the step's place in its rollout: ``objective/<metric>_stale`` on stale steps only and
+#: ``objective/<metric>_fresh`` on fresh steps only (the weights each objective applies, docs/metrics.md).
+PHASE_METRICS = ("applied_seq_weight_mean", "applied_seq_weight_var", "grad_seq_weight_mean", "grad_seq_weight_var")
+
+
+def objective_key(metric: str, phase: str | None = None) -> str:
+    """``objective/applied_seq_weight_var`` or, with ``phase`` (:data:`STALE`/:data:`FRESH`), ``…_var_stale``."""
+    if phase is None:
+        return OBJECTIVE_PREFIX + metric
+    if phase not in (STALE, FRESH) or metric not in PHASE_METRICS:
+        raise ValueError(f"phase={phase!r} metric={metric!r}: phase one of {STALE}, {FRESH}; metric one of {PHASE_METRICS}")
+    return f"{OBJECTIVE_PREFIX}{metric}_{phase}"

@@ -42,7 +42,7 @@ def test_defaults_are_from_the_papers_grid():
 
 def test_the_torch_free_gate_table_matches_the_gates():
     """The plan checks gates without torch (objectives.spec); it must agree with the gates' own definitions."""
-    from sspo_exp.objectives.spec import GATE_HAS_TEMPERATURE
+    from sspo_exp.objectives.methods.sspo import GATE_HAS_TEMPERATURE
 
     assert GATE_HAS_TEMPERATURE == {name: gate.has_temperature for name, gate in GATES.items()}
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sspo_exp.objectives import GATES, METRICS, OBJECTIVES, SUMS, Objective, from_config, make_objective, pooled_metrics
-from sspo_exp.objectives.library import _bind
+from sspo_exp.objectives.kit import bind as _bind
 from sspo_exp.objectives.gates import IDENTITY
 
 from objective_reference import GATE_F, GATE_W, objective_J

@@ -44,6 +44,8 @@ def test_loss_and_gradient_finite(key, dtype, batch):
     assert torch.isfinite(out.loss)
     assert torch.isfinite(grad.float()).all()
     assert all(map(lambda v: v == v and abs(v) != float("inf"), out.metrics.values())), out.metrics
+    assert torch.isfinite(out.applied_seq_weight).all() and torch.isfinite(out.grad_seq_weight).all()
+    assert (out.applied_seq_weight >= 0).all() and (out.grad_seq_weight >= 0).all()  # weights, never negative
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -62,6 +64,8 @@ def test_padding_changes_nothing(key, batch, junk):
     torch.testing.assert_close(ga, gb)
     assert torch.all(ga[~mask] == 0)
     assert out_a.metrics == pytest.approx(out_b.metrics)
+    torch.testing.assert_close(out_a.applied_seq_weight, out_b.applied_seq_weight)
+    torch.testing.assert_close(out_a.grad_seq_weight, out_b.grad_seq_weight)
 
 
 @pytest.mark.parametrize("key", KEYS)

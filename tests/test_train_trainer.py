@@ -211,6 +211,12 @@ def test_diagnostics_are_pooled_over_the_optimizer_step_and_stale_steps_logged_a
     assert stale["objective/seq_weight_var"] == pytest.approx(var, rel=1e-4)
     assert stale["objective/seq_weight_var_stale"] == stale["objective/seq_weight_var"]
     assert mean_of_chunks < 0.8 * var  # the old mean of per-micro-batch variances would not pass
+    # the weights the objective applies (issue 21): logged every step, and again under _stale / _fresh
+    assert fresh["objective/applied_seq_weight_mean_fresh"] == pytest.approx(1.0, abs=1e-6)
+    assert fresh["objective/applied_seq_weight_var_fresh"] == pytest.approx(0.0, abs=1e-10)
+    assert "objective/applied_seq_weight_var_stale" not in fresh and "objective/grad_seq_weight_var_fresh" not in stale
+    assert stale["objective/applied_seq_weight_var_stale"] == stale["objective/applied_seq_weight_var"] > 0
+    assert stale["objective/grad_seq_weight_mean_stale"] == stale["objective/grad_seq_weight_mean"]
     assert stale["entropy"] == pytest.approx(entropy, rel=1e-5)
     assert fresh["entropy"] == pytest.approx(expected[0][1], rel=1e-5)
 

@@ -5,15 +5,21 @@
     out = obj(log_probs, old_log_probs, advantages, mask)   # [B,T], [B,T], [B], [B,T]
     out.loss, out.sums, out.metrics   # sums add over micro-batches; pooled_metrics(total) -> metrics
 
-Every objective is a pure function of its inputs, built by composition in :mod:`.core`. The names and checks of
-:mod:`.spec` import without torch (a config is validated before torch loads); the rest loads torch on first use.
+Every objective is a pure function of its inputs, built by composition in :mod:`.core`. Each objective is one file
+of :mod:`.methods` that registers itself (:func:`register_objective`, as verl's ``register_policy_loss``); its
+checks, labels and tags import without torch (a config is validated before torch loads), its ``build`` receives
+the torch blocks of :mod:`.kit`. The rest loads torch on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from .spec import DEFAULT_EPS, DEFAULT_GATE, LOSS_AGGS, OBJECTIVES, ObjectiveSpec, objective_spec, spec_from_config
+from .methods._clip import DEFAULT_EPS
+from .methods.sspo import DEFAULT_GATE
+from .registry import (LOSS_AGGS, ObjectiveDef, ObjectiveSpec, objective_definition, objective_names,
+                       register_objective, unregister_objective)
+from .spec import OBJECTIVES, objective_spec, spec_from_config
 
 #: The torch side, imported on first access (PEP 562): name -> module.
 _LAZY = {
@@ -22,8 +28,9 @@ _LAZY = {
     "GATES": ".gates", "Gate": ".gates", "get_gate": ".gates", "log_gate": ".gates",
 }  # fmt: skip
 
-__all__ = ["DEFAULT_EPS", "DEFAULT_GATE", "LOSS_AGGS", "OBJECTIVES", "ObjectiveSpec", "objective_spec",
-           "spec_from_config", *_LAZY]  # fmt: skip
+__all__ = ["DEFAULT_EPS", "DEFAULT_GATE", "LOSS_AGGS", "OBJECTIVES", "ObjectiveDef", "ObjectiveSpec", "objective_spec",
+           "spec_from_config", "objective_definition", "objective_names", "register_objective", "unregister_objective",
+           *_LAZY]  # fmt: skip
 
 
 def __getattr__(name: str):

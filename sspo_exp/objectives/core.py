@@ -11,8 +11,14 @@ sspo         one of five gates     geometric   —                  Eqs. 11, 17
 ===========  ====================  ==========  =================  ==========
 
 *Arithmetic* means ``1/|y_i| Σ_t f(ρ_{i,t})``; *geometric* means ``(Π_t f(ρ_{i,t}))^{1/|y_i|} =
-exp(1/|y_i| Σ_t log f)``.  Each response's term is multiplied by its advantage ``Â_i`` and the terms are reduced
-by :func:`~sspo_exp.objectives.aggregation.aggregate`; the loss is ``−J``.
+exp(1/|y_i| Σ_t log f)``.  Each response's term ``T_i`` is multiplied by its advantage ``Â_i`` and the terms are
+reduced by :func:`~sspo_exp.objectives.aggregation.aggregate`; the loss is ``−J``.
+
+Besides the loss, every call returns the two per-response weights the objective applies (docs/metrics.md,
+"Applied weights"): ``applied_seq_weight`` ``W_i = T_i / T_i|_{ρ≡1}`` (the weight J puts on ``Â_i``, 1 on-policy:
+SSPO's gated geometric mean ``S_i`` of Eq. 14, GSPO's clipped ``fClip(s_i)``) and ``grad_seq_weight``
+``E_i = 1/|y_i| Σ_t c_{i,t}``, the mean coefficient of ``Â_i/|y_i| · ∇log π_θ(y_{i,t})`` in ∇J (0 for a clipped
+token or sequence).
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ METRICS = (
     "clip_frac",
     "attenuated_frac",
     "approx_kl",
+    "applied_seq_weight_mean",
+    "applied_seq_weight_var",
+    "grad_seq_weight_mean",
+    "grad_seq_weight_var",
 )
 
 #: The sufficient statistics behind :data:`METRICS`, summed over one call's responses or tokens.  Sums add:
@@ -55,6 +65,10 @@ SUMS = (
     "clipped",  # tokens with gate factor 0
     "attenuated",  # tokens with gate factor < 1/2
     "log_ratio",  # Σ_t log ρ_t (with token_dev: Σ_t (ρ−1) − log ρ, the k3 estimator)
+    "applied_dev",  # Σ_i (W_i − 1), W_i the applied sequence weight
+    "applied_dev_sq",  # Σ_i (W_i − 1)²
+    "grad_dev",  # Σ_i (E_i − 1), E_i the gradient's effective sequence weight
+    "grad_dev_sq",  # Σ_i (E_i − 1)²
 )
 
 
@@ -77,6 +91,11 @@ class ObjectiveOutput:
 
     loss: Tensor
     sums: Tensor
+    #: [B] float32, detached: ``W_i``, the weight J applies to response i's advantage relative to on-policy (0 for a
+    #: response with no tokens; docs/metrics.md)
+    applied_seq_weight: Tensor | None = None
+    #: [B] float32, detached: ``E_i``, the mean over response i's tokens of their coefficient in ∇J (0 if empty)
+    grad_seq_weight: Tensor | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -108,6 +127,10 @@ def pooled_metrics(sums) -> dict[str, float]:
         "clip_frac": mean(v["clipped"], n_tok),
         "attenuated_frac": mean(v["attenuated"], n_tok),
         "approx_kl": max(mean(v["token_dev"] - v["log_ratio"], n_tok), 0.0),
+        "applied_seq_weight_mean": (1.0 + mean(v["applied_dev"], n_seq)) if n_seq > 0 else 0.0,
+        "applied_seq_weight_var": var(v["applied_dev"], v["applied_dev_sq"], n_seq),
+        "grad_seq_weight_mean": (1.0 + mean(v["grad_dev"], n_seq)) if n_seq > 0 else 0.0,
+        "grad_seq_weight_var": var(v["grad_dev"], v["grad_dev_sq"], n_seq),
     }
 
 
@@ -138,7 +161,7 @@ class Objective:
         log_f = torch.where(valid, self.token_gate.log_f(log_ratio, positive), 0.0)
         if self.geometric:
             log_seq = seq_mean(log_f, maskf, length)
-            gated_log_seq = log_seq if self.seq_gate is None else self.seq_gate.log_f(log_seq, positive[:, 0])
+            gated_log_seq = self._seq_log_f(log_seq, positive)
             seq_value = torch.exp(gated_log_seq.clamp(max=LOG_RATIO_MAX))
             token_f = None
         else:
@@ -147,33 +170,59 @@ class Objective:
         seq_terms = seq_value * adv * (length > 0)
         loss = -aggregate(seq_terms, length, self.loss_agg)
 
-        with torch.no_grad():
-            sums = self._sums(log_ratio, log_f, token_f, positive, valid, maskf, length, seq_value.detach())
-        return ObjectiveOutput(loss=loss, sums=sums)
+        with torch.no_grad():  # the applied weights W_i, E_i (module docstring) and the diagnostics' sums
+            log_f_on = self.token_gate.log_f(torch.zeros_like(log_ratio[:, :1]), positive)  # [B, 1]: log f(1)
+            if self.geometric:  # log W_i = gated mean log f − its value at ρ ≡ 1
+                applied_dev = torch.expm1((gated_log_seq - self._seq_log_f(log_f_on[:, 0], positive))
+                                          .clamp(-LOG_RATIO_MAX, LOG_RATIO_MAX))  # fmt: skip
+                log_seq_arg = log_seq
+            else:  # W_i = 1/|y_i| Σ_t f(ρ_t)/f(1)
+                applied_dev = seq_mean(torch.expm1((log_f - log_f_on).clamp(max=LOG_RATIO_MAX)), maskf, length)
+                log_seq_arg = None
+            w = self.token_gate.weight(log_ratio, positive)
+            row_coef, gate_factor = self._coefficients(w, log_f, log_ratio, token_f, log_seq_arg, positive, maskf,
+                                                       seq_value.detach())  # fmt: skip
+            nonempty = (length > 0).float()
+            applied = (1.0 + applied_dev) * nonempty
+            grad_weight = row_coef / length.clamp(min=1.0)
+            sums = self._sums(log_ratio, valid, length, gate_factor, row_coef, applied_dev * nonempty,
+                              (grad_weight - 1.0) * nonempty)  # fmt: skip
+        return ObjectiveOutput(loss=loss, sums=sums, applied_seq_weight=applied, grad_seq_weight=grad_weight)
 
-    def _sums(self, log_ratio, log_f, token_f, positive, valid, maskf, length, seq_value) -> Tensor:
+    def _seq_log_f(self, log_seq: Tensor, positive: Tensor) -> Tensor:
+        """The sequence gate (GSPO's clip of ``log s_i``) on a mean log gate [B]; the identity without one."""
+        return log_seq if self.seq_gate is None else self.seq_gate.log_f(log_seq, positive[:, 0])
+
+    def _coefficients(self, w, log_f, log_ratio, token_f, log_seq, positive, maskf, seq_value) -> tuple[Tensor, Tensor]:
+        """``Σ_t c_{i,t}`` per response [B] and each token's gate factor ``a_t`` [B, T].
+
+        ``c_{i,t}`` is the coefficient of ``Â_i/|y_i| · ∇log π_θ(y_{i,t})`` in ∇J (SPEC.md Eq. 14's ``S_i·w(ρ)`` for a
+        geometric mean, times the sequence gate's derivative ``d log g / d log x`` for GSPO; ``f(ρ)·w(ρ)`` for an
+        arithmetic one; 1 on-policy). The gate factor is ``c`` relative to the ungated objective (the same mean with
+        ``f(ρ) = ρ``): ``f(ρ)/ρ · w(ρ)`` for arithmetic means, ``w(ρ)`` (times the sequence gate's factor) for
+        geometric ones.
+        """
+        if self.geometric:
+            coef = seq_value
+            gate_factor = w
+            if self.seq_gate is not None:
+                seq_factor = self.seq_gate.weight(log_seq, positive[:, 0])
+                coef = seq_value * seq_factor
+                gate_factor = w * seq_factor.unsqueeze(-1)
+            return coef * torch.linalg.vecdot(w, maskf), gate_factor
+        gate_factor = torch.exp((log_f - log_ratio).clamp(max=LOG_RATIO_MAX)) * w
+        return torch.linalg.vecdot(token_f * w, maskf), gate_factor
+
+    def _sums(self, log_ratio, valid, length, gate_factor, row_coef, applied_dev, grad_dev) -> Tensor:
         """:data:`SUMS` of this batch in one pass over the tokens (documented in docs/metrics.md).
 
-        The *gate factor* ``a_t`` of a token is its gradient weight relative to the ungated objective (the same
-        mean with ``f(ρ) = ρ``): ``f(ρ)/ρ · w(ρ)`` for arithmetic means, ``w(ρ)`` (times the sequence gate's
-        ``0/1``) for geometric ones.  ``clipped`` counts tokens with ``a_t = 0`` (hard-clipped), ``attenuated``
-        those with ``a_t < 1/2``.  ``token_weight`` sums the coefficient of ``Â_i/|y_i| · ∇log π`` (1 on-policy).
-        ``log_ratio`` is 0 at masked positions, so ``ρ − 1 = expm1(log ρ)`` needs no mask.
+        ``clipped`` counts tokens with gate factor ``a_t = 0`` (hard-clipped), ``attenuated`` those with
+        ``a_t < 1/2``; ``token_weight`` sums ``c_{i,t}`` (:meth:`_coefficients`). ``applied_dev``/``grad_dev`` are
+        ``W_i − 1`` and ``E_i − 1`` per response (0 for an empty one). ``log_ratio`` is 0 at masked positions, so
+        ``ρ − 1 = expm1(log ρ)`` needs no mask.
         """
         nonempty = length > 0
-        w = self.token_gate.weight(log_ratio, positive)
         row_log_ratio = log_ratio.sum(dim=-1)
-        if self.geometric:
-            seq_factor = None
-            if self.seq_gate is not None:
-                seq_factor = self.seq_gate.weight(row_log_ratio / length.clamp(min=1.0), positive[:, 0])
-            row_w = torch.linalg.vecdot(w, maskf)
-            coef = seq_value if seq_factor is None else seq_value * seq_factor
-            token_weight = (coef * row_w).sum()
-            gate_factor = w if seq_factor is None else w * seq_factor.unsqueeze(-1)
-        else:
-            gate_factor = torch.exp((log_f - log_ratio).clamp(max=LOG_RATIO_MAX)) * w
-            token_weight = torch.linalg.vecdot((token_f * w).flatten(), maskf.flatten())
         clipped = ((gate_factor == 0) & valid).sum()
         attenuated = ((gate_factor < 0.5) & valid).sum()
         token_dev = torch.expm1(log_ratio.clamp(-LOG_RATIO_MAX, LOG_RATIO_MAX)).flatten()
@@ -187,10 +236,14 @@ class Objective:
                 length.sum(),
                 token_dev.sum(),
                 torch.dot(token_dev, token_dev),
-                token_weight,
+                row_coef.sum(),
                 clipped.float(),
                 attenuated.float(),
                 row_log_ratio.sum(),
+                applied_dev.sum(),
+                torch.dot(applied_dev, applied_dev),
+                grad_dev.sum(),
+                torch.dot(grad_dev, grad_dev),
             ]
         )
 

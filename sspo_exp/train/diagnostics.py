@@ -11,8 +11,10 @@ P·G responses of the step on all devices, not a mean of per-micro-batch varianc
 Staleness. TRL reuses one rollout for ``steps_per_generation`` micro-batches = μ optimizer steps; the step's
 index within its rollout is ``(micro-batch counter mod steps_per_generation) // gradient_accumulation_steps``
 (TRL's ``_prepare_inputs`` indexes its buffer the same way). Index 0 is the *fresh* step (π_θ = π_old, every
-ratio 1); the others are *stale*, where the paper's variance claim lives: their pooled variance is also logged as
-``objective/seq_weight_var_stale``.
+ratio 1); the others are *stale* (off-policy). The drift metric's pooled variance (the ungated Eq. 6 ratio s_i) is
+also logged on stale steps only as ``objective/seq_weight_var_stale``; the mean and variance of the weights each
+objective applies (``applied_seq_weight``, ``grad_seq_weight``: ``sspo_exp.keys.PHASE_METRICS``) are also logged
+as ``objective/<metric>_stale`` on stale steps and ``objective/<metric>_fresh`` on fresh ones.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from sspo_exp import keys
 from sspo_exp.objectives import METRICS, SUMS, pooled_metrics
 
 COLUMNS = (*SUMS, "entropy")  # the pooled record of one step: the objective's sums, then Σ entropy
-STALE_KEY = "objective/seq_weight_var_stale"
-ROLLOUT_STEP_KEY = "objective/rollout_step"
+STALE_KEY = keys.DRIFT_VAR_STALE
+ROLLOUT_STEP_KEY = keys.ROLLOUT_STEP
 
 
 class StepPool:
@@ -64,10 +67,12 @@ def step_metrics(total: list[float], rollout_step: int | None) -> dict[str, floa
     """Logged values of one step from its pooled record (:data:`COLUMNS` order)."""
     sums = dict(zip(COLUMNS, total))
     metrics = pooled_metrics([sums[k] for k in SUMS])
-    out = {f"objective/{k}": metrics[k] for k in METRICS}
+    out = {keys.objective_key(k): metrics[k] for k in METRICS}
     out["entropy"] = sums["entropy"] / sums["tokens"] if sums["tokens"] > 0 else 0.0
     if rollout_step is not None:
         out[ROLLOUT_STEP_KEY] = float(rollout_step)
+        phase = keys.STALE if rollout_step > 0 else keys.FRESH
+        out.update({keys.objective_key(k, phase): metrics[k] for k in keys.PHASE_METRICS})
         if rollout_step > 0:
             out[STALE_KEY] = metrics["seq_weight_var"]
     return out

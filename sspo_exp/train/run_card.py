@@ -3,32 +3,26 @@ and how to report (instead of TRL's empty model card, "a fine-tuned version of [
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from sspo_exp.objectives.registry import reads_gate_group
 from sspo_exp.train.config import TrainPlan
-
-#: Config blocks that only some objectives read: left out of the W&B config of the others, so a dashboard filter on
-#: ``gate.*`` finds only SSPO runs (the run id already ignores them, sspo_exp.identity).
-OBJECTIVE_ONLY_BLOCKS = {"gate": ("sspo",)}
 
 
 def hparams(plan: TrainPlan) -> dict[str, Any]:
     """The objective's hyper-parameters, one place whatever the objective (W&B config ``hparams.*``): name, label,
     loss aggregation, and exactly the ones it takes (τ for SSPO and SAPO, ε for GRPO/GSPO/GMPO)."""
-    spec = asdict(plan.objective)
-    return {"label": plan.objective.label, **{k: v for k, v in spec.items() if v is not None}}
+    return {"label": plan.objective.label, **plan.objective.as_dict()}
 
 
 def wandb_config(plan: TrainPlan, code: dict[str, Any]) -> dict[str, Any]:
     """The W&B run config: our resolved config (less the blocks its objective does not read), ``hparams``, the
     derived TRL batch settings, the identity and the code version (not TRL's ~220 arguments)."""
     config = OmegaConf.to_container(plan.cfg, resolve=True)
-    for block, objectives in OBJECTIVE_ONLY_BLOCKS.items():
-        if plan.objective.name not in objectives:
-            config.pop(block, None)
+    if not reads_gate_group(plan.objective.name):
+        config.pop("gate", None)  # only the objectives that read it (SSPO): a filter on gate.* finds SSPO runs only
     ident = plan.identity
     return {**config, "hparams": hparams(plan), "trl": plan.trl_batch,
             "identity": {"run_id": ident.run_id, "setting_hash": ident.setting_hash, "group": ident.group,
