@@ -214,8 +214,9 @@ def read_raw(spec: DatasetSpec, split: str, path: str | os.PathLike | None = Non
                 f"{spec.hub_split[split]!r} from the Hub{' (HF_HUB_OFFLINE is set)' if offline else ''}: "
                 f"{type(e).__name__}: {str(e)[:200]}. Provide the data locally: dataset.path=FILE_OR_DIR for training "
                 f"(dataset.components.<name>.path for a mixture), eval.data.{spec.name}=FILE_OR_DIR for evaluation "
-                f"(jsonl/json/parquet in the Hub schema, see sspo_exp/data/loaders.py); or allow downloads "
-                f"(unset HF_HUB_OFFLINE) so {hub_id!r} is fetched once into the HF cache."
+                f"(jsonl/json/parquet in the Hub schema, see sspo_exp/data/loaders.py); or fetch {hub_id!r} once into the HF "
+                f"cache where the Hub is reachable (`sspo-exp prefetch <train overrides | sweep file>`, or unset "
+                f"HF_HUB_OFFLINE)."
             ) from e
         rows += _materialise(ds, spec)
     return rows
