@@ -52,6 +52,8 @@ def needs_of(points: list[list[str]]) -> HubNeeds:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if len(points) > 1:
+        print(f"{len(points)} points: composing and checking each (a few seconds)", flush=True)
     models: dict[str, str] = {}
     datasets: dict[HubSplit, str] = {}
     with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
