@@ -13,6 +13,7 @@ import optuna
 import pytest
 from waiting import CEILING
 
+import sspo_exp.train.run  # noqa: F401 - the trial's run id imports it (TRL): once here, not in each forked worker
 from sspo_exp.sweeps import optuna_cli
 from sspo_exp.sweeps.sampler import trial_seed
 
