@@ -16,7 +16,7 @@ fi
 
 # 2. Caches and hubs: models/datasets come from a shared cache; compute nodes are often offline.
 export HF_HOME=${HF_HOME:-$HOME/.cache/huggingface}           # HF models and datasets
-export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}                     # 1: never download on a compute node (pre-fetch on a login node)
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}                     # 1: never download on a compute node (`sspo-exp prefetch` on a login node)
 export SSPO_EXP_CACHE=${SSPO_EXP_CACHE:-$HOME/.cache/sspo-exp} # cold-started tiny models
 export TOKENIZERS_PARALLELISM=false
 

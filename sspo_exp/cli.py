@@ -5,6 +5,7 @@
     sspo-exp report [options]            rebuild Tables 1-2 and the curves from W&B runs
     sspo-exp sweep FILE [overrides]      run a sweep file (sweeps/*.yaml) as one Hydra multirun
     sspo-exp optuna [options]            Optuna search over epsilon / temperatures
+    sspo-exp prefetch SWEEP|OVERRIDES    fetch a sweep's or run's models and datasets into the HF cache (login node)
     sspo-exp cold-start [hydra overrides] compute a training config's cold start only (a job the RL jobs depend on)
     sspo-exp gates                       print the five SSPO gates next to hard clipping (Figure 1 as a table)
     sspo-exp --version                   the installed package version
@@ -25,6 +26,7 @@ COMMANDS = {
     "report": ("sspo_exp.report.cli", "tables and curves from W&B runs (online or offline)"),
     "sweep": ("sspo_exp.sweeps.grid", "run a sweep file (the paper's grids) as one Hydra multirun"),
     "optuna": ("sspo_exp.sweeps.optuna_cli", "Optuna search: create a study, run workers"),
+    "prefetch": ("sspo_exp.sweeps.prefetch", "fetch the models and datasets of a run or sweep into the HF cache"),
     "cold-start": ("sspo_exp.train.cold_start_cli", "compute the cold start of a training config (train's overrides)"),
     "gates": ("sspo_exp.objectives.table", "print the SSPO gates and token weights (the paper's Figure 1)"),
     "sandbox": ("sspo_exp.sandbox.cli", "check the code sandbox here and run hostile programs in it"),

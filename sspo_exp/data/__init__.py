@@ -30,12 +30,13 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sspo_exp.data.loaders import SPECS, load_rows, load_solutions
+from sspo_exp.data.loaders import SPECS, HubSplit, hub_splits, load_rows, load_solutions
 from sspo_exp.data.prompts import build_prompt, rows_to_dataset
 from sspo_exp.data.schema import FIELDS, DataError, validate_rows
 
-__all__ = ["LOADERS", "BENCHMARKS", "DataError", "FIELDS", "build_prompt", "load_benchmark", "load_dataset_rows",
-           "load_rows", "register_loader", "rows_to_dataset", "training_solutions"]
+__all__ = ["LOADERS", "BENCHMARKS", "DataError", "FIELDS", "HubSplit", "benchmark_hub_splits", "build_prompt",
+           "dataset_hub_splits", "load_benchmark", "load_dataset_rows", "load_rows", "register_hub_splits",
+           "register_loader", "rows_to_dataset", "training_solutions"]
 
 Loader = Callable[[Mapping[str, Any], str], list]
 #: name -> ``fn(cfg, split)``; the Hub datasets are registered below, others register themselves.
@@ -43,6 +44,20 @@ LOADERS: dict[str, Loader] = {}
 #: benchmark name -> its evaluation split (SPEC.md: GSM8K test, MATH-500, AIME24, AIME25; plus the toy task)
 BENCHMARKS = {"gsm8k": "test", "math500": "test", "aime24": "test", "aime25": "test", "arithmetic": "test",
               "codeact": "test"}  # codeact: M3ToolEval, solved rate of multi-turn episodes (sspo_exp.data.codeact)
+
+
+HubSplits = Callable[[Mapping[str, Any], str], list]
+#: name -> ``fn(cfg, split) -> [HubSplit]``: the Hub splits a loader of :data:`LOADERS` reads (none = local or
+#: generated data). The Hub datasets of ``loaders.SPECS`` are answered by ``loaders.hub_splits``; others register.
+HUB_SPLITS: dict[str, HubSplits] = {}
+
+
+def register_hub_splits(name: str) -> Callable[[HubSplits], HubSplits]:
+    def deco(fn: HubSplits) -> HubSplits:
+        HUB_SPLITS[name] = fn
+        return fn
+
+    return deco
 
 
 def register_loader(name: str) -> Callable[[Loader], Loader]:
@@ -166,3 +181,38 @@ def training_solutions(cfg: Mapping[str, Any]) -> dict[str, str]:
             out.update(load_solutions(name, _get(sub, "train_split", "train"), _get(sub, "path"),
                                       hub_id=_get(sub, "hub_id"), hub_config=_get(sub, "hub_config")))
     return out
+
+
+# ------------------------------------------------------------------------------------- what is read from the Hub
+def _hub_of(cfg: Mapping[str, Any], split: str) -> list[HubSplit]:
+    """The Hub splits ``get_loader(name)(cfg, split)`` reads."""
+    name = _get(cfg, "name")
+    get_loader(name)  # imports a module that registers itself (codeact)
+    if name in SPECS:
+        if _get(cfg, "path") is not None:
+            return []
+        return hub_splits(SPECS[name], split, _get(cfg, "hub_id"), _get(cfg, "hub_config"))
+    return HUB_SPLITS[name](cfg, split) if name in HUB_SPLITS else []
+
+
+def dataset_hub_splits(cfg: Mapping[str, Any], split: str = "train") -> list[HubSplit]:
+    """The Hub splits :func:`load_dataset_rows` ``(cfg, split)`` reads (single dataset or mixture; [] when every
+    row is local or generated): what must be in the HF cache for it to run with ``HF_HUB_OFFLINE=1``."""
+    split = "heldout" if split == "test" else split
+    components = _get(cfg, "components") or {_get(cfg, "name"): cfg}
+    out: list[HubSplit] = []
+    for key, sub in components.items():
+        sub = dict(sub)
+        sub.setdefault("name", key)
+        heldout_split = sub["heldout_split"] if "heldout_split" in sub else "test"  # as _component reads it
+        which = heldout_split if split == "heldout" and heldout_split is not None else _get(sub, "train_split", "train")
+        out += _hub_of(sub, which)
+    return out
+
+
+def benchmark_hub_splits(name: str, path: str | None = None, cfg: Mapping[str, Any] | None = None) -> list[HubSplit]:
+    """The Hub splits :func:`load_benchmark` ``(name, path, cfg)`` reads."""
+    if name not in BENCHMARKS:
+        raise DataError(f"unknown benchmark {name!r}; valid: {sorted(BENCHMARKS)}")
+    sub = {**dict(cfg or {}), "name": name, **({"path": path} if path is not None else {})}
+    return _hub_of(sub, BENCHMARKS[name])

@@ -44,8 +44,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sspo_exp.data import register_loader
-from sspo_exp.data.loaders import DatasetSpec, read_raw
+from sspo_exp.data import register_hub_splits, register_loader
+from sspo_exp.data.loaders import DatasetSpec, hub_splits, read_raw
 from sspo_exp.data.schema import DataError, first_key, normalize_rows
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,16 @@ def read_json_rows(path: Path) -> list[dict[str, Any]]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise DataError(f"eval.data.codeact={path}: expected JSON objects (one per line, or a list of them)")
     return rows
+
+
+@register_hub_splits("codeact")
+def hub_data(cfg: Mapping[str, Any], split: str) -> list:
+    """The Hub split :func:`load` reads: CodeActInstruct's ``codeact`` split for ``train`` (M3ToolEval is local)."""
+    get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+    if split != "train" or get("path") is not None:
+        return []
+    return hub_splits(DatasetSpec("codeact", get("hub_id") or HUB_ID, lambda r: None, lambda r: None,
+                                  hub_split={"train": "codeact"}), "train")
 
 
 @register_loader("codeact")

@@ -202,13 +202,11 @@ def read_raw(spec: DatasetSpec, split: str, path: str | os.PathLike | None = Non
             raise DataError(f"dataset.path={p}: could not read {kind} files {files[:3]}: {type(e).__name__}: {e}") from e
         return _materialise(ds, spec)
 
-    hub_id = hub_id or spec.hub_id
-    configs = hub_config if hub_config is not None else spec.hub_config
-    configs = [configs] if configs is None or isinstance(configs, str) else list(configs)
     rows: list[dict[str, Any]] = []
-    for config in configs:
+    for hub in hub_splits(spec, split, hub_id, hub_config):
+        hub_id, config = hub.repo, hub.config
         try:
-            ds = datasets.load_dataset(hub_id, config, split=spec.hub_split[split])
+            ds = hub.load()
         except Exception as e:
             offline = datasets.config.HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE") == "1"
             raise DataError(
@@ -216,11 +214,73 @@ def read_raw(spec: DatasetSpec, split: str, path: str | os.PathLike | None = Non
                 f"{spec.hub_split[split]!r} from the Hub{' (HF_HUB_OFFLINE is set)' if offline else ''}: "
                 f"{type(e).__name__}: {str(e)[:200]}. Provide the data locally: dataset.path=FILE_OR_DIR for training "
                 f"(dataset.components.<name>.path for a mixture), eval.data.{spec.name}=FILE_OR_DIR for evaluation "
-                f"(jsonl/json/parquet in the Hub schema, see sspo_exp/data/loaders.py); or allow downloads "
-                f"(unset HF_HUB_OFFLINE) so {hub_id!r} is fetched once into the HF cache."
+                f"(jsonl/json/parquet in the Hub schema, see sspo_exp/data/loaders.py); or fetch {hub_id!r} once into the HF "
+                f"cache where the Hub is reachable (`sspo-exp prefetch <train overrides | sweep file>`, or unset "
+                f"HF_HUB_OFFLINE)."
             ) from e
         rows += _materialise(ds, spec)
     return rows
+
+
+# ------------------------------------------------------------------------------------- the Hub and its cache
+@dataclass(frozen=True)
+class HubSplit:
+    """One split of one Hub dataset config, exactly as :func:`read_raw` loads it (``datasets.load_dataset(repo,
+    config, split=split)``; no revision: the Hub's default branch)."""
+
+    repo: str
+    config: str | None
+    split: str
+
+    def __str__(self) -> str:
+        return f"{self.repo}{f' ({self.config})' if self.config else ''} split {self.split}"
+
+    def load(self):
+        """The split through ``datasets.load_dataset`` (a download fills the HF cache; offline, the cache is read)."""
+        import datasets
+
+        return datasets.load_dataset(self.repo, self.config, split=self.split)
+
+
+def hub_splits(spec: DatasetSpec, split: str, hub_id: str | None = None,
+               hub_config: str | Sequence[str] | None = None) -> list[HubSplit]:
+    """The Hub splits our ``split`` of ``spec`` is read from (one per Hub config: AIME 2025 has two)."""
+    if split not in spec.hub_split:
+        raise DataError(f"dataset {spec.name!r} has no split {split!r}; valid: {sorted(spec.hub_split)}")
+    configs = hub_config if hub_config is not None else spec.hub_config
+    configs = [configs] if configs is None or isinstance(configs, str) else list(configs)
+    return [HubSplit(hub_id or spec.hub_id, config, spec.hub_split[split]) for config in configs]
+
+
+def _snake(name: str) -> str:
+    """``datasets.naming.camelcase_to_snakecase`` (copied so that the cache check needs no ``datasets`` import, ~2 s;
+    tests/test_prefetch.py fails if the two differ)."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name).lower()
+
+
+def hub_split_cached(hub: HubSplit, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The prepared copy of ``hub`` that ``datasets`` reads with ``HF_HUB_OFFLINE=1`` (its cache
+    ``<HF_DATASETS_CACHE>/<org>___<name>/<config>/<version>/<hash>/``, holding the split), or None.
+
+    Mirrors the offline lookup of ``datasets`` 5 (``packaged_modules/cache/cache.py``: the newest prepared copy of
+    that config) without importing it. ``cache_dir``: ``$HF_DATASETS_CACHE``, else ``$HF_HOME/datasets``."""
+    import json
+
+    if cache_dir is None:
+        home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+        cache_dir = os.environ.get("HF_DATASETS_CACHE") or os.path.join(home, "datasets")
+    *org, name = hub.repo.split("/")
+    root = Path(cache_dir).expanduser() / "___".join([*org, _snake(name)])
+    found = []
+    for d in root.glob(f"{hub.config or '*'}/*/*"):
+        try:
+            info = json.loads((d / "dataset_info.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (hub.config is None or info.get("config_name") == hub.config) and hub.split in (info.get("splits") or {}):
+            found.append(d)
+    return max(found, key=lambda d: d.stat().st_mtime) if found else None
 
 
 def _materialise(ds, spec: DatasetSpec) -> list[dict[str, Any]]:

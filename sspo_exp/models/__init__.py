@@ -26,6 +26,43 @@ def missing_local_dir(spec: str) -> bool:
     return (spec.startswith((".", "/", "~")) or spec.count("/") > 1) and not Path(spec).expanduser().is_dir()
 
 
+def hub_id(spec: str | None) -> str | None:
+    """``spec`` when :func:`load_model` would fetch it from the Hub (an ``org/name`` id, no such local directory)."""
+    from pathlib import Path
+
+    if not spec or str(spec).startswith((".", "/", "~")) or str(spec).count("/") > 1 or Path(str(spec)).exists():
+        return None
+    return str(spec)
+
+
+#: What ``from_pretrained`` of a model and its tokenizer reads first (the weights are checked by their index).
+MODEL_FILES = ("config.json", "tokenizer_config.json")
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def hub_model_missing(repo: str, cache_dir: str | None = None) -> list[str]:
+    """The files of Hub model ``repo`` (default branch) that :func:`load_model` / :func:`load_tokenizer` need and the
+    local HF hub cache (``cache_dir``: ``$HF_HUB_CACHE``) lacks: config, tokenizer config, and every weight shard
+    its index names ([] = all there, so ``HF_HUB_OFFLINE=1`` loads it). Reads only the cache (~ms, no network)."""
+    import json
+
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(name: str) -> str | None:
+        found = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
+        return found if isinstance(found, str) else None
+
+    missing = [name for name in MODEL_FILES if not cached(name)]
+    index = next((found for found in map(cached, WEIGHT_INDEXES) if found), None)
+    if index:
+        shards = sorted(set(json.loads(open(index, encoding="utf-8").read()).get("weight_map", {}).values()))
+        missing += [shard for shard in shards if not cached(shard)]
+    elif not any(cached(name) for name in WEIGHT_FILES):
+        missing.append("model.safetensors")
+    return missing
+
+
 def ensure_pad_token(tokenizer):
     """Left-padded batches need a pad token: the tokenizer's own, else its eos (the only place this fallback lives)."""
     if tokenizer.pad_token is None:

@@ -19,7 +19,7 @@ Search-space file (``sweeps/optuna_*.yaml``)::
     direction: maximize          # maximize | minimize
     metric: heldout_accuracy_after  # what a trial returns (see METRICS), averaged over `seeds`
     seeds: [0]                   # training seeds per trial
-    sampler: {name: tpe, seed: 0}   # tpe | random; worker k samples with seed + k
+    sampler: {name: tpe, seed: 0}   # tpe | random; trial n samples with a seed derived from (seed, n)
     pruner: {name: median, n_warmup_steps: 10}   # none (default) | median | hyperband, with Optuna's options;
                                  # prunes on held-out accuracy every trainer.eval_steps (sspo_exp/sweeps/pruning.py)
     heartbeat: {interval: 60, grace_period: 240}  # RDB storages: seconds between a trial's heartbeats, and the
@@ -57,6 +57,7 @@ import yaml
 from sspo_exp import CONF_DIR
 from sspo_exp.sweeps import pruning
 from sspo_exp.sweeps.grid import override_value, train_task
+from sspo_exp.sweeps.sampler import make_sampler, trial_seed
 from sspo_exp.sweeps.storage import STORAGE_ENV, StorageError, check as check_storage, is_url, open_storage, redact
 from sspo_exp.sweeps.storage import resolve as resolve_storage
 
@@ -214,6 +215,8 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
         overrides = trial_overrides(space, suggest(trial, space["params"]), extra)
         trial.set_user_attr("overrides", overrides)
         trial.set_user_attr("worker", worker_tag())
+        if space["sampler"].get("seed") is not None:  # what make_sampler seeded this trial's sampling with
+            trial.set_user_attr("sampler_seed", trial_seed(space["sampler"]["seed"], trial.number))
         values = []
         for index, seed in enumerate(space["seeds"]):
             with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
@@ -257,15 +260,7 @@ def train_or_wait(train_fn: Callable[[Any], dict], cfg) -> dict:
                 return run.summary()
 
 
-def make_sampler(space: dict[str, Any], worker_index: int = 0):
-    import optuna
-
-    spec = space["sampler"]
-    seed = None if spec.get("seed") is None else int(spec["seed"]) + worker_index
-    return optuna.samplers.TPESampler(seed=seed) if spec["name"] == "tpe" else optuna.samplers.RandomSampler(seed=seed)
-
-
-def load(study_name: str, storage: str, worker_index: int = 0):
+def load(study_name: str, storage: str):
     """``(study, storage, space)``: the study with the sampler, pruner and (RDB) heartbeat of its search space."""
     import optuna
 
@@ -273,13 +268,13 @@ def load(study_name: str, storage: str, worker_index: int = 0):
     space = check_space(optuna.load_study(study_name=study_name, storage=store).user_attrs["space"], f"study {study_name}")
     if is_url(storage):  # heartbeats: a trial whose worker dies is failed by the next trial any worker starts
         store = open_storage(storage, heartbeat=space["heartbeat"])
-    study = optuna.load_study(study_name=study_name, storage=store, sampler=make_sampler(space, worker_index),
+    study = optuna.load_study(study_name=study_name, storage=store, sampler=make_sampler(space),
                               pruner=pruning.make_pruner(space["pruner"]))  # fmt: skip
     return study, store, space
 
 
 def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
-           worker_index: int | None = None, train_fn: Callable[[Any], dict] = train_task) -> int:  # fmt: skip
+           train_fn: Callable[[Any], dict] = train_task) -> int:
     """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together, enqueued ones
     not counted until they start; None = forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
     is retried by the requeued worker (``retry_cut_off_trials``). ``storage=None``: ``$SSPO_OPTUNA_STORAGE``.
@@ -289,11 +284,9 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     from sspo_exp.sweeps import preemption
 
     preemption.exit_on_sigterm()  # a preempted SLURM worker stops at once; its requeued job retries the trial
-    if worker_index is None:  # SLURM array task / submitit rank, else 0
-        worker_index = int(os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("SSPO_OPTUNA_WORKER", "0")))
     if storage is None:  # a submitted job: the storage comes through the environment (see `submit`)
         storage = os.environ[STORAGE_ENV]
-    study, store, space = load(study_name, storage, worker_index)
+    study, store, space = load(study_name, storage)
     objective = make_objective(space, extra, train_fn)
     # the budget counts trials that ran or run; enqueued (WAITING) ones are still to run
     counted = tuple(s for s in optuna.trial.TrialState if s != optuna.trial.TrialState.WAITING)

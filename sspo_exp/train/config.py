@@ -41,6 +41,7 @@ from sspo_exp.models.compat import checkpointing_kwargs
 from sspo_exp.objectives.spec import LOSS_AGGS, ObjectiveSpec, spec_from_config
 from sspo_exp.rundir import RunDir
 from sspo_exp.stages.spec import ColdStartSpec, cold_start_spec, stage_version
+from sspo_exp.train.hub_cache import check_hub_cache
 
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 #: ``model.dtype``: the dtype the trained weights are held in (see :func:`train_dtype`).
@@ -233,7 +234,8 @@ def check_local_paths(cfg: Any, model: bool = True) -> None:
     """The local files a run reads exist: ``model.path`` (when written as a local path, not an HF id ``org/name``),
     ``dataset.path`` (and a mixture's ``dataset.components.*.path``) and ``final_eval.data.*``. Called where the run starts (``run.train``, ``sspo-exp cold-start``),
     before W&B opens or a model loads, not by :func:`make_plan`: a sweep validates its points on a login node, where
-    a compute node's local directory need not exist."""
+    a compute node's local directory need not exist. With ``HF_HUB_OFFLINE=1`` the Hub models and datasets it reads
+    must be in the HF cache (``sspo_exp.train.hub_cache``; ``sspo-exp prefetch`` fetches them)."""
     path = _get(cfg, "model").get("path")
     if model and path and missing_local_dir(path):
         raise ConfigError(f"model.path={path}: no such directory (and not an HF model id 'org/name')")
@@ -244,6 +246,7 @@ def check_local_paths(cfg: Any, model: bool = True) -> None:
     for field, value in found:
         if value is not None and not Path(str(value)).expanduser().exists():
             raise ConfigError(f"{field}={value}: no such file or directory (unset it to use the HF Hub)")
+    check_hub_cache(cfg, model)  # offline (HF_HUB_OFFLINE=1): the Hub models and datasets it reads are cached
 
 
 def sharded_engine() -> bool:
