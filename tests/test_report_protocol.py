@@ -5,6 +5,7 @@ run.sh stops on a failed sweep; the publish-only path rebuilds every table and f
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -160,3 +161,22 @@ def test_publish_only_path_rebuilds_every_table_and_figure_from_the_committed_da
     figures = {str(p.relative_to(STUDY)) for p in STUDY.rglob("*") if p.suffix in (".png", ".pdf")}
     assert figures and all((out / f).stat().st_size > 0 for f in figures), figures - {
         str(p.relative_to(out)) for p in out.rglob("*")}
+
+
+def test_publish_is_confirmatory_and_records_the_protocol_commit_when_every_run_was_made_under_it(repo, tmp_path):
+    r, before, proto, after = repo
+    data = r / "data"
+    data.mkdir()
+    runs = pd.read_csv(STUDY / "data" / "runs.csv").assign(**{"code.commit": after, "code.dirty": False})
+    runs.to_csv(data / "runs.csv", index=False)
+    (data / "history.csv").write_bytes((STUDY / "data" / "history.csv").read_bytes())
+    cs.publish(data, tmp_path / "out", figures=False, protocol=r / "protocol.md")
+    record = json.loads((tmp_path / "out" / "provenance.json").read_text())["protocol"]
+    assert record["status"] == "confirmatory" and record["protocol_commit"] == proto
+    assert record["runs_under_protocol"] == 170
+    assert (tmp_path / "out" / "claims.md").read_text().startswith(f"> **Confirmatory**: every run was produced "
+                                                                   f"under protocol.md (commit {proto[:12]})")
+    runs.loc[0, "code.commit"] = before
+    runs.to_csv(data / "runs.csv", index=False)
+    with pytest.raises(pr.PreProtocol, match="1 of 170"):
+        cs.publish(data, tmp_path / "out2", figures=False, protocol=r / "protocol.md")
