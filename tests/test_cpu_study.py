@@ -177,3 +177,20 @@ def test_published_grid_table_checks_evaluation_profiles_when_the_runs_recorded_
     runs.to_csv(data / "runs.csv", index=False)
     with pytest.raises(MixedProfiles, match="dtype: "):
         cs.publish(data, tmp_path / "out2", figures=False, exploratory=True)
+
+
+def test_claim_a_is_tested_on_the_applied_weight_when_the_runs_logged_it_not_on_the_drift():
+    """SSPO drifts 4x more (ungated Var(s_i)) but applies weights whose variance is 4x smaller: (a)'s primary row is
+    "reproduced" from the applied weight while the drift row says "opposite (significant)"; per-run quantity = mean
+    over the stale steps of what was logged."""
+    runs, hist = _study(sspo_var=4e-4, base_var=1e-4, sspo_acc=50, base_acc=50)
+    sspo = hist["run_id"].str.startswith("sspo")
+    hist[cs.APPLIED_VAR_STALE] = hist[cs.VAR_STALE].where(~sspo, hist[cs.VAR_STALE] / 16)
+    m = cs.run_metrics(runs, hist)
+    assert m.set_index("run_id").loc["sspo-s0", "applied_var_stale"] == pytest.approx(4e-4 / 16)
+    table = cs.claims(m)
+    applied = table[table["quantity"].str.startswith("Var of the weight")]
+    assert applied["role"].eq("primary").all() and applied["verdict"].eq("reproduced").all()
+    assert applied["estimate"].tolist() == pytest.approx([0.25] * 4)
+    drift = table[table["quantity"].str.startswith("Var of the UNGATED")]
+    assert drift["verdict"].eq("opposite (significant)").all()

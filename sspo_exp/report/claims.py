@@ -90,7 +90,7 @@ def claims(m: pd.DataFrame, mu: int = CLAIM_MU) -> pd.DataFrame:
     """The claims table: (a)-(c) as :data:`FAMILIES`, then (d) (:func:`gate_claim`)."""
     rows = []
     for f in FAMILIES:
-        if f.column not in m:
+        if f.column not in m or m[f.column].isna().all():
             note = "not logged by these runs (they predate the applied-weight metrics)"
             rows += [{"claim": f.claim, "role": "primary" if f.primary else "secondary", "comparison":
                       f"SSPO vs {b.upper()}", "quantity": f"{f.quantity}, μ={mu}", "effect": "", "n_seeds": 0,

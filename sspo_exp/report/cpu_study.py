@@ -38,7 +38,7 @@ from sspo_exp.report.protocol import PreProtocol, banner, study_status
 from sspo_exp.report.staleness import staleness_latex, staleness_markdown, staleness_table
 from sspo_exp.report.study_data import (  # noqa: F401  (re-exported: the study's names in one place)
     ACC, ACC_BEFORE, BENCHMARK, CLAIM_MU, ENTROPY, HISTORY_COLUMNS, METHODS, PROFILE_COLUMNS, REWARD, RUN_COLUMNS,
-    VAR_STALE, PartialRuns, collect, read_data, run_metrics)
+    VAR_STALE, APPLIED_VAR_STALE, PartialRuns, collect, read_data, run_metrics)
 from sspo_exp.report.study_figures import draw
 from sspo_exp.report.tables import TableSpec, build_table
 

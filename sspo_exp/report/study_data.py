@@ -13,7 +13,9 @@ Per-run quantities (one number per run; every comparison pairs runs of the same 
   policy's entropy on its first rollout, identical across objectives for one seed);
 - ``var_stale``: mean over the run's stale steps of ``train/objective/seq_weight_var_stale``: the variance of the
   *ungated* Eq. 6 sequence ratio s_i (logged before any gate or clip), pooled over each optimizer step. It measures
-  how far the policy drifted from the rollout policy, not the weight an objective applies.
+  how far the policy drifted from the rollout policy, not the weight an objective applies;
+- ``applied_var_stale``: mean over the run's stale steps of the variance of the weight the objective *applies*
+  (:data:`APPLIED_VAR_STALE`; claim (a)'s primary metric). NaN for runs that did not log it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ ACC, ACC_BEFORE = keys.eval_key(BENCHMARK), keys.eval_key(BENCHMARK, stage=keys.
 REWARD, ENTROPY = "train/reward", "train/entropy"
 VAR, VAR_STALE, ROLLOUT_STEP = ("train/objective/seq_weight_var", "train/objective/seq_weight_var_stale",
                                 "train/objective/rollout_step")  # fmt: skip
-HISTORY_COLUMNS = ["run_id", "step", REWARD, ENTROPY, VAR, VAR_STALE, ROLLOUT_STEP, "train/objective/clip_frac",
+#: Claim (a)'s primary metric: Var over a stale step's responses of the weight the objective applies (docs/metrics.md;
+#: ``keys.objective_key("applied_seq_weight_var", keys.STALE)`` of the applied-weight metrics, under ``train/``).
+#: Runs logged before those metrics have none: claim (a) then says "no data".
+APPLIED_VAR_STALE = "train/objective/applied_seq_weight_var_stale"
+HISTORY_COLUMNS = ["run_id", "step", REWARD, ENTROPY, VAR, VAR_STALE, APPLIED_VAR_STALE, ROLLOUT_STEP, "train/objective/clip_frac",
                    "train/objective/attenuated_frac", "train/objective/approx_kl", "train/objective/token_ratio_var",
                    keys.HELDOUT]  # fmt: skip
 RUN_COLUMNS = ["run_id", "name", "state", "group", "job_type", "last_step", "read_error", "objective.name", "objective.eps_low",
@@ -119,6 +125,7 @@ def run_metrics(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         last = h[h["step"] > LAST_QUARTER * float(r["trainer.max_steps"])]
         first = h[ENTROPY].dropna().iloc[:1]  # step 1: the initial policy on its first rollout
         stale = h[VAR_STALE].dropna()
+        applied = h[APPLIED_VAR_STALE].dropna() if APPLIED_VAR_STALE in h else pd.Series(dtype=float)
         rows.append({
             "run_id": r["run_id"], "method": r["objective.name"], "setting": setting(r), "seed": int(r["seed"]),
             "mu": int(r["trainer.mu"]), "default": is_default(r), "acc": float(r[ACC]),
@@ -126,6 +133,7 @@ def run_metrics(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
             "entropy_first": float(first.iloc[0]) if len(first) else math.nan,
             "entropy_last": float(last[ENTROPY].dropna().mean()),
             "var_stale": float(stale.mean()) if len(stale) else math.nan,
+            "applied_var_stale": float(applied.mean()) if len(applied) else math.nan,
         })  # fmt: skip
     out = pd.DataFrame(rows)
     if len(out):
