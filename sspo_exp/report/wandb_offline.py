@@ -335,7 +335,7 @@ PARALLEL_MIN_FILES = 8
 
 def _read_for_report(run_dir: Path, idle_seconds: float) -> Segment:
     """One segment with its history normalized by step (``frames.normalize_history``), done in the worker."""
-    from sspo_exp.report.frames import normalize_history
+    from sspo_exp.report.frames import normalize_history  # pandas only when the report reads, not for read_segment
 
     seg = read_segment(run_dir, idle_seconds, frame=True)
     seg.history = normalize_history(seg.history)
