@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sspo_exp import keys
 from sspo_exp.report import cpu_study as cs
 from sspo_exp.report import protocol as pr
 
@@ -97,6 +98,10 @@ def test_collect_never_replaces_stored_data_from_a_partial_runs_folder(tmp_path,
     monkeypatch.setattr(sources, "load", lambda offline: _frames(STUDY / "data" / "runs.csv"))
     cs.collect([tmp_path / "runs"], data)
     stored = (data / "runs.csv").read_bytes()
+    # the stored frame keeps what a published number's provenance needs (the committed data predates most of it)
+    kept = {"code.commit", "code.dirty", "identity.setting_hash", keys.eval_key(cs.BENCHMARK, keys.profile_stat("id"))}
+    assert kept <= set(pd.read_csv(data / "runs.csv").columns)
+    assert kept - set(pd.read_csv(STUDY / "data" / "runs.csv").columns) == kept - {"code.commit"}
     monkeypatch.setattr(sources, "load", lambda offline: _frames(STUDY / "data" / "runs.csv", 100))
     with pytest.raises(cs.PartialRuns, match="70 runs finished .* not overwriting"):
         cs.collect([tmp_path / "runs"], data)
