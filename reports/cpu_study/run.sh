@@ -3,6 +3,7 @@
 # (launcher=local_parallel), then the compact stored results (data/) and every published file.
 #   bash reports/cpu_study/run.sh                          # from anywhere; resumable: re-run it after a kill
 #   STUDY_SEEDS="0 1 2" bash reports/cpu_study/run.sh      # only these seeds
+#   STUDY_SKIP_RUNS=1 bash reports/cpu_study/run.sh        # only collect + publish what has run
 #   bash reports/cpu_study/run.sh publish [--exploratory]  # only the tables and figures, from the committed data/
 #                                                          # (a fresh clone suffices: no runs/ needed)
 # Runs land in $STUDY_RUNS (default runs/cpu_study). Each phase's wall and CPU seconds (user + system of the sweep
@@ -37,6 +38,7 @@ PHASES+=("cpu_study_grid|--only gate.tau_neg=0.3|$SEEDS" "cpu_study_grid|--only 
 TIMER=()
 [ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f '%e %U %S' -o "$DATA/.time")
 for phase in "${PHASES[@]}"; do
+  [ -n "${STUDY_SKIP_RUNS:-}" ] && break
   IFS='|' read -r sweep only seeds <<< "$phase"
   start=$(date +%s)
   status=0
