@@ -58,3 +58,27 @@ def test_table2_flags_exactly_the_paper_cells_that_are_neither_k_over_30_nor_k_o
 
 def test_table1_has_no_table2_caveat():
     assert SPECS["1"].paper_caveat is None
+
+
+def test_each_paper_cell_says_whether_the_paper_value_lies_inside_our_seeds_t_interval():
+    """Hand-computed: GRPO seeds 80, 82, 84 (mean 82, sd 2, n 3): 95% t-interval 82 ± t(0.975, 2)·2/√3 = 82 ± 4.97;
+    the paper's 84.5 lies inside. GMPO seeds 86.0, 86.2: mean 86.1, sd 0.1414, half-width 12.706·0.1414/√2 = 1.27;
+    the paper's 88.8 lies outside. One SAPO seed: no interval ("n < 2")."""
+    paper = pd.read_csv(Path(__file__).parents[1] / "reports" / "paper" / "table1.csv")
+    model = paper["model"].iloc[0]
+    p = paper.set_index("method")
+    values = {"grpo": [80.0, 82.0, 84.0], "gmpo": [86.0, 86.2], "sapo": [70.0]}
+    runs = pd.DataFrame([{"run_id": f"{m}{s}", "state": "finished", "group": m, "objective.name": m, "seed": s,
+                          "model.name": model, "name": "", "last_step": 0, "read_error": "",
+                          "eval/gsm8k/pass@1": v} for m, vs in values.items() for s, v in enumerate(vs)])  # fmt: skip
+    table = build_table(runs, SPECS["1"], columns=("gsm8k",), allow_mixed_profiles=True)
+    got = {k[1]: v for k, v in table.paper_in_ci.items() if k[2] == "gsm8k"}
+    paper_gsm8k = p.loc[p["model"] == model, "gsm8k"]
+    assert abs(paper_gsm8k["grpo"] - 82.0) < 4.96 and got["grpo"] == "inside"
+    assert abs(paper_gsm8k["gmpo"] - 86.1) > 1.28 and got["gmpo"] == "outside"
+    assert got["sapo"] == "n < 2"
+    md = markdown(table)
+    assert f"{paper_gsm8k['grpo']:.1f} ({82.0 - paper_gsm8k['grpo']:+.1f}) inside" in md
+    assert "lies inside or outside our seeds' 95% t-interval" in md
+    flags = csv_frame(table).set_index(["method", "column"])["paper_in_t95"]
+    assert flags[("gmpo", "gsm8k")] == "outside" and flags[("sapo", "gsm8k")] == "n < 2"

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # The CPU study, end to end (reports/cpu_study/README.md): both sweeps, 2 runs at a time with 1 torch thread each
 # (launcher=local_parallel), then the compact stored results (data/) and every published file.
-#   bash reports/cpu_study/run.sh                 # from the repository root; resumable: re-run it after a kill
+#   bash reports/cpu_study/run.sh                          # from anywhere; resumable: re-run it after a kill
 #   STUDY_SEEDS="0 1 2" bash reports/cpu_study/run.sh      # only these seeds
 #   STUDY_SKIP_RUNS=1 bash reports/cpu_study/run.sh        # only collect + publish what has run
-# Runs land in $STUDY_RUNS (default runs/cpu_study); each phase's wall and CPU seconds (user + system of the sweep and its
-# workers, GNU time) are appended to data/wall.tsv: sweep, filter, seeds, start, end (epoch s), wall s, cpu s.
+#   bash reports/cpu_study/run.sh publish [--exploratory]  # only the tables and figures, from the committed data/
+#                                                          # (a fresh clone suffices: no runs/ needed)
+# Runs land in $STUDY_RUNS (default runs/cpu_study). Each phase's wall and CPU seconds (user + system of the sweep
+# and its workers, GNU time when installed) are appended to data/wall.tsv: sweep, filter, seeds, start, end (epoch
+# s), wall s, cpu s. A failed sweep stops the script with its exit status (data/ and the published files are then
+# unchanged; re-running resumes). `collect` refuses to replace data/ by a collection that lacks a stored finished run.
+# STUDY_DATA and STUDY_OUT (default reports/cpu_study/data and reports/cpu_study) and PYTHON are for tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${STUDY_RUNS:-runs/cpu_study}
-DATA=reports/cpu_study/data
+DATA=${STUDY_DATA:-reports/cpu_study/data}
+OUT=${STUDY_OUT:-reports/cpu_study}
+PROTOCOL=reports/cpu_study/protocol.md
+PY=${PYTHON:-python}
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true TOKENIZERS_PARALLELISM=false
+if [ "${1:-}" = publish ]; then
+  shift
+  exec "$PY" -m sspo_exp.report.cpu_study publish "$DATA" "$OUT" --protocol "$PROTOCOL" "$@"
+fi
 mkdir -p "$DATA"
 # Phases, most important first, so a study cut short has whole claims: (1) every method at its default configuration
 # at mu = 4 (claims a-c), seeds 0-1 then 2-4 (each batch complete before the next); (2) the SSPO gates of the grid at
@@ -23,17 +35,30 @@ PHASES=("$MU4|0 1" "$MU4|2 3 4")
 [ -n "${STUDY_SEEDS:-}" ] && PHASES=("$MU4|$SEEDS")
 PHASES+=("cpu_study_grid|--only gate.tau_neg=0.3|$SEEDS" "cpu_study_grid|--only gate=gumbel|$SEEDS"
          "cpu_study_grid|--only objective=sspo|$SEEDS" "cpu_study_grid||$SEEDS" "cpu_study_staleness||$SEEDS")
+TIMER=()
+[ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f '%e %U %S' -o "$DATA/.time")
 for phase in "${PHASES[@]}"; do
   [ -n "${STUDY_SKIP_RUNS:-}" ] && break
   IFS='|' read -r sweep only seeds <<< "$phase"
   start=$(date +%s)
+  status=0
   # shellcheck disable=SC2086
-  /usr/bin/time -f '%e %U %S' -o "$DATA/.time" \
-    sspo-exp sweep "sweeps/$sweep.yaml" launcher=local_parallel "output_root=$RUNS" $only --seeds $seeds || true
-  read -r wall user sys < <(tail -n 1 "$DATA/.time")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sweep" "$only" "$seeds" "$start" "$(date +%s)" "$wall" \
-    "$(python -c "print(round($user + $sys, 1))")" >> "$DATA/wall.tsv"
+  "${TIMER[@]}" sspo-exp sweep "sweeps/$sweep.yaml" launcher=local_parallel "output_root=$RUNS" $only \
+    --seeds $seeds || status=$?
+  cpu=""
+  if [ -s "$DATA/.time" ]; then
+    read -r _ user sys < <(tail -n 1 "$DATA/.time")
+    cpu=$("$PY" -c "print(round($user + $sys, 1))")
+  fi
+  end=$(date +%s)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sweep" "$only" "$seeds" "$start" "$end" "$((end - start))" "$cpu" \
+    >> "$DATA/wall.tsv"
   rm -f "$DATA/.time"
+  if [ "$status" -ne 0 ]; then
+    echo "run.sh: phase '$sweep $only --seeds $seeds' failed (exit $status); stopping before collect and publish" \
+      "(data/ and the published files are unchanged; re-run to resume)" >&2
+    exit "$status"
+  fi
 done
-python -m sspo_exp.report.cpu_study collect "$RUNS" "$DATA"
-python -m sspo_exp.report.cpu_study publish "$DATA" reports/cpu_study
+"$PY" -m sspo_exp.report.cpu_study collect "$RUNS" "$DATA"
+"$PY" -m sspo_exp.report.cpu_study publish "$DATA" "$OUT" --protocol "$PROTOCOL"

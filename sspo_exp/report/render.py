@@ -67,8 +67,14 @@ def markdown(table: Table) -> str:
             for row in table.rows[b]:
                 lines.append(f"| {b} | {row_label(row)} | " + " | ".join(
                     _paper_text(table, b, row, c) for c in table.columns) + " |")
+        lines += ["", PAPER_CI_NOTE]
         lines += ["", *[f"Paper: {n}" for n in table.paper_notes]] if table.paper_notes else []
     return "\n".join(lines) + "\n"
+
+
+PAPER_CI_NOTE = ("Each paper cell: the paper's value, (ours − paper), and whether the paper's value lies inside or "
+                 "outside our seeds' 95% t-interval of the mean (df = n − 1, sspo_exp.report.stats); n < 2: one seed, "
+                 "no interval. Inside means our seeds cannot tell our mean from the paper's value, not that they agree.")
 
 
 def _paper_text(table: Table, block: str, row: str, col: str) -> str:
@@ -77,7 +83,10 @@ def _paper_text(table: Table, block: str, row: str, col: str) -> str:
         return "n/a"
     ours = table.cells[(block, row, col)].mean
     mark = "§" if (block, row, col) in table.paper_unrepresentable else ""
-    return f"{_num(p)}{mark} ({_num(ours - p, sign=True)})" if math.isfinite(ours) else f"{_num(p)}{mark} (—)"
+    if not math.isfinite(ours):
+        return f"{_num(p)}{mark} (—)"
+    ci = table.paper_in_ci.get((block, row, col), "—")
+    return f"{_num(p)}{mark} ({_num(ours - p, sign=True)})" + ("" if ci == "—" else f" {ci}")
 
 
 def footer(table: Table) -> list[str]:
@@ -149,5 +158,6 @@ def csv_frame(table: Table) -> pd.DataFrame:
                      "n": x.n, "expected_n": table.expected_seeds, "marks": ",".join(sorted(x.marks)),
                      "config": x.config, "select_metric": table.select_metric, "paper": p,
                      "delta_to_paper": x.mean - p, "note": x.note,
-                     "paper_not_k_over_n": (b, r, c) in table.paper_unrepresentable})
+                     "paper_not_k_over_n": (b, r, c) in table.paper_unrepresentable,
+                     "paper_in_t95": table.paper_in_ci.get((b, r, c), "")})
     return pd.DataFrame(recs).round({"mean": 4, "std": 4, "paper": 4, "delta_to_paper": 4})
