@@ -111,3 +111,31 @@ def test_verls_own_config_composes_and_validates(objective):
     assert get_policy_loss_fn(actor.policy_loss.loss_mode) is not None
     assert optimizer_steps_per_rollout(cfg.data.train_batch_size, actor.ppo_mini_batch_size, actor.ppo_epochs) == 2
     assert cfg.actor_rollout_ref.rollout.n == 8 and cfg.data.max_response_length == 512
+
+
+@pytest.mark.verl
+@needs_verl
+def test_report_mapping_reads_back_the_recipe_from_verls_composed_config():
+    """recipe -> verl's full resolved config (what verl logs to W&B) -> sspo_exp/report/engines.py -> the recipe's
+    own settings; every verl path the mapping reads exists in verl's config."""
+    import verl
+    from hydra import compose, initialize_config_dir
+
+    from sspo_exp.report import engines
+    from sspo_exp.report.frames import flatten
+
+    recipe = load_recipe(RECIPE, ["objective.gate=siglog", "objective.tau_pos=0.5", "objective.tau_neg=0.6", "seed=3"])
+    with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
+        cfg = compose("ppo_trainer", overrides=overrides(recipe))
+    flat = flatten(OmegaConf.to_container(cfg, resolve=False))
+    ours = engines.verl_config(flat)
+    assert ours["objective"] == {"name": "sspo"} and ours["gate"] == {"name": "siglog", "tau_pos": 0.5, "tau_neg": 0.6}
+    assert (ours["trainer"]["mu"], ours["trainer"]["num_generations"], ours["seed"]) == (2, 8, 3)
+    assert ours["model"]["name"] == "Qwen/Qwen2.5-7B-Instruct"
+    read = ["data.train_batch_size", "data.seed", "data.max_response_length", "data.val_files",
+            "actor_rollout_ref.model.path", "actor_rollout_ref.rollout.n", "actor_rollout_ref.rollout.name",
+            "actor_rollout_ref.rollout.dtype", "actor_rollout_ref.rollout.val_kwargs.do_sample",
+            "reward.custom_reward_function.path", "reward.custom_reward_function.name"]
+    read += [f"actor_rollout_ref.actor.{k}" for k in ("ppo_mini_batch_size", "ppo_epochs", "policy_loss.loss_mode",
+                                                      "tau_pos", "tau_neg", "clip_ratio_low", "clip_ratio_high")]
+    assert [k for k in read if k not in flat] == []

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from verl.trainer.ppo.core_algos import agg_loss, register_policy_loss
 
+from sspo_exp.keys import VERL_OBJECTIVE_PREFIX as METRIC_PREFIX
 from sspo_exp.objectives import DEFAULT_GATE, GATES, make_objective
 
 #: verl's ``loss_agg_mode`` -> our ``loss_agg`` whose value :func:`verl_scale` rescales to verl's.
@@ -39,8 +40,6 @@ VERL_AGG = {
     "seq-mean-token-sum": "token-mean",
     "seq-mean-token-sum-norm": "token-mean",
 }
-#: Our objective's metrics are logged as ``actor/objective/<name>`` (ours: ``train/objective/<name>``).
-METRIC_PREFIX = "actor/objective/"
 #: verl's loss names -> our gate (``sspo`` is the paper's default gate).
 LOSS_MODES = {"sspo": DEFAULT_GATE, **{f"sspo_{g}": g for g in GATES}}
 

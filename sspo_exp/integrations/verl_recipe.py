@@ -84,6 +84,7 @@ def overrides(recipe: Mapping[str, Any]) -> list[str]:
         "actor_rollout_ref.rollout.name": "vllm", "actor_rollout_ref.rollout.temperature": t["temperature"],
         "actor_rollout_ref.rollout.top_p": t["top_p"],
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": t["per_device_batch_size"],
+        "actor_rollout_ref.rollout.val_kwargs.do_sample": False, "actor_rollout_ref.rollout.val_kwargs.n": 1,  # greedy Pass@1
         actor + "ppo_mini_batch_size": b.ppo_mini_batch_size, actor + "ppo_epochs": b.ppo_epochs,
         actor + "ppo_micro_batch_size_per_gpu": t["per_device_batch_size"], actor + "optim.lr": t["learning_rate"],
         actor + "grad_clip": t["max_grad_norm"], actor + "use_kl_loss": False, actor + "entropy_coeff": 0,
