@@ -139,3 +139,26 @@ def test_report_mapping_reads_back_the_recipe_from_verls_composed_config():
     read += [f"actor_rollout_ref.actor.{k}" for k in ("ppo_mini_batch_size", "ppo_epochs", "policy_loss.loss_mode",
                                                       "tau_pos", "tau_neg", "clip_ratio_low", "clip_ratio_high")]
     assert [k for k in read if k not in flat] == []
+
+
+def test_data_files_in_verls_layout_with_our_prompt_and_gold(tmp_path):
+    """The converter on the generated arithmetic dataset (no download): verl's columns, our zero-shot prompt, the
+    held-out rows as data_source ``heldout`` and each benchmark under its name, gold answers the reward accepts."""
+    import pandas as pd
+
+    from sspo_exp.data import load_dataset_rows
+    from sspo_exp.data.prompts import build_messages
+    from sspo_exp.integrations.verl_data import write_table1
+    from sspo_exp.integrations.verl_reward import compute_score
+
+    dataset = {"name": "arithmetic", "seed": 0, "digits": 2, "operations": ["+"], "steps": 1, "word_problems": 0.0,
+               "train_size": 30, "test_size": 10, "prompt_style": "instruct"}
+    train_path, val_path = write_table1(tmp_path, dataset, benchmarks=("arithmetic",))
+    train, val = pd.read_parquet(train_path), pd.read_parquet(val_path)
+    assert {"data_source", "prompt", "ability", "reward_model", "extra_info"} <= set(train.columns)
+    assert len(train) == 30 and set(val["data_source"]) == {"heldout", "arithmetic"}
+    first = load_dataset_rows(dataset, "train")[0]
+    assert list(train["prompt"][0]) == build_messages(first["question"])
+    gold = train["reward_model"][0]["ground_truth"]
+    assert gold == first["answer"]
+    assert compute_score("arithmetic", f"<think>t</think> <answer>{gold}</answer>", gold)["acc"] == 1.0
