@@ -98,6 +98,16 @@ def test_finite_in_low_precision_with_extreme_ratios(dtype):
     assert torch.isfinite(loss) and torch.isfinite(new.grad).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_one_advantage_per_response_is_accepted_at_full_length(dtype):
+    """512-token responses with bf16 advantages (verl's broadcast of one value) are not mistaken for token-level
+    advantages."""
+    old, new, adv, mask = random_batch(seed=23, rows=4, T=512)
+    loss, _ = _fn("sspo")(old.to(dtype), new.detach().to(dtype), (adv * 37.3).to(dtype), mask, "token-mean",
+                          actor_config("sspo", **TAUS), None)  # fmt: skip
+    assert torch.isfinite(loss)
+
+
 def test_refusals_name_what_is_wrong():
     old, new, adv, mask = random_batch(seed=2)
     fn = _fn("sspo")

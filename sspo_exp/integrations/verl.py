@@ -65,9 +65,10 @@ def sequence_advantages(advantages: torch.Tensor, response_mask: torch.Tensor) -
     """One advantage per response [B] from verl's token-level advantages [B, T] (its outcome estimators, e.g.
     ``grpo``, broadcast one value over a response's tokens). Token-varying advantages (``gae``) are refused: SSPO
     weighs a whole response by one advantage (SPEC.md Eq. 11)."""
-    mask = response_mask.to(advantages.dtype)
-    seq = (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
-    spread = ((advantages - seq.unsqueeze(-1)).abs() * mask).amax() if mask.numel() else advantages.new_zeros(())
+    adv = advantages.float()  # a bf16 sum of 512 equal values is not that value times 512
+    mask = response_mask.to(adv.dtype)
+    seq = (adv * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+    spread = ((adv - seq.unsqueeze(-1)).abs() * mask).amax() if mask.numel() else adv.new_zeros(())
     if spread > 1e-5 * (1.0 + seq.abs().max()):
         raise ValueError("SSPO needs one advantage per response (algorithm.adv_estimator=grpo, rloo, ...); "
                          f"the advantages vary within a response by up to {float(spread):.3g}")
