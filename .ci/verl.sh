@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 venv=.venv-verl
 stamp="$venv/.sspo-exp-stamp"
 want="$(cat pyproject.toml .ci/verl.sh | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "import verl, sspo_exp" 2>/dev/null; then
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "import importlib.util as u; assert u.find_spec('verl') and u.find_spec('sspo_exp')" 2>/dev/null; then
   echo "verl env: $venv is up to date"
   exit 0
 fi
