@@ -10,8 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from sspo_exp.errors import ConfigError
-from sspo_exp.integrations.verl_recipe import (
-    gpu_hours, load_recipe, main, optimizer_steps_per_rollout, overrides, trained_tokens, verl_batch)
+from sspo_exp.integrations.verl_recipe import gpu_hours, load_recipe, main, overrides, trained_tokens, verl_batch
+from sspo_exp.report.engines import optimizer_steps_per_rollout
 from verl_helpers import needs_verl
 
 ROOT = Path(__file__).parents[1]

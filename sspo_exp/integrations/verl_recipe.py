@@ -1,6 +1,6 @@
 """A verl launch from our settings: the batch arithmetic of μ, the Hydra overrides, the GPU-hours estimate.
 
-Torch- and verl-free (the report reads :func:`optimizer_steps_per_rollout` too). The recipe is
+Torch- and verl-free. μ is read back from verl's fields by ``sspo_exp.report.engines.optimizer_steps_per_rollout``. The recipe is
 ``recipes/verl/table1.yaml``; ``python -m sspo_exp.integrations.verl_recipe RECIPE [key=value ...]`` prints the
 overrides of ``python -m verl.trainer.main_ppo`` one per line (``recipes/verl/run_table1.sh``).
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sspo_exp.errors import ConfigError
+from sspo_exp.report.engines import optimizer_steps_per_rollout  # the one reading of μ in verl's fields
 
 #: verl's loss names for our objectives (sspo_exp.integrations.verl registers the sspo ones; the rest are verl's).
 LOSS_MODES = {"sspo": "sspo", "gspo": "gspo", "gmpo": "geo_mean", "sapo": "sapo", "grpo": "vanilla"}
@@ -42,14 +43,6 @@ def verl_batch(prompts_per_step: int, num_generations: int, mu: int) -> VerlBatc
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"trainer.{name}={value!r}: must be an integer >= {low}")
     return VerlBatch(mu * prompts_per_step, prompts_per_step, 1, num_generations)
-
-
-def optimizer_steps_per_rollout(train_batch_size: int, ppo_mini_batch_size: int, ppo_epochs: int = 1) -> int:
-    """μ of a verl config: optimizer steps made on one rollout (verl requires whole mini-batches)."""
-    if train_batch_size % ppo_mini_batch_size:
-        raise ConfigError(f"data.train_batch_size={train_batch_size}: must be a multiple of "
-                          f"actor.ppo_mini_batch_size={ppo_mini_batch_size}")  # fmt: skip
-    return ppo_epochs * train_batch_size // ppo_mini_batch_size
 
 
 def gpu_hours(tokens: float, params: float, peak_flops: float, mfu: float) -> float:

@@ -38,7 +38,7 @@ from dataclasses import replace
 import pandas as pd
 
 from sspo_exp import keys
-from sspo_exp.integrations.verl_recipe import optimizer_steps_per_rollout
+from sspo_exp.errors import ConfigError
 from sspo_exp.objectives import DEFAULT_GATE
 from sspo_exp.report.frames import RunData, flatten
 
@@ -48,6 +48,15 @@ HISTORY = {"train/reward": "critic/rewards/mean", "train/entropy": "actor/entrop
 HELDOUT_SOURCE = "heldout"  #: the data_source of the held-out rows in the validation file
 _VAL_CORE = re.compile(r"^val-core/(?P<source>.+)/acc/mean@1$")
 _ACTOR = "actor_rollout_ref.actor."
+
+
+def optimizer_steps_per_rollout(train_batch_size: int, ppo_mini_batch_size: int, ppo_epochs: int = 1) -> int:
+    """μ of a verl config: optimizer steps made on one rollout (verl requires whole mini-batches). The recipe
+    (sspo_exp.integrations.verl_recipe) derives its batch fields from μ and checks them with this function."""
+    if train_batch_size % ppo_mini_batch_size:
+        raise ConfigError(f"data.train_batch_size={train_batch_size}: must be a multiple of "
+                          f"actor.ppo_mini_batch_size={ppo_mini_batch_size}")  # fmt: skip
+    return ppo_epochs * train_batch_size // ppo_mini_batch_size
 
 
 def is_verl(run: RunData) -> bool:
