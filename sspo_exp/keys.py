@@ -44,6 +44,10 @@ def codeact_key(stat: str) -> str:
     return f"codeact/{stat}"
 
 
+#: Our objective's diagnostics as logged by a verl run (sspo_exp.integrations.verl); the report maps them to
+#: ``train/objective/<metric>`` (sspo_exp.report.engines).
+VERL_OBJECTIVE_PREFIX = "actor/objective/"
+
 #: Summary keys of the held-out accuracy before and after RL.
 HELDOUT_BEFORE, HELDOUT_AFTER = "heldout_accuracy/before", "heldout_accuracy/after"
 

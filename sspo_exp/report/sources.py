@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import pandas as pd
 
+from sspo_exp.report.engines import to_ours
 from sspo_exp.report.frames import RunData, merge_segments, normalize_history, to_frames
 from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS, read_offline
 from sspo_exp.keys import is_pruned
@@ -97,4 +98,4 @@ def load(offline: list[str] | None = None, project: str | None = None, filters: 
     if bool(offline) == bool(project):
         raise ValueError("give exactly one source: offline=[DIR, ...] or project='entity/project'")
     runs = offline_runs(offline, idle_seconds, workers) if offline else api_runs(project, filters, api)
-    return to_frames(runs)
+    return to_frames([to_ours(r) for r in runs])  # runs of another engine (verl) under our names: report/engines.py

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A third virtualenv, .venv-verl, with verl (PyPI release) for the tests marked `verl` (tests/test_verl_*.py).
+#
+# Why a separate environment: verl 0.9.1 requires transformers <5.11, while the project's own environment resolves
+# to a newer transformers (TRL 1.16's floor is lower, but pinning the whole project below 5.11 for a CPU test path
+# would change what every run trains with). verl's policy-loss registry (verl.trainer.ppo.core_algos) imports on
+# the CPU; its trainer needs GPUs and is not run here. Installed with uv, like .ci/vllm.sh (same reasons: parallel
+# downloads; uv does not read pip's configuration, so pip's find-links and constraint are passed on). Idempotent: a
+# stamp holding the hash of pyproject.toml and this script skips a finished install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+venv=.venv-verl
+stamp="$venv/.sspo-exp-stamp"
+want="$(cat pyproject.toml .ci/verl.sh | sha256sum | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "import importlib.util as u; assert u.find_spec('verl') and u.find_spec('sspo_exp')" 2>/dev/null; then
+  echo "verl env: $venv is up to date"
+  exit 0
+fi
+python3 -m venv "$venv"
+pip="$venv/bin/pip"
+if "$pip" install -q 'uv>=0.13,<0.14'; then
+  pip_args=()   # pip's find-links and constraint, for uv
+  for links in ${PIP_FIND_LINKS:-} $("$pip" config get global.find-links 2>/dev/null || true); do
+    if [[ -d "$links" ]]; then pip_args+=(--find-links "$links"); fi
+  done
+  constraint="$("$pip" config get global.constraint 2>/dev/null || true)"
+  if [[ -n "$constraint" && -f "$constraint" ]]; then pip_args+=(--constraint "$constraint"); fi
+  "$venv/bin/uv" pip install -q --python "$venv/bin/python" "${pip_args[@]}" torch==2.13.0 -e '.[verl,test]'
+else
+  echo "verl env: uv could not be installed; installing with pip (slower)" >&2
+  "$pip" install -q torch==2.13.0            # the CPU wheel first, so verl does not pull a CUDA build
+  "$pip" install -q -e '.[verl,test]'
+fi
+"$venv/bin/python" -c "import torch, transformers, verl; from verl.trainer.ppo import core_algos; print('verl env:', 'verl', verl.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
+echo "$want" > "$stamp"
