@@ -10,6 +10,7 @@
     sspo-exp --version                   the installed package version
     sspo-exp train --help                config groups, their options and examples (also for eval)
     sspo-exp sandbox [--weak]            how model-written code is isolated here, and the hostile-program table
+    sspo-exp env [--json]                versions, CPU/GPU, SLURM, sandbox, W&B and HF settings for a bug report
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ COMMANDS = {
     "cold-start": ("sspo_exp.models.cold_start_cli", "compute the cold start of a training config (train's overrides)"),
     "gates": ("sspo_exp.objectives.table", "print the SSPO gates and token weights (the paper's Figure 1)"),
     "sandbox": ("sspo_exp.sandbox.cli", "check the code sandbox here and run hostile programs in it"),
+    "env": ("sspo_exp.env_cli", "versions, cores, GPUs, SLURM, sandbox, W&B and HF settings (for a bug report)"),
 }
 
 
