@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -38,11 +39,41 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+#: The commands whose arguments are Hydra overrides: Hydra's shell completion completes them.
+HYDRA_COMMANDS = ("train", "eval")
+COMPLETION_FLAGS = ("-sc", "--shell-completion")
+
+
+def _complete(argv: list[str]) -> int:
+    """``sspo-exp -sc query=bash``, as the bash function of ``eval "$(sspo-exp train -sc install=bash)"`` calls it
+    (with the program's first word only): complete the command name, or hand the line, without the command word,
+    to that command's Hydra, which completes config groups, options and keys."""
+    line = os.environ.get("COMP_LINE")
+    if len(argv) < 2 or not argv[1].startswith("query=") or line is None:
+        print(f"sspo-exp: {' '.join(argv)}: install completion with eval \"$(sspo-exp train -sc install=bash)\"; "
+              "the shell then calls `sspo-exp -sc query=bash` with COMP_LINE set", file=sys.stderr)
+        return 2
+    point = int(os.environ.get("COMP_POINT", len(line)))
+    words = line[:point].split()
+    if len(words) < 2 or (len(words) == 2 and not line[:point].endswith(" ")):  # completing the command name
+        prefix = words[1] if len(words) == 2 else ""
+        print(" ".join(name for name in COMMANDS if name.startswith(prefix)))
+        return 0
+    if words[1] not in HYDRA_COMMANDS:
+        return 0  # argparse commands: nothing to complete
+    start = line.index(words[1])
+    os.environ["COMP_LINE"] = line[:start] + line[start + len(words[1]):].lstrip()
+    os.environ["COMP_POINT"] = str(point - (len(line) - len(os.environ["COMP_LINE"])))
+    return int(importlib.import_module(COMMANDS[words[1]][0]).main(argv) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
+    if argv[0] in COMPLETION_FLAGS:
+        return _complete(argv)
     if argv[0] in {"-V", "--version"}:
         from sspo_exp import __version__
 
