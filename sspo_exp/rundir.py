@@ -276,7 +276,7 @@ class RunBusy(RuntimeError):
     def __init__(self, run_id: str, held: dict):
         self.run_id, self.held = run_id, held
         renewed = float(held.get("renewed", 0))
-        since = _utc(held["started"]) if held.get("started") else "an unknown time"
+        since = _utc(float(held["started"])) if held.get("started") is not None else "an unknown time"
         job = f", SLURM job {held['job_id']}" if held.get("job_id") else ""
         super().__init__(f"run {run_id} is being trained by {held.get('host')}:{held.get('pid')}{job} since {since}; "
                          f"its lease was renewed {time.time() - renewed:.0f} s ago and goes stale at "
