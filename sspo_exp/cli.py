@@ -19,13 +19,15 @@ import importlib
 import os
 import sys
 
+from sspo_exp import __version__
+
 COMMANDS = {
     "train": ("sspo_exp.train.cli", "train the policy with one objective (Hydra overrides follow)"),
     "eval": ("sspo_exp.evaluation.cli", "greedy Pass@1 of a run or model on benchmarks (Hydra overrides follow)"),
     "report": ("sspo_exp.report.cli", "tables and curves from W&B runs (online or offline)"),
     "sweep": ("sspo_exp.sweeps.grid", "run a sweep file (the paper's grids) as one Hydra multirun"),
     "optuna": ("sspo_exp.sweeps.optuna_cli", "Optuna search: create a study, run workers"),
-    "cold-start": ("sspo_exp.models.cold_start_cli", "compute the cold start of a training config (train's overrides)"),
+    "cold-start": ("sspo_exp.train.cold_start_cli", "compute the cold start of a training config (train's overrides)"),
     "gates": ("sspo_exp.objectives.table", "print the SSPO gates and token weights (the paper's Figure 1)"),
     "sandbox": ("sspo_exp.sandbox.cli", "check the code sandbox here and run hostile programs in it"),
     "env": ("sspo_exp.env_cli", "versions, cores, GPUs, SLURM, sandbox, W&B and HF settings (for a bug report)"),
@@ -75,8 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in COMPLETION_FLAGS:
         return _complete(argv)
     if argv[0] in {"-V", "--version"}:
-        from sspo_exp import __version__
-
         print(f"sspo-exp {__version__}")
         return 0
     name, rest = argv[0], argv[1:]

@@ -192,10 +192,12 @@ def other_code(jobs: list[Job]) -> list[str]:
 def train_task(cfg) -> dict[str, Any]:
     """The task of every job (and of every Optuna trial, sspo_exp/sweeps/optuna_cli.py):
     ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The submitit launchers add the
-    preemption handler (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
-    from sspo_exp.train.run import train
+    preemption handler (``hydra.callbacks`` in conf/launcher/submitit_*.yaml). Inside an Optuna trial the trial's
+    pruning callback is passed in (``pruning.trial_callbacks``: empty otherwise)."""
+    from sspo_exp.sweeps.pruning import trial_callbacks
+    from sspo_exp.train.run import train  # torch, transformers, TRL: only in the process that trains
 
-    return train(cfg)
+    return train(cfg, callbacks=trial_callbacks())
 
 
 def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], Any] = train_task,

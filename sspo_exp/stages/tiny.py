@@ -22,18 +22,17 @@ seed 1 45.5 -> 67.5%, seed 2 45.0 -> 90.0%, seed 3 44.0 -> 85.5%; with rewards s
 (seed 0, TRL's GRPO loss) it fell, 51.5 -> 46.5%.
 
 The result is published under ``$SSPO_EXP_CACHE`` (default ``~/.cache/sspo-exp``)``/coldstart-tiny-s<seed>-<hash>/``
-in HF format through :func:`sspo_exp.models.stage.run_stage` (once per key even when many jobs ask at once; atomic;
+in HF format through :func:`sspo_exp.stages.cache.run_stage` (once per key even when many jobs ask at once; atomic;
 a killed build leaves nothing half-written and is redone — it takes about a minute, so it keeps no checkpoints).
 A second call with the same config loads it instead of training.
 
-:func:`cold_started_path` is the one entry point for every model: this tiny cold start, the SFT cold start of an
-HF model (``sspo_exp.models.sft``), or no cold start.
+The targets are :mod:`sspo_exp.stages.targets`'; :func:`sspo_exp.stages.policy.cold_started_path` is the one entry
+point for every model (this cold start, CodeAct's, the SFT of an HF model, or none).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import sys
 import time
@@ -44,70 +43,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from sspo_exp.data.arithmetic import ArithmeticConfig, build_prompt, generate
 from sspo_exp.models import tiny
-from sspo_exp.models.cold_start_spec import ColdStartSpec, cold_start_spec
-from sspo_exp.models.stage import cache_root, run_stage
-
-__all__ = ["cache_root", "cold_started_path", "completion", "training_texts", "working"]
-
-
-def working(a: int, op: str, b: int, carry: bool = True) -> tuple[str, int]:
-    """Column-by-column working of ``a op b`` (``op`` in ``+ -``, ``a, b >= 0``) and the answer it leads to.
-
-    Units column first; each column shows its digits, the carry/borrow taken from the previous column, and the
-    raw result: ``47+38 -> "7+8=15 4+3+1=8"`` (answer 85), ``42-17 -> "2-7=-5 4-1-1=2"`` (answer 25).
-    When ``a < b`` it is the working of ``-(b - a)``: ``17-42 -> "-(42-17) 2-7=-5 4-1-1=2"``
-    (answer -25). With ``carry=False`` every carry and borrow is dropped — the deliberate slip of the noisy
-    targets (``47+38 -> "7+8=15 4+3=7"``, answer 75).
-    """
-    if op == "-" and a < b:
-        text, value = working(b, "-", a, carry)
-        return f"-({b}-{a}) {text}", -value
-    columns, digits, c, place, value = [], max(len(str(a)), len(str(b))), 0, 1, 0
-    for _ in range(digits):
-        da, db = a % 10, b % 10
-        raw = da + db + c if op == "+" else da - db - c
-        columns.append(f"{da}{op}{db}" + (f"{op}1" if c else "") + f"={raw}")
-        value += (raw % 10) * place
-        c = int(carry and (raw >= 10 if op == "+" else raw < 0))
-        a, b, place = a // 10, b // 10, place * 10
-    return " ".join(columns), value + (c * place if op == "+" else 0)
-
-
-def completion(question: str, answer: str, drop_carry: bool = False) -> str:
-    """The cold-start target for one problem, in the paper's format ``<think>…</think> <answer>…</answer>``.
-
-    Single-step ``a+b`` / ``a-b`` problems get the column working of :func:`working` as their think part
-    (``drop_carry`` makes it, and the answer, the slipped version). Any other problem (``*``, several steps,
-    word problems) restates the question as its think part and gives ``answer`` unchanged.
-    """
-    expression = _operands(question)
-    if expression is None or expression[1][0] == "*":
-        return f"<think>{question}</think> <answer>{answer}</answer>"
-    (a, b), (op,) = expression
-    text, value = working(a, op, b, carry=not drop_carry)
-    return f"<think>{text}</think> <answer>{value}</answer>"
-
-
-def _operands(question: str) -> tuple[list[int], list[str]] | None:
-    """``(operands, ops)`` of a bare single-step expression like ``47+38`` / ``5-12`` (None for anything else)."""
-    for op in "+-*":
-        left, sep, right = question.partition(op)
-        if sep and left.isdigit() and right.isdigit():
-            return [int(left), int(right)], [op]
-    return None
-
-
-def training_texts(dataset: Mapping[str, Any], target_noise: float, seed: int) -> list[tuple[str, str]]:
-    """``(prompt, completion)`` pairs of the train split; ``target_noise`` of them carry the dropped-carry slip."""
-    rows = generate(ArithmeticConfig.from_config(dataset), "train", int(dataset.get("seed", 0)))
-    rng = random.Random(seed)
-    style = dataset.get("prompt_style", "compact")
-    return [
-        (build_prompt(r["question"], None, style), completion(r["question"], r["answer"], rng.random() < target_noise))
-        for r in rows
-    ]
+from sspo_exp.stages.spec import ColdStartSpec
+from sspo_exp.stages.targets import training_texts
 
 
 def _batch(tokenizer, pairs: list[tuple[str, Any]]) -> dict[str, torch.Tensor]:
@@ -173,42 +111,7 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
     bar.close()
     model.train(model_was_training)
 
-
-def cold_started_path(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None,
-                      dataset_cfg: Mapping[str, Any], seed: int, cache: str | os.PathLike | None = None,
-                      distributed: bool = False) -> str:
-    """What the RL run loads as its initial policy (``from_pretrained`` path), computing the cold start if needed.
-
-    Which cold start (if any) is :func:`sspo_exp.models.cold_start_spec.cold_start_spec`'s answer: the tiny model's
-    (``model.path`` null), the SFT of ``model.path`` on ``dataset_cfg``'s training split (``model.cold_start.enabled:
-    true``, ``sspo_exp.models.sft``, seeded by ``model.cold_start.seed`` or, when null, by ``seed``), or none
-    (``model.path`` itself). Computed results are cached in ``cache`` (default ``$SSPO_EXP_CACHE`` or
-    ``~/.cache/sspo-exp``) under the spec's ``stage_id``, once per key (``sspo_exp.models.stage``).
-
-    In a multi-process launch (``WORLD_SIZE > 1``) the SFT stage is built by all processes together only with
-    ``distributed=True`` (``sspo-exp cold-start`` under ``accelerate launch``); otherwise it must be cached already
-    (``sspo_exp.models.stage.StageMissing``). The tiny stage is built by one process while the others wait.
-    """
-    spec = cold_start_spec(model_cfg, cold_start_cfg, dataset_cfg, seed)
-    if spec is None:
-        return str(model_cfg["path"])
-    root = cache if cache is not None else cache_root()
-    if spec.kind == "tiny-codeact":
-        from sspo_exp.codeact import cold_start as codeact
-
-        return str(run_stage(root, spec.stage_id, lambda work: codeact.build(work, spec.stage_id, model_cfg, spec.key),
-                             spec.key))
-    if spec.kind == "tiny":
-        return str(run_stage(root, spec.stage_id, lambda work: _build_tiny(work, spec, model_cfg, cold_start_cfg,
-                                                                            dataset_cfg), spec.key))
-    from sspo_exp.models import sft
-
-    return str(run_stage(root, spec.stage_id,
-                         lambda work: sft.build(work, model_cfg, cold_start_cfg, dataset_cfg, spec.seed), spec.key,
-                         launch="together" if distributed else "cached"))
-
-
-def _build_tiny(work: Path, spec: ColdStartSpec, arch: Mapping[str, Any], cold_start: Mapping[str, Any],
+def build(work: Path, spec: ColdStartSpec, arch: Mapping[str, Any], cold_start: Mapping[str, Any],
                 dataset: Mapping[str, Any]) -> dict[str, Any]:
     """Build and cold-start the tiny model into ``work / "out"`` (a minute on one CPU: no checkpoints)."""
     tokenizer = tiny.build_tokenizer()
