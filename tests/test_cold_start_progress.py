@@ -8,7 +8,9 @@ import io
 
 import pytest
 
-from sspo_exp.models import cold_start, sft, tiny
+from sspo_exp.models import tiny
+from sspo_exp.stages import sft
+from sspo_exp.stages import tiny as cold_start
 
 ARCH = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
             max_position_embeddings=64)  # fmt: skip

@@ -8,9 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README_MAX_BYTES = 12_000
-#: Pages written on other branches of this round (linked from the README already); checked like any other link once
-#: they exist. Remove an entry when its page is merged.
-PENDING = {"docs/reproduce.md", "docs/architecture.md"}
+#: A page written on another branch of this round (linked from the README already); checked like any other link
+#: once it exists. Remove the entry when its page is merged.
+PENDING = {"docs/reproduce.md"}
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 

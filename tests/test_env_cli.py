@@ -55,6 +55,7 @@ def test_env_reports_cores_slurm_gpus_and_flags_from_the_environment(tmp_path):
     assert info["huggingface"]["HF_HUB_OFFLINE"] == "1" and info["wandb"]["WANDB_MODE"] == "disabled"
     assert info["wandb"]["training default (wandb.mode)"].startswith("offline")
     assert info["cpu"]["OMP_NUM_THREADS"] == "1"
+    assert info["cpu"]["torch threads of a CPU run started now"].startswith("1 (")  # the user's OMP_NUM_THREADS wins
     usable = len(os.sched_getaffinity(0))
     assert info["cpu"]["usable cores"].startswith(f"{usable} (affinity {usable},")
 
