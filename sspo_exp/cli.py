@@ -11,11 +11,13 @@
     sspo-exp --version                   the installed package version
     sspo-exp train --help                config groups, their options and examples (also for eval)
     sspo-exp sandbox [--weak]            how model-written code is isolated here, and the hostile-program table
+    sspo-exp env [--json]                versions, CPU/GPU, SLURM, sandbox, W&B and HF settings for a bug report
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from sspo_exp import __version__
@@ -30,6 +32,7 @@ COMMANDS = {
     "cold-start": ("sspo_exp.train.cold_start_cli", "compute the cold start of a training config (train's overrides)"),
     "gates": ("sspo_exp.objectives.table", "print the SSPO gates and token weights (the paper's Figure 1)"),
     "sandbox": ("sspo_exp.sandbox.cli", "check the code sandbox here and run hostile programs in it"),
+    "env": ("sspo_exp.env_cli", "versions, cores, GPUs, SLURM, sandbox, W&B and HF settings (for a bug report)"),
 }
 
 
@@ -40,11 +43,41 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+#: The commands whose arguments are Hydra overrides: Hydra's shell completion completes them.
+HYDRA_COMMANDS = ("train", "eval")
+COMPLETION_FLAGS = ("-sc", "--shell-completion")
+
+
+def _complete(argv: list[str]) -> int:
+    """``sspo-exp -sc query=bash``, as the bash function of ``eval "$(sspo-exp train -sc install=bash)"`` calls it
+    (with the program's first word only): complete the command name, or hand the line, without the command word,
+    to that command's Hydra, which completes config groups, options and keys."""
+    line = os.environ.get("COMP_LINE")
+    if len(argv) < 2 or not argv[1].startswith("query=") or line is None:
+        print(f"sspo-exp: {' '.join(argv)}: install completion with eval \"$(sspo-exp train -sc install=bash)\"; "
+              "the shell then calls `sspo-exp -sc query=bash` with COMP_LINE set", file=sys.stderr)
+        return 2
+    point = int(os.environ.get("COMP_POINT", len(line)))
+    words = line[:point].split()
+    if len(words) < 2 or (len(words) == 2 and not line[:point].endswith(" ")):  # completing the command name
+        prefix = words[1] if len(words) == 2 else ""
+        print(" ".join(name for name in COMMANDS if name.startswith(prefix)))
+        return 0
+    if words[1] not in HYDRA_COMMANDS:
+        return 0  # argparse commands: nothing to complete
+    start = line.index(words[1])
+    os.environ["COMP_LINE"] = line[:start] + line[start + len(words[1]):].lstrip()
+    os.environ["COMP_POINT"] = str(point - (len(line) - len(os.environ["COMP_LINE"])))
+    return int(importlib.import_module(COMMANDS[words[1]][0]).main(argv) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
+    if argv[0] in COMPLETION_FLAGS:
+        return _complete(argv)
     if argv[0] in {"-V", "--version"}:
         print(f"sspo-exp {__version__}")
         return 0

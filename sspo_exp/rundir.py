@@ -256,12 +256,13 @@ class Lease:
 
     def __init__(self, run: RunDir, renew: float = LEASE_RENEW):
         self.run, self.renew = run, renew
+        self.started = time.time()  # kept in every renewal: a refused process can say since when the run is held
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _write(self) -> None:
         _write_json(self.run.lease_file, {"host": socket.gethostname(), "pid": os.getpid(), "job_id": slurm_job_id(),
-                                          "renewed": time.time()})  # fmt: skip
+                                          "started": self.started, "renewed": time.time()})  # fmt: skip
 
     def __enter__(self) -> Lease:
         from filelock import FileLock
@@ -273,10 +274,7 @@ class Lease:
             mine = held and held.get("host") == socket.gethostname() and held.get("pid") == os.getpid()
             same_job = held and held.get("job_id") and held.get("job_id") == slurm_job_id()
             if held and not (mine or same_job):
-                age = time.time() - float(held.get("renewed", 0))
-                raise RunBusy(f"run {self.run.run_id} is being trained by {held.get('host')}:{held.get('pid')} "
-                              f"(SLURM job {held.get('job_id')}; lease renewed {age:.0f} s ago, stale after "
-                              f"{LEASE_SECONDS:.0f} s): not training it twice")  # fmt: skip
+                raise RunBusy(self.run.run_id, held)
             self._write()  # the submission marker stays (the sweep clears it): a preempted, requeued job is queued
         self._thread = threading.Thread(target=self._loop, name="run-lease", daemon=True)
         self._thread.start()
@@ -297,7 +295,21 @@ class Lease:
 
 
 class RunBusy(RuntimeError):
-    """Another live process is training this run."""
+    """Another live process is training this run: the message says who (host:pid, SLURM job), since when, and
+    when its lease goes stale if it stops renewing it (then this run can be resumed)."""
+
+    def __init__(self, run_id: str, held: dict):
+        self.run_id, self.held = run_id, held
+        renewed = float(held.get("renewed", 0))
+        since = _utc(float(held["started"])) if held.get("started") is not None else "an unknown time"
+        job = f", SLURM job {held['job_id']}" if held.get("job_id") else ""
+        super().__init__(f"run {run_id} is being trained by {held.get('host')}:{held.get('pid')}{job} since {since}; "
+                         f"its lease was renewed {time.time() - renewed:.0f} s ago and goes stale at "
+                         f"{_utc(renewed + LEASE_SECONDS)} unless renewed: not training it twice")
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
 def checkpoint_is_complete(path: Path) -> bool:

@@ -99,3 +99,45 @@ def test_a_sweep_on_a_login_node_does_not_require_the_compute_nodes_files(tmp_pa
     out = _run(tmp_path, "sweep", "sweeps/cpu_minigrid.yaml", "model=local", "model.path=/nowhere/model",
                "model.name=m", f"output_root={tmp_path / 'runs'}", "--dry-run")
     assert out.returncode == 0, out.stderr
+
+
+def _default_run_dir(output_root) -> "Path":
+    from hydra import compose, initialize_config_dir
+
+    from sspo_exp import CONF_DIR
+    from sspo_exp.train.config import make_plan
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"output_root={output_root}"])
+    return make_plan(cfg).run.path
+
+
+def test_a_run_busy_elsewhere_is_one_line_with_holder_since_and_stale_time_and_exit_75(tmp_path):
+    """Another host's live lease on the very run: one line (who, since when, when stale), exit 75, no traceback,
+    nothing trained (no wandb directory, no checkpoint)."""
+    import json
+    import time
+
+    run_dir = _default_run_dir(tmp_path / "runs")
+    run_dir.mkdir(parents=True)
+    started = time.time() - 300
+    (run_dir / "lease.json").write_text(json.dumps({"host": "node-7", "pid": 4242, "job_id": "991_3",
+                                                    "started": started, "renewed": time.time()}))  # fmt: skip
+    out = _run(tmp_path, "train", f"output_root={tmp_path / 'runs'}")
+    assert out.returncode == 75, out.stderr
+    lines = [line for line in out.stderr.split("HEAVY")[0].splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    (line,) = lines
+    assert line.startswith("sspo-exp train: busy: run ") and "node-7:4242, SLURM job 991_3" in line, line
+    assert f"since {time.strftime('%Y-%m-%d %H:%M', time.gmtime(started))}" in line and "goes stale at " in line
+    assert sorted(p.name for p in run_dir.iterdir()) == ["lease.json", "lease.json.lock"]
+
+
+def test_report_over_a_folder_without_runs_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "empty" / "wandb").mkdir(parents=True)
+    out = _run(tmp_path, "report", "--offline", str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.split("HEAVY")[0].strip() == (
+        f"sspo-exp report: no runs found in {tmp_path / 'empty'} (offline: W&B run directories offline-run-*/ "
+        "holding a run-*.wandb file, searched recursively)")
+    assert not (tmp_path / "out").exists()  # no empty tables written

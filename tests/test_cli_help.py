@@ -88,3 +88,60 @@ def test_help_flags_and_nothing_else_ask_for_the_page():
     assert cli_help.wants_help(["objective=grpo", "--help"]) and cli_help.wants_help(["-h"])
     assert not cli_help.wants_help(["--hydra-help"]) and not cli_help.wants_help(["--cfg", "job"])
     assert not cli_help.wants_help(["model.name=--help-me"])
+
+
+# ------------------------------------------------------------------------------------ every --help answers at once
+#: Libraries a help page must not import (each costs 0.5-2 s); timings are in benchmarks/cli_help.py, not here.
+HELP_HEAVY = ("torch", "transformers", "trl", "wandb", "pandas", "matplotlib")
+
+
+def _help_imports(command: str) -> tuple[int, list[str]]:
+    code = (f"import sys\nfrom sspo_exp.cli import main\ntry:\n    code = main([{command!r}, '--help'])\n"
+            f"except SystemExit as e:\n    code = e.code\n"
+            f"print('HEAVY', [m for m in {HELP_HEAVY!r} if m in sys.modules], file=sys.stderr)\nsys.exit(code)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=CEILING)
+    return out.returncode, [line for line in out.stderr.splitlines() if line.startswith("HEAVY")]
+
+
+def test_no_help_page_imports_torch_transformers_trl_wandb_pandas_or_matplotlib():
+    from sspo_exp.cli import COMMANDS
+
+    for command in COMMANDS:
+        code, heavy = _help_imports(command)
+        assert code == 0 and heavy == ["HEAVY []"], (command, code, heavy)
+
+
+# ------------------------------------------------------------------------------ Hydra's shell completion, for real
+def _bash_complete(line: str, tmp_path) -> list[str]:
+    """Install completion as --hydra-help says (``eval "$(sspo-exp train -sc install=bash)"``) in a real bash, then
+    call the completion function bash would call for ``line`` (cursor at the end)."""
+    bin_dir = os.path.dirname(sys.executable)
+    if not os.path.exists(os.path.join(bin_dir, "sspo-exp")):
+        import pytest
+
+        pytest.skip("no sspo-exp console script beside this python (install the package: pip install -e .)")
+    script = ('eval "$(sspo-exp train -sc install=bash)"\n'
+              'COMP_LINE="$1"; COMP_POINT=${#1}; read -ra COMP_WORDS <<< "$1"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n'
+              'hydra_bash_completion; printf "%s\\n" "${COMPREPLY[@]}"\n')  # fmt: skip
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "-c", script, "bash", line], capture_output=True, text=True, timeout=CEILING,
+                         env=env, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_shell_completion_as_advertised_completes_groups_options_and_commands(tmp_path):
+    assert _bash_complete("sspo-exp train objective=g", tmp_path) == ["objective=gmpo", "objective=grpo",
+                                                                       "objective=gspo"]  # fmt: skip
+    assert "eval.backend=" in _bash_complete("sspo-exp eval eval.ba", tmp_path)
+    assert _bash_complete("sspo-exp tr", tmp_path) == ["train"]
+    install = _cli("train", "-sc", "install=bash").stdout
+    assert install.rstrip().endswith("-F hydra_bash_completion sspo-exp")  # the program, not "sspo-exp train"
+
+
+def test_completion_query_without_a_shell_is_one_line_and_exit_2():
+    env = {k: v for k, v in os.environ.items() if k != "COMP_LINE"}
+    for args in (["train", "-sc", "query=bash"], ["-sc", "query=bash"]):
+        code = f"import sys; from sspo_exp.cli import main; sys.exit(main({args!r}))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=CEILING, env=env)
+        assert out.returncode == 2 and "Traceback" not in out.stderr and "install=bash" in out.stderr, out.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +99,71 @@ def test_floors_are_at_least_trls_own():
         assert floor and max(floor) >= max(theirs), f"{req.name}: ours {ours.specifier}, TRL needs {req.specifier}"
         checked.append(_norm(req.name))
     assert {"transformers", "accelerate", "datasets"} <= set(checked), checked
+
+
+def _core() -> dict[str, Requirement]:
+    return {_norm(r.name): r for r in map(Requirement, _pyproject()["project"]["dependencies"])}
+
+
+def _floor(spec) -> Version | None:
+    lows = [Version(s.version.rstrip(".*")) for s in spec if s.operator in (">=", "==", "~=", ">")]
+    return max(lows) if lows else None
+
+
+def _installed(name: str):
+    try:
+        return md.distribution(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def test_requires_python_is_at_least_every_resolved_dependencys():
+    """A Python our floor admits can install the set CI tests: no installed core dependency asks for a newer one
+    (TRL 1.16 and accelerate 1.16 ask for 3.11; a 3.10 user would get 'No matching distribution')."""
+    ours = _floor(SpecifierSet(_pyproject()["project"]["requires-python"]))
+    assert ours is not None and sys.version_info[:2] >= (ours.major, ours.minor)
+    too_low = []
+    for name in _core():
+        dist = _installed(name)
+        theirs = dist and dist.metadata.get("Requires-Python")
+        if theirs and _floor(SpecifierSet(theirs)) and _floor(SpecifierSet(theirs)) > ours:
+            too_low.append(f"{name} {dist.version} requires Python {theirs}")
+    assert not too_low, f"requires-python >= {ours} is too low: " + "; ".join(too_low)
+    assert ours >= Version("3.11")  # TRL 1.16's own Requires-Python
+
+
+def test_floors_are_at_least_what_the_resolved_set_requires():
+    """Every core floor is at least what each INSTALLED core dependency (the set CI resolves and tests) requires of
+    it: torch >= accelerate's floor, tokenizers >= transformers', numpy >= pandas', ... so no floor names a version
+    the tested set cannot run with. A new release that raises one fails here, naming the floor to raise."""
+    core, env = _core(), {"extra": ""}
+    too_low, checked = [], set()
+    for name in core:
+        dist = _installed(name)
+        for text in (dist.requires or []) if dist else []:
+            req = Requirement(text)
+            if (req.marker and not req.marker.evaluate(env)) or _norm(req.name) not in core:
+                continue
+            theirs, ours = _floor(req.specifier), _floor(core[_norm(req.name)].specifier)
+            if theirs is None:
+                continue
+            checked.add(_norm(req.name))
+            if ours is None or ours < theirs:
+                too_low.append(f"{req.name}: ours {core[_norm(req.name)].specifier or '(none)'}, "
+                               f"{name} {dist.version} requires {req.specifier}")
+    assert not too_low, "raise these floors in pyproject.toml: " + "; ".join(too_low)
+    assert {"torch", "tokenizers", "numpy", "transformers", "accelerate"} <= checked, checked
+
+
+def test_floors_can_be_installed_together_with_their_dependents():
+    """A floor a dependent's own floor version refuses is not a floor: transformers at our floor accepts tokenizers
+    at ours (transformers < 5.16 capped tokenizers at 0.23.0)."""
+    core = _core()
+    tok, trf = _floor(core["tokenizers"].specifier), _floor(core["transformers"].specifier)
+    assert tok >= Version("0.23.1") and trf >= Version("5.16"), (tok, trf)
+
+
+def test_wandb_has_no_upper_bound():
+    """The report reads a wandb file format it does not know with W&B's own reader
+    (test_wandb_versions.py::test_unknown_format_is_read_with_wandbs_own_reader), so no cap blocks a new release."""
+    assert not [s for s in _core()["wandb"].specifier if s.operator in ("<", "<=", "==", "~=")]

@@ -269,10 +269,10 @@ def test_reeval_takes_the_trained_rows_from_their_rescoring():
 
 
 def test_report_cli_exits_2_with_the_message(tmp_path, capsys, monkeypatch):
-    from sspo_exp.report import cli
+    from sspo_exp.report import cli, sources  # cli imports sources.load when it runs (not for --help)
 
     runs = _frame(_run("b", "base", 10.0, {**PROFILE, "dtype": "bfloat16"}), _run("g", "grpo", 20.0))
-    monkeypatch.setattr(cli, "load", lambda **kw: (runs, pd.DataFrame(columns=["run_id", "step"])))
+    monkeypatch.setattr(sources, "load", lambda **kw: (runs, pd.DataFrame(columns=["run_id", "step"])))
     argv = ["--offline", str(tmp_path), "--table", "mini", "--columns", "gsm8k", "--out", str(tmp_path / "o")]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err

@@ -32,7 +32,7 @@ FLOORS: dict[str, int] = {
     "sspo_exp.sweeps": 5, "sspo_exp.integrations": 5,
     # 6 - the commands
     "sspo_exp.cli": 6, "sspo_exp.train.cli": 6, "sspo_exp.train.cold_start_cli": 6, "sspo_exp.evaluation.cli": 6,
-    "sspo_exp.report.cli": 6, "sspo_exp.sandbox.cli": 6, "sspo_exp.objectives.table": 6,
+    "sspo_exp.report.cli": 6, "sspo_exp.sandbox.cli": 6, "sspo_exp.objectives.table": 6, "sspo_exp.env_cli": 6,
 }  # fmt: skip
 
 #: Rooms being rebuilt in this round (issue 19): their circles and in-function imports are checked once they land.

@@ -133,3 +133,22 @@ def test_two_jobs_starting_together_never_both_take_the_lease(tmp_path):
              for _ in range(2)]
     outcomes = sorted(p.communicate(timeout=CEILING)[0].strip() for p in procs)
     assert outcomes == ["busy", "trained"]
+
+
+def test_a_lease_keeps_its_start_time_across_renewals_and_a_refusal_says_who_since_when_and_until_when(tmp_path):
+    import json
+
+    from waiting import wait_for
+
+    run = RunDir(tmp_path, "r")
+    run.path.mkdir()
+    with Lease(run, renew=0.05) as lease:
+        first = json.loads(run.lease_file.read_text())
+        renewed = wait_for(lambda: (d := json.loads(run.lease_file.read_text()))["renewed"] > first["renewed"] and d,
+                           "a renewal of the lease")
+        assert renewed["started"] == first["started"] == lease.started
+    held = {**first, "host": "node-7", "pid": 4242, "job_id": "12_3", "started": 0.0, "renewed": 1000.0}
+    busy = RunBusy("r", held)
+    assert str(busy).startswith("run r is being trained by node-7:4242, SLURM job 12_3 since 1970-01-01 00:00:00 UTC;")
+    assert f"goes stale at 1970-01-01 00:{int(1000 + rundir.LEASE_SECONDS) // 60:02d}:" in str(busy)
+    assert "since an unknown time" in str(RunBusy("r", {"host": "h", "pid": 1, "renewed": 1.0}))  # an older lease

@@ -9,6 +9,8 @@ installed wandb. The same runs must give the same tables and histories whichever
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 import report_helpers as H
+from waiting import CEILING
 from sspo_exp.report import wandb_offline
 from sspo_exp.report.cli import main
 from sspo_exp.report.sources import load
@@ -68,7 +71,13 @@ def _cells(table):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_older_release_gives_the_same_tables_and_curves_as_the_installed_one(version, wandb_root):
-    old_runs, old_hist = load(offline=[FIXTURES / version], idle_seconds=0, workers=2)
+    assert_reads_like_the_installed_release(FIXTURES / version, wandb_root)
+
+
+def assert_reads_like_the_installed_release(root: Path, wandb_root: Path) -> None:
+    """The runs of ``tests/report_helpers.py`` under ``root`` (written by another wandb release) give the same
+    run states, tables and curves as the same runs written by the installed release (``wandb_root``)."""
+    old_runs, old_hist = load(offline=[root], idle_seconds=0, workers=2)
     new_runs, new_hist = load(offline=[wandb_root], idle_seconds=0, workers=1)
     assert sorted(old_runs["run_id"]) == sorted(new_runs["run_id"])
     states = lambda r: dict(zip(r["run_id"], r["state"]))  # noqa: E731
@@ -79,7 +88,7 @@ def test_older_release_gives_the_same_tables_and_curves_as_the_installed_one(ver
     for spec in ("1", "mini"):
         # the fixture files predate evaluation profiles (unknown profile): allowed, as the readers are compared here
         a, b = (build_table(r, SPECS[spec], allow_mixed_profiles=True) for r in (keep_old, keep_new))
-        assert _cells(a) == _cells(b), spec
+        assert _cells(a) == _cells(b), (root, spec)
         assert sorted(a.excluded["run_id"]) == sorted(b.excluded["run_id"])
     for run_id in set(old_runs["run_id"]) - KILLED_RUNS - {"base-s0"}:
         h_old = old_hist[old_hist["run_id"] == run_id].set_index("step")
@@ -87,6 +96,45 @@ def test_older_release_gives_the_same_tables_and_curves_as_the_installed_one(ver
         assert list(h_old.index) == list(range(H.STEPS)), run_id
         for col in ("train/reward", "train/entropy", "train/objective/seq_weight_var", "train/heldout_accuracy"):
             assert np.allclose(h_old[col], h_new[col], equal_nan=True), (run_id, col)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: A second wandb release in its own small venv (``bash .ci/wandb_versions.sh``; CI makes it): its python.
+OTHER_PYTHON = Path(os.environ.get("SSPO_TEST_WANDB_OTHER_PYTHON", ROOT / ".venv-wandb-old" / "bin" / "python"))
+
+
+def _other_release() -> str | None:
+    if not OTHER_PYTHON.exists():
+        return None
+    out = subprocess.run([str(OTHER_PYTHON), "-c", "import wandb; print(wandb.__version__)"], capture_output=True,
+                         text=True, timeout=CEILING)  # fmt: skip
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def other_release_root(tmp_path_factory) -> tuple[str, Path]:
+    """REAL offline runs written NOW by the second wandb release (not stored files): ``(its version, root)``."""
+    version = _other_release()
+    if version is None:
+        pytest.skip(f"no second wandb release at {OTHER_PYTHON}: `bash .ci/wandb_versions.sh` makes it (CI does)")
+    root = tmp_path_factory.mktemp(f"wandb_{version}")
+    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    env.pop("WANDB_SERVICE", None)
+    subprocess.run([str(OTHER_PYTHON), str(ROOT / "tests" / "report_helpers.py"), str(root)], check=True, env=env,
+                   timeout=CEILING)  # fmt: skip
+    return version, root
+
+
+def test_a_second_release_writes_runs_now_that_the_report_reads_like_the_installed_ones(other_release_root, wandb_root):
+    """Cross-version in CI: another wandb release than the installed one writes the runs (in .venv-wandb-old), the
+    report here reads them, and tables, states and curves equal those of the installed release's runs."""
+    import wandb
+
+    version, root = other_release_root
+    assert version != wandb.__version__, "the second environment must hold another wandb release"
+    writers = {read_segment(d).writer for d in find_run_dirs([root])}
+    assert writers - {""} == {version}, writers  # the files really are that release's
+    assert_reads_like_the_installed_release(root, wandb_root)
 
 
 def test_unknown_format_is_read_with_wandbs_own_reader(wandb_root, monkeypatch, capsys):

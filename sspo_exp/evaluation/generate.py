@@ -128,7 +128,7 @@ def vllm_engine(model_path: str, *, seed: int = 0, tensor_parallel_size: int = 1
         from vllm import LLM
     except ImportError as e:
         raise RuntimeError("eval.backend=vllm needs vLLM: pip install 'sspo-exp[vllm]' (GPU), or the CPU build "
-                           "(`bash .ci/vllm.sh`, README 'vLLM on the CPU')") from e
+                           "(`bash .ci/vllm.sh`, docs/training.md 'vLLM on the CPU')") from e
     key = dict(model=model_path, tensor_parallel_size=tensor_parallel_size, seed=seed, dtype=dtype,
                gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
     if _ENGINE.get("key") != key:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import math
 
-import torch
-
-from .gates import GATES, clip_log_f, clip_weight
-
 RATIOS = (0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0)
 
 
 def render(tau: float, eps: float) -> str:
+    import torch  # torch (~1.5 s) only to draw the table: `sspo-exp gates --help` answers at once
+
+    from .gates import GATES, clip_log_f, clip_weight  # imports torch: kept out of `--help` as above
+
     log_rho = torch.log(torch.tensor(RATIOS, dtype=torch.float64))
     positive = torch.ones_like(log_rho, dtype=torch.bool)
     t = torch.tensor(tau, dtype=torch.float64)

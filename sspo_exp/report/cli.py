@@ -11,22 +11,21 @@ import json
 import sys
 from pathlib import Path
 
-from sspo_exp.report import render
-from sspo_exp.report.curves import ALPHA, plot_all
-from sspo_exp.report.sources import load
-from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, LABELS, PAPER_DIR, SPECS, MixedProfiles, build_table
-from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS
+from sspo_exp import PAPER_DIR, keys
 
+# The report's own modules load pandas, matplotlib and W&B (~2 s): they are imported in main(), after the arguments
+# are parsed, so `--help` and a mistyped option answer at once (tests/test_cli_help.py). Defaults that live in them
+# (--smoothing, --running-after) are filled in there.
 FORMATS = ("md", "tex", "csv")
-BENCHMARKS = tuple(b for b in LABELS if b != "delta_avg")
 
 
 def _bad_columns(columns: tuple[str, ...], runs) -> str | None:
     """Error message for ``--columns`` naming a benchmark neither known nor reported by any run, else None."""
-    from sspo_exp import keys
+    from sspo_exp.report.tables import LABELS  # pandas: kept out of `--help` (see the top of this file)
 
+    benchmarks = tuple(b for b in LABELS if b != "delta_avg")
     seen = set(keys.benchmarks_in(runs.columns))
-    allowed = list(BENCHMARKS) + sorted(seen - set(BENCHMARKS))
+    allowed = list(benchmarks) + sorted(seen - set(benchmarks))
     bad = [c for c in columns if c not in allowed]
     if bad or not columns:
         return (f"--columns {','.join(bad) or '(empty)'} unknown; choose from {','.join(allowed)} "
@@ -53,15 +52,17 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--project", metavar="ENTITY/PROJECT", help="read runs through the W&B public API")
     p.add_argument("--filters", type=_json_object, default=None,
                    help='W&B run filters as a JSON object (with --project), e.g. \'{"state": "finished"}\'')
-    p.add_argument("--table", choices=sorted(SPECS), default="1", help="1, 2 (paper layouts) or mini (CPU grid)")
+    p.add_argument("--table", default="1", help="1, 2 (paper layouts) or mini (CPU grid)")
     p.add_argument("--columns", default=None, help="comma-separated benchmarks overriding the table's columns "
-                   f"({','.join(BENCHMARKS)} or any benchmark with eval/<benchmark>/pass@1 in the runs)")
+                   "(the paper's: gsm8k, math500, aime24, aime25, ..., or any benchmark with eval/<benchmark>/pass@1 "
+                   "in the runs)")
     p.add_argument("--out", type=Path, default=Path("reports/out"), help="output directory")
     p.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
     p.add_argument("--curves", action="store_true", help="also draw reward / entropy / weight-variance curves")
-    p.add_argument("--smoothing", type=float, default=ALPHA, help="EMA alpha of the thick curves (paper: 0.02)")
-    p.add_argument("--select-metric", default=DEFAULT_SELECT_METRIC,
-                   help="summary key whose mean over seeds picks the best configuration per method")
+    p.add_argument("--smoothing", type=float, default=None, help="EMA alpha of the thick curves (default: the "
+                   "paper's, 0.02)")
+    p.add_argument("--select-metric", default=None, help="summary key whose mean over seeds picks the best "
+                   "configuration per method (default: the held-out accuracy training logs)")
     p.add_argument("--seeds", type=int, default=None, help="expected seeds per cell (default: the most seen)")
     p.add_argument("--paper-dir", type=Path, default=PAPER_DIR, help="where table1.csv / table2.csv live")
     p.add_argument("--reeval", metavar="PROFILE_ID", default=None,
@@ -72,9 +73,9 @@ def parser() -> argparse.ArgumentParser:
                    help="build a table whose rows were scored under different evaluation profiles (or none "
                         "recorded: results from before profiles existed); refused by default. The differences are "
                         "listed under it")
-    p.add_argument("--running-after", type=float, default=RUNNING_IDLE_SECONDS, metavar="SECONDS",
+    p.add_argument("--running-after", type=float, default=None, metavar="SECONDS",
                    help="an offline run with no exit record written to within this many seconds is 'running', "
-                        "else 'killed'")
+                        "else 'killed' (default: 600)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes reading offline files and drawing figures in parallel (default: one per CPU, "
                         "at most 8; 1: none)")
@@ -93,21 +94,46 @@ def _missing_reeval(profile_id: str, runs) -> str | None:
             f"{', '.join(held) or 'none (score them with `sspo-exp eval eval.model=runs/<id>`)'}")
 
 
+def _no_runs(args, runs) -> str | None:
+    """An error when nothing was read (empty tables would look like a result), naming where it looked."""
+    if len(runs):
+        return None
+    where = " ".join(map(str, args.offline)) if args.offline else f"project {args.project}"
+    return (f"no runs found in {where} (offline: W&B run directories offline-run-*/ holding a run-*.wandb file, "
+            "searched recursively)")
+
+
+def _argument_error(args, formats: list[str], tables: list[str]) -> str | None:
+    """One line naming the option that is wrong and what is allowed, else None."""
+    bad = sorted(set(formats) - set(FORMATS))
+    if args.table not in tables:
+        return f"--table {args.table} unknown; choose from {', '.join(tables)}"
+    if bad:
+        return f"--format {','.join(bad)} unknown; choose from {','.join(FORMATS)}"
+    if not 0 < args.smoothing <= 1:
+        return f"--smoothing must be in (0, 1], got {args.smoothing}"
+    if args.workers is not None and args.workers < 1:
+        return f"--workers must be >= 1, got {args.workers}"
+    if args.filters is not None and not args.project:
+        return "--filters needs --project"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # pandas, matplotlib, W&B: only now that the arguments parsed (see the top of this file)
+    from sspo_exp.report import render
+    from sspo_exp.report.curves import ALPHA, plot_all
+    from sspo_exp.report.sources import load
+    from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, SPECS, MixedProfiles, build_table
+    from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS
+
+    args.select_metric = args.select_metric or DEFAULT_SELECT_METRIC
+    args.smoothing = ALPHA if args.smoothing is None else args.smoothing
+    args.running_after = RUNNING_IDLE_SECONDS if args.running_after is None else args.running_after
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    bad = sorted(set(formats) - set(FORMATS))
-    if bad:
-        print(f"sspo-exp report: --format {','.join(bad)} unknown; choose from {','.join(FORMATS)}", file=sys.stderr)
-        return 2
-    if not 0 < args.smoothing <= 1:
-        print(f"sspo-exp report: --smoothing must be in (0, 1], got {args.smoothing}", file=sys.stderr)
-        return 2
-    if args.workers is not None and args.workers < 1:
-        print(f"sspo-exp report: --workers must be >= 1, got {args.workers}", file=sys.stderr)
-        return 2
-    if args.filters is not None and not args.project:
-        print("sspo-exp report: --filters needs --project", file=sys.stderr)
+    if err := _argument_error(args, formats, sorted(SPECS)):
+        print(f"sspo-exp report: {err}", file=sys.stderr)
         return 2
     try:
         runs, history = load(offline=args.offline, project=args.project, filters=args.filters,
@@ -115,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"sspo-exp report: {e}", file=sys.stderr)
         return 2
-    if args.reeval and (err := _missing_reeval(args.reeval, runs)):
+    if err := _no_runs(args, runs) or (args.reeval and _missing_reeval(args.reeval, runs)):
         print(f"sspo-exp report: {err}", file=sys.stderr)
         return 2
     spec = SPECS[args.table]

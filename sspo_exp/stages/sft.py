@@ -20,6 +20,7 @@ any number of processes (:func:`gradient_accumulation`), so the number of proces
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,10 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
         max_grad_norm=float(cold["max_grad_norm"]), max_length=int(cold["max_length"]), bf16=bool(cold["bf16"]),
         **checkpointing_kwargs(bool(cold["gradient_checkpointing"])), completion_only_loss=True,
         save_strategy="steps", save_steps=int(cold["save_steps"]), save_total_limit=2,
-        logging_steps=int(cold["logging_steps"]), report_to=[], dataset_num_proc=None, disable_tqdm=True,
+        logging_steps=int(cold["logging_steps"]), report_to=[], dataset_num_proc=None,
+        # transformers' own progress bar on a terminal; in a log file (no tty) its printer writes one line of loss
+        # and learning rate per logging_steps instead of a bar's carriage returns
+        disable_tqdm=not sys.stderr.isatty(),
         # without use_cpu on a CPU-only machine transformers replaces the launch's gloo process group by a
         # single-process state, and each process of `torchrun` trained alone (seen: they raced on the checkpoints)
         use_cpu=not torch.cuda.is_available(),

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from sspo_exp.models import tiny
 from sspo_exp.stages.spec import ColdStartSpec
@@ -73,6 +75,10 @@ def _batch(tokenizer, pairs: list[tuple[str, Any]]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
 
+#: Without a terminal, the longest silence between two progress lines of the tiny cold start (seconds).
+LOG_SECONDS = 30.0
+
+
 def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any], seed: int, log_every: int = 100, callback=None) -> None:
     """Plain next-token SFT on completions (prompt tokens masked), AdamW, linear warmup then cosine decay."""
     steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
@@ -82,6 +88,10 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
     )
     rng, model_was_training, t0 = random.Random(seed), model.training, time.time()
+    # a progress bar on a terminal (as transformers' Trainer shows); in a log file a line every log_every steps
+    # and at least every LOG_SECONDS, so a slow machine is never silent for minutes
+    bar = tqdm(total=steps, desc="cold start", unit="step", disable=not (log_every and sys.stderr.isatty()))
+    last = t0
     model.train()
     for step in range(steps):
         loss = model(**_batch(tokenizer, rng.sample(pairs, bs))).loss
@@ -90,10 +100,15 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        if log_every and (step + 1) % log_every == 0:
-            print(f"cold start: step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+        bar.update(1)
+        if not bar.disable:
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        elif log_every and ((step + 1) % log_every == 0 or time.time() - last >= LOG_SECONDS):
+            last = time.time()
+            print(f"cold start: step {step + 1}/{steps} loss {loss.item():.3f} ({last - t0:.0f}s)", flush=True)
         if callback is not None:
             callback(step + 1)
+    bar.close()
     model.train(model_was_training)
 
 def build(work: Path, spec: ColdStartSpec, arch: Mapping[str, Any], cold_start: Mapping[str, Any],
