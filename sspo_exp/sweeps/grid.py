@@ -38,12 +38,9 @@ from typing import Any, Callable
 import yaml
 
 from sspo_exp import CONF_DIR, SWEEPS_DIR
+from sspo_exp.sweeps.errors import SweepError
 
 SWEEP_KEYS = ("base", "experiment", "seeds", "grid")
-
-
-class SweepError(ValueError):
-    """A sweep file is malformed; the message names the file, the key and what would be right."""
 
 
 # ------------------------------------------------------------------------------------------ sweep files
@@ -189,13 +186,13 @@ def other_code(jobs: list[Job]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ launching
-def train_task(cfg) -> dict[str, Any]:
-    """The task of every job (and of every Optuna trial, sspo_exp/sweeps/optuna_cli.py):
-    ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The submitit launchers add the
-    preemption handler (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
+def train_task(cfg, callbacks=()) -> dict[str, Any]:
+    """The task of every job (and of every Optuna trial, sspo_exp/sweeps/optuna_cli.py, which passes its pruning
+    callback): ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The submitit launchers add
+    the preemption handler and the ranks' environment (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
     from sspo_exp.train.run import train
 
-    return train(cfg)
+    return train(cfg, callbacks)
 
 
 def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], Any] = train_task,

@@ -56,7 +56,8 @@ import yaml
 
 from sspo_exp import CONF_DIR
 from sspo_exp.sweeps import pruning
-from sspo_exp.sweeps.grid import override_value, train_task
+from sspo_exp.sweeps.errors import SpaceError, SweepError
+from sspo_exp.sweeps.grid import override_value, sweep_path, train_task
 from sspo_exp.sweeps.storage import STORAGE_ENV, StorageError, check as check_storage, is_url, open_storage, redact
 from sspo_exp.sweeps.storage import resolve as resolve_storage
 
@@ -75,14 +76,8 @@ STORAGE_HELP = ("journal file path or RDB URL (sqlite:///FILE, postgresql://USER
                 f"${STORAGE_ENV}, else runs/optuna/<study>.journal")
 
 
-class SpaceError(ValueError):
-    """A search-space file is malformed; the message names the key and the allowed values."""
-
-
 # ------------------------------------------------------------------------------------------ search space
 def load_space(path: str | Path) -> dict[str, Any]:
-    from sspo_exp.sweeps.grid import SweepError, sweep_path
-
     try:
         path = sweep_path(path)  # a path, or a shipped name (optuna_sspo)
     except SweepError as err:
@@ -202,7 +197,7 @@ def wandb_run_path(cfg, rid: str) -> str:
     return "/".join(str(p) for p in (cfg.wandb.get("entity"), cfg.wandb.project, rid) if p)
 
 
-def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[[Any], dict] = train_task):
+def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[..., dict] = train_task):
     """Optuna objective: suggest → compose → train once per seed (reporting held-out accuracy to the trial, which
     may prune it) → mean of ``summary[metric]``. The run id and W&B run path are user attributes before training
     starts, so a running, failed or pruned trial names its run too."""
@@ -221,8 +216,7 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
             rid = run_id(cfg)
             trial.set_user_attr(f"run_id_seed{seed}", rid)
             trial.set_user_attr(f"wandb_run_seed{seed}", wandb_run_path(cfg, rid))
-            with pruning.reporting_to(trial, index):
-                summary = train_or_wait(train_fn, cfg)
+            summary = train_or_wait(train_fn, cfg, [pruning.reporter(trial, index)])
             if summary.get("wandb_dir"):
                 trial.set_user_attr(f"wandb_dir_seed{seed}", summary["wandb_dir"])
             value = summary.get(space["metric"])
@@ -238,8 +232,8 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
 BUSY_POLL_SECONDS = 5.0
 
 
-def train_or_wait(train_fn: Callable[[Any], dict], cfg) -> dict:
-    """``train_fn(cfg)``; when another worker is training the very same run (two workers sampled one point: each
+def train_or_wait(train_fn: Callable[..., dict], cfg, callbacks=()) -> dict:
+    """``train_fn(cfg, callbacks)``; when another worker is training the very same run (two workers sampled one point: each
     run has one lease, sspo_exp.rundir), wait until that run is done and use its summary, so the run is trained once
     and both trials get its value. If the other worker dies, its lease goes stale and this trial trains (resumes)."""
     from sspo_exp.identity import run_id
@@ -247,7 +241,7 @@ def train_or_wait(train_fn: Callable[[Any], dict], cfg) -> dict:
 
     while True:
         try:
-            return train_fn(cfg)
+            return train_fn(cfg, callbacks)
         except RunBusy as busy:
             print(f"{busy}; waiting for it to finish", flush=True)
             run = RunDir(cfg.output_root, run_id(cfg))
@@ -279,7 +273,7 @@ def load(study_name: str, storage: str, worker_index: int = 0):
 
 
 def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
-           worker_index: int | None = None, train_fn: Callable[[Any], dict] = train_task) -> int:  # fmt: skip
+           worker_index: int | None = None, train_fn: Callable[..., dict] = train_task) -> int:  # fmt: skip
     """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together, enqueued ones
     not counted until they start; None = forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
     is retried by the requeued worker (``retry_cut_off_trials``). ``storage=None``: ``$SSPO_OPTUNA_STORAGE``.

@@ -87,11 +87,12 @@ def code_version(git: dict) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- train
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one config (resuming its run directory if it exists); return the summary metrics."""
-    return run_plan(make_plan(cfg))  # validation first: a bad config fails before anything heavy loads
+def train(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
+    """Train one config (resuming its run directory if it exists); return the summary metrics. ``callbacks``: extra
+    transformers ``TrainerCallback``s (an Optuna trial's pruning, ``sspo_exp.sweeps.pruning``)."""
+    return run_plan(make_plan(cfg), callbacks)  # validation first: a bad config fails before anything heavy loads
 
-def run_plan(plan: TrainPlan) -> dict[str, Any]:
+def run_plan(plan: TrainPlan, callbacks=()) -> dict[str, Any]:
     """Train a validated plan (see the module docstring)."""
     from sspo_exp.rundir import Lease
 
@@ -105,10 +106,10 @@ def run_plan(plan: TrainPlan) -> dict[str, Any]:
     if main:
         run.path.mkdir(parents=True, exist_ok=True)
     with Lease(run) if main else contextlib.nullcontext():
-        return _train(plan, main)
+        return _train(plan, main, callbacks)
 
 
-def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
+def _train(plan: TrainPlan, main: bool, callbacks=()) -> dict[str, Any]:
     import wandb
 
     from sspo_exp.codeact.rollout import trainer_kwargs as codeact_trainer_kwargs
@@ -116,7 +117,6 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
     from sspo_exp.evaluation.provenance import git_info
     from sspo_exp.models import load_policy, policy_path
     from sspo_exp.rewards import REWARD_FUNCS
-    from sspo_exp.sweeps.pruning import trial_callbacks
     from sspo_exp.train.callbacks import AlreadyTrained, HeldoutEval, InitialEval, ProgressLine, StopIfTrained, WandbLog
     from sspo_exp.train import wandb_run
     from sspo_exp.train.sharded import generation_model, refuse_sharding_on_cpu
@@ -165,7 +165,7 @@ def _train(plan: TrainPlan, main: bool) -> dict[str, Any]:
             model=model, processing_class=tokenizer, args=args, train_dataset=data,
             objective=build_objective(cfg),  # its loss_agg also sets the gradient-accumulation scaling
             callbacks=[WandbLog(), initial_eval, HeldoutEval(ev), ProgressLine(),
-                       *trial_callbacks(),  # an Optuna trial's pruning (sspo_exp/sweeps/pruning.py); [] otherwise
+                       *callbacks,  # the caller's, e.g. an Optuna trial's pruning (sspo_exp/sweeps/pruning.py)
                        StopIfTrained()],  # last: a run resumed at max_steps trains no extra step
             # CodeAct datasets: multi-turn episodes in the sandbox (rollout_func) and their rewards
             **{"reward_funcs": list(REWARD_FUNCS), **codeact_trainer_kwargs(cfg, data)},
