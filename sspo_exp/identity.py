@@ -91,6 +91,7 @@ def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         data.pop(key, None)
     for key in TRAINER_LOGGING_KEYS:
         data.get("trainer", {}).pop(key, None)
+    data.get("model", {}).pop("resources", None)  # where a run is launched (its job shape), not what is trained
     if data.get("objective", {}).get("name") != "sspo":
         data.pop("gate", None)
     model = data.get("model")

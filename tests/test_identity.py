@@ -69,6 +69,7 @@ def test_every_config_key_of_a_v01_option_is_in_the_baseline_or_declared_neutral
             data.pop(key, None)
         for key in identity.TRAINER_LOGGING_KEYS:
             data["trainer"].pop(key, None)
+        data["model"].pop("resources", None)  # the job shape (meaningful_config drops it)
         if "enabled" in (data["model"].get("cold_start") or {}) and "model.cold_start" in identity.ADDED_KEYS:
             data["model"].pop("cold_start")  # an SFT block (conf/cold_start/sft.yaml) is declared as a whole (neutral:
             # none); the tiny model's own block stays checked key by key (its configs have no SFT block)

@@ -1,0 +1,74 @@
+"""On a real SLURM (slurm/local/start.sh): every sweep point is ONE job of 2 processes (gloo on the CPU), all ranks of
+one run (sspo_exp/sweeps/distributed.py). A 2-point sweep is queued with --no-wait, a relaunch while its jobs are
+queued or running submits nothing, and each run trains at world size 2 (run.json and the W&B config say so).
+The node has 2 cores and each job takes both, so the jobs run one after the other: ~2-4 min in all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeps_helpers import TINY, set_env, slurm_reason
+from waiting import CEILING, wait_for
+
+REASON = slurm_reason()
+pytestmark = [pytest.mark.slurm, pytest.mark.slow,
+              pytest.mark.skipif(REASON is not None, reason=f"SLURM not reachable: {REASON}")]  # fmt: skip
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Two ranks per job on the CPU: gloo (trainer.use_cpu=true), one core each; 8 completions per step over 2 ranks.
+TWO_RANKS = ["hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0", "hydra.launcher.tasks_per_node=2",
+             "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4", "trainer.use_cpu=true",
+             "trainer.per_device_batch_size=2"]  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    set_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("SSPO_EXP_ENV_SH", str(ROOT / "slurm" / "env.sh"))
+    monkeypatch.chdir(tmp_path)  # sbatch runs jobs in the submission directory
+    return tmp_path
+
+
+def _sweep(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sspo_exp.sweeps.grid", *args], capture_output=True, text=True,
+                          timeout=CEILING)  # fmt: skip
+
+
+def test_two_point_sweep_runs_each_point_as_one_two_process_job(env):
+    from sspo_exp.report.wandb_offline import read_segment
+
+    runs, name = env / "runs", f"sspo-dist-{os.getpid()}-{int(time.time())}"
+    sweep = env / "two.yaml"
+    sweep.write_text("grid: [{objective: [grpo, gspo]}]\nseeds: [0]\n")
+    args = [str(sweep), *TINY, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
+            f"hydra.launcher.name={name}"]  # fmt: skip
+    try:
+        dry = _sweep([*args, "--dry-run"])
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        assert dry.stdout.count("[2 ranks, CPU, ddp, 1 h limit; ~") == 2  # the job shape of each point
+        first = _sweep([*args, "--no-wait"])
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "queued 2 jobs" in first.stdout and "squeue" in first.stdout  # it returned, saying how to watch
+        markers = [json.loads(p.read_text()) for p in runs.glob("*/submitted.json")]
+        assert len(markers) == 2 and all(m["job_id"] for m in markers)
+        again = _sweep([*args, "--no-wait"])  # while the jobs are queued or running: nothing is submitted twice
+        assert again.returncode == 0 and "0 to run" in again.stdout, again.stdout[-2000:]
+        assert "queued" not in again.stdout.split("0 to run")[-1]
+        wait_for(lambda: len(list(runs.glob("*/summary.json"))) == 2, "both runs to finish")
+    finally:
+        subprocess.run(["scancel", "--name", name], timeout=CEILING)
+    for run in (p.parent for p in runs.glob("*/summary.json")):
+        info = json.loads((run / "run.json").read_text())
+        assert info["trl"]["world_size"] == 2 and info["trl"]["gradient_accumulation_steps"] == 2
+        assert json.loads((run / "summary.json").read_text())["global_step"] == 4
+        (segment,) = [read_segment(d) for d in (run / "wandb").glob("offline-run-*")]  # rank 0 alone opened W&B
+        assert segment.config["trl"]["world_size"] == 2
+    logs = "".join(p.read_text() for p in runs.glob(".hydra/multirun-*/.submitit/*/*_log.out"))
+    assert logs.count("rank 1 of 2") == 2 and logs.count("rank 0 of 2") == 2  # submitit's tasks were the ranks
