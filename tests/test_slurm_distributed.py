@@ -72,3 +72,32 @@ def test_two_point_sweep_runs_each_point_as_one_two_process_job(env):
         assert segment.config["trl"]["world_size"] == 2
     logs = "".join(p.read_text() for p in runs.glob(".hydra/multirun-*/.submitit/*/*_log.out"))
     assert logs.count("rank 1 of 2") == 2 and logs.count("rank 0 of 2") == 2  # submitit's tasks were the ranks
+
+
+def test_optuna_trial_runs_as_one_two_process_job_and_completes(env):
+    """A worker in this process asks the study for a trial; the trial trains as ONE SLURM job of 2 ranks, whose rank 0
+    reports held-out accuracy to the trial through the journal (pruning's path), and the trial completes."""
+    import optuna
+
+    from sspo_exp.sweeps import optuna_cli
+
+    study = f"dist-{os.getpid()}-{int(time.time())}"
+    space = optuna_cli.check_space({
+        "study": study, "sampler": {"name": "random", "seed": 0}, "pruner": {"name": "median", "n_startup_trials": 5},
+        "overrides": [*TINY, f"output_root={env / 'runs'}", "objective=sspo", "gate=atanlog", "trainer.use_cpu=true",
+                      "trainer.per_device_batch_size=2", "trainer.eval_steps=2"],
+        "params": {"gate.tau_pos": {"low": 0.1, "high": 1.0}},
+    })  # fmt: skip
+    storage = str(env / "optuna" / "study.journal")
+    optuna_cli.create(space, storage)
+    launcher = [o for o in TWO_RANKS if o.startswith("hydra.launcher.")] + [f"hydra.launcher.name={study}"]
+    try:
+        ran = optuna_cli.worker(study, storage, n_trials=1, trial_jobs="submitit_slurm", launcher_overrides=launcher)
+    finally:
+        subprocess.run(["scancel", "--name", study], timeout=CEILING)
+    (trial,) = optuna.load_study(study_name=study, storage=optuna_cli.open_storage(storage)).trials
+    assert ran == 1 and trial.state.name == "COMPLETE", trial.state
+    run = env / "runs" / trial.user_attrs["run_id_seed0"]
+    assert json.loads((run / "run.json").read_text())["trl"]["world_size"] == 2
+    assert trial.value == json.loads((run / "summary.json").read_text())["heldout_accuracy_after"]
+    assert sorted(trial.intermediate_values) == [2, 4]  # rank 0 reported from inside the job, at each held-out eval

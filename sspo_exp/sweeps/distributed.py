@@ -64,6 +64,8 @@ def export_rank_env(engine: str = "ddp") -> dict[str, Any] | None:
         return None
     if job.num_tasks <= 1:
         return None
+    os.environ.pop("MASTER_PORT", None)  # slurm/env.sh's fixed port: two jobs on one node would share it; submitit
+    # then draws the port from the job id
     dist = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     env = engine_env(engine, job.num_nodes, dist.world_size, job.node, dist.master_addr, dist.master_port)
     os.environ.update(env)

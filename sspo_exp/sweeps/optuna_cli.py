@@ -58,6 +58,7 @@ from sspo_exp import CONF_DIR
 from sspo_exp.sweeps import pruning
 from sspo_exp.sweeps.errors import SpaceError, SweepError
 from sspo_exp.sweeps.grid import override_value, sweep_path, train_task
+from sspo_exp.sweeps.trial_jobs import TrialJobs, launcher_executor
 from sspo_exp.sweeps.storage import STORAGE_ENV, StorageError, check as check_storage, is_url, open_storage, redact
 from sspo_exp.sweeps.storage import resolve as resolve_storage
 
@@ -273,10 +274,13 @@ def load(study_name: str, storage: str, worker_index: int = 0):
 
 
 def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
-           worker_index: int | None = None, train_fn: Callable[..., dict] = train_task) -> int:  # fmt: skip
+           worker_index: int | None = None, train_fn: Callable[..., dict] = train_task,
+           trial_jobs: str | None = None, launcher_overrides: list[str] = ()) -> int:  # fmt: skip
     """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together, enqueued ones
     not counted until they start; None = forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
     is retried by the requeued worker (``retry_cut_off_trials``). ``storage=None``: ``$SSPO_OPTUNA_STORAGE``.
+    ``trial_jobs`` (a launcher, e.g. ``submitit_slurm``): each trial's run is one distributed job of its model
+    preset's shape (``sspo_exp.sweeps.trial_jobs``), ``launcher_overrides`` its hydra.launcher.* fields.
     Returns the number of trials this worker ran."""
     import optuna
 
@@ -288,6 +292,8 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     if storage is None:  # a submitted job: the storage comes through the environment (see `submit`)
         storage = os.environ[STORAGE_ENV]
     study, store, space = load(study_name, storage, worker_index)
+    if trial_jobs:
+        train_fn = TrialJobs(trial_jobs, list(launcher_overrides), absolute(storage), job_folder(storage))
     objective = make_objective(space, extra, train_fn)
     # the budget counts trials that ran or run; enqueued (WAITING) ones are still to run
     counted = tuple(s for s in optuna.trial.TrialState if s != optuna.trial.TrialState.WAITING)
@@ -302,41 +308,33 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     return len({t.number for t in study.get_trials(deepcopy=False, states=counted)} - before)
 
 
-def launcher_executor(launcher: str, overrides: list[str], folder: Path):
-    """A submitit executor configured from ``conf/launcher/<launcher>.yaml`` (the one place for cluster values),
-    mapping its fields the way hydra-submitit-launcher does."""
-    import submitit
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def absolute(storage: str) -> str:
+    """A journal path made absolute (a job may start elsewhere); a URL as it is."""
+    return storage if is_url(storage) else str(Path(storage).expanduser().resolve())
 
-    if launcher not in ("submitit_slurm", "submitit_local"):
-        raise SpaceError(f"--launcher={launcher!r}; choose submitit_slurm or submitit_local (conf/launcher/)")
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="optuna"):
-        cfg = compose("train", overrides=[f"launcher={launcher}", *overrides], return_hydra_config=True)
-    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    params = {k: v for k, v in params.items() if k not in ("_target_", "submitit_folder", "name")}
-    cluster = "slurm" if launcher == "submitit_slurm" else "local"
-    init = {f"{cluster}_max_num_timeout": params.pop("max_num_timeout")} if "max_num_timeout" in params else {}
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, **init)
-    base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "stderr_to_stdout"}
-    executor.update_parameters(name="sspo-optuna", **{k if k in base else f"{cluster}_{k}": v for k, v in params.items()})
-    return executor
+
+def job_folder(storage: str) -> Path:
+    """submitit's folder for a study's jobs: beside a journal file, else under runs/optuna/."""
+    return (Path(absolute(storage)).parent if not is_url(storage) else Path("runs/optuna")).resolve() / ".submitit" / "%j"
 
 
 def submit(study_name: str, storage: str, workers: int, n_trials: int | None, launcher: str,
-           launcher_overrides: list[str], extra: list[str] = (), wait: bool = True) -> list[Any]:  # fmt: skip
+           launcher_overrides: list[str], extra: list[str] = (), wait: bool = True,
+           trial_jobs: str | None = None) -> list[Any]:  # fmt: skip
     """Start ``workers`` worker jobs (SLURM or local processes) on the study; optionally wait for them.
 
     The jobs get the storage through their environment (``$SSPO_OPTUNA_STORAGE``; sbatch and submitit's local
     executor pass the submitting process's environment on), never as an argument: submitit pickles arguments into
     its job folder, and a URL may hold a password."""
-    storage_abs = storage if is_url(storage) else str(Path(storage).expanduser().resolve())
-    folder = (Path(storage_abs).parent if not is_url(storage) else Path("runs/optuna")).resolve() / ".submitit" / "%j"
-    executor = launcher_executor(launcher, launcher_overrides, folder)
+    storage_abs, folder = absolute(storage), job_folder(storage)
+    # with trial_jobs the workers are one-CPU jobs that submit each trial as a job of the launcher_overrides' shape
+    light = ["hydra.launcher.nodes=1", "hydra.launcher.tasks_per_node=1", "hydra.launcher.gpus_per_node=0"]
+    executor = launcher_executor(launcher, [*launcher_overrides, *light] if trial_jobs else launcher_overrides, folder)
     saved = os.environ.get(STORAGE_ENV)
     os.environ[STORAGE_ENV] = storage_abs  # sbatch / the local executor copy the environment at submission
     try:
-        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i) for i in range(workers)]
+        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i, train_task, trial_jobs,
+                                launcher_overrides) for i in range(workers)]  # fmt: skip
     finally:  # this process's own environment is left as it was
         if saved is None:
             del os.environ[STORAGE_ENV]
@@ -377,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--storage", help=STORAGE_HELP)
         if name != "show":
             p.add_argument("--n-trials", type=int, help="stop once the study holds this many trials (all workers)")
-            p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (submit: hydra.launcher.* go to the launcher)")  # fmt: skip
+            p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (hydra.launcher.* go to the launcher)")  # fmt: skip
+            p.add_argument("--trial-jobs", metavar="LAUNCHER", choices=("submitit_slurm", "submitit_local"),
+                           help="run each trial as ONE distributed job of its model preset's shape (submitit_slurm)")
         if name == "submit":
             p.add_argument("--workers", type=int, default=2, help="number of worker jobs")
             p.add_argument("--launcher", default="submitit_slurm", help="submitit_slurm | submitit_local (conf/launcher/)")
@@ -399,13 +399,15 @@ def main(argv: list[str] | None = None) -> int:
         check_storage(storage)
         if args.command == "show":
             show(args.study, storage)
-        elif args.command == "worker":
-            ran = worker(args.study, storage, args.n_trials, args.overrides)
-            print(f"worker ran {ran} trials")
         else:
             launcher = [o for o in args.overrides if o.startswith("hydra.launcher.")]
             extra = [o for o in args.overrides if not o.startswith("hydra.launcher.")]
-            submit(args.study, storage, args.workers, args.n_trials, args.launcher, launcher, extra, not args.no_wait)
+        if args.command == "worker":
+            ran = worker(args.study, storage, args.n_trials, extra, trial_jobs=args.trial_jobs, launcher_overrides=launcher)
+            print(f"worker ran {ran} trials")
+        elif args.command == "submit":
+            submit(args.study, storage, args.workers, args.n_trials, args.launcher, launcher, extra, not args.no_wait,
+                   args.trial_jobs)  # fmt: skip
     except (SpaceError, StorageError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
