@@ -101,3 +101,35 @@ def test_optuna_trial_runs_as_one_two_process_job_and_completes(env):
     assert json.loads((run / "run.json").read_text())["trl"]["world_size"] == 2
     assert trial.value == json.loads((run / "summary.json").read_text())["heldout_accuracy_after"]
     assert sorted(trial.intermediate_values) == [2, 4]  # rank 0 reported from inside the job, at each held-out eval
+
+
+def _job(jobid: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "-o", "show", "job", jobid], capture_output=True, text=True, timeout=CEILING,
+                         check=True)  # fmt: skip
+    return dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
+
+
+def test_a_requeued_two_process_job_resumes_from_its_checkpoint(env):
+    runs, name = env / "runs", f"sspo-dist-requeue-{os.getpid()}-{int(time.time())}"
+    sweep = env / "one.yaml"
+    sweep.write_text("grid: [{objective: grpo}]\nseeds: [0]\n")
+    longer = [*TINY, "trainer.max_steps=16"]  # time to requeue after the first checkpoint (save_steps=2)
+    args = [str(sweep), *longer, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
+            f"hydra.launcher.name={name}"]  # fmt: skip
+    try:
+        out = _sweep([*args, "--no-wait"])
+        assert out.returncode == 0, out.stderr[-3000:]
+        (marker,) = runs.glob("*/submitted.json")
+        run, jobid = marker.parent, json.loads(marker.read_text())["job_id"]
+        wait_for((run / "checkpoint-2").is_dir, "the job's first checkpoint")
+        assert not (run / "summary.json").exists()
+        subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=CEILING)  # what PreemptMode=REQUEUE does
+        state = wait_for(lambda: (j := _job(jobid))["Restarts"] == "1" and j["JobState"], "the job to be requeued")
+        if state == "PENDING":  # SLURM holds a requeued job back ~2 minutes (BeginTime): start it now
+            subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], timeout=CEILING)
+        wait_for((run / "summary.json").exists, "the requeued job to finish")
+    finally:
+        subprocess.run(["scancel", "--name", name], timeout=CEILING)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_from"] and Path(summary["resumed_from"]).name.startswith("checkpoint-")  # it resumed
+    assert summary["global_step"] == 16 and json.loads((run / "run.json").read_text())["trl"]["world_size"] == 2
