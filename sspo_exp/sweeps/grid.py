@@ -330,6 +330,8 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
         return report
     common = common_overrides(sweep, overrides)
     launcher = next((o.split("=", 1)[1] for o in reversed(common) if o.startswith("launcher=")), "local")
+    if not wait and launcher != "submitit_slurm":
+        raise SweepError(f"--no-wait: only launcher=submitit_slurm queues jobs that outlive this command (got {launcher})")
     for j in todo:  # queued: a relaunch while these are pending or running skips them (sspo_exp.rundir)
         j.run.mark_submitted(launcher)
     for shape in dict.fromkeys(j.shape for j in todo):  # one launch (one job array) per job shape
