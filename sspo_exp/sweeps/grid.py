@@ -345,8 +345,8 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
             j.run.submitted_file.unlink(missing_ok=True)
         report["failed"] += failures(group, results)
     if not wait:
-        print(f"queued {len(todo)} jobs; watch them with `squeue --me` and `sspo-exp sweep {path} "
-              f"{' '.join(overrides)} --dry-run` (status per run); logs under <output_root>/.hydra/multirun-*/.submitit/")  # fmt: skip
+        print(f"queued {len(todo)} jobs; watch them with `squeue --me`, and this same command with --dry-run instead "
+              f"of --no-wait (status per run); logs under <output_root>/.hydra/multirun-*/.submitit/")  # fmt: skip
     return report
 
 
