@@ -31,7 +31,7 @@ def _point(*overrides: str):
     ("table2_math", "qwen3-30b-a3b", "16 ranks, 2x8 GPU, deepspeed_zero3, 48 h limit"),
 ])  # fmt: skip
 def test_paper_presets_shape_their_jobs_and_are_valid_at_that_world_size(experiment, model, shape):
-    plan, job, hours = _point(f"experiment={experiment}", f"model={model}", *SLURM)
+    plan, job, hours, _ = _point(f"experiment={experiment}", f"model={model}", *SLURM)
     assert job.describe() == shape and plan.world_size == job.world_size  # validated at the job's world size
     cfg = plan.cfg
     t = cfg.trainer
@@ -42,8 +42,8 @@ def test_paper_presets_shape_their_jobs_and_are_valid_at_that_world_size(experim
 
 
 def test_the_moe_estimate_counts_active_parameters():
-    _, _, dense = _point("experiment=table2_math", "model=qwen3-8b", *SLURM)
-    _, _, moe = _point("experiment=table2_math", "model=qwen3-30b-a3b", *SLURM)
+    _, _, dense, _ = _point("experiment=table2_math", "model=qwen3-8b", *SLURM)
+    _, _, moe, _ = _point("experiment=table2_math", "model=qwen3-30b-a3b", *SLURM)
     assert moe == pytest.approx(dense * 3.3 / 8.2)
 
 
@@ -53,7 +53,7 @@ def test_sbatch_script_of_a_preset_renders_with_its_shape(tmp_path):
 
     from sspo_exp.sweeps.trial_jobs import launcher_executor
 
-    _, shape, _ = _point("experiment=table1", *SLURM)
+    _, shape, _, _ = _point("experiment=table1", *SLURM)
     executor = launcher_executor("submitit_slurm", grid.shape_overrides(shape), tmp_path / "%j")
     script = submitit.slurm.slurm._make_sbatch_string(command="python -m x", folder=tmp_path,
                                                       **executor._executor.parameters)  # fmt: skip
@@ -62,14 +62,14 @@ def test_sbatch_script_of_a_preset_renders_with_its_shape(tmp_path):
 
 
 def test_any_field_of_the_shape_can_be_overridden():
-    _, shape, _ = _point("experiment=table1", *SLURM, "model.resources.nodes=2")
+    _, shape, _, _ = _point("experiment=table1", *SLURM, "model.resources.nodes=2")
     assert shape.world_size == 16
-    _, shape, _ = _point("experiment=table1", *SLURM, "hydra.launcher.tasks_per_node=4", "hydra.launcher.gpus_per_node=4")
+    _, shape, _, _ = _point("experiment=table1", *SLURM, "hydra.launcher.tasks_per_node=4", "hydra.launcher.gpus_per_node=4")
     assert (shape.world_size, shape.gpus) == (4, 4)
 
 
 def test_local_launchers_stay_one_process():
-    plan, shape, _ = _point("experiment=cpu_minigrid")
+    plan, shape, _, _ = _point("experiment=cpu_minigrid")
     assert shape.world_size == 1 and plan.world_size == 1 and grid.shape_overrides(shape) == []
 
 

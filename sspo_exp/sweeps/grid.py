@@ -15,15 +15,16 @@ file lists *blocks*, and this module expands them::
 
 Each point becomes the override list ``experiment=… <block keys> seed=…`` (plus the command line's overrides)
 and all of them are handed to the configured Hydra launcher (``launcher=local | submitit_local |
-submitit_slurm``, conf/launcher/) as ONE multirun, exactly as ``sspo-exp train -m`` would. Before anything is
-launched every point is composed (a typo fails at once, naming the point) and mapped to its deterministic run
-id (``sspo_exp.train.run.run_id``): a run whose ``summary.json`` exists is skipped, a run with checkpoints is
-launched again and resumes from its last one.
+submitit_slurm``, conf/launcher/) as ONE multirun per job shape, as ``sspo-exp train -m`` would. Under
+``submitit_slurm`` each run is one job of ``nodes x tasks_per_node`` ranks shaped by its model preset
+(sspo_exp/sweeps/resources.py, docs/cluster.md). Before anything is launched every point is composed and validated
+at its job's world size (a bad point fails at once, naming it) and mapped to its deterministic run id: a run whose
+``summary.json`` exists is skipped, a queued or running one too, a run with checkpoints resumes from its last one.
 
     sspo-exp sweep sweeps/table1.yaml --dry-run          # list the points and their status
     sspo-exp sweep sweeps/cpu_minigrid.yaml --seeds 0    # run on this machine
     sspo-exp sweep sweeps/cpu_study_staleness.yaml --only trainer.mu=4 --dry-run   # only the points with mu = 4
-    sspo-exp sweep sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu
+    sspo-exp sweep sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu --no-wait
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import yaml
 
 from sspo_exp import CONF_DIR, SWEEPS_DIR
 from sspo_exp.sweeps.errors import SweepError
-from sspo_exp.sweeps.resources import JobShape
+from sspo_exp.sweeps.resources import JobShape, assumptions, check_shape, gpu_hours, job_shape
 from sspo_exp.sweeps.submission import SlurmIdWatcher, submit_and_return
 
 SWEEP_KEYS = ("base", "experiment", "seeds", "grid")
@@ -132,6 +133,7 @@ class Job:
     code: dict | None = None  #: which code made a finished run (its run.json), None if not finished
     shape: JobShape = JobShape()  #: its job (sspo_exp.sweeps.resources): the world size it was validated for
     gpu_hours: float | None = None  #: estimated GPU-hours (sspo_exp.sweeps.resources.gpu_hours)
+    basis: str = ""  #: the estimate's assumed peak and MFU (sspo_exp.sweeps.resources.assumptions)
 
     @property
     def run(self):
@@ -150,20 +152,19 @@ PROGRESS_EVERY = 10
 
 
 def plan_point(overrides: list[str]):
-    """``(training plan, job shape, GPU-hours)`` of one point, validated at its job's real world size: the batch
+    """``(training plan, job shape, GPU-hours, their assumptions)`` of one point, validated at its job's real world size: the batch
     arithmetic (``make_plan``) and the job's own needs (``sspo_exp.sweeps.resources.check_shape``)."""
     from hydra import compose
     from omegaconf import open_dict
 
-    from sspo_exp.sweeps.resources import check_shape, gpu_hours, job_shape
-    from sspo_exp.train.config import make_plan
+    from sspo_exp.train.config import make_plan  # as plan() did: `sspo-exp sweep --help` loads no training module
 
     cfg = compose("train", overrides=overrides, return_hydra_config=True)
     shape = job_shape(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
     check_shape(cfg, shape)
-    return make_plan(cfg, world_size=shape.world_size), shape, gpu_hours(cfg)
+    return make_plan(cfg, world_size=shape.world_size), shape, gpu_hours(cfg), assumptions(cfg)
 
 
 def plan(jobs: list[list[str]]) -> list[Job]:
@@ -182,7 +183,7 @@ def plan(jobs: list[list[str]]) -> list[Job]:
             if len(jobs) > PROGRESS_EVERY and i and i % PROGRESS_EVERY == 0:
                 print(f"composed {i}/{len(jobs)} points", file=sys.stderr, flush=True)
             try:
-                p, shape, hours = plan_point(overrides)
+                p, shape, hours, basis = plan_point(overrides)
             except (HydraException, OmegaConfBaseException, ConfigError) as e:
                 bad.append(f"  {' '.join(overrides)}\n      -> {e}")
                 continue
@@ -192,7 +193,7 @@ def plan(jobs: list[list[str]]) -> list[Job]:
                 continue
             seen[rid] = overrides
             code = p.run.info().get("code") if p.run.summary_file.exists() else None
-            planned.append(Job(overrides, rid, p.run.path, code, shape, hours))
+            planned.append(Job(overrides, rid, p.run.path, code, shape, hours, basis))
     if bad:
         raise SweepError(f"{len(bad)} of {len(jobs)} sweep points are invalid; nothing was launched:\n" + "\n".join(bad))
     return planned
@@ -292,8 +293,6 @@ def shape_overrides(shape: JobShape) -> list[str]:
 
 def print_plan(planned: list[Job], statuses: dict[str, str], todo: list[Job]) -> None:
     """Per point: status, run id, job shape, estimated GPU-hours, overrides; then the counts and the total."""
-    from sspo_exp.sweeps.resources import assumptions
-
     def hours(h: float | None) -> str:
         return "?" if h is None else f"{h:,.1f}"
 
@@ -307,8 +306,8 @@ def print_plan(planned: list[Job], statuses: dict[str, str], todo: list[Job]) ->
     if todo and known and todo[0].shape.gpus:
         print(f"estimated: ~{hours(sum(known))} GPU-hours to run ({len(known)} of {len(todo)} runs estimated; "
               f"all {len(planned)} points: ~{hours(sum(j.gpu_hours or 0 for j in planned))}). Estimate only: "
-              f"tokens x 6 x params / (peak FLOP/s x MFU), from each model preset's resources block "
-              f"(conf/model/*.yaml: peak_tflops, mfu)")  # fmt: skip
+              f"tokens x 6 x params / (peak FLOP/s x MFU), every completion at full length, assuming "
+              f"{'; '.join(dict.fromkeys(j.basis for j in todo))} (model.resources.peak_tflops, mfu)")  # fmt: skip
 
 
 def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | None = None, dry_run: bool = False,

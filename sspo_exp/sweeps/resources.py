@@ -118,6 +118,6 @@ def gpu_hours(cfg: Any) -> float | None:
 
 
 def assumptions(cfg: Any) -> str:
+    """The assumed peak and MFU of :func:`gpu_hours`, as printed beside the total."""
     res = _resources(cfg)
-    return (f"GPU-hours = tokens x 6 x params / (peak x MFU); peak {res.get('peak_tflops')} TFLOP/s per GPU, "
-            f"MFU {res.get('mfu')} (model.resources), every completion at full length")  # fmt: skip
+    return f"peak {res.get('peak_tflops')} TFLOP/s per GPU, MFU {res.get('mfu')}"

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sspo_exp import CONF_DIR
-from sspo_exp.sweeps import pruning
+from sspo_exp.sweeps import preemption, pruning
+from sspo_exp.sweeps.distributed import export_rank_env
 from sspo_exp.sweeps.errors import SpaceError
 from sspo_exp.sweeps.grid import plan_point, shape_overrides, train_task
 from sspo_exp.sweeps.storage import STORAGE_ENV, open_storage
@@ -50,9 +51,6 @@ def run_trial_job(cfg, study_name: str, trial_id: int, seed_index: int, engine: 
     pruning reporter. Rank 0 returns the run's summary (``{"pruned": reason}`` when the pruner stopped it)."""
     import optuna
 
-    from sspo_exp.sweeps import preemption
-    from sspo_exp.sweeps.distributed import export_rank_env
-
     preemption.exit_on_sigterm()  # a preempted job ends at once; SLURM requeues it and the run resumes
     export_rank_env(engine)
     study = optuna.load_study(study_name=study_name, storage=open_storage(os.environ[STORAGE_ENV]))
@@ -78,7 +76,7 @@ class TrialJobs:
         trial = reporter.trial
         point = [*trial.user_attrs["overrides"], f"seed={cfg.seed}", f"launcher={self.launcher}", *self.overrides]
         with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
-            _, shape, _ = plan_point(point)  # validated at the job's world size before it is submitted
+            _, shape, _, _ = plan_point(point)  # validated at the job's world size before it is submitted
         executor = launcher_executor(self.launcher, [*shape_overrides(shape), *self.overrides], self.folder)
         saved = os.environ.get(STORAGE_ENV)
         os.environ[STORAGE_ENV] = self.storage  # sbatch copies the environment: no password in a pickle
