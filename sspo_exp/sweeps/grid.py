@@ -157,7 +157,7 @@ def plan_point(overrides: list[str]):
     from hydra import compose
     from omegaconf import open_dict
 
-    from sspo_exp.train.config import make_plan  # as plan() did: `sspo-exp sweep --help` loads no training module
+    from sspo_exp.train.config import make_plan  # as plan() did: the sweep CLI's --help loads no training module
 
     cfg = compose("train", overrides=overrides, return_hydra_config=True)
     shape = job_shape(cfg)
