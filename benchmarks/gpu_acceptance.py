@@ -75,8 +75,9 @@ def train_one(kind: str, overrides: list[str], result_path: Path) -> None:
 
     from sspo_exp import CONF_DIR
     from sspo_exp.rewards import REWARD_FUNCS
-    from sspo_exp.models import load_policy
-    from sspo_exp.train.config import build_objective, grpo_config, make_plan
+    from sspo_exp.stages.policy import load_policy
+    from sspo_exp.objectives import build
+    from sspo_exp.train.config import grpo_config, make_plan, objective_spec
     from sspo_exp.train.run import train_dataset
     from sspo_exp.train.trainer import SSPOTrainer
 
@@ -91,7 +92,7 @@ def train_one(kind: str, overrides: list[str], result_path: Path) -> None:
         args.loss_type, args.epsilon, args.epsilon_high = "grpo", cfg.objective.eps_low, cfg.objective.eps_high
         trainer = GRPOTrainer(**common)
     else:
-        trainer = SSPOTrainer(**common, objective=build_objective(cfg))
+        trainer = SSPOTrainer(**common, objective=build(objective_spec(cfg)))
 
     timing = {"generate_s": 0.0, "completion_tokens": 0, "step_s": []}
     generate = trainer._generate

@@ -28,7 +28,8 @@ export WANDB_SILENT=${WANDB_SILENT:-true}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
 
 # 5. Multi-node rendezvous (used by slurm/train_multinode.sbatch): the first node of the allocation.
+export MASTER_PORT=${MASTER_PORT:-29500}
 if [[ -n ${SLURM_JOB_NODELIST:-} ]] && command -v scontrol >/dev/null; then
   MASTER_ADDR=${MASTER_ADDR:-$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)}
-  export MASTER_ADDR MASTER_PORT=${MASTER_PORT:-29500}
+  export MASTER_ADDR
 fi

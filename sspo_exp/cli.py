@@ -17,13 +17,15 @@ from __future__ import annotations
 import importlib
 import sys
 
+from sspo_exp import __version__
+
 COMMANDS = {
     "train": ("sspo_exp.train.cli", "train the policy with one objective (Hydra overrides follow)"),
     "eval": ("sspo_exp.evaluation.cli", "greedy Pass@1 of a run or model on benchmarks (Hydra overrides follow)"),
     "report": ("sspo_exp.report.cli", "tables and curves from W&B runs (online or offline)"),
     "sweep": ("sspo_exp.sweeps.grid", "run a sweep file (the paper's grids) as one Hydra multirun"),
     "optuna": ("sspo_exp.sweeps.optuna_cli", "Optuna search: create a study, run workers"),
-    "cold-start": ("sspo_exp.models.cold_start_cli", "compute the cold start of a training config (train's overrides)"),
+    "cold-start": ("sspo_exp.train.cold_start_cli", "compute the cold start of a training config (train's overrides)"),
     "gates": ("sspo_exp.objectives.table", "print the SSPO gates and token weights (the paper's Figure 1)"),
     "sandbox": ("sspo_exp.sandbox.cli", "check the code sandbox here and run hostile programs in it"),
 }
@@ -42,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in {"-V", "--version"}:
-        from sspo_exp import __version__
-
         print(f"sspo-exp {__version__}")
         return 0
     name, rest = argv[0], argv[1:]

@@ -4,7 +4,8 @@ Scheme (Dora-like, stable across upgrades). The id hashes the run's *meaningful*
 the keys that only say where and how to log, launch or evaluate (:data:`LOGGING_KEYS`, :data:`TRAINER_LOGGING_KEYS`)
 and without the gate of a non-SSPO objective, plus one derived key: the format version of the cold start the initial
 policy comes from (``model.cold_start_version``; its cache key is otherwise config already in the hash), so two runs
-from different cold starts never share an id. Keys added to the configs after ids were first defined are listed in
+from different cold starts never share an id. That version is the plan's (``sspo_exp.train.config.make_plan`` reads
+it off the checked cold start, ``sspo_exp.stages.spec``) and is passed in: identity knows nothing of stages. Keys added to the configs after ids were first defined are listed in
 :data:`ADDED_KEYS` with their *neutral* value — the one that reproduces the behaviour from before the key existed —
 and enter the hash only when they hold another value. So adding a key with a neutral default renames no run, and a
 relaunched sweep skips the finished work of older versions; a key set to a new value makes a new run.
@@ -14,8 +15,10 @@ config key is in neither that list nor :data:`ADDED_KEYS`, and pins the ids of a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 #: Top-level keys that only say where/how to log, launch or evaluate; they never change what is trained.
@@ -27,7 +30,7 @@ TRAINER_LOGGING_KEYS = ("eval_steps", "eval_samples", "vllm")
 ADDED_KEYS: dict[str, Any] = {
     "model.chat_template_kwargs": None,  # None: the template's own defaults (as before the key existed)
     "model.cold_start": None,  # a model.path model's SFT cold start (conf/cold_start/sft.yaml); None/disabled: none
-    # derived (sspo_exp.models.cold_start_spec.stage_version), not a config key: 1 is the tiny cold start every run
+    # derived (the plan's cold start: sspo_exp.stages.spec.stage_version), not a config key: 1 is the tiny cold start every run
     # before it started from; a run with no cold start has none
     "model.cold_start_version": 1,
 }
@@ -75,15 +78,14 @@ def _floats_as_floats(data: dict[str, Any], prefix: str = "") -> None:
 def floats_as_floats(block: Any, prefix: str) -> Any:
     """A copy of the config block at ``prefix`` (e.g. ``model.cold_start``) with :data:`FLOAT_KEYS` under it as
     floats: the cold starts' cache keys treat ``1`` and ``1.0`` as the run id does, so one run asks for one stage."""
-    import copy
-
     block = copy.deepcopy(block)
     _floats_as_floats(block, prefix + ".")
     return block
 
 
-def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved config as it enters the id (see the module docstring)."""
+def meaningful_config(cfg: Mapping[str, Any], stage_version: int | None) -> dict[str, Any]:
+    """The resolved config as it enters the id (see the module docstring); ``stage_version``: the format version of
+    the cold start the initial policy comes from (None: none)."""
     from omegaconf import OmegaConf
 
     data = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else json.loads(json.dumps(cfg))
@@ -96,14 +98,11 @@ def meaningful_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         data.pop("gate", None)
     model = data.get("model")
     if isinstance(model, dict):
-        from sspo_exp.models.cold_start_spec import stage_version
-
         cold = model.get("cold_start")
         if model.get("path") and isinstance(cold, dict) and cold.get("enabled") is False:
             model["cold_start"] = None  # a disabled SFT block: RL starts from model.path, as with no block
-        version = stage_version(model)
-        if version is not None:
-            model["cold_start_version"] = version
+        if stage_version is not None:
+            model["cold_start_version"] = stage_version
     _floats_as_floats(data)
     for dotted, neutral in ADDED_KEYS.items():
         node, leaf = _parent(data, dotted)
@@ -122,14 +121,14 @@ def job_type(cfg: Mapping[str, Any]) -> str:
     return f"{name}-{cfg['gate']['name']}" if name == "sspo" else name
 
 
-def run_id(cfg: Mapping[str, Any]) -> str:
+def run_id(cfg: Mapping[str, Any], stage_version: int | None) -> str:
     """Deterministic W&B id and directory name: ``<job_type>-s<seed>-<hash of the meaningful config>``."""
-    return f"{job_type(cfg)}-s{cfg['seed']}-{digest(meaningful_config(cfg))}"
+    return f"{job_type(cfg)}-s{cfg['seed']}-{digest(meaningful_config(cfg, stage_version))}"
 
 
-def setting_hash(cfg: Mapping[str, Any]) -> str:
+def setting_hash(cfg: Mapping[str, Any], stage_version: int | None) -> str:
     """The hash of the setting without the seed: the seeds of one setting share it (and the W&B group)."""
-    setting = meaningful_config(cfg)
+    setting = meaningful_config(cfg, stage_version)
     setting.pop("seed", None)
     return digest(setting, 6)
 
@@ -153,11 +152,11 @@ def setting_label(cfg: Mapping[str, Any]) -> str:
     return "·".join(p for p in parts if p)
 
 
-def group_name(cfg: Mapping[str, Any]) -> str:
+def group_name(cfg: Mapping[str, Any], stage_version: int | None) -> str:
     """The W&B group of a setting (its seeds): the label and the setting hash,
     ``tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·3f9a1c``. The report pools a group's runs as seeds of one
     configuration, so two settings that differ anywhere outside the label (a learning rate) must not share it."""
-    return f"{setting_label(cfg)}·{setting_hash(cfg)}"
+    return f"{setting_label(cfg)}·{setting_hash(cfg, stage_version)}"
 
 
 def run_name(cfg: Mapping[str, Any]) -> str:
@@ -171,3 +170,21 @@ def tags(cfg: Mapping[str, Any]) -> list[str]:
     if cfg["objective"]["name"] == "sspo":
         derived.append(f"gate:{cfg['gate']['name']}")
     return derived + [str(t) for t in (cfg.get("wandb") or {}).get("tags") or []]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A run's names, derived once from its config and its cold start's version (``make_plan``)."""
+
+    run_id: str  #: directory name and W&B run id
+    setting_hash: str  #: the setting without the seed
+    group: str  #: the W&B group (the setting's seeds)
+    name: str  #: the W&B display name
+    job_type: str  #: objective (and gate)
+    tags: tuple[str, ...]  #: W&B tags
+
+
+def identify(cfg: Mapping[str, Any], stage_version: int | None) -> Identity:
+    """The :class:`Identity` of ``cfg`` whose initial policy comes from a cold start of ``stage_version``."""
+    return Identity(run_id(cfg, stage_version), setting_hash(cfg, stage_version), group_name(cfg, stage_version),
+                    run_name(cfg), job_type(cfg), tuple(tags(cfg)))

@@ -28,6 +28,10 @@ import re
 #: History keys.
 GLOBAL_STEP = "train/global_step"
 HELDOUT = "train/heldout_accuracy"
+#: The same held-out accuracy in the trainer's own log row (transformers' W&B callback prefixes ``train/``: HELDOUT).
+HELDOUT_LOG = HELDOUT.removeprefix("train/")
+#: ``summary.json`` fields (and the Optuna / sweep metric names): held-out accuracy of the initial and trained policy.
+SUMMARY_BEFORE, SUMMARY_AFTER = "heldout_accuracy_before", "heldout_accuracy_after"
 #: CodeAct episode statistics (``sspo_exp.codeact.episode.Episode.stats``), logged per rollout as ``codeact/<stat>``.
 CODEACT_STATS = ("turns", "executions", "errors", "timeouts", "sandbox_kills", "truncated_outputs",
                  "ended_with_solution", "policy_tokens", "observation_tokens")
@@ -108,3 +112,22 @@ def reeval_prefix(profile_id: str) -> str:
     """``reeval/<profile_id>/``: where ``sspo-exp eval`` of a run puts its keys in the run's summary (training's
     own ``eval/…`` stay as they were)."""
     return f"reeval/{profile_id}/"
+
+
+# ----------------------------------------------------------------------------------------------- pruned runs
+#: W&B summary key of a run an Optuna pruner stopped: the step at which it was pruned (``sspo_exp.sweeps.pruning``).
+PRUNED_STEP = "optuna/pruned_step"
+#: W&B summary keys naming the trial and study of a pruned run.
+PRUNED_TRIAL, PRUNED_STUDY = "optuna/trial", "optuna/study"
+#: W&B tag of a pruned run.
+PRUNED_TAG = "pruned"
+
+
+def is_pruned(summary: dict) -> bool:
+    """A run whose W&B summary says it was pruned and that has logged no step past that point since (a later
+    launch of the same config resumes and may finish it)."""
+    pruned_at = summary.get(PRUNED_STEP)
+    if pruned_at is None:
+        return False
+    last = summary.get(GLOBAL_STEP)
+    return last is None or last <= pruned_at

@@ -46,6 +46,10 @@ SLURM_ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "R
                "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "PREEMPTED"}  # fmt: skip
 
 
+#: The run-directory file that marks a run an Optuna pruner stopped (``RunDir.mark_pruned``).
+PRUNED_FILE = "pruned.json"
+
+
 def _write_json(path: Path, data: dict) -> None:
     """Whole or absent: written beside and renamed, so a kill never leaves a cut file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +142,27 @@ class RunDir:
     def results_dir(self, stage: str) -> Path:
         """Training's own evaluation results of ``stage`` (``keys.AFTER`` / ``keys.BEFORE``)."""
         return self.path / stage
+
+    def write_readme(self, text: str) -> Path:
+        """The run folder's README.md (what the run is, how to resume and report: ``sspo_exp.train.run_card``)."""
+        path = self.path / "README.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return path
+
+    def mark_pruned(self, mark: dict) -> Path:
+        """Mark the run as stopped by an Optuna pruner (``pruned.json``: study, trial, step, accuracy), atomically."""
+        path = self.path / PRUNED_FILE
+        _write_json(path, mark)
+        return path
+
+    def write_result(self, stage: str, name: str, record: dict) -> Path:
+        """Write one result file of training's own evaluation (``<stage>/<name>.json``) atomically."""
+        path = self.results_dir(stage) / f"{name}.json"
+        _write_json(path, record)
+        return path
 
     def reeval_dir(self, profile_id: str) -> Path:
         """Where ``sspo-exp eval`` of this run writes, per evaluation profile: beside training's results."""

@@ -77,7 +77,7 @@ def test_m3tooleval_benchmark_is_strict_and_needs_a_local_file(tmp_path):
 
 @needs_sandbox
 def test_codeact_solved_rate_uses_the_tools_and_the_checker():
-    from sspo_exp.codeact.evaluate import evaluate_codeact
+    from sspo_exp.tasks.codeact import evaluate_codeact
     from sspo_exp.codeact.prompts import build_prompt
     from sspo_exp.models.tiny import build_tokenizer
 
@@ -97,7 +97,7 @@ def test_codeact_solved_rate_uses_the_tools_and_the_checker():
 
 
 def test_codeact_arith_rows_and_cold_start_targets_match_the_environment():
-    from sspo_exp.codeact.cold_start import execute_probability, targets
+    from sspo_exp.stages.codeact import execute_probability, targets
     from sspo_exp.codeact.episode import EnvConfig, observation_text
     from sspo_exp.data.codeact_arith import rows
     from sspo_exp.sandbox import Observation

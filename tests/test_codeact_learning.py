@@ -1,7 +1,7 @@
 """CodeAct on the CPU learns (slow): `sspo-exp train experiment=cpu_codeact` raises the held-out greedy solved rate;
 the same job with shuffled advantages does not.
 
-The tiny model is cold-started (sspo_exp/codeact/cold_start.py) to execute on problems whose first operand is below
+The tiny model is cold-started (sspo_exp/stages/codeact.py) to execute on problems whose first operand is below
 60 and mostly to guess on the rest, so before RL it solves about the 41% "below" share (it copies the observation
 exactly) and RL has one decision to learn on the rest: run the product in the sandbox instead of guessing.
 

@@ -6,7 +6,8 @@ import torch
 
 from sspo_exp.codeact.episode import EnvConfig
 from sspo_exp.codeact.rollout import REWARD_FUNCS, make_rollout_func
-from sspo_exp.train.config import build_objective, grpo_config, validate
+from sspo_exp.objectives import build
+from sspo_exp.train.config import grpo_config, objective_spec, validate
 from sspo_exp.train.trainer import SSPOTrainer, loss_mask
 from test_codeact import needs_sandbox, scripted
 from train_helpers import ARCH, small_cfg
@@ -39,7 +40,7 @@ def test_trl_step_with_codeact_episodes_masks_observations(tmp_path):
 
     data = Dataset.from_list([{"prompt": p, "answer": a, "checker": "math", "setup": ""}
                               for p, a in (("6*7\n", "42"), ("5*5\n", "25"))])
-    objective = build_objective(cfg)
+    objective = build(objective_spec(cfg))
     seen = []
 
     def recording(log_probs, old_log_probs, advantages, mask):

@@ -20,8 +20,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from sspo_exp import CONF_DIR
-from sspo_exp.models import cold_start, sft
-from sspo_exp.models.stage import STAGE_FILE, published, run_stage
+from sspo_exp.stages import policy, sft, targets
+from sspo_exp.stages.spec import cold_start_spec
+from sspo_exp.stages.cache import STAGE_FILE, published, run_stage
 from local_model_helpers import local_qwen_dir  # noqa: F401  (fixture)
 from waiting import CEILING, running, wait_for
 
@@ -46,7 +47,7 @@ def _wait_for(path: Path, proc: subprocess.Popen | None = None) -> None:
 STAGE_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from sspo_exp.models import stage
+    from sspo_exp.stages import cache as stage
 
     cache, role = Path(sys.argv[1]), sys.argv[2]
     def announce(stage_id, lock_path):
@@ -275,15 +276,15 @@ def test_bad_sft_fields_are_named_before_any_compute(field, value, match, tmp_pa
                    "dataset=gsm8k")
     bad = {**dict(cfg.model.cold_start), field: value}
     with pytest.raises(ValueError, match=match):
-        cold_start.cold_started_path(cfg.model, bad, cfg.dataset, 0, tmp_path)
+        policy.cold_started_path(cfg.model, bad, cfg.dataset, 0, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_without_a_cold_start_the_model_path_is_the_initial_policy(tmp_path):
     cfg = _compose("model=local", "model.path=/some/model", "model.name=m")
-    assert cold_start.cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, 0, tmp_path) == "/some/model"
+    assert policy.cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, 0, tmp_path) == "/some/model"
     off = {**dict(_compose("+cold_start@model.cold_start=sft").model.cold_start), "enabled": False}
-    assert cold_start.cold_started_path(cfg.model, off, cfg.dataset, 0, tmp_path) == "/some/model"
+    assert policy.cold_started_path(cfg.model, off, cfg.dataset, 0, tmp_path) == "/some/model"
 
 
 # ---------------------------------------------------------------------------------------- SFT, end to end
@@ -314,7 +315,7 @@ def _completion_nll(path, demos) -> float:
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from transformers import TrainerCallback
-    from sspo_exp.models import cold_start, sft
+    from sspo_exp.stages import policy, sft, targets
 
     class KillAfterFirstSave(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -323,7 +324,7 @@ KILL_SCRIPT = textwrap.dedent("""
     real = sft.build
     sft.build = lambda *a, **k: real(*a, **k, trainer_callbacks=[KillAfterFirstSave()])
     model_cfg, cold, dataset = {"name": "mini-qwen", "path": sys.argv[2], "chat_template": "auto"}, %r, %r
-    cold_start.cold_started_path(model_cfg, cold, dataset, 0, sys.argv[1])
+    policy.cold_started_path(model_cfg, cold, dataset, 0, sys.argv[1])
 """)
 
 
@@ -344,7 +345,7 @@ def test_sft_cold_start_survives_a_kill_resumes_learns_and_is_cached_by_key(loca
     assert (partial / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
 
     model_cfg = dict(name="mini-qwen", path=str(local_qwen_dir), chat_template="auto")
-    path = cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache)
+    path = policy.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache)
     assert Path(path).name.startswith("coldstart-mini-qwen-s0-") and Path(path).parent == cache
     record = json.loads((Path(path) / STAGE_FILE).read_text())
     assert record["info"]["resumed_from"] == "checkpoint-2" and record["info"]["global_step"] == 4
@@ -355,10 +356,10 @@ def test_sft_cold_start_survives_a_kill_resumes_learns_and_is_cached_by_key(loca
     assert after < before - 0.5, (before, after)  # it learned the demonstrations (measured: 6.11 -> 4.78 nats/token)
 
     monkeypatch.setattr(sft, "build", lambda *a, **k: pytest.fail("cached: must not retrain"))
-    assert cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache) == path
-    assert cold_start.cold_started_path(model_cfg, dict(SFT_COLD, seed=0), GSM8K, 5, cache) == path  # fixed seed
+    assert policy.cold_started_path(model_cfg, SFT_COLD, GSM8K, 0, cache) == path
+    assert policy.cold_started_path(model_cfg, dict(SFT_COLD, seed=0), GSM8K, 5, cache) == path  # fixed seed
     with pytest.raises(pytest.fail.Exception):  # another RL seed is another cold start
-        cold_start.cold_started_path(model_cfg, SFT_COLD, GSM8K, 1, cache)
+        policy.cold_started_path(model_cfg, SFT_COLD, GSM8K, 1, cache)
 
 
 # ------------------------------------------------------------------------------------ command and loader hook
@@ -391,14 +392,14 @@ def test_the_rl_run_starts_from_the_cold_started_policy(local_qwen_dir, tmp_path
     import torch
     from transformers import AutoModelForCausalLM
 
-    from sspo_exp.models import load_policy
+    from sspo_exp.stages.policy import load_policy
 
     monkeypatch.setenv("SSPO_EXP_CACHE", str(tmp_path))
     monkeypatch.setattr(sft, "build", _fake_sft)
     cfg = _compose("model=local", f"model.path={local_qwen_dir}", "model.name=mini-qwen", "dataset=gsm8k",
                    f"dataset.path={FIXTURES / 'gsm8k'}", "+cold_start@model.cold_start=sft")
     model, _ = load_policy(cfg.model, cfg.dataset, cfg.seed)
-    expected = cold_start.cold_started_path(cfg.model, cfg.model.cold_start, cfg.dataset, cfg.seed, tmp_path)
+    expected = policy.cold_started_path(cfg.model, cfg.model.cold_start, cfg.dataset, cfg.seed, tmp_path)
     assert Path(expected).parent == tmp_path  # the stage, not the base model
     reference = AutoModelForCausalLM.from_pretrained(expected, dtype=torch.float32)
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
@@ -406,7 +407,7 @@ def test_the_rl_run_starts_from_the_cold_started_policy(local_qwen_dir, tmp_path
 
 
 def test_a_multi_process_launch_only_reads_a_stage_it_may_not_build(tmp_path, monkeypatch):
-    from sspo_exp.models.stage import StageMissing
+    from sspo_exp.stages.cache import StageMissing
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(StageMissing, match="sspo-exp cold-start"):
@@ -449,7 +450,7 @@ def test_two_processes_of_one_launch_build_the_sft_cold_start_together(local_qwe
     assert len(printed) == 2 and all(p[-1:] == [str(path)] for p in printed), printed  # both print the published path
     one = _compose(*overrides)
     # the id one process computes for this config (the world size is not in it)
-    assert path.name == cold_start.cold_start_spec(one.model, one.model.cold_start, one.dataset, 0).stage_id
+    assert path.name == cold_start_spec(one.model, one.model.cold_start, one.dataset, 0).stage_id
 
     # batch_size=2 divides per_device_train_batch_size=2 (the check at world size 1) but not 2 x 2 processes
     bad = [*cmd, "model.cold_start.batch_size=2", "model.cold_start.per_device_train_batch_size=2"]

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 from sspo_exp import keys, rewards
 from sspo_exp.evaluation import score
 from sspo_exp.evaluation.generate import Completion, generate_hf
-from sspo_exp.evaluation.profile import compute_dtype, make_profile, prompt_id, template_hash
+from sspo_exp.evaluation.profile import compute_dtype, make_profile, template_hash
+from sspo_exp.tasks import prompt_id
 from sspo_exp.report.frames import RunData, to_frames
 from sspo_exp.report.tables import SPECS, MixedProfiles, build_table
 from test_eval import build_tiny
@@ -129,8 +130,9 @@ def test_chat_template_kwargs_reach_the_template_in_training_and_evaluation(tiny
         cfg = OmegaConf.create({"dataset": {"name": "gsm8k"}, "model": {"chat_template_kwargs": no_think}})
         assert prompt_builder(cfg)(q, tok).endswith(NO_THINK)  # training's prompts
         style = OmegaConf.create({"name": "arithmetic", "prompt_style": "instruct", "seed": 0, "test_size": 3})
-        settings = EvalSettings(benchmarks=("arithmetic",), chat_template_kwargs={"enable_thinking": False})
-        rows, fn = load_benchmarks(settings, style)["arithmetic"]
+        settings = EvalSettings(benchmarks=("arithmetic",), chat_template_kwargs={"enable_thinking": False},
+                                arithmetic_knobs=OmegaConf.to_container(style))
+        rows, fn = load_benchmarks(settings)["arithmetic"]
         assert fn(rows[0]["question"], tok).endswith(NO_THINK)  # training's own evaluation
     finally:
         tok.chat_template = None
@@ -297,7 +299,7 @@ def test_training_evaluation_records_its_profile_and_cut_share(tmp_path):
     model = tiny_model.build_model(ARCH, tok, 0)
     settings = final_eval_settings(cfg)
     ev = Evaluator(settings, tok, dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples], prompt_builder(cfg),
-                   load_benchmarks(settings, cfg.dataset), RunDir(cfg.output_root, run_id(cfg)), write=True)
+                   load_benchmarks(settings), RunDir(cfg.output_root, run_id(cfg)), write=True)
     out = ev.initial(model)
     rec = json.loads((ev.run.results_dir(keys.BEFORE) / "arithmetic.json").read_text())
     p = rec["profile"]

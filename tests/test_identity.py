@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from sspo_exp import CONF_DIR, identity
+from sspo_exp.stages.spec import stage_version
 
 BASELINE = Path(identity.__file__).parent / "resources" / "identity_baseline.txt"
 #: The config options that existed when ids were first defined (v0.1): their runs' ids must never change.
@@ -20,6 +21,19 @@ V01_OPTIONS = {
     "gate": ["expsig", "expatan", "gumbel", "atanlog", "siglog"],
 }
 V01_EXPERIMENTS = [None, "table1", "table2_math", "cpu_minigrid"]
+
+
+def run_id(cfg):
+    """The run id of ``cfg`` with its cold start's version, as ``make_plan`` gives it to ``identity``."""
+    return identity.run_id(cfg, stage_version(cfg.model))
+
+
+def group_name(cfg):
+    return identity.group_name(cfg, stage_version(cfg.model))
+
+
+def setting_hash(cfg):
+    return identity.setting_hash(cfg, stage_version(cfg.model))
 
 
 def _compose(*overrides):
@@ -37,14 +51,14 @@ def _compose(*overrides):
 ])  # fmt: skip
 def test_run_ids_of_v01_configs_are_pinned(overrides, expected):
     """Ids computed by v0.1 (before identity.py existed): an upgrade that renames them retrains finished work."""
-    assert identity.run_id(_compose(*overrides)) == expected
+    assert run_id(_compose(*overrides)) == expected
 
 
 @pytest.mark.parametrize("overrides, expected", [
     (("experiment=table1", "objective=gspo"), "gspo-s0-371c4440"),  # Table 1 from its SFT cold start (batch_size)
 ])  # fmt: skip
 def test_run_ids_of_later_configs_are_pinned(overrides, expected):
-    assert identity.run_id(_compose(*overrides)) == expected
+    assert run_id(_compose(*overrides)) == expected
 
 
 def _flat(d, prefix=""):
@@ -80,12 +94,12 @@ def test_every_config_key_of_a_v01_option_is_in_the_baseline_or_declared_neutral
 
 def test_an_added_key_at_its_neutral_value_keeps_the_id_and_another_value_changes_it():
     cfg = _compose()
-    before = identity.run_id(cfg)
+    before = run_id(cfg)
     key, neutral = next(iter(identity.ADDED_KEYS.items()))
     OmegaConf.update(cfg, key, neutral, force_add=True)
-    assert identity.run_id(cfg) == before
+    assert run_id(cfg) == before
     OmegaConf.update(cfg, key, {"enable_thinking": False}, force_add=True)
-    assert identity.run_id(cfg) != before
+    assert run_id(cfg) != before
 
 
 def test_qwen3_presets_default_to_non_thinking_prompts_which_is_a_new_run_id():
@@ -94,35 +108,36 @@ def test_qwen3_presets_default_to_non_thinking_prompts_which_is_a_new_run_id():
     cfg = _compose("experiment=table2_math")
     assert OmegaConf.to_container(cfg.model.chat_template_kwargs) == {"enable_thinking": False}
     thinking = _compose("experiment=table2_math", "model.chat_template_kwargs=null")
-    assert identity.run_id(cfg) != identity.run_id(thinking)
+    assert run_id(cfg) != run_id(thinking)
 
 
 def test_group_and_run_names_are_readable_and_the_group_is_unique_per_setting():
     cfg = _compose("gate.tau_neg=0.3", "gate.tau_pos=0.2")
-    assert identity.group_name(cfg) == f"tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·{identity.setting_hash(cfg)}"
+    assert group_name(cfg) == f"tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·{setting_hash(cfg)}"
     assert identity.run_name(cfg) == "tiny·arithmetic·sspo-atanlog·τ0.3/0.2·μ2·s0"
     # The report pools a group's runs as the seeds of one configuration: a setting that differs outside the label
     # (here the learning rate) must get its own group, or its runs would be averaged with the other's.
     lr = _compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "trainer.learning_rate=0.5")
-    assert identity.setting_label(lr) == identity.setting_label(cfg) and identity.group_name(lr) != identity.group_name(cfg)
-    assert identity.group_name(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3")) == identity.group_name(cfg)
+    assert identity.setting_label(lr) == identity.setting_label(cfg) and group_name(lr) != group_name(cfg)
+    assert group_name(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3")) == group_name(cfg)
     other = _compose("gate.tau_neg=0.6", "gate.tau_pos=0.5")
-    assert identity.group_name(other) != identity.group_name(cfg)  # two τ settings differ in the legend, not by a hash
-    assert identity.setting_hash(cfg) == identity.setting_hash(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3"))
+    assert group_name(other) != group_name(cfg)  # two τ settings differ in the legend, not by a hash
+    assert setting_hash(cfg) == setting_hash(_compose("gate.tau_neg=0.3", "gate.tau_pos=0.2", "seed=3"))
     assert identity.setting_label(_compose("objective=grpo", "objective.eps_low=0.1")) == "tiny·arithmetic·grpo·ε0.1·μ2"
-    assert identity.group_name(_compose("objective=sapo")).startswith("tiny·arithmetic·sapo·τ")
+    assert group_name(_compose("objective=sapo")).startswith("tiny·arithmetic·sapo·τ")
 
 
 def test_runs_from_different_cold_starts_never_share_a_run_id(monkeypatch):
     """The run id covers the cold start the initial policy comes from: every field of its key (config) and the
     stage's format version (code), so a changed cold start is a new run; the tiny default keeps its v0.1 id."""
-    from sspo_exp.models import cold_start_spec, sft
+    from sspo_exp.stages import sft
+    from sspo_exp.stages import spec as cold_start_spec
 
     def ids(*overrides):
         cfg = _compose("model=local", "model.path=/m", "model.name=m", "dataset=gsm8k",
                        "+cold_start@model.cold_start=sft", *overrides)
         spec = cold_start_spec.cold_start_spec(cfg.model, cfg.model.cold_start, cfg.dataset, cfg.seed)
-        return spec and spec.stage_id, identity.run_id(cfg)
+        return spec and spec.stage_id, run_id(cfg)
 
     base = ids()
     variants = [ids(o) for o in ("model.cold_start.learning_rate=2e-5", "model.cold_start.max_examples=100",
@@ -132,12 +147,12 @@ def test_runs_from_different_cold_starts_never_share_a_run_id(monkeypatch):
     variants.append(ids())
     stages, runs = zip(base, *variants)
     assert len(set(stages)) == len(stages) and len(set(runs)) == len(runs)
-    assert ids("model.cold_start.enabled=false")[1] == identity.run_id(
+    assert ids("model.cold_start.enabled=false")[1] == run_id(
         _compose("model=local", "model.path=/m", "model.name=m", "dataset=gsm8k"))  # disabled = no cold start
 
-    default = identity.run_id(_compose())
+    default = run_id(_compose())
     monkeypatch.setattr(cold_start_spec, "TINY_VERSION", 2)
-    assert identity.run_id(_compose()) != default
+    assert run_id(_compose()) != default
 
 
 def _float_keys_of_shipped_configs() -> tuple[set[str], set[str]]:
@@ -183,7 +198,7 @@ def test_float_keys_are_every_float_of_the_shipped_configs_and_never_an_int_ther
 def test_an_integer_in_a_float_key_is_the_same_run_as_its_float(as_int, as_float):
     """`1` and `1.0` are one setting: one run id, one W&B group (hash and label), so the report has one row."""
     a, b = _compose(*as_int), _compose(*as_float)
-    assert identity.run_id(a) == identity.run_id(b) and identity.group_name(a) == identity.group_name(b)
+    assert run_id(a) == run_id(b) and group_name(a) == group_name(b)
 
 
 @pytest.mark.parametrize("experiment, as_int, as_float", [
@@ -193,9 +208,9 @@ def test_an_integer_in_a_float_key_is_the_same_run_as_its_float(as_int, as_float
 ])  # fmt: skip
 def test_a_run_and_its_cold_start_read_an_integer_in_a_float_key_alike(experiment, as_int, as_float):
     """The run id treats 1 as 1.0, so the cold start's cache key must too: else one run asks for two cold starts."""
-    from sspo_exp.models.cold_start_spec import cold_start_spec
+    from sspo_exp.stages.spec import cold_start_spec
 
     exp = [f"experiment={experiment}"] if experiment else []
     a, b = _compose(*exp, as_int), _compose(*exp, as_float)
     stage = [cold_start_spec(c.model, c.model.get("cold_start"), c.dataset, c.seed).stage_id for c in (a, b)]
-    assert identity.run_id(a) == identity.run_id(b) and stage[0] == stage[1]
+    assert run_id(a) == run_id(b) and stage[0] == stage[1]

@@ -164,7 +164,7 @@ def test_cpu_training_loads_a_bf16_checkpoint_in_float32(local_qwen_dir):
     from hydra import compose, initialize_config_dir
 
     from sspo_exp import CONF_DIR
-    from sspo_exp.models import load_policy
+    from sspo_exp.stages.policy import load_policy
     from sspo_exp.train.config import make_plan
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -10,8 +10,11 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sspo_exp import CONF_DIR
-from sspo_exp.models import cold_start, load_policy, tiny
-from sspo_exp.models.cold_start_spec import TINY_FIELDS
+from sspo_exp.models import tiny
+from sspo_exp.stages import policy, targets
+from sspo_exp.stages import tiny as tiny_stage
+from sspo_exp.stages.policy import load_policy
+from sspo_exp.stages.spec import TINY_FIELDS
 
 ARCH = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
 COLD = dict(steps=2, batch_size=4, learning_rate=1e-3, warmup_steps=1, weight_decay=0.0, target_noise=0.5)
@@ -52,7 +55,7 @@ def test_default_tiny_model_has_about_a_million_parameters():
 
 @pytest.mark.parametrize("a, op, b", [(47, "+", 38), (42, "-", 17), (17, "-", 42), (99, "+", 99), (100, "-", 1), (5, "-", 5), (0, "+", 0)])
 def test_working_examples(a, op, b):
-    text, value = cold_start.working(a, op, b)
+    text, value = targets.working(a, op, b)
     assert value == (a + b if op == "+" else a - b)
 
 
@@ -60,23 +63,23 @@ def test_working_is_exact_and_dropping_carries_is_the_column_slip():
     rng = random.Random(0)
     for _ in range(2000):
         a, b, op = rng.randint(0, 999), rng.randint(0, 999), rng.choice("+-")
-        assert cold_start.working(a, op, b)[1] == (a + b if op == "+" else a - b)
-        slip = cold_start.working(a, op, b, carry=False)[1]
+        assert targets.working(a, op, b)[1] == (a + b if op == "+" else a - b)
+        slip = targets.working(a, op, b, carry=False)[1]
         hi, lo = (a, b) if op == "+" or a >= b else (b, a)
         digits = [(x % 10 + y % 10) % 10 if op == "+" else (x % 10 - y % 10) % 10 for x, y in ((hi // 10**k, lo // 10**k) for k in range(3))]
         assert abs(slip) == digits[0] + 10 * digits[1] + 100 * digits[2]
-    assert cold_start.completion("47+38", "85") == "<think>7+8=15 4+3+1=8</think> <answer>85</answer>"
-    assert cold_start.completion("47+38", "85", drop_carry=True) == "<think>7+8=15 4+3=7</think> <answer>75</answer>"
-    assert cold_start.completion("2*3+1", "7") == "<think>2*3+1</think> <answer>7</answer>"
+    assert targets.completion("47+38", "85") == "<think>7+8=15 4+3+1=8</think> <answer>85</answer>"
+    assert targets.completion("47+38", "85", drop_carry=True) == "<think>7+8=15 4+3=7</think> <answer>75</answer>"
+    assert targets.completion("2*3+1", "7") == "<think>2*3+1</think> <answer>7</answer>"
 
 
 def test_target_noise_is_the_fraction_of_slipped_targets():
     ds = dict(DATASET, train_size=2000)
-    clean = cold_start.training_texts(ds, 0.0, seed=0)
-    noisy = cold_start.training_texts(ds, 0.5, seed=0)
+    clean = targets.training_texts(ds, 0.0, seed=0)
+    noisy = targets.training_texts(ds, 0.5, seed=0)
     assert all(c.endswith(f"<answer>{eval(p)}</answer>") for p, c in clean)  # noqa: S307 — generated digits and +-
     changed = sum(c != n for (_, c), (_, n) in zip(clean, noisy))
-    carries = sum(cold_start.working(*_split(p)) != cold_start.working(*_split(p), carry=False) for p, _ in clean)
+    carries = sum(targets.working(*_split(p)) != targets.working(*_split(p), carry=False) for p, _ in clean)
     assert 0.4 * carries < changed < 0.6 * carries  # noise applies to problems with a carry or borrow only
 
 
@@ -90,8 +93,8 @@ def _split(prompt: str):
 def test_cold_start_is_cached_by_config(tmp_path, monkeypatch):
     monkeypatch.setenv("SSPO_EXP_CACHE", str(tmp_path))
     calls = []
-    real_train = cold_start.train
-    monkeypatch.setattr(cold_start, "train", lambda *a, **k: (calls.append(1), real_train(*a, **k, log_every=0))[1])
+    real_train = tiny_stage.train
+    monkeypatch.setattr(tiny_stage, "train", lambda *a, **k: (calls.append(1), real_train(*a, **k, log_every=0))[1])
     model_cfg = dict(name="tiny", path=None, **ARCH, cold_start=COLD)
     model, tok = load_policy(model_cfg, DATASET, seed=0)
     assert len(calls) == 1 and tok.padding_side == "left"

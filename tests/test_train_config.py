@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from sspo_exp.train.config import BatchPlan, ConfigError, batch_plan, grpo_config, validate
 from sspo_exp.train.launch import accelerate_command, render
-from sspo_exp.train.run import group_name, job_type, run_id
+from sspo_exp.identity import job_type
+from sspo_exp.train.run import group_name, run_id
 from train_helpers import small_cfg
 
 
@@ -265,7 +266,7 @@ def test_checkpointing_flag_reaches_trl_under_either_transformers_name(tmp_path,
     """transformers 5.19 (.venv-vllm) calls it gradient_checkpointing, 5.2x activation_checkpointing."""
     from trl import GRPOConfig
 
-    from sspo_exp.train.compat import checkpointing_kwargs
+    from sspo_exp.models.compat import checkpointing_kwargs
 
     args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **checkpointing_kwargs(enabled))
     assert bool(getattr(args, "activation_checkpointing", None) or args.gradient_checkpointing) is enabled

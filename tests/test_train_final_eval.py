@@ -59,7 +59,7 @@ def _evaluator(cfg):
     heldout = dataset_rows(cfg.dataset, "heldout")[: cfg.trainer.eval_samples]
     settings = final_eval_settings(cfg)
     return Evaluator(settings, tok, heldout, lambda q, t: prompt_of(q, t, cfg.dataset),
-                     load_benchmarks(settings, cfg.dataset), RunDir(cfg.output_root, run_id(cfg)), write=False)
+                     load_benchmarks(settings), RunDir(cfg.output_root, run_id(cfg)), write=False)
 
 
 def test_arithmetic_benchmark_is_the_heldout_set_only_when_rows_and_budget_match(cfg):
@@ -77,20 +77,20 @@ def test_arithmetic_benchmark_is_the_heldout_set_only_when_rows_and_budget_match
 
 def test_arithmetic_knobs_come_from_conf_when_training_on_other_data(cfg):
     assert cfg.final_eval.benchmarks == ["arithmetic"]
-    from sspo_exp.evaluation import run as evaluation
+    from sspo_exp.evaluation import evaluator as evaluation  # the prompt builder the Evaluator uses
 
     seen = []
     real = evaluation.prompt_fn_for
     evaluation.prompt_fn_for = lambda name, knobs, *rest: seen.append(knobs) or real(name, knobs, *rest)
     try:
-        load_benchmarks(final_eval_settings(cfg), cfg.dataset)
-        assert seen[-1] is cfg.dataset
+        load_benchmarks(final_eval_settings(cfg))
+        assert seen[-1] == OmegaConf.to_container(cfg.dataset, resolve=True)  # the run's own arithmetic block
         cfg.dataset = OmegaConf.create({"name": "gsm8k"})
-        rows, _ = load_benchmarks(final_eval_settings(cfg), cfg.dataset)["arithmetic"]
+        rows, _ = load_benchmarks(final_eval_settings(cfg))["arithmetic"]
     finally:
         evaluation.prompt_fn_for = real
     knobs = seen[-1]
-    assert knobs.name == "arithmetic" and knobs.test_size == 200 and len(rows) == 200
+    assert knobs["name"] == "arithmetic" and knobs["test_size"] == 200 and len(rows) == 200
 
 
 def test_summary_keys_and_stored_results(cfg):

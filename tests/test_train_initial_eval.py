@@ -60,7 +60,7 @@ def tiny(tmp_path, monkeypatch):
 
 def _spies(monkeypatch) -> list:
     """The event list filled by spies on generation_model (the callbacks'), Evaluator.initial and evaluate."""
-    import sspo_exp.evaluation.core as core
+    import sspo_exp.evaluation.evaluator as core  # the evaluate the Evaluator calls
     import sspo_exp.train.callbacks as callbacks
     from sspo_exp.evaluation.evaluator import Evaluator
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sspo_exp.objectives import make_objective
-from sspo_exp.train.config import build_objective, grpo_config, validate
+from sspo_exp.objectives import build
+from sspo_exp.train.config import grpo_config, objective_spec, validate
 from sspo_exp.train.trainer import SSPOTrainer, refuse_unsupported
 from train_helpers import digit_reward, small_cfg, tiny_model_dir
 
@@ -39,7 +40,7 @@ def _trainer(tmp_path, loss_agg):
     tok = AutoTokenizer.from_pretrained(cfg.model.path)
     data = Dataset.from_list([{"prompt": f"{i}+{i}\n", "answer": str(2 * i)} for i in range(8)])
     return SSPOTrainer(model=model, processing_class=tok, reward_funcs=[digit_reward], args=args, train_dataset=data,
-                       objective=build_objective(cfg), loss_agg=loss_agg)  # fmt: skip
+                       objective=build(objective_spec(cfg)), loss_agg=loss_agg)  # fmt: skip
 
 
 @pytest.mark.parametrize("loss_agg", ["seq-mean-token-mean", "token-mean"])

@@ -9,7 +9,7 @@ ends at ``<solution>…</solution>``, at a turn without an action, at ``max_turn
 * :mod:`~sspo_exp.codeact.policy`: sampling one turn from an HF model (stops at ``</execute>`` / ``</solution>``).
 * :mod:`~sspo_exp.codeact.checkers`: "solved" = the final solution passes the task's checker.
 * :mod:`~sspo_exp.codeact.rollout`: TRL 1.16's ``rollout_func`` and the reward functions (training).
-* :mod:`~sspo_exp.codeact.evaluate`: the ``codeact`` benchmark's solved rate (greedy, same loop).
+* :mod:`~sspo_exp.tasks.codeact`: the ``codeact`` benchmark's solved rate (greedy, same loop).
 
 Design choices and what was verified: ``docs/codeact.md``.
 """

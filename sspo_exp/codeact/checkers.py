@@ -22,6 +22,8 @@ import ast
 import json
 import math
 from typing import Any
+from sspo_exp.rewards import answer_matches
+from sspo_exp.sandbox import Sandbox, SandboxConfig
 
 CHECKERS = ("math", "exact", "tests")
 
@@ -82,8 +84,6 @@ print("\\x00RESULT\\x00" + repr(_out.getvalue()))
 
 def run_tests(program: str, cases_json: str, sandbox_config: Any = None) -> tuple[bool, str]:
     """Run ``program`` on every stdin/stdout case, one fresh sandbox per case."""
-    from sspo_exp.sandbox import Sandbox, SandboxConfig
-
     try:
         cases = json.loads(cases_json)
         assert isinstance(cases, list) and cases and all(isinstance(c, dict) and "input" in c and "output" in c
@@ -114,8 +114,6 @@ def check(solution: str | None, gold: str, checker: str, sandbox_config: Any = N
         return False, "empty <solution>"
     try:
         if checker == "math":
-            from sspo_exp.rewards import answer_matches
-
             return answer_matches(solution.strip(), gold)
         if checker == "exact":
             return exact_match(solution, gold), ""

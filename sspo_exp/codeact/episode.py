@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sspo_exp.codeact.format import EXECUTE, SOLUTION, Action, format_score, parse_turn
+from sspo_exp.sandbox import Sandbox, SandboxConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,6 @@ class ObservationRenderer:
 
 
 def _open_sandbox(cfg: EnvConfig, setup: str | None):
-    from sspo_exp.sandbox import Sandbox, SandboxConfig
-
     sc = cfg.sandbox if cfg.sandbox is not None else SandboxConfig.from_mapping({})
     box = Sandbox.from_config(sc)
     box.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from sspo_exp.data.prompts import render_chat
 
 PROMPT_STYLES = ("instruct", "compact")
 INSTRUCTION = (
@@ -29,7 +30,6 @@ def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "inst
     text = f"{INSTRUCTION.format(max_turns=max_turns)}\n\nTask:\n{question}"
     if not getattr(tokenizer, "chat_template", None):
         return f"{text}\n"
-    from sspo_exp.data.prompts import render_chat
 
     # keep the template's BOS: CodeAct episodes encode their prompt without special tokens (codeact.rollout/evaluate)
     return render_chat([{"role": "user", "content": text}], tokenizer, chat_template_kwargs, keep_bos=True)

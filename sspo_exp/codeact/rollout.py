@@ -29,7 +29,6 @@ from sspo_exp import keys
 from sspo_exp.codeact.checkers import check
 from sspo_exp.codeact.episode import EnvConfig, run_episodes
 from sspo_exp.codeact.policy import HFPolicy
-from sspo_exp.codeact.settings import CODEACT_DATASETS, env_config
 
 
 def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, policy_factory=None):
@@ -84,13 +83,12 @@ def format_reward(prompts, completions, codeact_format, **kwargs) -> list[float]
 REWARD_FUNCS = (solved_reward, format_reward)
 
 
-def trainer_kwargs(cfg: Any, train_dataset: Any) -> dict[str, Any]:
-    """``SSPOTrainer`` arguments that switch a run to CodeAct episodes (``{}`` unless ``dataset.name`` is codeact):
-    the reward functions and the rollout function. ``train_dataset`` must carry the ``checker`` and ``setup``
-    columns (rows of ``sspo_exp.data.codeact``)."""
-    if cfg.dataset.get("name") not in CODEACT_DATASETS:
+def trainer_kwargs(env: EnvConfig | None, train_dataset: Any) -> dict[str, Any]:
+    """``SSPOTrainer`` arguments that switch a run to CodeAct episodes (``{}`` when ``env`` is None, the plan's for
+    a non-CodeAct dataset): the reward functions and the rollout function in environment ``env``.
+    ``train_dataset`` must carry the ``checker`` and ``setup`` columns (rows of ``sspo_exp.data.codeact``)."""
+    if env is None:
         return {}
-    env = env_config(cfg.dataset, cfg.trainer.max_completion_length, (cfg.get("model") or {}).get("chat_template_kwargs"))
     setups = {}
     if "setup" in train_dataset.column_names:
         setups = {p: s for p, s in zip(train_dataset["prompt"], train_dataset["setup"]) if s}

@@ -19,6 +19,7 @@ import hashlib
 import random
 from collections.abc import Mapping
 from typing import Any
+from sspo_exp.data.prompts import build_prompt as instruct_prompt
 
 SPLITS = ("train", "test")
 OPERATIONS = ("+", "-", "*")
@@ -174,7 +175,5 @@ def build_prompt(question: str, tokenizer: Any = None, prompt_style: str = "comp
     if prompt_style == "compact":
         return f"{question}\n"
     if prompt_style == "instruct":
-        from sspo_exp.data.prompts import build_prompt as instruct_prompt
-
         return instruct_prompt(question, tokenizer, chat_template_kwargs)
     raise ValueError(f"dataset.prompt_style must be one of {list(PROMPT_STYLES)}, got {prompt_style!r}")

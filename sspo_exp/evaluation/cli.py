@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import sys
 
+from sspo_exp import cli_help, hydra_cli
+from sspo_exp.evaluation.settings import check_eval
+
 
 def task(cfg) -> None:
-    from sspo_exp.evaluation.settings import check_eval
-
     check_eval(cfg)  # before torch, transformers and the model load
-    from sspo_exp.evaluation.run import run_eval
+    from sspo_exp.evaluation.run import run_eval  # torch, transformers: after the config is known to be good
 
     run_eval(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sspo_exp import cli_help, hydra_cli
-
     if cli_help.wants_help(sys.argv[1:] if argv is None else argv):  # groups and examples, not Hydra's config dump
         return cli_help.show("eval")
     return hydra_cli.run("eval", "sspo-exp eval", task, argv)

@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sspo_exp import keys
+from sspo_exp.evaluation import benchmarks as evaluation
+from sspo_exp.evaluation.core import evaluate
+from sspo_exp.evaluation.profile import compute_dtype, make_profile
+from sspo_exp.evaluation.provenance import provenance
 from sspo_exp.evaluation.settings import EvalSettings
-from sspo_exp.rundir import RunDir, _write_json
+from sspo_exp.rundir import RunDir
+from sspo_exp.tasks import prompt_fn_for
 
 HELDOUT = "heldout"  #: the held-out set's name in the memo and its results file
 
@@ -88,7 +93,7 @@ class Evaluator:
             return json.loads(path.read_text())["accuracy"]
         result, _ = self.heldout(model, tag)
         if self.write:
-            _write_json(path, {"accuracy": result.accuracy, "n": result.n, keys.CUT: result.cut_before_answer,
+            self.run.write_result(stage, HELDOUT, {"accuracy": result.accuracy, "n": result.n, keys.CUT: result.cut_before_answer,
                                keys.PROFILE: self.profile(model, HELDOUT)})  # fmt: skip
         return result.accuracy
 
@@ -103,7 +108,7 @@ class Evaluator:
             result, seconds = self.benchmark(model, tag, name)
             rec = self.record(name, result, seconds, stage, self.profile(model, name))
             if self.write:
-                _write_json(path, rec)
+                self.run.write_result(stage, name, rec)
                 print(f"{stage}/{name} pass@1 = {result.pass_at_1:.2f}% ({result.n_correct}/{result.n})", flush=True)
             results[name] = _stats(rec)
         return results
@@ -119,8 +124,6 @@ class Evaluator:
         return next((n for n, (rows, fn) in self.benchmarks.items() if self._key(rows, fn) == mine), None)
 
     def _run(self, model, tag: Any, name: str, rows, prompt_fn, max_new_tokens: int):
-        from sspo_exp.evaluation.core import evaluate
-
         if (tag, name) not in self._memo:
             self._memo = {k: v for k, v in self._memo.items() if k[0] == tag}  # keep only the current policy's
             start = time.time()
@@ -145,8 +148,6 @@ class Evaluator:
     def profile(self, model, name: str) -> dict:
         """The evaluation profile of benchmark ``name`` (or the held-out set) scored on ``model`` here (``sspo_exp.evaluation.profile``):
         HF generate in the dtype the policy computes in (``+autocast-bfloat16`` under trainer.bf16 on a GPU)."""
-        from sspo_exp.evaluation.profile import compute_dtype, make_profile
-
         heldout = name in (HELDOUT, self.shared)
         prompt_fn = self.heldout_prompt_fn if heldout else self.benchmarks[name][1]
         budget = self.settings.heldout_max_new_tokens if heldout else self.settings.max_new_tokens
@@ -156,11 +157,8 @@ class Evaluator:
     def record(self, name: str, result, seconds: float, stage: str, profile: dict) -> dict:
         """The JSON ``sspo-exp eval`` writes for one (model, benchmark), with its profile, provenance and every
         sample."""
-        from sspo_exp.evaluation.provenance import provenance
-        from sspo_exp.evaluation.run import eval_record
-
         newest = self.run.newest_complete_checkpoint(quiet=True)
-        return eval_record(
+        return evaluation.eval_record(
             name, result,
             model={"spec": str(self.run.path), "kind": "run", "path": str(newest) if newest and stage == keys.AFTER else None,
                    "run_id": self.run.run_id, "stage": "initial policy" if stage == keys.BEFORE else "trained policy"},
@@ -176,24 +174,11 @@ def _stats(rec: dict) -> dict:
     return keys.record_stats(rec)
 
 
-def load_benchmarks(settings: EvalSettings, dataset_cfg):
-    """``{name: (rows, prompt_fn)}`` of ``final_eval.benchmarks``, loaded as ``sspo-exp eval`` loads them; the
-    arithmetic knobs are the run's own dataset block when it trains on arithmetic, else conf/dataset/arithmetic.yaml;
-    the codeact benchmark's prompt style likewise (the run's CodeAct dataset block, else conf/dataset/codeact.yaml)."""
-    from omegaconf import OmegaConf
-
-    from sspo_exp import CONF_DIR
-    from sspo_exp.evaluation import run as evaluation
-
-    default = None
-    if "arithmetic" in settings.benchmarks and dataset_cfg.get("name") != "arithmetic":
-        default = OmegaConf.load(Path(CONF_DIR) / "dataset" / "arithmetic.yaml")
-    codeact = None
-    if "codeact" in settings.benchmarks:
-        from sspo_exp.codeact.settings import default_block
-
-        codeact = evaluation.codeact_knobs(dataset_cfg, None) or default_block()
-    loaded = evaluation.load_benchmarks(list(settings.benchmarks), settings.data,
-                                        evaluation.arithmetic_knobs(dataset_cfg, default), codeact)  # fmt: skip
+def load_benchmarks(settings: EvalSettings):
+    """``{name: (rows, prompt_fn)}`` of ``final_eval.benchmarks``, loaded as ``sspo-exp eval`` loads them, with the
+    generator knobs and prompt/environment blocks the settings carry (``EvalSettings.arithmetic_knobs``,
+    ``codeact_knobs``: the run's own dataset block when it trains on that task, else the shipped default)."""
+    loaded = evaluation.load_benchmarks(list(settings.benchmarks), settings.data, settings.arithmetic_knobs,
+                                        settings.codeact_knobs)  # fmt: skip
     kwargs = settings.chat_template_kwargs
-    return {n: (rows, evaluation.prompt_fn_for(n, knobs, kwargs)) for n, (rows, knobs) in loaded.items()}
+    return {n: (rows, prompt_fn_for(n, knobs, kwargs)) for n, (rows, knobs) in loaded.items()}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sspo_exp.evaluation.settings import BACKENDS  # noqa: E402,F401  (one definition)
+from sspo_exp.models import ensure_pad_token
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,6 @@ def generate_hf(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_toke
     prompt at a time; a prompt that still fails becomes a :class:`GenerationFailure`."""
     import torch
 
-    from sspo_exp.models import ensure_pad_token
 
     ensure_pad_token(tokenizer)
     was_training, side = model.training, tokenizer.padding_side

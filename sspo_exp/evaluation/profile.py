@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sspo_exp.keys import PROFILE_FIELDS
+from sspo_exp.rewards import CHECKER_VERSION
 
 STOP_RULE = "greedy-eos-or-budget"  #: greedy decoding until an EOS id (model's or tokenizer's) or ``max_new_tokens``
 
@@ -67,25 +68,6 @@ def template_hash(tokenizer: Any) -> str:
     return "sha256:" + _hash(text)
 
 
-def prompt_id(benchmark: str, dataset_cfg: Any) -> str:
-    """The prompt builder a benchmark uses (``sspo_exp.evaluation.run.prompt_fn_for``), with a hash of the
-    zero-shot instruction and plain template, so editing the prompt text changes the profile."""
-    from sspo_exp.data.prompts import INSTRUCTION, PLAIN_TEMPLATE
-
-    zero_shot = "zero-shot-" + _hash(INSTRUCTION + "\0" + PLAIN_TEMPLATE, 8)
-    if benchmark in ("codeact", "codeact_arith"):
-        from sspo_exp.codeact.prompts import INSTRUCTION as CODEACT_INSTRUCTION
-
-        cfg = dataset_cfg or {}
-        style = cfg.get("prompt_style", "instruct")
-        turns = int(((cfg.get("env") or {}).get("max_turns", 5)))
-        return f"codeact-{style}-{turns}turns-" + _hash(CODEACT_INSTRUCTION, 8)
-    if benchmark == "arithmetic":
-        style = (dataset_cfg or {}).get("prompt_style", "compact")
-        return zero_shot if style == "instruct" else f"arithmetic-{style}"
-    return zero_shot
-
-
 def compute_dtype(model: Any) -> str:
     """What ``model``'s forward computes in: its floating weights' dtype, with ``+autocast-<dtype>`` when
     accelerate wrapped the forward in autocast (it keeps the original as ``_original_forward``)."""
@@ -102,7 +84,6 @@ def compute_dtype(model: Any) -> str:
 
 def make_profile(backend: str, dtype: str, max_new_tokens: int, prompt: str, tokenizer: Any,
                  chat_template_kwargs: dict | None = None) -> EvalProfile:  # fmt: skip
-    from sspo_exp.rewards import CHECKER_VERSION
 
     return EvalProfile(backend, str(dtype), int(max_new_tokens), prompt, template_hash(tokenizer),
                        dict(chat_template_kwargs or {}), STOP_RULE, CHECKER_VERSION)  # fmt: skip

@@ -29,14 +29,21 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sspo_exp import CONF_DIR
-from sspo_exp.data import BENCHMARKS, load_benchmark
 from sspo_exp.evaluation.core import EvalResult, evaluate, score
-from sspo_exp.evaluation.generate import BACKENDS, generate_vllm, vllm_dtype
+from sspo_exp.evaluation.generate import generate_vllm, vllm_dtype
 from sspo_exp.evaluation.profile import compute_dtype, make_profile
 
 from sspo_exp.errors import ConfigError
+from sspo_exp.evaluation.benchmarks import (arithmetic_knobs, codeact_env, codeact_knobs, eval_record, load_benchmarks,  # noqa: F401
+                                           summary_keys)
 from sspo_exp.evaluation.provenance import provenance
-from sspo_exp.models import DTYPES, missing_local_dir  # DTYPES: eval.dtype (conf/eval.yaml)
+from sspo_exp.plain import plain_dict
+from sspo_exp.tasks import prompt_fn_for
+from sspo_exp.models import missing_local_dir
+from sspo_exp.evaluation.settings import check_eval
+from sspo_exp.keys import reeval_prefix
+from sspo_exp.models import load_model, load_tokenizer
+from sspo_exp.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,6 @@ class ModelSource:
 
 
 def _as_run(d: Path, spec: str) -> ModelSource | None:
-    from sspo_exp.rundir import RunDir
-
     run = RunDir.of(d)
     if not run.is_run():
         return None
@@ -79,7 +84,7 @@ def profile_id(cfg: DictConfig) -> str:
     if kwargs is not None:
         import hashlib
 
-        blob = json.dumps(_plain(kwargs), sort_keys=True)
+        blob = json.dumps(plain_dict(kwargs), sort_keys=True)
         name += "-ctk" + hashlib.sha256(blob.encode()).hexdigest()[:6]
     return name
 
@@ -146,106 +151,26 @@ def chat_template_kwargs(cfg: DictConfig, source: ModelSource) -> dict:
     the preset's training runs do (Qwen3: non-thinking)."""
     explicit = cfg.eval.get("chat_template_kwargs")
     if explicit is not None:
-        return _plain(explicit)
+        return plain_dict(explicit)
     if source.run_config is not None:
-        return _plain((source.run_config.get("model") or {}).get("chat_template_kwargs"))
+        return plain_dict((source.run_config.get("model") or {}).get("chat_template_kwargs"))
     preset = preset_by_name(model_name(cfg, source))
-    return _plain(preset.get("chat_template_kwargs")) if preset is not None else {}
+    return plain_dict(preset.get("chat_template_kwargs")) if preset is not None else {}
 
 
 def validate(cfg: DictConfig) -> None:
     """Every check that needs no model or data (``sspo_exp.evaluation.settings.check_eval``)."""
-    from sspo_exp.evaluation.settings import check_eval
-
     check_eval(cfg)
 
 
 def load_hf(path: str, cfg: DictConfig):
     """(model, tokenizer) at ``path`` in ``eval.dtype`` on ``eval.device`` (``sspo_exp.models``: the one loader)."""
-    from sspo_exp.models import load_model, load_tokenizer
-
     device = cfg.eval.get("device") or "auto"
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return load_model(path, cfg.eval.get("dtype") or "auto", device=device), load_tokenizer(path)
-
-
-class PromptBuilder:
-    """``builder(question, tokenizer) -> prompt``: the benchmark's prompt builder (zero-shot instruction prompt, or
-    the arithmetic task's own ``prompt_style``), chat templates rendered with ``chat_template_kwargs``; ``id`` names
-    it in the evaluation profile (``sspo_exp.evaluation.profile.prompt_id``)."""
-
-    def __init__(self, benchmark: str, dataset_cfg: Any, chat_template_kwargs: Any = None):
-        from sspo_exp.evaluation.profile import prompt_id
-
-        self.chat_template_kwargs = _plain(chat_template_kwargs)
-        self.style = (dataset_cfg or {}).get("prompt_style", "compact") if benchmark == "arithmetic" else None
-        self.id = prompt_id(benchmark, dataset_cfg)
-        self.codeact = None
-        if benchmark in ("codeact", "codeact_arith"):  # CodeAct's instruction, or compact for the tiny model
-            from sspo_exp.codeact.prompts import prompt_fn
-
-            self.codeact = prompt_fn(dataset_cfg, self.chat_template_kwargs)
-
-    def __call__(self, question: str, tokenizer: Any) -> str:
-        if self.codeact is not None:
-            return self.codeact(question, tokenizer)
-        if self.style is not None:
-            from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
-
-            return arithmetic_prompt(question, tokenizer, self.style, self.chat_template_kwargs)
-        from sspo_exp.data.prompts import build_prompt
-
-        return build_prompt(question, tokenizer, self.chat_template_kwargs)
-
-
-def prompt_fn_for(benchmark: str, dataset_cfg: Any, chat_template_kwargs: Any = None) -> PromptBuilder:
-    """The prompt builder of training and evaluation alike (:class:`PromptBuilder`): ``chat_template_kwargs`` is
-    the model's ``model.chat_template_kwargs``."""
-    return PromptBuilder(benchmark, dataset_cfg, chat_template_kwargs)
-
-
-def _plain(mapping: Any) -> dict:
-    """A config mapping (DictConfig, dict or None) as a plain dict."""
-    if mapping is None:
-        return {}
-    return OmegaConf.to_container(mapping, resolve=True) if OmegaConf.is_config(mapping) else dict(mapping)
-
-
-def arithmetic_knobs(run_dataset: Any, default: Any) -> Any:
-    """The arithmetic benchmark's generator knobs: a run's own dataset block when it trained on arithmetic (its
-    test split, its prompt style), else ``default`` (conf/dataset/arithmetic.yaml)."""
-    if run_dataset is not None and run_dataset.get("name") == "arithmetic":
-        return run_dataset
-    return default
-
-
-def codeact_knobs(run_dataset: Any, default: Any) -> Any:
-    """The ``codeact`` benchmark's prompt style and environment (``env``: turns, sandbox): a run's own dataset block
-    when it trained on CodeAct episodes (the environment it learned in), else ``default`` (conf/dataset/codeact.yaml)."""
-    from sspo_exp.codeact.settings import CODEACT_DATASETS
-
-    if run_dataset is not None and run_dataset.get("name") in CODEACT_DATASETS:
-        return run_dataset
-    return default
-
-
-def load_benchmarks(names, data: Any, knobs: Any, codeact: Any = None) -> dict[str, tuple[list[dict[str, str]], Any]]:
-    """``{name: (rows, knobs)}`` for every benchmark, all before any model so a missing one fails fast;
-    ``data`` maps benchmarks to local paths, ``knobs`` are the arithmetic generator's, ``codeact`` the codeact
-    benchmark's prompt/environment block (other benchmarks: None)."""
-    out = {}
-    for name in names:
-        k = knobs if name == "arithmetic" else None
-        out[name] = (load_benchmark(name, (data or {}).get(name), cfg=k), codeact if name == "codeact" else k)
-    return out
-
-
-def codeact_env(knobs: Any) -> Any:
-    """The ``env`` block of a codeact benchmark's knobs (None: the environment's defaults)."""
-    return (knobs or {}).get("env") if knobs is not None else None
 
 
 def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -264,7 +189,6 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     if e.backend == "hf":
         model, tokenizer = load_hf(source.path, cfg)
     else:  # the same tokenizer as the HF backend's, so both render the same prompts
-        from sspo_exp.models import load_tokenizer
 
         tokenizer = load_tokenizer(source.path)
     results, prov = {}, provenance()
@@ -307,27 +231,6 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     return results
 
 
-def eval_record(name: str, result: EvalResult, *, model: dict, generation: dict, config: Any, run_config: Any,
-                provenance: dict, seconds: float, profile: dict) -> dict[str, Any]:
-    """The JSON written for one (model, benchmark): Pass@1 and counts (with the share of completions cut by the
-    budget before ``</answer>``), the evaluation profile (``sspo_exp.evaluation.profile``), how it was generated,
-    the resolved config, the training run's config, provenance (commit, versions) and every sample. Training's own
-    evaluation (``sspo_exp.evaluation.evaluator``) writes the same record."""
-    data = result.to_dict()
-    samples = data.pop("samples")
-    return {"benchmark": name, "split": BENCHMARKS[name], "model": model, **data, "profile": profile,
-            "generation": generation, "config": config, "run_config": run_config, "provenance": provenance,
-            "seconds": round(seconds, 2), "samples": samples}
-
-
-def summary_keys(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """``eval/<benchmark>/pass@1`` (percent), ``/n``, ``/cut_before_answer`` and ``/profile.<field>``, the keys the
-    report reads (``sspo_exp.keys``)."""
-    from sspo_exp import keys
-
-    return keys.summary_keys({name: keys.record_stats(r) for name, r in results.items()})
-
-
 def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[str, Any]], out_dir: Path) -> None:
     """Into the run's own W&B run (resumed by id) or, for a plain model, a ``job_type="base"`` run."""
     import wandb
@@ -344,7 +247,6 @@ def log_to_wandb(cfg: DictConfig, source: ModelSource, results: dict[str, dict[s
                       config={"model": {"name": model_name(cfg, source), "path": source.path}})
     run = wandb.init(**kwargs)
     try:  # a run's own summary keeps training's eval/...; its re-evaluation goes under reeval/<profile>/...
-        from sspo_exp.keys import reeval_prefix
 
         prefix = reeval_prefix(profile_id(cfg)) if source.run_config is not None else ""
         run.summary.update({prefix + k: v for k, v in summary_keys(results).items()})

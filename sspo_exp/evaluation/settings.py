@@ -6,9 +6,17 @@ The same checks serve ``sspo-exp eval`` (:func:`sspo_exp.evaluation.run.validate
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from sspo_exp import CONF_DIR
+from sspo_exp.codeact.settings import CODEACT_DATASETS, check_env, default_block, eval_env
 from sspo_exp.errors import ConfigError
+from sspo_exp.plain import plain_dict, to_plain
+from sspo_exp.data import BENCHMARKS
+from sspo_exp.models import DTYPES
 
 #: The codeact benchmark (M3ToolEval) has no Hub copy: its local file is required (docs/codeact.md).
 NO_CODEACT_DATA = ("benchmark 'codeact' (M3ToolEval) has no Hub copy: set {field}=FILE (the local M3ToolEval export, "
@@ -30,6 +38,12 @@ class EvalSettings:
     heldout_max_new_tokens: int = 512  #: trainer.max_completion_length
     codeact_env: dict | None = None  #: env block of CodeAct episodes (sspo_exp.codeact.settings.eval_env)
     chat_template_kwargs: dict = field(default_factory=dict)  #: model.chat_template_kwargs (prompts, profile)
+    #: the ``arithmetic`` benchmark's generator knobs: the run's dataset block when it trains on arithmetic (its test
+    #: split, its prompt style), else conf/dataset/arithmetic.yaml (read when the plan is made, not during training)
+    arithmetic_knobs: dict | None = None
+    #: the ``codeact`` benchmark's prompt style and environment: the run's CodeAct dataset block, else
+    #: conf/dataset/codeact.yaml
+    codeact_knobs: dict | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {"benchmarks": list(self.benchmarks), "data": dict(self.data), "before": self.before,
@@ -41,10 +55,6 @@ class EvalSettings:
 
 def final_eval_settings(cfg: Any) -> EvalSettings:
     """Reject a bad ``final_eval`` block before any compute; return its settings (absent block = no benchmarks)."""
-    from omegaconf import OmegaConf
-
-    from sspo_exp.data import BENCHMARKS
-
     fe = cfg.get("final_eval") or {}
     fe = OmegaConf.to_container(fe, resolve=True) if OmegaConf.is_config(fe) else dict(fe)
     if isinstance(fe.get("benchmarks"), str):
@@ -70,15 +80,23 @@ def final_eval_settings(cfg: Any) -> EvalSettings:
         value = values[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"final_eval.{key}={value!r}: must be an integer >= {low}")
-    from sspo_exp.codeact.settings import eval_env
 
-    kwargs = (cfg.get("model") or {}).get("chat_template_kwargs")
-    kwargs = {} if kwargs is None else OmegaConf.to_container(kwargs, resolve=True) if OmegaConf.is_config(kwargs) \
-        else dict(kwargs)
+    kwargs = plain_dict((cfg.get("model") or {}).get("chat_template_kwargs"))
     return EvalSettings(tuple(benchmarks), data, before, values["every_steps"], values["max_new_tokens"],
                         values["batch_size"], int(cfg.trainer.eval_samples), int(cfg.trainer.eval_steps),
-                        int(cfg.trainer.max_completion_length),
-                        codeact_env=eval_env(cfg), chat_template_kwargs=kwargs)  # fmt: skip
+                        int(cfg.trainer.max_completion_length), codeact_env=eval_env(cfg), chat_template_kwargs=kwargs,
+                        **benchmark_knobs(cfg.dataset, benchmarks))  # fmt: skip
+
+
+def benchmark_knobs(dataset_cfg: Any, benchmarks: list[str]) -> dict[str, dict | None]:
+    """``arithmetic_knobs`` / ``codeact_knobs`` of :class:`EvalSettings` for a run training on ``dataset_cfg``."""
+    name = (dataset_cfg or {}).get("name")
+    arithmetic = codeact = None
+    if "arithmetic" in benchmarks:
+        arithmetic = dataset_cfg if name == "arithmetic" else OmegaConf.load(Path(CONF_DIR) / "dataset" / "arithmetic.yaml")
+    if "codeact" in benchmarks:
+        codeact = dataset_cfg if name in CODEACT_DATASETS else default_block()
+    return {"arithmetic_knobs": to_plain(arithmetic), "codeact_knobs": to_plain(codeact)}
 
 
 #: ``eval.backend``: batched HF ``generate`` (CPU or GPU) or vLLM.
@@ -91,8 +109,6 @@ def check_eval(cfg: Any) -> None:
     import importlib.util
     import re
 
-    from sspo_exp.data import BENCHMARKS
-    from sspo_exp.models import DTYPES
 
     e = cfg.eval
     model = e.get("model")
@@ -130,8 +146,6 @@ def check_eval(cfg: Any) -> None:
         raise ConfigError(f"eval.backend={e.backend!r} with eval.benchmarks containing codeact: its multi-turn "
                           "episodes are generated with eval.backend=hf")  # fmt: skip
     if "codeact" in benchmarks and cfg.get("codeact") is not None:
-        from sspo_exp.codeact.settings import check_env
-
         check_env(cfg.codeact, e.max_new_tokens, "codeact")
     if e.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ConfigError("eval.backend=vllm needs vLLM installed (pip install 'sspo-exp[vllm]', GPU only); "

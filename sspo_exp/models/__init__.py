@@ -1,17 +1,18 @@
 """Policies: the one loader of models and tokenizers, for training and evaluation alike.
 
-``load_policy(model_cfg, dataset_cfg, seed, dtype)`` gives the policy a training run starts from: ``model.path`` (a
-local HF-format directory or a hub id), its supervised cold start when ``model.cold_start.enabled`` (paper §4.3,
-docs/cold_start.md), or the embedded tiny model, built and cold-started locally on first use — the cold start is a
-cached stage computed once per key (``sspo_exp.models.cold_start``, ``stage``). ``load_model`` / ``load_tokenizer`` load any HF-format causal LM (``sspo-exp
-eval`` uses them with its own dtype and device).
+``load_model`` / ``load_tokenizer`` load any HF-format causal LM (training's initial policy through
+``sspo_exp.stages.policy.load_policy``, ``sspo-exp eval`` with its own dtype and device); ``tiny`` builds the
+embedded tiny model. This package imports nothing else of the project: what a run starts from (a cold start, a
+cached stage) is ``sspo_exp.stages``'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+#: Architecture fields of ``conf/model/tiny.yaml`` (documented there; ``sspo_exp.models.tiny`` builds from them).
+TINY_ARCH_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                    "num_key_value_heads", "max_position_embeddings")  # fmt: skip
 #: dtypes a model may be loaded in ("auto" = the checkpoint's own).
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -55,21 +56,3 @@ def load_model(path: str, dtype: str = "float32", attn_implementation: str | Non
         kwargs["attn_implementation"] = attn_implementation
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     return model.to(device) if device else model
-
-
-def policy_path(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int) -> str:
-    """Where the initial policy's weights are: ``model.path``, or its cold start's cache directory (computed on first
-    use: the tiny model's, or the SFT of ``model.path`` when ``model.cold_start.enabled``; ``sspo_exp.models.cold_start``)."""
-    from sspo_exp.models.cold_start import cold_started_path
-
-    return cold_started_path(model_cfg, model_cfg.get("cold_start"), dataset_cfg, seed)
-
-
-def load_policy(model_cfg: Mapping[str, Any], dataset_cfg: Mapping[str, Any], seed: int, dtype: str = "float32",
-                path: str | None = None):
-    """``(model, tokenizer)`` a run starts from (see the module docstring). The weights are loaded in ``dtype``
-    (training: float32 master weights whatever the checkpoint's dtype, ``sspo_exp.train.config.train_dtype``);
-    ``path``: :func:`policy_path`'s answer when the caller already has it."""
-    path = path or policy_path(model_cfg, dataset_cfg, seed)
-    model = load_model(path, dtype, model_cfg.get("attn_implementation") if model_cfg.get("path") else None)
-    return model, load_tokenizer(path, model_cfg.get("chat_template") or "auto")

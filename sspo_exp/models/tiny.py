@@ -18,7 +18,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models
 from transformers import PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
 
-from sspo_exp.models.cold_start_spec import TINY_ARCH_FIELDS as ARCH_FIELDS  # noqa: F401  (conf/model/tiny.yaml)
+from sspo_exp.models import TINY_ARCH_FIELDS as ARCH_FIELDS  # conf/model/tiny.yaml
+
 
 FORMAT_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 #: CodeAct's tags, single tokens in the tokenizer of a CodeAct-cold-started tiny model (``build_tokenizer(CODEACT_TAGS)``)

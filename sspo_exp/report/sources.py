@@ -9,7 +9,7 @@ import pandas as pd
 
 from sspo_exp.report.frames import RunData, merge_segments, normalize_history, to_frames
 from sspo_exp.report.wandb_offline import RUNNING_IDLE_SECONDS, read_offline
-from sspo_exp.sweeps.pruning import is_pruned
+from sspo_exp.keys import is_pruned
 
 
 def offline_runs(roots: list[str | os.PathLike], idle_seconds: float = RUNNING_IDLE_SECONDS,

@@ -157,7 +157,7 @@ def train_or_wait(train_fn: Callable[..., dict], cfg, callbacks=()) -> dict:
     """``train_fn(cfg, callbacks)``; when another worker is training the very same run (two workers sampled one point: each
     run has one lease, sspo_exp.rundir), wait until that run is done and use its summary, so the run is trained once
     and both trials get its value. If the other worker dies, its lease goes stale and this trial trains (resumes)."""
-    from sspo_exp.identity import run_id
+    from sspo_exp.train.run import run_id
     from sspo_exp.rundir import RunBusy, RunDir
 
     while True:

@@ -23,10 +23,11 @@ later launch of the same config resumes from its last checkpoint like any cut-of
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
+from sspo_exp import keys
+from sspo_exp.rundir import PRUNED_FILE, RunDir  # noqa: F401  (PRUNED_FILE: the run directory's name for the mark)
 from sspo_exp.sweeps.errors import SpaceError
 
 #: Pruner name -> {option: type} accepted in the study file's ``pruner`` block (Optuna's own arguments).
@@ -35,12 +36,7 @@ PRUNERS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "median": {"n_startup_trials": int, "n_warmup_steps": int, "interval_steps": int, "n_min_trials": int},
     "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
 }
-#: W&B summary key of a pruned run: the step at which it was pruned (``sspo_exp.report`` reads it).
-PRUNED_STEP_KEY = "optuna/pruned_step"
-#: The run-directory file that marks a pruned run.
-PRUNED_FILE = "pruned.json"
-#: W&B tag of a pruned run.
-PRUNED_TAG = "pruned"
+PRUNED_STEP_KEY, PRUNED_TAG = keys.PRUNED_STEP, keys.PRUNED_TAG  # the key vocabulary's (sspo_exp.keys)
 
 
 def check_pruner(spec: Any, where: str, metric: str, direction: str) -> dict[str, Any]:
@@ -131,20 +127,7 @@ def mark_pruned(run_dir: Path, trial, step: int, global_step: int, accuracy: flo
     study = trial.study.study_name
     mark = {"study": study, "trial": trial.number, "reported_step": step, "global_step": global_step,
             "heldout_accuracy": accuracy}  # fmt: skip
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / PRUNED_FILE).write_text(json.dumps(mark, indent=2))
+    RunDir(run_dir.parent, run_dir.name).mark_pruned(mark)
     if wandb.run is not None:
-        wandb.run.summary.update({PRUNED_STEP_KEY: global_step, "optuna/trial": trial.number, "optuna/study": study})
+        wandb.run.summary.update({keys.PRUNED_STEP: global_step, keys.PRUNED_TRIAL: trial.number, keys.PRUNED_STUDY: study})
         wandb.run.tags = tuple(dict.fromkeys([*wandb.run.tags, PRUNED_TAG]))
-
-
-def is_pruned(summary: dict[str, Any]) -> bool:
-    """A run whose W&B summary says it was pruned and that has logged no step past that point since (a later
-    launch of the same config resumes and may finish it)."""
-    pruned_at = summary.get(PRUNED_STEP_KEY)
-    if pruned_at is None:
-        return False
-    from sspo_exp.keys import GLOBAL_STEP
-
-    last = summary.get(GLOBAL_STEP)
-    return last is None or last <= pruned_at

@@ -10,6 +10,7 @@ from transformers.integrations import WandbCallback
 
 from sspo_exp import keys
 from sspo_exp.train.sharded import generation_model
+from sspo_exp.errors import ConfigError
 
 
 class InitialEval(TrainerCallback):
@@ -51,7 +52,6 @@ class InitialEval(TrainerCallback):
             return
         missing = self.evaluator.initial_missing()
         if state.global_step > 0 and missing:  # e.g. final_eval changed between segments (not part of the run id)
-            from sspo_exp.errors import ConfigError
 
             raise ConfigError(f"resuming at step {state.global_step} under DeepSpeed/FSDP without the initial "
                               f"policy's results {', '.join(map(str, missing))}: the engine now holds the checkpoint's "
@@ -102,7 +102,7 @@ class HeldoutEval(TrainerCallback):
             due = self.evaluator.at_step(policy, step, final=last)
         for key, value in due.items():
             if key == keys.HELDOUT:
-                metrics["heldout_accuracy"].append(value)
+                metrics[keys.HELDOUT_LOG].append(value)
             parsed = keys.parse_eval_key(key)
             if parsed and parsed[0] == keys.AFTER and parsed[2] == keys.PASS_AT_1:
                 metrics[f"eval_{parsed[1]}/{keys.PASS_AT_1}"].append(value)
@@ -141,8 +141,8 @@ class ProgressLine(TrainerCallback):
             parts.append(f"answer {logs['rewards/answer_reward/mean']:.3f}")
         if "entropy" in logs:
             parts.append(f"entropy {logs['entropy']:.3f}")
-        if "heldout_accuracy" in logs:
-            parts.append(f"held-out {100 * logs['heldout_accuracy']:.1f}%")
+        if keys.HELDOUT_LOG in logs:
+            parts.append(f"held-out {100 * logs[keys.HELDOUT_LOG]:.1f}%")
         if self._last is not None:
             parts.append(f"{now - self._last:.1f} s/step")
         self._last = now

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import sys
 
+from sspo_exp import cli_help, hydra_cli, keys
+from sspo_exp.train.config import check_local_paths, make_plan
+
 
 def task(cfg) -> float | None:
-    from sspo_exp.train.run import train
+    plan = make_plan(cfg)  # a bad config: one line and exit 2 before torch, transformers and TRL load
+    if plan.run.summary() is None:  # a finished run is only reported (run_plan), whatever its files
+        check_local_paths(cfg)
+    from sspo_exp.train.run import run_plan, set_cpu_threads  # torch, transformers, TRL: after the config is good
 
-    summary = train(cfg)
-    return summary.get("heldout_accuracy_after")  # Hydra's sweepers (Optuna) read the return value
+    set_cpu_threads(plan)  # on a shared CPU, torch's default threads would spin against the other processes
+    summary = run_plan(plan)
+    return summary.get(keys.SUMMARY_AFTER)  # Hydra's sweepers (Optuna) read the return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sspo_exp import cli_help, hydra_cli
-
     if cli_help.wants_help(sys.argv[1:] if argv is None else argv):  # groups and examples, not Hydra's config dump
         return cli_help.show("train")
     return hydra_cli.run("train", "sspo-exp train", task, argv)

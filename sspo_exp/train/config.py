@@ -31,9 +31,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sspo_exp.codeact.settings import check_config as check_codeact  # torch-free
+from sspo_exp.codeact.episode import EnvConfig
+from sspo_exp.codeact.settings import check_config as check_codeact
 from sspo_exp.errors import ConfigError
-from sspo_exp.objectives.spec import LOSS_AGGS, ObjectiveSpec, spec_from_config  # torch-free
+from sspo_exp.evaluation.settings import EvalSettings, final_eval_settings
+from sspo_exp.identity import Identity, identify
+from sspo_exp.models import missing_local_dir
+from sspo_exp.models.compat import checkpointing_kwargs
+from sspo_exp.objectives.spec import LOSS_AGGS, ObjectiveSpec, spec_from_config
+from sspo_exp.rundir import RunDir
+from sspo_exp.stages.spec import ColdStartSpec, cold_start_spec, stage_version
 
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 #: ``model.dtype``: the dtype the trained weights are held in (see :func:`train_dtype`).
@@ -109,12 +116,18 @@ class TrainPlan:
     cfg: Any
     batch: BatchPlan
     objective: ObjectiveSpec
-    eval: Any  #: sspo_exp.evaluation.settings.EvalSettings (training's own evaluation)
-    run: Any  #: sspo_exp.rundir.RunDir
+    eval: EvalSettings  #: training's own evaluation (``final_eval``, held-out accuracy)
+    run: RunDir  #: the run's directory (named by ``identity.run_id``)
     world_size: int
     dtype: str  #: model.dtype, the dtype the trained weights are held in (:func:`train_dtype`)
-    #: sspo_exp.models.cold_start_spec.ColdStartSpec: the cold start the initial policy comes from (None: model.path)
-    cold_start: Any = None
+    identity: Identity  #: run id, W&B group, name, job type and tags
+    cold_start: ColdStartSpec | None = None  #: the cold start the initial policy comes from (None: model.path)
+    codeact_env: EnvConfig | None = None  #: the environment of a CodeAct dataset's episodes (None: not CodeAct)
+
+    @property
+    def cold_start_id(self) -> str | None:
+        """The stage id of the cold start the run's initial policy comes from (None: ``model.path`` as is)."""
+        return self.cold_start.stage_id if self.cold_start is not None else None
 
     @property
     def trl_batch(self) -> dict[str, int]:
@@ -133,15 +146,10 @@ class TrainPlan:
 def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
     """Reject a bad training config before any compute (no torch, TRL or transformers import); return the plan.
 
-    Checks the model (name, path, dtype), its cold start (``sspo_exp.models.cold_start_spec``), the objective and
+    Checks the model (name, path, dtype), its cold start (``sspo_exp.stages.spec``), the objective and
     gate (``sspo_exp.objectives.spec``, which names the bad parameter), the rollout engine, the batch arithmetic, μ,
     the checkpoint period, the numeric ranges and the ``final_eval`` block.
     """
-    from sspo_exp.evaluation.settings import final_eval_settings
-    from sspo_exp.identity import run_id
-    from sspo_exp.models.cold_start_spec import cold_start_spec
-    from sspo_exp.rundir import RunDir
-
     dtype = check_model(cfg)
     cold_start = cold_start_spec(cfg.model, cfg.model.get("cold_start"), _get(cfg, "dataset"), _get(cfg, "seed"))
     t = _get(cfg, "trainer")
@@ -159,6 +167,18 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
         world_size,
         _get(cfg, "trainer.mu"),
     )
+    check_trainer(cfg)
+    codeact_env = check_codeact(cfg)  # CodeAct datasets: trainer.rollout=hf and the dataset's env (sspo_exp/codeact/settings.py)
+    objective = objective_spec(cfg)
+    evaluation = final_eval_settings(cfg)
+    identity = identify(cfg, cold_start.version if cold_start is not None else None)
+    run = RunDir(cfg.output_root, identity.run_id)
+    return TrainPlan(cfg, plan, objective, evaluation, run, world_size, dtype, identity, cold_start, codeact_env)
+
+
+def check_trainer(cfg: Any) -> None:
+    """The trainer block's integer and numeric ranges, scheduler, sampling temperature, β and checkpoint period."""
+    t = _get(cfg, "trainer")
     for name, low in (
         ("max_steps", 1),
         ("max_completion_length", 1),
@@ -196,11 +216,12 @@ def make_plan(cfg: Any, world_size: int | None = None) -> TrainPlan:
             f"trainer.save_steps={t.save_steps}: must be a multiple of trainer.mu={t.mu}, so that a checkpoint falls on "
             "a rollout boundary and a resumed run continues exactly as an uninterrupted one"
         )
-    check_codeact(cfg)  # CodeAct datasets: trainer.rollout=hf and the dataset's env (sspo_exp/codeact/settings.py)
-    objective = objective_spec(cfg)
-    evaluation = final_eval_settings(cfg)
-    run = RunDir(cfg.output_root, run_id(cfg))
-    return TrainPlan(cfg, plan, objective, evaluation, run, world_size, dtype, cold_start)
+
+
+def config_identity(cfg: Any) -> Identity:
+    """The identity of a config without checking it (a sweep's listing, a report's lookup): the version of the cold
+    start its model block asks for, as :func:`make_plan` derives it from the checked spec."""
+    return identify(cfg, stage_version(cfg.model))
 
 
 def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
@@ -213,8 +234,6 @@ def check_local_paths(cfg: Any, model: bool = True) -> None:
     ``dataset.path`` (and a mixture's ``dataset.components.*.path``) and ``final_eval.data.*``. Called where the run starts (``run.train``, ``sspo-exp cold-start``),
     before W&B opens or a model loads, not by :func:`make_plan`: a sweep validates its points on a login node, where
     a compute node's local directory need not exist."""
-    from sspo_exp.models import missing_local_dir
-
     path = _get(cfg, "model").get("path")
     if model and path and missing_local_dir(path):
         raise ConfigError(f"model.path={path}: no such directory (and not an HF model id 'org/name')")
@@ -286,13 +305,6 @@ def objective_spec(cfg: Any) -> ObjectiveSpec:
         raise ConfigError(f"objective={cfg.objective.get('name')!r} gate={_gate_name(cfg)!r}: {err}") from err
 
 
-def build_objective(cfg: Any):
-    """The objective callable (torch) of a config."""
-    from sspo_exp.objectives import build
-
-    return build(objective_spec(cfg))
-
-
 def _gate_name(cfg: Any) -> str | None:
     gate = cfg.get("gate")
     return None if gate is None else gate.get("name")
@@ -307,8 +319,6 @@ def grpo_config(cfg: Any, plan: BatchPlan, output_dir: str):
     ``scale_rewards="group"`` (Â = (r - mean)/std within the group), ``num_iterations=1``.
     """
     from trl import GRPOConfig
-
-    from sspo_exp.train.compat import checkpointing_kwargs
 
     t = cfg.trainer
     use_vllm = t.rollout != "hf"

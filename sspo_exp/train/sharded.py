@@ -31,6 +31,8 @@ Verified on CPU only (tests/test_train_initial_eval.py: the sharded path forced 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from sspo_exp.errors import ConfigError
+from sspo_exp.train.config import sharded_engine
 
 
 @contextmanager
@@ -60,9 +62,6 @@ def refuse_sharding_on_cpu(device) -> None:
     without ``cpu`` no process group forms on a CPU-only machine, ``_prepare_backend``, and each process trains
     alone). docs/engines.md has the details; conf/accelerate/cpu_ddp.yaml is the multi-process CPU path.
     """
-    from sspo_exp.errors import ConfigError
-    from sspo_exp.train.config import sharded_engine
-
     if sharded_engine() and getattr(device, "type", str(device)) == "cpu":
         raise ConfigError(
             "accelerate launch with DeepSpeed/FSDP (conf/accelerate/deepspeed_zero3.yaml, fsdp.yaml) on the CPU: "

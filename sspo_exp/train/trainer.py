@@ -186,3 +186,7 @@ class SSPOTrainer(GRPOTrainer):
             for key, value in step.items():
                 self._metrics[mode][key].append(value)
         super().log(logs, start_time)
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """No TRL model card: the run folder's README.md is ours (``sspo_exp.train.run_card``), written when the run
+        opens; TRL's ("a fine-tuned version of [None]") would replace it at every checkpoint."""

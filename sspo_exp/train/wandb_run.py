@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sspo_exp.keys import GLOBAL_STEP as STEP_KEY  # the one owner of key names
 from sspo_exp.keys import HELDOUT
+from sspo_exp.report.wandb_offline import read_segment
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,6 @@ def held_steps(run) -> Held:
 
 def held_offline(current_segment: str | os.PathLike, run_id: str) -> Held:
     """The last optimizer step and ``_step`` in the run's other segment directories beside ``current_segment``."""
-    from sspo_exp.report.wandb_offline import read_segment
-
     current = Path(current_segment).resolve()
     global_steps, wandb_steps = [], []
     for seg_dir in sorted(current.parent.glob(f"*-{run_id}")):

@@ -1,6 +1,6 @@
 """A cached, once-per-key, crash-safe stage: ``run_stage(cache_root, stage_id, build) -> directory``.
 
-Used by the cold start (``sspo_exp.models.cold_start``): many jobs may ask for the same stage output at once (the
+Used by the cold start (``sspo_exp.stages.tiny``): many jobs may ask for the same stage output at once (the
 seeds of a SLURM multirun, the processes of one ``accelerate launch``); it is computed once, and a job killed while
 computing it leaves nothing a later job could mistake for a result.
 

@@ -14,7 +14,7 @@ Which one a target is depends on the problem (:func:`execute_probability`): prob
 (0.2). So the cold-started policy solves the "below" share greedily (its greedy solved rate is well above 0, the copy
 works), guesses greedily on the rest but samples executions there (a group of 8 usually holds a solved episode),
 and RL with the solved reward has one decision to learn on the rest: execute rather than guess. The same reasoning as
-the arithmetic cold start's ``target_noise`` (``sspo_exp/models/cold_start.py``).
+the arithmetic cold start's ``target_noise`` (``sspo_exp/stages/tiny.py``).
 
 Why not a uniform execute rate and 3-digit products (this module's first version): the cold-started model then ran
 ``print(…)`` correctly but did not copy the 5-or-6-digit observation into the solution, even after 1,000 steps
@@ -29,8 +29,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sspo_exp.codeact.episode import ObservationRenderer, observation_text
+from sspo_exp.codeact.prompts import prompt_fn
+from sspo_exp.codeact.settings import env_config
+from sspo_exp.data.codeact_arith import rows
 from sspo_exp.models import tiny
-from sspo_exp.models.cold_start import train
+from sspo_exp.sandbox import Observation
+from sspo_exp.stages.tiny import train
 
 
 def execute_probability(question: str, execute_rate: Mapping[str, float], execute_split: int) -> float:
@@ -43,11 +48,6 @@ def execute_probability(question: str, execute_rate: Mapping[str, float], execut
 def targets(dataset: Mapping[str, Any], execute_rate: Mapping[str, float], execute_split: int,
             seed: int) -> list[tuple[str, list[tuple[str, bool]]]]:
     """``(prompt, [(text, trained), …])`` cold-start pairs of the ``codeact_arith`` train split."""
-    from sspo_exp.codeact.episode import ObservationRenderer, observation_text
-    from sspo_exp.codeact.prompts import prompt_fn
-    from sspo_exp.codeact.settings import env_config
-    from sspo_exp.data.codeact_arith import rows
-    from sspo_exp.sandbox import Observation
 
     env = env_config(dataset, 10_000)
     renderer = ObservationRenderer(tiny.build_tokenizer(tiny.CODEACT_TAGS), env)
@@ -71,7 +71,7 @@ def targets(dataset: Mapping[str, Any], execute_rate: Mapping[str, float], execu
 
 def build(work: Path, stage_id: str, arch: Mapping[str, Any], key: Mapping[str, Any]) -> dict[str, Any]:
     """Build the CodeAct-cold-started tiny model into ``work / "out"`` (``key``: ``codeact.settings.cold_start_key``;
-    cached and locked by ``sspo_exp.models.cold_start.cold_started_path``, the one owner of cold starts)."""
+    cached and locked by ``sspo_exp.stages.policy.cold_started_path``, the one owner of cold starts)."""
     plain, ds, seed = key["cold_start"], key["dataset"], int(key["seed"])
     tokenizer = tiny.build_tokenizer(tiny.CODEACT_TAGS)  # the tags as single tokens: episodes half as long
     model = tiny.build_model(arch, tokenizer, seed)

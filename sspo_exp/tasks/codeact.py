@@ -15,7 +15,8 @@ from typing import Any
 
 from sspo_exp.codeact.checkers import check
 from sspo_exp.codeact.episode import EnvConfig, run_episodes
-from sspo_exp.codeact.policy import HFPolicy
+from sspo_exp.codeact.settings import env_config
+from sspo_exp.tasks.results import EvalResult, SampleRecord
 
 
 def evaluate_codeact(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]], prompts: Sequence[str],
@@ -24,8 +25,7 @@ def evaluate_codeact(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]],
     """Solved rate of greedy episodes; ``env`` is an :class:`EnvConfig`, or a dataset block's ``env`` mapping (the
     token budget is then ``max_new_tokens``; observation turns rendered with ``chat_template_kwargs``, those of the
     prompts), or None (the defaults)."""
-    from sspo_exp.codeact.settings import env_config
-    from sspo_exp.evaluation.core import EvalResult, SampleRecord
+    from sspo_exp.codeact.policy import HFPolicy  # torch: the task registry is read by torch-free config checks
 
     if not isinstance(env, EnvConfig):
         env = env_config({"env": env}, int(max_new_tokens), chat_template_kwargs)

@@ -1,7 +1,7 @@
 """``sspo-exp cold-start [overrides]``: compute (or find) the cold start of a training config, and print its path.
 
 Takes the same Hydra overrides as ``sspo-exp train`` and runs only the cold-start stage
-(``sspo_exp.models.cold_start.cold_started_path``), so it can run once in a job the RL jobs depend on::
+(``sspo_exp.stages.policy.cold_started_path``), so it can run once in a job the RL jobs depend on::
 
     sspo-exp cold-start experiment=table1 seed=0      # -> $SSPO_EXP_CACHE/coldstart-qwen2.5-7b-instruct-s0-<hash>
 
@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import sys
 
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+
 from sspo_exp import CONF_DIR
+from sspo_exp.data import DataError
+from sspo_exp.errors import ConfigError
+from sspo_exp.train.config import check_local_paths, make_plan
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    from sspo_exp.data import DataError
-    from sspo_exp.errors import ConfigError
-    from sspo_exp.train.config import check_local_paths, make_plan
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
@@ -35,12 +34,12 @@ def main(argv: list[str] | None = None) -> int:
             cfg = compose("train", overrides=argv)
         # the whole training config (before torch loads), so no cold start for a run that cannot start; at world size
         # 1, the weakest batch condition: the RL launch may use another number of processes than this one
-        make_plan(cfg, world_size=1)
+        plan = make_plan(cfg, world_size=1)
         # the files the SFT reads (model.path only when there is an SFT: without one this prints model.path)
         check_local_paths(cfg, model=bool((cfg.model.get("cold_start") or {}).get("enabled")))
-        from sspo_exp.models.cold_start import cold_started_path
+        from sspo_exp.stages.policy import spec_path  # torch, transformers, TRL: after the config is known to be good
 
-        path = cold_started_path(cfg.model, cfg.model.get("cold_start"), cfg.dataset, int(cfg.seed), distributed=True)
+        path = spec_path(plan.cold_start, cfg.model, cfg.model.get("cold_start"), cfg.dataset, distributed=True)
     except (HydraException, ConfigError, DataError) as e:  # the user's input; anything else keeps its traceback
         print(f"sspo-exp cold-start: error: {e}", file=sys.stderr)
         return 2

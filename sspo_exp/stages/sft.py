@@ -2,7 +2,7 @@
 
 Our reading of "we fine-tune Qwen2.5-7B-Instruct from a cold-start initialization" is in ``docs/cold_start.md``.
 In short: before RL, the base model is fine-tuned on *demonstrations* built from the RL training split itself —
-the prompt exactly as RL and evaluation build it (``sspo_exp.evaluation.run.prompt_fn_for``: the zero-shot
+the prompt exactly as RL and evaluation build it (``sspo_exp.tasks.prompt_fn_for``: the zero-shot
 instruction, rendered by the model's chat template) and a completion in the paper's format
 ``<think>{worked reference solution}</think> <answer>{gold answer}</answer>`` followed by the tokenizer's EOS.
 Only rows whose dataset ships a worked solution become demonstrations (GSM8K; see ``DatasetSpec.solution``); the
@@ -13,7 +13,7 @@ teach a completion without ``</answer>``). The loss is on completion tokens only
 The stage's identity (its cache key and run id ``coldstart-<model.name>-s<seed>-<hash>``) is the base model's
 path, the SFT hyper-parameters of the ``cold_start`` block (``KEY_IGNORED`` excluded), the dataset block and the
 seed. Checkpoints are written every ``save_steps`` into the stage's work directory, and a killed stage resumes
-from the newest complete one (``sspo_exp.models.stage``). Every optimizer step sees ``batch_size`` demonstrations on
+from the newest complete one (``sspo_exp.stages.cache``). Every optimizer step sees ``batch_size`` demonstrations on
 any number of processes (:func:`gradient_accumulation`), so the number of processes is not part of the identity.
 """
 
@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from sspo_exp.errors import ConfigError
-from sspo_exp.models.cold_start_spec import to_plain
+from sspo_exp.data import DataError, load_dataset_rows, training_solutions
+from sspo_exp.identity import floats_as_floats
+from sspo_exp.models import load_model, load_tokenizer
+from sspo_exp.models.compat import checkpointing_kwargs
+from sspo_exp.plain import to_plain
+from sspo_exp.rundir import RunDir
+from sspo_exp.stages.targets import completion as working_completion
+from sspo_exp.tasks import prompt_fn_for
 
 #: The fields of the ``cold_start`` block for an HF model (documented in ``conf/cold_start/sft.yaml``).
 SFT_FIELDS = ("enabled", "seed", "max_examples", "max_steps", "num_train_epochs", "batch_size",
@@ -99,7 +106,6 @@ def stage_key(model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dataset_cfg
     """Everything the cold-started weights depend on: the base model, the chat template the prompts are rendered
     with (and its arguments, when set), the SFT fields but ``KEY_IGNORED``, the dataset block and the seed. Not the
     number of processes: the optimizer step's batch is ``batch_size`` on any number (:func:`gradient_accumulation`)."""
-    from sspo_exp.identity import floats_as_floats
 
     key = {"kind": "sft", "format": FORMAT_VERSION, "base": str(model_cfg["path"]),
            "chat_template": model_cfg.get("chat_template") or "auto",
@@ -124,14 +130,10 @@ def demonstrations(dataset_cfg: Mapping[str, Any], tokenizer, max_length: int, m
     ``counts``: ``rows`` (training rows), ``without_solution`` (skipped: no worked solution), ``too_long``
     (skipped: over ``max_length`` tokens), ``used``.
     """
-    from sspo_exp.data import DataError, load_dataset_rows, training_solutions
-    from sspo_exp.evaluation.run import prompt_fn_for
 
     rows = load_dataset_rows(dataset_cfg, "train")
     prompt_fn = prompt_fn_for(dataset_cfg["name"], dataset_cfg, chat_template_kwargs)
     if dataset_cfg["name"] == "arithmetic":
-        from sspo_exp.models.cold_start import completion as working_completion
-
         targets = {r["id"]: working_completion(r["question"], r["answer"]) for r in rows}
     else:
         solutions = training_solutions(dataset_cfg)
@@ -171,9 +173,6 @@ def build(work: Path, model_cfg: Mapping[str, Any], cold: Mapping[str, Any], dat
     import torch
     from trl import SFTConfig, SFTTrainer
 
-    from sspo_exp.models import load_model, load_tokenizer
-    from sspo_exp.rundir import RunDir
-    from sspo_exp.train.compat import checkpointing_kwargs
 
     base = str(model_cfg["path"])
     ckpt_dir = work / "checkpoints"

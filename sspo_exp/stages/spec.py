@@ -2,13 +2,13 @@
 
 ``cold_start_spec(model_cfg, cold_start_cfg, dataset_cfg, seed)`` is what ``sspo_exp.train.config.make_plan`` calls
 (a bad block is a :class:`~sspo_exp.errors.ConfigError` naming the field) and what the loader
-(``sspo_exp.models.cold_start.cold_started_path``) computes from. It returns None when RL starts from ``model.path``
+(``sspo_exp.stages.policy.cold_started_path``) computes from. It returns None when RL starts from ``model.path``
 as is, else a :class:`ColdStartSpec`:
 
 * ``model.path`` null (``model=tiny``): the tiny model's cold start on the arithmetic task (``kind="tiny"``,
-  ``sspo_exp.models.cold_start``);
+  ``sspo_exp.stages.tiny``);
 * ``model.path`` set and ``model.cold_start.enabled: true`` (``conf/cold_start/sft.yaml``): the SFT cold start of
-  that model on the training split (``kind="sft"``, ``sspo_exp.models.sft``).
+  that model on the training split (``kind="sft"``, ``sspo_exp.stages.sft``).
 
 The spec's ``stage_id`` (``coldstart-<model.name>-s<seed>-<hash of key>``) names the stage's cache directory and is
 recorded in the RL run's ``run.json`` and W&B config; ``version`` (the stage's format version, bumped when the
@@ -24,11 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sspo_exp.data.arithmetic import ArithmeticConfig
+from sspo_exp.data.loaders import SPECS
 from sspo_exp.errors import ConfigError
+from sspo_exp.identity import floats_as_floats
+from sspo_exp.models import TINY_ARCH_FIELDS
+from sspo_exp.plain import to_plain
+from sspo_exp.stages import sft
+from sspo_exp.stages.cache import key_hash
 
-#: Architecture fields of ``conf/model/tiny.yaml`` (documented there; ``sspo_exp.models.tiny`` builds from them).
-TINY_ARCH_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                    "num_key_value_heads", "max_position_embeddings")  # fmt: skip
 #: Fields of the tiny model's ``cold_start`` block (``conf/model/tiny.yaml``).
 TINY_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "target_noise")
 #: Bump when the tiny cold start's targets or training loop change meaning (renames its cache and its RL runs).
@@ -49,12 +53,8 @@ class ColdStartSpec:
 def cold_start_spec(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, Any] | None,
                     dataset_cfg: Mapping[str, Any], seed: int) -> ColdStartSpec | None:
     """The checked cold start of a config (see the module docstring); None = RL starts from ``model.path``."""
-    from sspo_exp.models.stage import key_hash
-
     if not model_cfg.get("path") and dataset_cfg.get("name") == "codeact_arith":  # the CodeAct format's cold start
-        from sspo_exp.codeact.settings import cold_start_key
-
-        key = cold_start_key(model_cfg, cold_start_cfg, dataset_cfg, seed)
+        key = codeact_key(model_cfg, cold_start_cfg, dataset_cfg, seed)
         return ColdStartSpec("tiny-codeact", f"coldstart-tiny-codeact-s{int(seed)}-{key_hash(key)}", key, int(seed),
                              TINY_VERSION)
     if not model_cfg.get("path"):
@@ -67,8 +67,6 @@ def cold_start_spec(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, A
                           "with `enabled: true|false` (+cold_start@model.cold_start=sft, conf/cold_start/sft.yaml) or null")
     if cold_start_cfg["enabled"] is False:
         return None
-    from sspo_exp.models import sft
-
     sft.validate(cold_start_cfg)
     demonstration_sources(dataset_cfg)
     sft_seed = int(seed if cold_start_cfg["seed"] is None else cold_start_cfg["seed"])
@@ -80,8 +78,6 @@ def cold_start_spec(model_cfg: Mapping[str, Any], cold_start_cfg: Mapping[str, A
 def demonstration_sources(dataset_cfg: Mapping[str, Any]) -> list[str]:
     """The datasets of ``dataset_cfg`` (one, or a mixture's components) that give SFT demonstrations: those shipping a
     worked solution (``DatasetSpec.solution``: GSM8K) and the generated arithmetic task; ConfigError if none does."""
-    from sspo_exp.data.loaders import SPECS
-
     components = dataset_cfg.get("components") or {dataset_cfg.get("name"): dataset_cfg}
     names = [str((sub or {}).get("name") or key) for key, sub in components.items()]
     usable = [n for n in names if n == "arithmetic" or (n in SPECS and SPECS[n].solution is not None)]
@@ -100,9 +96,7 @@ def stage_version(model_cfg: Mapping[str, Any]) -> int | None:
         return TINY_VERSION
     cold = model_cfg.get("cold_start")
     if isinstance(cold, Mapping) and cold.get("enabled") is True:
-        from sspo_exp.models.sft import FORMAT_VERSION
-
-        return FORMAT_VERSION
+        return sft.FORMAT_VERSION
     return None
 
 
@@ -110,8 +104,6 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
              seed: int) -> dict:
     """Everything the tiny model's cold-started weights depend on (architecture, cold-start block, task knobs, seed),
     after checking them."""
-    from sspo_exp.data.arithmetic import ArithmeticConfig
-
     if arch.get("name") != "tiny":
         raise ConfigError(f"model.path is required for model.name={arch.get('name')!r}; only 'tiny' is built locally")
     if dataset.get("name") != "arithmetic":
@@ -141,8 +133,6 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
         task = ArithmeticConfig.from_config(dataset)
     except (TypeError, ValueError, KeyError) as err:
         raise ConfigError(f"dataset (arithmetic): {err}") from err
-    from sspo_exp.identity import floats_as_floats
-
     return {
         "arch": {f: arch[f] for f in TINY_ARCH_FIELDS},
         "cold_start": floats_as_floats({f: cold_start[f] for f in TINY_FIELDS}, "model.cold_start"),
@@ -156,13 +146,37 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
     }
 
 
-def to_plain(cfg: Any) -> Any:
-    """``cfg`` as plain Python (an OmegaConf node resolved), for keys and messages."""
-    try:
-        from omegaconf import OmegaConf
+def check_cold_start(cold_start: Any) -> None:
+    """The ``model.cold_start`` block of the tiny model's CodeAct cold start (``sspo_exp/stages/codeact.py``)."""
+    block = dict(to_plain(cold_start) or {})
+    rate, split = block.get("execute_rate"), block.get("execute_split")
+    ok = isinstance(rate, dict) and set(rate) == {"below", "above"} and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in rate.values())
+    if not ok:
+        raise ConfigError(f"model.cold_start.execute_rate={rate!r}: must be {{below: p, above: p}} with each p in [0, 1] "
+                          "(the share of executing cold-start targets below / above execute_split)")  # fmt: skip
+    if not isinstance(split, int) or isinstance(split, bool):
+        raise ConfigError(f"model.cold_start.execute_split={split!r}: must be an integer (a first operand)")
 
-        if OmegaConf.is_config(cfg):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return {k: to_plain(v) for k, v in cfg.items()} if isinstance(cfg, Mapping) else cfg
+
+#: the CodeAct cold start's block (conf/experiment/cpu_codeact.yaml)
+COLD_START_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "execute_rate",
+                     "execute_split")
+
+
+def codeact_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
+    """Everything the CodeAct-cold-started tiny model's weights depend on, after checking the block (torch-free:
+    ``sspo_exp.stages.spec`` names the stage with it before anything loads)."""
+    if dict(to_plain(arch) or {}).get("name") != "tiny":
+        raise ConfigError(f"model.path is required for model.name={dict(to_plain(arch) or {}).get('name')!r}; only 'tiny' is built "
+                          "locally")
+    block = dict(to_plain(cold_start) or {})
+    missing = [f for f in COLD_START_FIELDS if f not in block]
+    if missing:
+        raise ConfigError(f"model.cold_start is missing {missing}; the codeact_arith cold start needs "
+                          f"{list(COLD_START_FIELDS)}")
+    check_cold_start(block)
+    arch = dict(to_plain(arch) or {})
+    return {"arch": {f: arch.get(f) for f in TINY_ARCH_FIELDS},
+            "cold_start": floats_as_floats({f: block[f] for f in COLD_START_FIELDS}, "model.cold_start"),
+            "dataset": floats_as_floats(dict(to_plain(dataset) or {}), "dataset"), "seed": int(seed), "format": "codeact-3"}

@@ -1,0 +1,107 @@
+"""Supervised cold start of the tiny model on the generated arithmetic task, cached by a hash of its config.
+
+Targets follow the paper's format ``<think>…</think> <answer>…</answer>`` followed by ``<eos>``. The think part
+is a short column-by-column working (``47+38 -> <think>7+8=15 4+3+1=8</think> <answer>85</answer>``, see
+:func:`working`): each step is a one-digit fact, which a 0.9M-parameter model learns in a few hundred steps
+(measured, seed 0: 97.5% greedy accuracy on held-out two-digit ``a ± b`` after 600 steps with correct targets),
+whereas the same model answering directly (think = the question restated) reached 8-13% after 600-800 steps.
+
+**The targets are deliberately imperfect** (``cold_start.target_noise``, default 0.6): on that fraction of the
+training problems, every carry and borrow is dropped, in the working and in the answer (``47+38 -> 7+8=15
+4+3=7 -> 75``; problems without a carry are unaffected). The cold-started policy therefore carries with
+probability ~0.4: sampling at temperature 1 often gives the right answer (groups have reward variance), but the
+greedy answer to any problem with a carry or borrow is the slipped one (held-out greedy accuracy ~50%).
+Why: with correct targets there is nothing left for RL to fix within a CPU budget (97%), and with fewer SFT
+steps the remaining errors are capacity-limited, so RL at a CPU-sized budget gains little and not on every
+seed (issue 3). A systematic, verifiable slip is what a reward can repair quickly and repeatably: one decision
+(write ``+1`` after a column that overflowed) shared by half of all problems. That makes the default job a
+small, honest test that an objective turns reward into better greedy answers; it is not a claim about what the
+tiny model can learn from correct data (set ``target_noise: 0`` for that). Measured with the defaults
+(``sspo-exp train``, SSPO/atanlog, 60 steps), held-out greedy accuracy before -> after RL: seed 0 51.5 -> 95.0%,
+seed 1 45.5 -> 67.5%, seed 2 45.0 -> 90.0%, seed 3 44.0 -> 85.5%; with rewards shuffled inside each batch
+(seed 0, TRL's GRPO loss) it fell, 51.5 -> 46.5%.
+
+The result is published under ``$SSPO_EXP_CACHE`` (default ``~/.cache/sspo-exp``)``/coldstart-tiny-s<seed>-<hash>/``
+in HF format through :func:`sspo_exp.stages.cache.run_stage` (once per key even when many jobs ask at once; atomic;
+a killed build leaves nothing half-written and is redone — it takes about a minute, so it keeps no checkpoints).
+A second call with the same config loads it instead of training.
+
+The targets are :mod:`sspo_exp.stages.targets`'; :func:`sspo_exp.stages.policy.cold_started_path` is the one entry
+point for every model (this cold start, CodeAct's, the SFT of an HF model, or none).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sspo_exp.models import tiny
+from sspo_exp.stages.spec import ColdStartSpec
+from sspo_exp.stages.targets import training_texts
+
+
+def _batch(tokenizer, pairs: list[tuple[str, Any]]) -> dict[str, torch.Tensor]:
+    """Padded SFT batch. A completion is a string (trained on, then ``<eos>``) or a list of ``(text, trained)``
+    segments (multi-turn targets: environment observations are context, not targets; no ``<eos>`` appended)."""
+    prompts = [tokenizer(p, add_special_tokens=False).input_ids for p, _ in pairs]
+    completions, trained = [], []
+    for _, c in pairs:
+        segments = [(c, True)] if isinstance(c, str) else list(c)
+        ids, keep = [], []
+        for text, learn in segments:
+            seg = tokenizer(text, add_special_tokens=False).input_ids
+            ids, keep = ids + seg, keep + [learn] * len(seg)
+        if isinstance(c, str):
+            ids, keep = ids + [tokenizer.eos_token_id], keep + [True]
+        completions.append(ids)
+        trained.append(keep)
+    width = max(len(p) + len(c) for p, c in zip(prompts, completions))
+    ids = torch.full((len(pairs), width), tokenizer.pad_token_id)
+    labels = torch.full((len(pairs), width), -100)
+    attention = torch.zeros((len(pairs), width), dtype=torch.long)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        n = len(p) + len(c)
+        ids[i, :n] = torch.tensor(p + c)
+        labels[i, len(p) : n] = torch.tensor([t if k else -100 for t, k in zip(c, trained[i])])
+        attention[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+
+
+def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any], seed: int, log_every: int = 100, callback=None) -> None:
+    """Plain next-token SFT on completions (prompt tokens masked), AdamW, linear warmup then cosine decay."""
+    steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
+    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["learning_rate"]), weight_decay=float(cfg["weight_decay"]))
+    warm = max(1, int(cfg["warmup_steps"]))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
+    )
+    rng, model_was_training, t0 = random.Random(seed), model.training, time.time()
+    model.train()
+    for step in range(steps):
+        loss = model(**_batch(tokenizer, rng.sample(pairs, bs))).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if log_every and (step + 1) % log_every == 0:
+            print(f"cold start: step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+        if callback is not None:
+            callback(step + 1)
+    model.train(model_was_training)
+
+def build(work: Path, spec: ColdStartSpec, arch: Mapping[str, Any], cold_start: Mapping[str, Any],
+                dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """Build and cold-start the tiny model into ``work / "out"`` (a minute on one CPU: no checkpoints)."""
+    tokenizer = tiny.build_tokenizer()
+    model = tiny.build_model(arch, tokenizer, spec.seed)
+    print(f"cold start: training the tiny model ({int(cold_start['steps'])} SFT steps) -> {spec.stage_id}", flush=True)
+    train(model, tokenizer, training_texts(dataset, float(cold_start["target_noise"]), spec.seed), cold_start, spec.seed)
+    tiny.save(model, tokenizer, work / "out")
+    return {"steps": int(cold_start["steps"])}
