@@ -22,14 +22,12 @@ import os
 from typing import Any
 
 from sspo_exp import CONF_DIR
+from sspo_exp.sweeps.resources import SHARDED_ENGINES
 
 try:  # a Hydra callback, so every job launched through conf/launcher/submitit_*.yaml gets the ranks' environment
     from hydra.experimental.callback import Callback
 except ImportError:  # pragma: no cover - hydra-core is a dependency
     Callback = object
-
-#: resources.engine values that shard the weights (their accelerate config is conf/accelerate/<engine>.yaml).
-SHARDED_ENGINES = ("deepspeed_zero3", "fsdp")
 
 
 def engine_env(engine: str, num_machines: int, num_processes: int, machine_rank: int, main_process_ip: str,

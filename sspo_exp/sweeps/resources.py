@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sspo_exp.errors import ConfigError
-from sspo_exp.sweeps.distributed import SHARDED_ENGINES
 
+#: model.resources.engine values that shard the weights (their accelerate config is conf/accelerate/<engine>.yaml).
+SHARDED_ENGINES = ("deepspeed_zero3", "fsdp")
 ENGINES = ("ddp", *SHARDED_ENGINES)
 #: Bytes per parameter trained in fp32 with AdamW: weights 4 + gradients 4 + two moments 8 (activations not counted).
 BYTES_PER_PARAM = 16
