@@ -185,7 +185,7 @@ def plan(jobs: list[list[str]]) -> list[Job]:
             try:
                 p, shape, hours, basis = plan_point(overrides)
             except (HydraException, OmegaConfBaseException, ConfigError) as e:
-                bad.append(f"  {' '.join(overrides)}\n      -> {e}")
+                bad.append((str(e), overrides))
                 continue
             rid = p.run.run_id
             if rid in seen:  # e.g. a gate swept with a non-SSPO objective: the same run twice
@@ -195,8 +195,19 @@ def plan(jobs: list[list[str]]) -> list[Job]:
             code = p.run.info().get("code") if p.run.summary_file.exists() else None
             planned.append(Job(overrides, rid, p.run.path, code, shape, hours, basis))
     if bad:
-        raise SweepError(f"{len(bad)} of {len(jobs)} sweep points are invalid; nothing was launched:\n" + "\n".join(bad))
+        raise SweepError(invalid_points(bad, len(jobs)))
     return planned
+
+
+def invalid_points(bad: list[tuple[str, list[str]]], total: int) -> str:
+    """The refusal of a sweep with bad points: one line per distinct reason, with how many points and one example
+    (a job shape the whole sweep cannot run as is one reason, not 54)."""
+    reasons: dict[str, list[list[str]]] = {}
+    for message, overrides in bad:
+        reasons.setdefault(message, []).append(overrides)
+    lines = [f"{message}  [{len(points)} point(s), e.g. {' '.join(points[0])}]" for message, points in reasons.items()]
+    head = f"{len(bad)} of {total} sweep points are invalid; nothing was launched:"
+    return f"{head} {lines[0]}" if len(lines) == 1 else "\n  ".join([head, *lines])
 
 
 def other_code(jobs: list[Job]) -> list[str]:
