@@ -96,6 +96,7 @@ def meaningful_config(cfg: Mapping[str, Any], stage_version: int | None) -> dict
         data.pop(key, None)
     for key in TRAINER_LOGGING_KEYS:
         data.get("trainer", {}).pop(key, None)
+    data.get("model", {}).pop("resources", None)  # where a run is launched (its job shape), not what is trained
     if not reads_gate_group(data.get("objective", {}).get("name")):
         data.pop("gate", None)  # the gate group configures only the objectives that read it (SSPO)
     model = data.get("model")

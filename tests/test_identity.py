@@ -83,6 +83,7 @@ def test_every_config_key_of_a_v01_option_is_in_the_baseline_or_declared_neutral
             data.pop(key, None)
         for key in identity.TRAINER_LOGGING_KEYS:
             data["trainer"].pop(key, None)
+        data["model"].pop("resources", None)  # the job shape (meaningful_config drops it)
         if "enabled" in (data["model"].get("cold_start") or {}) and "model.cold_start" in identity.ADDED_KEYS:
             data["model"].pop("cold_start")  # an SFT block (conf/cold_start/sft.yaml) is declared as a whole (neutral:
             # none); the tiny model's own block stays checked key by key (its configs have no SFT block)
@@ -183,7 +184,8 @@ def test_float_keys_are_every_float_of_the_shipped_configs_and_never_an_int_ther
     """identity.FLOAT_KEYS is complete (a new float key must join it) and renames no shipped config's run."""
     floats, ints = _float_keys_of_shipped_configs()
     trained = {k for k in floats if k.split(".")[0] not in identity.LOGGING_KEYS
-               and not any(k.startswith(f"trainer.{t}") for t in identity.TRAINER_LOGGING_KEYS)}
+               and not any(k.startswith(f"trainer.{t}") for t in identity.TRAINER_LOGGING_KEYS)
+               and not k.startswith("model.resources.")}  # the job shape: never in the id
     assert trained <= set(identity.FLOAT_KEYS), "add these to identity.FLOAT_KEYS"
     assert not ints & set(identity.FLOAT_KEYS)
 

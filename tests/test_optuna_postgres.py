@@ -62,7 +62,7 @@ def _train(cfg, box: Path, name: str) -> dict:
 def _worker(study: str, box: Path, name: str) -> None:
     from sspo_exp.sweeps import optuna_cli
 
-    optuna_cli.worker(study, URL, n_trials=5, train_fn=lambda cfg: _train(cfg, box, name))
+    optuna_cli.worker(study, URL, n_trials=5, train_fn=lambda cfg, callbacks=(): _train(cfg, box, name))
 
 
 def test_a_killed_workers_trial_fails_by_heartbeat_and_the_study_goes_on(tmp_path):

@@ -22,16 +22,15 @@ STEPS = 4  # optimizer steps of each stand-in run
 
 
 def _stand_in_training(root: Path):
-    """Training reduced to what the pruning hook sees: the callbacks run.train adds (``trial_callbacks()``) get
+    """Training reduced to what the pruning hook sees: the callbacks the objective passes to run.train get
     a log row with ``heldout_accuracy`` after each of STEPS steps, as transformers' Trainer calls ``on_log``;
     the accuracy is gate.tau_pos at every step. An exception from the callback stops training, as in Trainer."""
     from transformers import TrainerControl, TrainerState
 
     from sspo_exp.train.run import run_id
 
-    def train(cfg) -> dict:
+    def train(cfg, callbacks=()) -> dict:
         rid = run_id(cfg)
-        callbacks = pruning.trial_callbacks()
         state, args = TrainerState(max_steps=STEPS), SimpleNamespace(output_dir=str(root / rid))
         for step in range(1, STEPS + 1):
             state.global_step = step
@@ -78,7 +77,11 @@ def test_without_a_pruner_every_trial_completes_and_outside_a_trial_training_get
     optuna_cli.worker("prune", storage, n_trials=3, train_fn=_stand_in_training(tmp_path / "runs"))
     trials = optuna.load_study(study_name="prune", storage=optuna_cli.open_storage(storage)).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3 and trials[2].intermediate_values[8] == 0.2
-    assert pruning.trial_callbacks() == []  # plain `sspo-exp train`: nothing added
+    import inspect
+
+    from sspo_exp.train.run import train
+
+    assert inspect.signature(train).parameters["callbacks"].default == ()  # plain `sspo-exp train`: nothing added
 
 
 def test_pruners_are_built_from_the_study_file():

@@ -99,7 +99,7 @@ def test_a_trial_whose_run_another_worker_trains_waits_and_takes_its_result(tmp_
     run.lease_file.write_text(json.dumps({"host": "other-node", "pid": 1, "job_id": None, "renewed": time.time()}))
     calls = []
 
-    def train_fn(c):
+    def train_fn(c, callbacks=()):
         calls.append(1)
         with Lease(run):  # the other worker's lease is live: this raises RunBusy
             raise AssertionError("trained a run another worker holds")

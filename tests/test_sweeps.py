@@ -312,7 +312,7 @@ SPACE = {
 }
 
 
-def fake_train(cfg) -> dict:
+def fake_train(cfg, callbacks=()) -> dict:
     """A stand-in objective peaked at tau_pos = 0.5; tau_neg > 1.5 'crashes'; the seed shifts the value."""
     if cfg.gate.tau_neg > 1.5:
         raise RuntimeError("stand-in crash")

@@ -15,15 +15,16 @@ file lists *blocks*, and this module expands them::
 
 Each point becomes the override list ``experiment=… <block keys> seed=…`` (plus the command line's overrides)
 and all of them are handed to the configured Hydra launcher (``launcher=local | submitit_local |
-submitit_slurm``, conf/launcher/) as ONE multirun, exactly as ``sspo-exp train -m`` would. Before anything is
-launched every point is composed (a typo fails at once, naming the point) and mapped to its deterministic run
-id (``sspo_exp.train.run.run_id``): a run whose ``summary.json`` exists is skipped, a run with checkpoints is
-launched again and resumes from its last one.
+submitit_slurm``, conf/launcher/) as ONE multirun per job shape, as ``sspo-exp train -m`` would. Under
+``submitit_slurm`` each run is one job of ``nodes x tasks_per_node`` ranks shaped by its model preset
+(sspo_exp/sweeps/resources.py, docs/cluster.md). Before anything is launched every point is composed and validated
+at its job's world size (a bad point fails at once, naming it) and mapped to its deterministic run id: a run whose
+``summary.json`` exists is skipped, a queued or running one too, a run with checkpoints resumes from its last one.
 
     sspo-exp sweep sweeps/table1.yaml --dry-run          # list the points and their status
     sspo-exp sweep sweeps/cpu_minigrid.yaml --seeds 0    # run on this machine
     sspo-exp sweep sweeps/cpu_study_staleness.yaml --only trainer.mu=4 --dry-run   # only the points with mu = 4
-    sspo-exp sweep sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu
+    sspo-exp sweep sweeps/table1.yaml launcher=submitit_slurm hydra.launcher.partition=gpu --no-wait
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ from typing import Any, Callable
 import yaml
 
 from sspo_exp import CONF_DIR, SWEEPS_DIR
+from sspo_exp.sweeps.errors import SweepError
+from sspo_exp.sweeps.resources import JobShape, assumptions, check_shape, gpu_hours, job_shape
+from sspo_exp.sweeps.submission import SlurmIdWatcher, submit_and_return
 
 SWEEP_KEYS = ("base", "experiment", "seeds", "grid")
-
-
-class SweepError(ValueError):
-    """A sweep file is malformed; the message names the file, the key and what would be right."""
 
 
 # ------------------------------------------------------------------------------------------ sweep files
@@ -131,6 +131,9 @@ class Job:
     run_id: str
     run_dir: Path
     code: dict | None = None  #: which code made a finished run (its run.json), None if not finished
+    shape: JobShape = JobShape()  #: its job (sspo_exp.sweeps.resources): the world size it was validated for
+    gpu_hours: float | None = None  #: estimated GPU-hours (sspo_exp.sweeps.resources.gpu_hours)
+    basis: str = ""  #: the estimate's assumed peak and MFU (sspo_exp.sweeps.resources.assumptions)
 
     @property
     def run(self):
@@ -144,33 +147,67 @@ class Job:
         return self.run.status()
 
 
+#: A sweep this large prints a progress line every PROGRESS_EVERY composed points.
+PROGRESS_EVERY = 10
+
+
+def plan_point(overrides: list[str]):
+    """``(training plan, job shape, GPU-hours, their assumptions)`` of one point, validated at its job's real world size: the batch
+    arithmetic (``make_plan``) and the job's own needs (``sspo_exp.sweeps.resources.check_shape``)."""
+    from hydra import compose
+    from omegaconf import open_dict
+
+    from sspo_exp.train.config import make_plan  # as plan() did: the sweep CLI's --help loads no training module
+
+    cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    shape = job_shape(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    check_shape(cfg, shape)
+    return make_plan(cfg, world_size=shape.world_size), shape, gpu_hours(cfg), assumptions(cfg)
+
+
 def plan(jobs: list[list[str]]) -> list[Job]:
-    """Compose and validate every job (the training plan's own checks, ``sspo_exp.train.config.make_plan``) and
-    locate its run directory by its run id. Every bad point is named, and nothing is launched, if any is bad."""
-    from hydra import compose, initialize_config_dir
+    """Compose and validate every job (the training plan's own checks, ``sspo_exp.train.config.make_plan``, at the
+    world size of the job it will run as) and locate its run directory by its run id. Every bad point is named, and
+    nothing is launched, if any is bad."""
+    from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from sspo_exp.errors import ConfigError
-    from sspo_exp.train.config import make_plan
 
     planned, seen, bad = [], {}, []
     with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
-        for overrides in jobs:
+        for i, overrides in enumerate(jobs):
+            if len(jobs) > PROGRESS_EVERY and i and i % PROGRESS_EVERY == 0:
+                print(f"composed {i}/{len(jobs)} points", file=sys.stderr, flush=True)
             try:
-                p = make_plan(compose("train", overrides=overrides), world_size=1)
+                p, shape, hours, basis = plan_point(overrides)
             except (HydraException, OmegaConfBaseException, ConfigError) as e:
-                bad.append(f"  {' '.join(overrides)}\n      -> {e}")
+                bad.append((str(e), overrides))
                 continue
             rid = p.run.run_id
             if rid in seen:  # e.g. a gate swept with a non-SSPO objective: the same run twice
                 print(f"note: {' '.join(overrides)} is the same run as {' '.join(seen[rid])} ({rid}); running it once")
                 continue
             seen[rid] = overrides
-            planned.append(Job(overrides, rid, p.run.path, p.run.info().get("code") if p.run.summary_file.exists() else None))
+            code = p.run.info().get("code") if p.run.summary_file.exists() else None
+            planned.append(Job(overrides, rid, p.run.path, code, shape, hours, basis))
     if bad:
-        raise SweepError(f"{len(bad)} of {len(jobs)} sweep points are invalid; nothing was launched:\n" + "\n".join(bad))
+        raise SweepError(invalid_points(bad, len(jobs)))
     return planned
+
+
+def invalid_points(bad: list[tuple[str, list[str]]], total: int) -> str:
+    """The refusal of a sweep with bad points: one line per distinct reason, with how many points and one example
+    (a job shape the whole sweep cannot run as is one reason, not 54)."""
+    reasons: dict[str, list[list[str]]] = {}
+    for message, overrides in bad:
+        reasons.setdefault(message, []).append(overrides)
+    lines = [f"{message}  [{len(points)} point(s), e.g. {' '.join(points[0])}]" for message, points in reasons.items()]
+    head = f"{len(bad)} of {total} sweep points are invalid; nothing was launched:"
+    return f"{head} {lines[0]}" if len(lines) == 1 else "\n  ".join([head, *lines])
 
 
 def other_code(jobs: list[Job]) -> list[str]:
@@ -189,21 +226,20 @@ def other_code(jobs: list[Job]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ launching
-def train_task(cfg) -> dict[str, Any]:
-    """The task of every job (and of every Optuna trial, sspo_exp/sweeps/optuna_cli.py):
-    ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The submitit launchers add the
-    preemption handler (``hydra.callbacks`` in conf/launcher/submitit_*.yaml). Inside an Optuna trial the trial's
-    pruning callback is passed in (``pruning.trial_callbacks``: empty otherwise)."""
-    from sspo_exp.sweeps.pruning import trial_callbacks
-    from sspo_exp.train.run import train  # torch, transformers, TRL: only in the process that trains
+def train_task(cfg, callbacks=()) -> dict[str, Any]:
+    """The task of every job (and of every Optuna trial, sspo_exp/sweeps/optuna_cli.py, which passes its pruning
+    callback): ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The submitit launchers add
+    the preemption handler and the ranks' environment (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
+    from sspo_exp.train.run import train
 
-    return train(cfg, callbacks=trial_callbacks())
+    return train(cfg, callbacks)
 
 
 def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], Any] = train_task,
-           on_submitted: Callable[[int, str], None] | None = None) -> list[Any]:
+           on_submitted: Callable[[int, str], None] | None = None, wait: bool = True) -> list[Any]:
     """Run ``jobs`` (override lists) as one Hydra multirun of ``conf/train.yaml`` with the launcher ``common``
-    selects (``launcher=submitit_slurm`` ...). Returns Hydra's JobReturn of each job, in order.
+    selects (``launcher=submitit_slurm`` ...). Returns Hydra's JobReturn of each job, in order; with ``wait=False``
+    (SLURM only) returns ``[]`` once SLURM has given every job its id, and the jobs run on without this process.
 
     This is what ``sspo-exp train -m`` does (hydra/_internal/hydra.py: Hydra.multirun and BasicSweeper.sweep),
     minus the cartesian product: the points are given.
@@ -229,9 +265,14 @@ def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], 
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
-        watcher = None
-        if on_submitted and "slurm" in str(cfg.hydra.launcher.get("_target_", "")).lower():
-            watcher = SlurmIdWatcher(sweep_dir / ".submitit", len(jobs), on_submitted)
+        slurm = "slurm" in str(cfg.hydra.launcher.get("_target_", "")).lower()
+        if not wait and not slurm:
+            raise SweepError("--no-wait: only launcher=submitit_slurm queues jobs that outlive this command")
+        report = on_submitted or (lambda i, job_id: None)
+        watcher = SlurmIdWatcher(sweep_dir / ".submitit", len(jobs), report) if slurm else None
+        if not wait:
+            submit_and_return(lambda: launcher.launch([list(j) for j in jobs], initial_job_idx=0), watcher)
+            return []
         try:
             results = list(launcher.launch([list(j) for j in jobs], initial_job_idx=0))
         finally:
@@ -243,37 +284,6 @@ def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], 
         GlobalHydra.instance().clear()
 
 
-class SlurmIdWatcher:
-    """Reads the SLURM job id of each queued run as submitit writes it (``<folder>/<array>_<task>/``; the array's task
-    index is the job's index in the launch) and reports it, so the run's submission marker carries its job id."""
-
-    def __init__(self, folder: Path, n: int, on_submitted: Callable[[int, str], None], every: float = 1.0):
-        import threading
-
-        self.folder, self.n, self.on_submitted, self.every = folder, n, on_submitted, every
-        self._seen: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="slurm-ids", daemon=True)
-        self._thread.start()
-
-    def _scan(self) -> None:
-        for path in self.folder.iterdir() if self.folder.is_dir() else ():
-            array, _, task = path.name.partition("_")
-            task = task or ("0" if self.n == 1 else "")  # submitit submits a single job as a plain job, not an array
-            if array.isdigit() and task.isdigit() and int(task) < self.n and int(task) not in self._seen:
-                self._seen.add(int(task))
-                self.on_submitted(int(task), path.name)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every) and len(self._seen) < self.n:
-            self._scan()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._scan()
-
-
 def select(jobs: list[list[str]], only: list[str]) -> list[list[str]]:
     """The jobs whose override list holds every ``key=value`` of ``only`` (a part of a sweep, e.g. one mu)."""
     kept = [j for j in jobs if set(only) <= set(j)]
@@ -283,41 +293,83 @@ def select(jobs: list[list[str]], only: list[str]) -> list[list[str]]:
     return kept
 
 
+def shape_overrides(shape: JobShape) -> list[str]:
+    """The launcher fields of one job shape, so a group of points with this shape is launched as such jobs."""
+    if shape == JobShape(engine=shape.engine):  # a one-process launcher: nothing to set
+        return []
+    out = [f"hydra.launcher.nodes={shape.nodes}", f"hydra.launcher.tasks_per_node={shape.tasks_per_node}",
+           f"hydra.launcher.gpus_per_node={shape.gpus_per_node}"]  # fmt: skip
+    return out + ([f"hydra.launcher.timeout_min={shape.timeout_min}"] if shape.timeout_min else [])
+
+
+def print_plan(planned: list[Job], statuses: dict[str, str], todo: list[Job]) -> None:
+    """Per point: status, run id, job shape, estimated GPU-hours, overrides; then the counts and the total."""
+    def hours(h: float | None) -> str:
+        return "?" if h is None else f"{h:,.1f}"
+
+    for j in planned:  # a one-process launcher (local): the lines as they always were
+        shape = f"[{j.shape.describe()}; ~{hours(j.gpu_hours)} GPU-h] " if shape_overrides(j.shape) else ""
+        print(f"{statuses[j.run_id]:<7} {j.run_id:<32} {shape}{' '.join(j.overrides)}")
+    counts = {s: sum(v == s for v in statuses.values()) for s in ("done", "running", "queued")}
+    print(f"{len(planned)} runs: {counts['done']} done, {counts['running']} running, {counts['queued']} queued "
+          f"(skipped); {len(todo)} to run")  # fmt: skip
+    known = [j.gpu_hours for j in todo if j.gpu_hours is not None]
+    if todo and known and todo[0].shape.gpus:
+        print(f"estimated: ~{hours(sum(known))} GPU-hours to run ({len(known)} of {len(todo)} runs estimated; "
+              f"all {len(planned)} points: ~{hours(sum(j.gpu_hours or 0 for j in planned))}). Estimate only: "
+              f"tokens x 6 x params / (peak FLOP/s x MFU), every completion at full length, assuming "
+              f"{'; '.join(dict.fromkeys(j.basis for j in todo))} (model.resources.peak_tflops, mfu)")  # fmt: skip
+
+
 def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | None = None, dry_run: bool = False,
-              task: Callable[[Any], Any] = train_task, only: list[str] = ()) -> dict[str, Any]:  # fmt: skip
-    """Expand, plan, skip finished runs, launch the rest (only the points matching ``only``, if given). Returns
-    counts and the failed jobs' override lists."""
+              task: Callable[[Any], Any] = train_task, only: list[str] = (), wait: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Expand, plan, skip finished, running and queued runs, launch the rest (only the points matching ``only``, if
+    given), one launch per job shape. Returns counts and the failed jobs' override lists. ``wait=False`` (SLURM):
+    return once every job is queued; the runs keep their queued markers, so a relaunch submits nothing twice."""
     sweep = load_sweep(path)
     if seeds is not None:
         sweep["seeds"] = list(seeds)
     planned = plan(select(sweep_jobs(sweep, overrides), list(only)))
     statuses = {j.run_id: j.status for j in planned}
     todo = [j for j in planned if statuses[j.run_id] in ("new", "resume")]
-    for j in planned:
-        print(f"{statuses[j.run_id]:<7} {j.run_id:<32} {' '.join(j.overrides)}")
+    print_plan(planned, statuses, todo)
     for note in other_code(planned):
         print(note)
-    counts = {s: sum(v == s for v in statuses.values()) for s in ("done", "running", "queued")}
     report = {"points": len(planned), "skipped": len(planned) - len(todo), "launched": 0, "failed": []}
-    print(f"{len(planned)} runs: {counts['done']} done, {counts['running']} running, {counts['queued']} queued "
-          f"(skipped); {len(todo)} to run")  # fmt: skip
     if dry_run or not todo:
         return report
-    launcher = next((o.split("=", 1)[1] for o in reversed(common_overrides(sweep, overrides)) if o.startswith("launcher=")), "local")
+    common = common_overrides(sweep, overrides)
+    launcher = next((o.split("=", 1)[1] for o in reversed(common) if o.startswith("launcher=")), "local")
+    if not wait and launcher != "submitit_slurm":
+        raise SweepError(f"--no-wait: only launcher=submitit_slurm queues jobs that outlive this command (got {launcher})")
     for j in todo:  # queued: a relaunch while these are pending or running skips them (sspo_exp.rundir)
         j.run.mark_submitted(launcher)
-    results = launch([j.overrides for j in todo], common=common_overrides(sweep, overrides), task=task,
-                     on_submitted=lambda i, job_id: todo[i].run.mark_submitted(launcher, job_id))
-    for j in todo:  # every job has ended (the launcher waits for them): no marker is left to look queued
-        j.run.submitted_file.unlink(missing_ok=True)
-    report["launched"] = len(results)
-    for job, result in zip(todo, results):
+    for shape in dict.fromkeys(j.shape for j in todo):  # one launch (one job array) per job shape
+        group = [j for j in todo if j.shape == shape]
+        results = launch([j.overrides for j in group], common=[*common, *shape_overrides(shape)], task=task, wait=wait,
+                         on_submitted=lambda i, job_id, group=group: group[i].run.mark_submitted(launcher, job_id))  # fmt: skip
+        report["launched"] += len(group)
+        if not wait:
+            continue
+        for j in group:  # every job has ended (the launcher waits for them): no marker is left to look queued
+            j.run.submitted_file.unlink(missing_ok=True)
+        report["failed"] += failures(group, results)
+    if not wait:
+        print(f"queued {len(todo)} jobs; watch them with `squeue --me`, and this same command with --dry-run instead "
+              f"of --no-wait (status per run); logs under <output_root>/.hydra/multirun-*/.submitit/")  # fmt: skip
+    return report
+
+
+def failures(group: list[Job], results: list[Any]) -> list[list[str]]:
+    """The override lists of the jobs whose Hydra result holds an exception (each printed on one line)."""
+    failed = []
+    for job, result in zip(group, results):
         try:
             result.return_value  # re-raises the job's exception  # noqa: B018
         except Exception as e:  # noqa: BLE001 - report every failure, keep the others' results
             print(f"FAILED {job.run_id}: {type(e).__name__}: {e}", file=sys.stderr)
-            report["failed"].append(job.overrides)
-    return report
+            failed.append(job.overrides)
+    return failed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,14 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", help="replace the file's seeds")
     parser.add_argument("--only", nargs="+", default=[], metavar="KEY=VALUE",
                         help="run only the points holding these overrides, e.g. --only trainer.mu=4")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs and their status; launch nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the runs: status, job shape, estimated GPU-hours; launch nothing")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="launcher=submitit_slurm: return once every job is queued (watch with squeue / --dry-run)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        report = run_sweep(args.sweep, args.overrides, args.seeds, args.dry_run, only=args.only)
+        report = run_sweep(args.sweep, args.overrides, args.seeds, args.dry_run, only=args.only, wait=not args.no_wait)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

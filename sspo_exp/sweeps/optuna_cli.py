@@ -3,6 +3,7 @@
     sspo-exp optuna create sweeps/optuna_sspo.yaml [--storage S]      # once, before any worker
     sspo-exp optuna worker --study NAME [--storage S] [--n-trials N]  # as many as you like, anywhere
     sspo-exp optuna submit --study NAME --workers 4 [--launcher submitit_slurm] [hydra.launcher.partition=gpu ...]
+    sspo-exp optuna worker --study NAME --trial-jobs submitit_slurm   # each trial = one multi-GPU job (docs/cluster.md)
     sspo-exp optuna show --study NAME [--storage S]
 
 Storage ``S`` (default ``$SSPO_OPTUNA_STORAGE``, else ``runs/optuna/<study>.journal``): a file path is an Optuna
@@ -31,7 +32,8 @@ Search-space file (``sweeps/optuna_*.yaml``)::
       gate: {choices: [atanlog, siglog]}                # categorical
 
 Each trial composes ``conf/train.yaml`` with the fixed overrides, the suggested values and a seed, and calls
-``sspo_exp.train.run.train(cfg)`` in the worker process; its run lands in ``${output_root}/${run_id}/`` like any
+``sspo_exp.train.run.train(cfg, callbacks=[pruning reporter])`` in the worker process, or, with ``--trial-jobs
+submitit_slurm``, as ONE distributed SLURM job of the model preset's shape (``sspo_exp.sweeps.trial_jobs``); its run lands in ``${output_root}/${run_id}/`` like any
 other run (so a trial that repeats a finished config costs nothing). The trial's value is ``summary.json[metric]``
 averaged over the seeds. A trial whose training raises, or whose metric is missing or NaN, is recorded as FAIL
 and the worker goes on with the next trial; a pruned one is PRUNED. Each trial carries the user attributes
@@ -52,105 +54,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
 from sspo_exp import CONF_DIR
 from sspo_exp.sweeps import pruning
+from sspo_exp.sweeps.errors import SpaceError
 from sspo_exp.sweeps.grid import override_value, train_task
 from sspo_exp.sweeps.sampler import make_sampler, trial_seed
+from sspo_exp.sweeps.space import METRICS, SAMPLERS, check_space, load_space, suggest  # noqa: F401 - the CLI's API
+from sspo_exp.sweeps.trial_jobs import TrialJobs, launcher_executor
 from sspo_exp.sweeps.storage import STORAGE_ENV, StorageError, check as check_storage, is_url, open_storage, redact
 from sspo_exp.sweeps.storage import resolve as resolve_storage
 
-#: Metrics a trial can return: numeric keys of the run's summary.json (sspo_exp/train/run.py).
-METRICS = {
-    "heldout_accuracy_after": "held-out greedy Pass@1 in [0, 1] after RL (trainer.eval_samples problems)",
-    "train_reward_last": "mean training reward (answer + format, in [0, 2]) over the last 5 rollouts",
-}
-SPACE_KEYS = ("study", "direction", "metric", "seeds", "sampler", "pruner", "heartbeat", "overrides", "params")
-#: RDB heartbeats (seconds) when the study file has no ``heartbeat`` block: a dead worker's trial fails after 4 min.
-HEARTBEAT = {"interval": 60, "grace_period": 240}
-SAMPLERS = ("tpe", "random")
-
-
 STORAGE_HELP = ("journal file path or RDB URL (sqlite:///FILE, postgresql://USER[:PW]@HOST[:PORT]/DB); default "
                 f"${STORAGE_ENV}, else runs/optuna/<study>.journal")
-
-
-class SpaceError(ValueError):
-    """A search-space file is malformed; the message names the key and the allowed values."""
-
-
-# ------------------------------------------------------------------------------------------ search space
-def load_space(path: str | Path) -> dict[str, Any]:
-    from sspo_exp.sweeps.grid import SweepError, sweep_path
-
-    try:
-        path = sweep_path(path)  # a path, or a shipped name (optuna_sspo)
-    except SweepError as err:
-        raise SpaceError(str(err).replace("sweep file", "search-space file")) from None
-    return check_space(yaml.safe_load(path.read_text()) or {}, str(path))
-
-
-def check_space(space: dict[str, Any], where: str = "search space") -> dict[str, Any]:
-    """Validate and fill defaults; every error names the key and what is allowed."""
-    if not isinstance(space, dict):
-        raise SpaceError(f"{where}: must be a mapping with keys {', '.join(SPACE_KEYS)}, got {type(space).__name__}")
-    unknown = sorted(set(space) - set(SPACE_KEYS))
-    if unknown:
-        raise SpaceError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(SPACE_KEYS)}")
-    space = {"direction": "maximize", "metric": "heldout_accuracy_after", "seeds": [0], "sampler": {"name": "tpe"},
-             "pruner": {"name": "none"}, "heartbeat": dict(HEARTBEAT), "overrides": [], **space}  # fmt: skip
-    if not space.get("study"):
-        raise SpaceError(f"{where}: `study` (the study name) is required")
-    if space["direction"] not in ("maximize", "minimize"):
-        raise SpaceError(f"{where}: direction={space['direction']!r}; choose maximize or minimize")
-    if space["metric"] not in METRICS:
-        raise SpaceError(f"{where}: metric={space['metric']!r}; choose one of {', '.join(METRICS)}")
-    overrides, seeds, sampler = space["overrides"], space["seeds"], space["sampler"]
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise SpaceError(f"{where}: overrides={overrides!r}; must be a list of Hydra override strings, "
-                         f"e.g. [experiment=cpu_minigrid, objective=sspo]")  # fmt: skip
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
-        raise SpaceError(f"{where}: seeds={seeds!r}; must be a non-empty list of integers, e.g. [0] or [0, 1, 2]")
-    if not isinstance(sampler, dict):
-        raise SpaceError(f"{where}: sampler={sampler!r}; must be a mapping {{name: {' | '.join(SAMPLERS)}[, seed: int]}}")
-    if sampler.get("seed") is not None and (not isinstance(sampler["seed"], int) or isinstance(sampler["seed"], bool)):
-        raise SpaceError(f"{where}: sampler.seed={sampler['seed']!r}; must be an integer or absent")
-    if sampler.get("name") not in SAMPLERS:
-        raise SpaceError(f"{where}: sampler.name={sampler.get('name')!r}; choose one of {', '.join(SAMPLERS)}")
-    space["pruner"] = pruning.check_pruner(space["pruner"], where, space["metric"], space["direction"])
-    space["heartbeat"] = check_heartbeat(space["heartbeat"], where)
-    if not isinstance(space.get("params"), dict) or not space["params"]:
-        raise SpaceError(f"{where}: `params` must map Hydra keys to distributions, e.g. gate.tau_pos: {{low: 0.1, high: 1}}")
-    for key, dist in space["params"].items():
-        if not isinstance(dist, dict) or not ("choices" in dist or {"low", "high"} <= set(dist)):
-            raise SpaceError(f"{where}: params.{key}={dist!r}; use {{low, high[, log, step, type: int]}} or {{choices: [...]}}")
-    return space
-
-
-def check_heartbeat(beat: Any, where: str) -> dict[str, int]:
-    if not isinstance(beat, dict) or set(beat) != {"interval", "grace_period"}:
-        raise SpaceError(f"{where}: heartbeat={beat!r}; must be a mapping {{interval: SECONDS, grace_period: SECONDS}}")
-    for key in ("interval", "grace_period"):
-        if not isinstance(beat[key], int) or isinstance(beat[key], bool) or beat[key] < 1:
-            raise SpaceError(f"{where}: heartbeat.{key}={beat[key]!r}; must be an integer number of seconds >= 1")
-    if beat["grace_period"] <= beat["interval"]:
-        raise SpaceError(f"{where}: heartbeat.grace_period={beat['grace_period']} must exceed heartbeat.interval="
-                         f"{beat['interval']} (a live worker would be declared dead)")  # fmt: skip
-    return dict(beat)
-
-
-def suggest(trial, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One value per parameter through Optuna's suggest_* API."""
-    values = {}
-    for key, dist in params.items():
-        if "choices" in dist:
-            values[key] = trial.suggest_categorical(key, list(dist["choices"]))
-        elif dist.get("type") == "int":
-            values[key] = trial.suggest_int(key, int(dist["low"]), int(dist["high"]), step=int(dist.get("step", 1)), log=bool(dist.get("log", False)))  # fmt: skip
-        else:
-            values[key] = trial.suggest_float(key, float(dist["low"]), float(dist["high"]), step=dist.get("step"), log=bool(dist.get("log", False)))  # fmt: skip
-    return values
 
 
 # ------------------------------------------------------------------------------------------ storage
@@ -203,7 +119,7 @@ def wandb_run_path(cfg, rid: str) -> str:
     return "/".join(str(p) for p in (cfg.wandb.get("entity"), cfg.wandb.project, rid) if p)
 
 
-def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[[Any], dict] = train_task):
+def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Callable[..., dict] = train_task):
     """Optuna objective: suggest → compose → train once per seed (reporting held-out accuracy to the trial, which
     may prune it) → mean of ``summary[metric]``. The run id and W&B run path are user attributes before training
     starts, so a running, failed or pruned trial names its run too."""
@@ -224,8 +140,7 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
             rid = run_id(cfg)
             trial.set_user_attr(f"run_id_seed{seed}", rid)
             trial.set_user_attr(f"wandb_run_seed{seed}", wandb_run_path(cfg, rid))
-            with pruning.reporting_to(trial, index):
-                summary = train_or_wait(train_fn, cfg)
+            summary = train_or_wait(train_fn, cfg, [pruning.reporter(trial, index)])
             if summary.get("wandb_dir"):
                 trial.set_user_attr(f"wandb_dir_seed{seed}", summary["wandb_dir"])
             value = summary.get(space["metric"])
@@ -241,8 +156,8 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
 BUSY_POLL_SECONDS = 5.0
 
 
-def train_or_wait(train_fn: Callable[[Any], dict], cfg) -> dict:
-    """``train_fn(cfg)``; when another worker is training the very same run (two workers sampled one point: each
+def train_or_wait(train_fn: Callable[..., dict], cfg, callbacks=()) -> dict:
+    """``train_fn(cfg, callbacks)``; when another worker is training the very same run (two workers sampled one point: each
     run has one lease, sspo_exp.rundir), wait until that run is done and use its summary, so the run is trained once
     and both trials get its value. If the other worker dies, its lease goes stale and this trial trains (resumes)."""
     from sspo_exp.train.run import run_id
@@ -250,7 +165,7 @@ def train_or_wait(train_fn: Callable[[Any], dict], cfg) -> dict:
 
     while True:
         try:
-            return train_fn(cfg)
+            return train_fn(cfg, callbacks)
         except RunBusy as busy:
             print(f"{busy}; waiting for it to finish", flush=True)
             run = RunDir(cfg.output_root, run_id(cfg))
@@ -274,10 +189,13 @@ def load(study_name: str, storage: str):
 
 
 def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
-           train_fn: Callable[[Any], dict] = train_task) -> int:
+           train_fn: Callable[..., dict] = train_task, trial_jobs: str | None = None,
+           launcher_overrides: list[str] = ()) -> int:  # fmt: skip
     """Pull trials from the study until it holds ``n_trials`` trials in total (all workers together, enqueued ones
     not counted until they start; None = forever). Failed trials are recorded as FAIL and the worker continues; a trial cut off by a SLURM preemption
     is retried by the requeued worker (``retry_cut_off_trials``). ``storage=None``: ``$SSPO_OPTUNA_STORAGE``.
+    ``trial_jobs`` (a launcher, e.g. ``submitit_slurm``): each trial's run is one distributed job of its model
+    preset's shape (``sspo_exp.sweeps.trial_jobs``), ``launcher_overrides`` its hydra.launcher.* fields.
     Returns the number of trials this worker ran."""
     import optuna
 
@@ -287,6 +205,8 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     if storage is None:  # a submitted job: the storage comes through the environment (see `submit`)
         storage = os.environ[STORAGE_ENV]
     study, store, space = load(study_name, storage)
+    if trial_jobs:
+        train_fn = TrialJobs(trial_jobs, list(launcher_overrides), absolute(storage), job_folder(storage))
     objective = make_objective(space, extra, train_fn)
     # the budget counts trials that ran or run; enqueued (WAITING) ones are still to run
     counted = tuple(s for s in optuna.trial.TrialState if s != optuna.trial.TrialState.WAITING)
@@ -301,41 +221,33 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     return len({t.number for t in study.get_trials(deepcopy=False, states=counted)} - before)
 
 
-def launcher_executor(launcher: str, overrides: list[str], folder: Path):
-    """A submitit executor configured from ``conf/launcher/<launcher>.yaml`` (the one place for cluster values),
-    mapping its fields the way hydra-submitit-launcher does."""
-    import submitit
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def absolute(storage: str) -> str:
+    """A journal path made absolute (a job may start elsewhere); a URL as it is."""
+    return storage if is_url(storage) else str(Path(storage).expanduser().resolve())
 
-    if launcher not in ("submitit_slurm", "submitit_local"):
-        raise SpaceError(f"--launcher={launcher!r}; choose submitit_slurm or submitit_local (conf/launcher/)")
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="optuna"):
-        cfg = compose("train", overrides=[f"launcher={launcher}", *overrides], return_hydra_config=True)
-    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    params = {k: v for k, v in params.items() if k not in ("_target_", "submitit_folder", "name")}
-    cluster = "slurm" if launcher == "submitit_slurm" else "local"
-    init = {f"{cluster}_max_num_timeout": params.pop("max_num_timeout")} if "max_num_timeout" in params else {}
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, **init)
-    base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "stderr_to_stdout"}
-    executor.update_parameters(name="sspo-optuna", **{k if k in base else f"{cluster}_{k}": v for k, v in params.items()})
-    return executor
+
+def job_folder(storage: str) -> Path:
+    """submitit's folder for a study's jobs: beside a journal file, else under runs/optuna/."""
+    return (Path(absolute(storage)).parent if not is_url(storage) else Path("runs/optuna")).resolve() / ".submitit" / "%j"
 
 
 def submit(study_name: str, storage: str, workers: int, n_trials: int | None, launcher: str,
-           launcher_overrides: list[str], extra: list[str] = (), wait: bool = True) -> list[Any]:  # fmt: skip
+           launcher_overrides: list[str], extra: list[str] = (), wait: bool = True,
+           trial_jobs: str | None = None) -> list[Any]:  # fmt: skip
     """Start ``workers`` worker jobs (SLURM or local processes) on the study; optionally wait for them.
 
     The jobs get the storage through their environment (``$SSPO_OPTUNA_STORAGE``; sbatch and submitit's local
     executor pass the submitting process's environment on), never as an argument: submitit pickles arguments into
     its job folder, and a URL may hold a password."""
-    storage_abs = storage if is_url(storage) else str(Path(storage).expanduser().resolve())
-    folder = (Path(storage_abs).parent if not is_url(storage) else Path("runs/optuna")).resolve() / ".submitit" / "%j"
-    executor = launcher_executor(launcher, launcher_overrides, folder)
+    storage_abs, folder = absolute(storage), job_folder(storage)
+    # with trial_jobs the workers are one-CPU jobs that submit each trial as a job of the launcher_overrides' shape
+    light = ["hydra.launcher.nodes=1", "hydra.launcher.tasks_per_node=1", "hydra.launcher.gpus_per_node=0"]
+    executor = launcher_executor(launcher, [*launcher_overrides, *light] if trial_jobs else launcher_overrides, folder)
     saved = os.environ.get(STORAGE_ENV)
     os.environ[STORAGE_ENV] = storage_abs  # sbatch / the local executor copy the environment at submission
     try:
-        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i) for i in range(workers)]
+        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i, train_task, trial_jobs,
+                                launcher_overrides) for i in range(workers)]  # fmt: skip
     finally:  # this process's own environment is left as it was
         if saved is None:
             del os.environ[STORAGE_ENV]
@@ -376,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--storage", help=STORAGE_HELP)
         if name != "show":
             p.add_argument("--n-trials", type=int, help="stop once the study holds this many trials (all workers)")
-            p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (submit: hydra.launcher.* go to the launcher)")  # fmt: skip
+            p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (hydra.launcher.* go to the launcher)")  # fmt: skip
+            p.add_argument("--trial-jobs", metavar="LAUNCHER", choices=("submitit_slurm", "submitit_local"),
+                           help="run each trial as ONE distributed job of its model preset's shape (submitit_slurm)")
         if name == "submit":
             p.add_argument("--workers", type=int, default=2, help="number of worker jobs")
             p.add_argument("--launcher", default="submitit_slurm", help="submitit_slurm | submitit_local (conf/launcher/)")
@@ -398,13 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         check_storage(storage)
         if args.command == "show":
             show(args.study, storage)
-        elif args.command == "worker":
-            ran = worker(args.study, storage, args.n_trials, args.overrides)
-            print(f"worker ran {ran} trials")
         else:
             launcher = [o for o in args.overrides if o.startswith("hydra.launcher.")]
             extra = [o for o in args.overrides if not o.startswith("hydra.launcher.")]
-            submit(args.study, storage, args.workers, args.n_trials, args.launcher, launcher, extra, not args.no_wait)
+        if args.command == "worker":
+            ran = worker(args.study, storage, args.n_trials, extra, trial_jobs=args.trial_jobs, launcher_overrides=launcher)
+            print(f"worker ran {ran} trials")
+        elif args.command == "submit":
+            submit(args.study, storage, args.workers, args.n_trials, args.launcher, launcher, extra, not args.no_wait,
+                   args.trial_jobs)  # fmt: skip
     except (SpaceError, StorageError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2

@@ -5,9 +5,10 @@ The study file chooses the pruner (``pruner:`` block, :data:`PRUNERS`)::
     pruner: {name: median, n_startup_trials: 4, n_warmup_steps: 10}   # or hyperband / none (the default)
     overrides: [..., trainer.eval_steps=10]                           # held-out accuracy every 10 steps
 
-How a trial reaches training: an Optuna worker runs ``train`` in its own process (``optuna_cli.make_objective``,
-locally or as a SLURM job), inside ``with reporting_to(trial, seed_index):``. ``run.train`` adds
-``*trial_callbacks()`` to the trainer's callbacks — empty outside a trial, so plain training is unchanged.
+How a trial reaches training: the Optuna objective (``optuna_cli.make_objective``) builds
+``reporter(trial, seed_index)`` and passes it to ``sspo_exp.train.run.train(cfg, callbacks=[...])``; plain training
+gets no such callback. In a multi-process run every process sees the same log row (each evaluates the same held-out
+rows); process 0 reports and asks the pruner, and its answer is broadcast, so every process stops together.
 
 The callback sees each held-out evaluation (``callbacks.HeldoutEval`` puts ``heldout_accuracy`` into that step's
 log row; ``logging_steps=1``) and reports it at step ``seed_index * max_steps + global_step`` (a trial's seeds run
@@ -21,14 +22,13 @@ later launch of the same config resumes from its last checkpoint like any cut-of
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sspo_exp import keys
 from sspo_exp.rundir import PRUNED_FILE, RunDir  # noqa: F401  (PRUNED_FILE: the run directory's name for the mark)
+from sspo_exp.sweeps.errors import SpaceError
 
 #: Pruner name -> {option: type} accepted in the study file's ``pruner`` block (Optuna's own arguments).
 PRUNERS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -38,13 +38,9 @@ PRUNERS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 PRUNED_STEP_KEY, PRUNED_TAG = keys.PRUNED_STEP, keys.PRUNED_TAG  # the key vocabulary's (sspo_exp.keys)
 
-_ACTIVE: contextvars.ContextVar[tuple[Any, int] | None] = contextvars.ContextVar("sspo_optuna_trial", default=None)
-
 
 def check_pruner(spec: Any, where: str, metric: str, direction: str) -> dict[str, Any]:
     """The validated ``pruner`` block (absent = ``{name: none}``); errors name the key and the allowed values."""
-    from sspo_exp.sweeps.optuna_cli import SpaceError
-
     spec = {"name": "none"} if spec is None else spec
     if not isinstance(spec, dict) or spec.get("name") not in PRUNERS:
         name = spec.get("name") if isinstance(spec, dict) else spec
@@ -81,20 +77,20 @@ def make_pruner(spec: dict[str, Any]):
     return optuna.pruners.NopPruner()
 
 
-@contextlib.contextmanager
-def reporting_to(trial, seed_index: int = 0) -> Iterator[None]:
-    """Within this block, training started in this process reports to ``trial`` (see :func:`trial_callbacks`)."""
-    token = _ACTIVE.set((trial, seed_index))
-    try:
-        yield
-    finally:
-        _ACTIVE.reset(token)
+def reporter(trial, seed_index: int = 0):
+    """The trainer callback that reports a trial's seed ``seed_index`` to ``trial`` (pass it to ``run.train``)."""
+    return _callback_class()(trial, seed_index)
 
 
-def trial_callbacks() -> list:
-    """What ``run.train`` adds to the trainer's callbacks: the reporting callback inside an Optuna trial, else []."""
-    active = _ACTIVE.get()
-    return [] if active is None else [_callback_class()(*active)]
+def _agreed(decision: bool) -> bool:
+    """Process 0's decision, on every process of a distributed run (one process: the decision itself)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return decision
+    box = [decision]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
 
 
 @functools.cache
@@ -111,11 +107,13 @@ def _callback_class():
             if not logs or "heldout_accuracy" not in logs:
                 return
             step = self.seed_index * state.max_steps + state.global_step
-            self.trial.report(float(logs["heldout_accuracy"]), step)
-            if self.trial.should_prune():
+            main = state.is_world_process_zero
+            if main:
+                self.trial.report(float(logs["heldout_accuracy"]), step)
+            if _agreed(main and self.trial.should_prune()):
                 import optuna
 
-                if state.is_world_process_zero:
+                if main:
                     mark_pruned(Path(args.output_dir), self.trial, step, state.global_step, logs["heldout_accuracy"])
                 raise optuna.TrialPruned(f"held-out accuracy {logs['heldout_accuracy']:.3f} at step {step}")
 

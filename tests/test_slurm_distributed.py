@@ -1,0 +1,138 @@
+"""On a real SLURM (slurm/local/start.sh): every sweep point is ONE job of 2 processes (gloo on the CPU), all ranks of
+one run (sspo_exp/sweeps/distributed.py). A 2-point sweep is queued with --no-wait, a relaunch while its jobs are
+queued or running submits nothing, and each run trains at world size 2 (run.json and the W&B config say so).
+An Optuna trial runs as one 2-rank job; a requeued 2-rank job resumes. The node has 2 cores and each job takes both,
+so jobs run one after the other: ~75 s for the file on an idle machine (35 + 16 + 24 s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeps_helpers import TINY, set_env, slurm_reason
+from waiting import CEILING, wait_for
+
+REASON = slurm_reason()
+pytestmark = [pytest.mark.slurm, pytest.mark.slow,
+              pytest.mark.skipif(REASON is not None, reason=f"SLURM not reachable: {REASON}")]  # fmt: skip
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Two ranks per job on the CPU: gloo (trainer.use_cpu=true), one core each; 8 completions per step over 2 ranks.
+TWO_RANKS = ["hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0", "hydra.launcher.tasks_per_node=2",
+             "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4", "trainer.use_cpu=true",
+             "trainer.per_device_batch_size=2"]  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    set_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("SSPO_EXP_ENV_SH", str(ROOT / "slurm" / "env.sh"))
+    monkeypatch.chdir(tmp_path)  # sbatch runs jobs in the submission directory
+    return tmp_path
+
+
+def _sweep(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sspo_exp.sweeps.grid", *args], capture_output=True, text=True,
+                          timeout=CEILING)  # fmt: skip
+
+
+def test_two_point_sweep_runs_each_point_as_one_two_process_job(env):
+    from sspo_exp.report.wandb_offline import read_segment
+
+    runs, name = env / "runs", f"sspo-dist-{os.getpid()}-{int(time.time())}"
+    sweep = env / "two.yaml"
+    sweep.write_text("grid: [{objective: [grpo, gspo]}]\nseeds: [0]\n")
+    args = [str(sweep), *TINY, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
+            f"hydra.launcher.name={name}"]  # fmt: skip
+    try:
+        dry = _sweep([*args, "--dry-run"])
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        assert dry.stdout.count("[2 ranks, CPU, ddp, 1 h limit; ~") == 2  # the job shape of each point
+        first = _sweep([*args, "--no-wait"])
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "queued 2 jobs" in first.stdout and "squeue" in first.stdout  # it returned, saying how to watch
+        markers = [json.loads(p.read_text()) for p in runs.glob("*/submitted.json")]
+        assert len(markers) == 2 and all(m["job_id"] for m in markers)
+        again = _sweep([*args, "--no-wait"])  # while the jobs are queued or running: nothing is submitted twice
+        assert again.returncode == 0 and "0 to run" in again.stdout, again.stdout[-2000:]
+        assert "queued" not in again.stdout.split("0 to run")[-1]
+        wait_for(lambda: len(list(runs.glob("*/summary.json"))) == 2, "both runs to finish")
+    finally:
+        subprocess.run(["scancel", "--name", name], timeout=CEILING)
+    for run in (p.parent for p in runs.glob("*/summary.json")):
+        info = json.loads((run / "run.json").read_text())
+        assert info["trl"]["world_size"] == 2 and info["trl"]["gradient_accumulation_steps"] == 2
+        assert json.loads((run / "summary.json").read_text())["global_step"] == 4
+        (segment,) = [read_segment(d) for d in (run / "wandb").glob("offline-run-*")]  # rank 0 alone opened W&B
+        assert segment.config["trl"]["world_size"] == 2
+    logs = "".join(p.read_text() for p in runs.glob(".hydra/multirun-*/.submitit/*/*_log.out"))
+    assert logs.count("rank 1 of 2") == 2 and logs.count("rank 0 of 2") == 2  # submitit's tasks were the ranks
+
+
+def test_optuna_trial_runs_as_one_two_process_job_and_completes(env):
+    """A worker in this process asks the study for a trial; the trial trains as ONE SLURM job of 2 ranks, whose rank 0
+    reports held-out accuracy to the trial through the journal (pruning's path), and the trial completes."""
+    import optuna
+
+    from sspo_exp.sweeps import optuna_cli
+
+    study = f"dist-{os.getpid()}-{int(time.time())}"
+    space = optuna_cli.check_space({
+        "study": study, "sampler": {"name": "random", "seed": 0}, "pruner": {"name": "median", "n_startup_trials": 5},
+        "overrides": [*TINY, f"output_root={env / 'runs'}", "objective=sspo", "gate=atanlog", "trainer.use_cpu=true",
+                      "trainer.per_device_batch_size=2", "trainer.eval_steps=2"],
+        "params": {"gate.tau_pos": {"low": 0.1, "high": 1.0}},
+    })  # fmt: skip
+    storage = str(env / "optuna" / "study.journal")
+    optuna_cli.create(space, storage)
+    launcher = [o for o in TWO_RANKS if o.startswith("hydra.launcher.")] + [f"hydra.launcher.name={study}"]
+    try:
+        ran = optuna_cli.worker(study, storage, n_trials=1, trial_jobs="submitit_slurm", launcher_overrides=launcher)
+    finally:
+        subprocess.run(["scancel", "--name", study], timeout=CEILING)
+    (trial,) = optuna.load_study(study_name=study, storage=optuna_cli.open_storage(storage)).trials
+    assert ran == 1 and trial.state.name == "COMPLETE", trial.state
+    run = env / "runs" / trial.user_attrs["run_id_seed0"]
+    assert json.loads((run / "run.json").read_text())["trl"]["world_size"] == 2
+    assert trial.value == json.loads((run / "summary.json").read_text())["heldout_accuracy_after"]
+    assert sorted(trial.intermediate_values) == [2, 4]  # rank 0 reported from inside the job, at each held-out eval
+
+
+def _job(jobid: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "-o", "show", "job", jobid], capture_output=True, text=True, timeout=CEILING,
+                         check=True)  # fmt: skip
+    return dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
+
+
+def test_a_requeued_two_process_job_resumes_from_its_checkpoint(env):
+    runs, name = env / "runs", f"sspo-dist-requeue-{os.getpid()}-{int(time.time())}"
+    sweep = env / "one.yaml"
+    sweep.write_text("grid: [{objective: grpo}]\nseeds: [0]\n")
+    longer = [*TINY, "trainer.max_steps=16"]  # time to requeue after the first checkpoint (save_steps=2)
+    args = [str(sweep), *longer, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
+            f"hydra.launcher.name={name}"]  # fmt: skip
+    try:
+        out = _sweep([*args, "--no-wait"])
+        assert out.returncode == 0, out.stderr[-3000:]
+        (marker,) = runs.glob("*/submitted.json")
+        run, jobid = marker.parent, json.loads(marker.read_text())["job_id"]
+        wait_for((run / "checkpoint-2").is_dir, "the job's first checkpoint")
+        assert not (run / "summary.json").exists()
+        subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=CEILING)  # what PreemptMode=REQUEUE does
+        again = {"PENDING", "RUNNING", "COMPLETED"}  # not REQUEUED/COMPLETING: the requeue is still under way
+        state = wait_for(lambda: (j := _job(jobid))["Restarts"] == "1" and j["JobState"] in again and j["JobState"],
+                         "the job to be requeued")
+        if state == "PENDING":  # SLURM holds a requeued job back ~2 minutes (BeginTime): start it now
+            subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], timeout=CEILING)
+        wait_for((run / "summary.json").exists, "the requeued job to finish")
+    finally:
+        subprocess.run(["scancel", "--name", name], timeout=CEILING)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_from"] and Path(summary["resumed_from"]).name.startswith("checkpoint-")  # it resumed
+    assert summary["global_step"] == 16 and json.loads((run / "run.json").read_text())["trl"]["world_size"] == 2
