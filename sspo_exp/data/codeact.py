@@ -157,11 +157,13 @@ def m3tool_question(instruction: str, tools: list[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + f"\n\nInstruction: {instruction}\nAnswer with only the result (e.g., a single number)."
 
 
-def _expected(raw: Mapping[str, Any]) -> Any:
-    value = raw.get("expected_output")
-    if value is None or isinstance(value, str):
-        return value
-    return repr(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else value
+def _expected(raw: Mapping[str, Any]) -> str | None:
+    """``repr`` of upstream's typed ``expected_output`` (the exporter's ``expected_output_repr`` when present: JSON
+    cannot tell a tuple from a list), so its type survives into the checker (``codeact.checkers.typed_gold``):
+    M3ToolEval's check treats ``3.5`` and ``"3.5"`` differently."""
+    if isinstance(raw.get("expected_output_repr"), str):
+        return raw["expected_output_repr"]
+    return None if "expected_output" not in raw else repr(raw["expected_output"])
 
 
 def load_m3tooleval(path: str | None) -> list[dict[str, str]]:
