@@ -22,7 +22,7 @@ def test_codeactinstruct_rows_are_the_verifiable_subsets_with_their_checkers():
     assert set(rows) == {"sample/math/0", "sample/math/1", "sample/hotpotqa/0", "sample/wikitablequestions/0",
                          "sample/apps/1"}
     assert rows["sample/math/0"]["answer"] == "1170" and rows["sample/math/0"]["checker"] == "math"
-    assert rows["sample/hotpotqa/0"]["checker"] == "exact" and rows["sample/hotpotqa/0"]["answer"] == "Seine"
+    assert rows["sample/hotpotqa/0"]["checker"] == "mint" and rows["sample/hotpotqa/0"]["answer"] == "Seine"
     assert rows["sample/math/0"]["question"].startswith("Task:\nWhat is the sum")  # the first user turn
     assert json.loads(rows["sample/apps/1"]["answer"])[1] == {"input": "12\n", "output": "144\n"}
     only = load_dataset_rows(_train_cfg(SAMPLE_TRAIN, subsets=["math"]), "train")

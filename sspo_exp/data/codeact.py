@@ -15,7 +15,8 @@ read from the row id (``…/math/…``) or, failing that, from the task text:
 subset                        checker           why
 ============================  ================  =======================================================
 MATH (reasoning)              ``math``          a final answer; math-verify as in the paper's reward
-HotpotQA, WikiTableQuestions  ``exact``         short answers (MINT checks them by normalised match)
+HotpotQA, WikiTableQuestions  ``mint``          MINT's check: the gold contained in the answer, numbers
+                                                within 5 % (``codeact.checkers.mint_match``)
 APPS (code generation)        ``tests``         only if the row carries ``test_cases`` / ``input_output``
                                                 (stdin/stdout cases); CodeActInstruct's rows do not, so
                                                 they are skipped as unverifiable
@@ -30,7 +31,9 @@ in the last assistant message) follow the project's policy (``schema.py``): trai
 Python objects (``scripts/eval/m3tooleval/tasks``, ``Task(name, tools, instruction, expected_output)``); the local
 format is those fields, one JSON line per task: ``{"name", "instruction", "expected_output", "tools": [{"name",
 "description", "fn_signature"}], "tool_code"}`` (``tool_code``: the tools' Python source, run in the sandbox as the
-task's setup). The prompt lists the tools as M3ToolEval does; solved = M3ToolEval's answer check (``exact``).
+task's setup), optionally ``expected_output_repr`` (the gold's Python ``repr``, which keeps a tuple a tuple) and
+``is_single_tool_task``; :mod:`sspo_exp.data.m3tooleval` exports an upstream checkout to it. The row's ``answer``
+is ``repr(expected_output)``, so the gold's type reaches M3ToolEval's type-sensitive check. The prompt lists the tools as M3ToolEval does; solved = M3ToolEval's answer check (``exact``).
 No Hub copy exists: ``eval.data.codeact=FILE`` (or ``final_eval.data.codeact``) is required; a tiny sample written
 for this project ships in ``sspo_exp/resources/codeact/``.
 """
@@ -54,7 +57,7 @@ HUB_ID = "xingyaoww/code-act"
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "codeact"
 SAMPLE_TRAIN = RESOURCES / "codeactinstruct_sample.jsonl"
 SAMPLE_TEST = RESOURCES / "m3tooleval_sample.jsonl"
-SUBSETS = {"math": "math", "hotpotqa": "exact", "wikitablequestions": "exact", "apps": "tests", "alfworld": None}
+SUBSETS = {"math": "math", "hotpotqa": "mint", "wikitablequestions": "mint", "apps": "tests", "alfworld": None}
 _SUBSET_KEYS = (("alfworld", "alfworld"), ("hotpot", "hotpotqa"), ("wikitable", "wikitablequestions"),
                 ("wiki_table", "wikitablequestions"), ("tabular", "wikitablequestions"), ("apps", "apps"),
                 ("codegen", "apps"), ("math", "math"), ("reasoning", "math"))
@@ -183,6 +186,10 @@ def load_m3tooleval(path: str | None) -> list[dict[str, str]]:
                           answer=_expected, row_id=lambda r: r.get("name"))
     for row, r in zip(rows, raw, strict=True):
         row["checker"], row["setup"], row["subset"] = "exact", r.get("tool_code") or "", "m3tooleval"
+    single = [r.get("name") for r in raw if r.get("is_single_tool_task")]
+    if single:  # upstream then also checks each execution's result; our loop checks solutions only
+        log.warning("codeact (test): %d task(s) set is_single_tool_task (e.g. %s); their execution results are not "
+                    "checked as answers here (docs/codeact.md)", len(single), single[0])
     return rows
 
 
