@@ -17,10 +17,14 @@ def _train_cfg(path, **kw):
 
 
 def test_codeactinstruct_rows_are_the_verifiable_subsets_with_their_checkers():
-    rows = {r["id"]: r for r in load_dataset_rows(_train_cfg(SAMPLE_TRAIN), "train")}
+    every = ["math", "hotpotqa", "wikitablequestions", "apps"]
+    rows = {r["id"]: r for r in load_dataset_rows(_train_cfg(SAMPLE_TRAIN, subsets=every), "train")}
     # alfworld (needs its simulator) and an APPS row without test cases are skipped as unverifiable
     assert set(rows) == {"sample/math/0", "sample/math/1", "sample/hotpotqa/0", "sample/wikitablequestions/0",
                          "sample/apps/1"}
+    # by default the subsets whose environment (search tool, preloaded table) is not rebuilt are left out
+    default = {r["id"] for r in load_dataset_rows(_train_cfg(SAMPLE_TRAIN), "train")}
+    assert default == {"sample/math/0", "sample/math/1", "sample/apps/1"}
     assert rows["sample/math/0"]["answer"] == "1170" and rows["sample/math/0"]["checker"] == "math"
     assert rows["sample/hotpotqa/0"]["checker"] == "mint" and rows["sample/hotpotqa/0"]["answer"] == "Seine"
     assert rows["sample/math/0"]["question"].startswith("Task:\nWhat is the sum")  # the first user turn
