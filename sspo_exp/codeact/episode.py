@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from sspo_exp.codeact.checkers import ANSWER_CHECKS
 from sspo_exp.codeact.format import EXECUTE, SOLUTION, Action, format_score, parse_turn
 from sspo_exp.sandbox import Sandbox, SandboxConfig
 
@@ -73,7 +74,7 @@ class EnvConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"codeact env.{name}={value!r}: must be an integer >= 1")
-        for name, allowed in (("budget", BUDGETS), ("answer_check", ("upstream", "strict"))):
+        for name, allowed in (("budget", BUDGETS), ("answer_check", ANSWER_CHECKS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"codeact env.{name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
         if not isinstance(self.retry, bool):
