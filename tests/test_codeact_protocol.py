@@ -107,6 +107,34 @@ def test_retries_stop_at_the_turn_limit_with_the_last_answer():
     assert ep.turns == 10 and ep.wrong_answers == 9 and ep.solution == "1" and ep.end == "solution"
 
 
+def test_a_turn_without_action_is_answered_and_the_episode_goes_on():
+    """Upstream answers a reply with neither Action nor Answer with "Invalid generation…" and goes on; with a chat
+    template a turn ending in the end-of-turn token (EOS) is not given a second one by the observation boundary."""
+    from sspo_exp.codeact.episode import INVALID_MESSAGE
+
+    tok = build_tokenizer()  # a chat template whose end-of-turn token is the EOS, as Qwen's <|im_end|>
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<eos>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    eos = tok.eos_token_id
+    turns = [tok("I think it is 3.", add_special_tokens=False)["input_ids"] + [eos],
+             tok("<solution>3</solution>", add_special_tokens=False)["input_ids"]]
+    calls = []
+
+    def policy(contexts, budgets):
+        calls.append(1)
+        return [turns[min(len(calls) - 1, 1)] for _ in contexts]
+
+    prompt = tok.apply_chat_template([{"role": "user", "content": "q"}], tokenize=False, add_generation_prompt=True)
+    ids = [tok(prompt, add_special_tokens=False)["input_ids"]]
+    [ep] = run_episodes(ids, policy, tok, EnvConfig(), judges=[lambda s: s == "3"])
+    assert ep.turns == 2 and ep.solution == "3" and ep.end == "solution"
+    text = tok.decode(ep.completion_ids)
+    assert INVALID_MESSAGE in text and tok.decode([eos]) * 2 not in text  # one end-of-turn token, not two
+    calls.clear()
+    [ep] = run_episodes(ids, policy, tok, EnvConfig(retry=False), judges=[lambda s: s == "3"])
+    assert ep.turns == 1 and ep.end == "eos"
+
+
 # ------------------------------------------------------------------------------------------------ config, prompt, profile
 def test_the_benchmark_defaults_are_upstreams_and_the_tiny_task_keeps_its_own():
     env = env_config(OmegaConf.load(f"{CONF_DIR}/dataset/codeact.yaml"), 512)

@@ -218,7 +218,7 @@ class _Loop:
                 ep.completion_ids.append(self.eos)  # terminates the sequence for TRL; not sampled: mask 0
                 ep.env_mask.append(0)
             return None
-        if cfg.retry and not ended_eos and not last_turn:
+        if cfg.retry and not last_turn:
             return "reply"
         ep.end = "eos" if ended_eos else "no_action"
         return None
@@ -226,7 +226,10 @@ class _Loop:
     def observe(self, i: int, text: str, shown: bool = True) -> bool:
         """Append observation ``text`` to episode ``i``; False when the budget ended the episode."""
         ep = self.episodes[i]
-        obs_ids = self.renderer.ids(text)[: max(self.cfg.room(len(ep.completion_ids)), 0)]
+        obs_ids = self.renderer.ids(text)
+        if ep.completion_ids and ep.completion_ids[-1] == self.eos and obs_ids[:1] == [self.eos]:
+            obs_ids = obs_ids[1:]  # the turn ended with the template's end-of-turn token, which the boundary opens with
+        obs_ids = obs_ids[: max(self.cfg.room(len(ep.completion_ids)), 0)]
         if shown:
             ep.observations.append(text)
         ep.completion_ids += obs_ids
