@@ -156,3 +156,42 @@ def test_codeact_arith_bad_knobs_are_named():
         rows({"test_size": 10000}, "test")
     with pytest.raises(ValueError, match="dataset.min_operand=-1"):
         rows({"min_operand": -1}, "test")
+
+
+def _wikitq_row(rid, question, style):
+    head = "Given the following table (only the first 5 rows are shown):\n   Year  Wins\n0  1996     7\n\n"
+    ask = (f"Write a SQL query to find the answer to the question: {question}.\nThe SQLite3 database is preloaded for "
+           "you and can be accessed within <execute> block via the variable `conn` (SQLite3 connection object).\n"
+           "The table name is `data_table`.\n") if style == "sql" else (
+           f"Write a Pandas query to find the answer to the question: {question}.\nThe dataframe is preloaded for you "
+           "and can be accessed within <execute> block via the variable `df`.\n")
+    return {"id": rid, "conversations": [{"role": "system", "content": "s"}, {"role": "user", "content": "Task:\n" + head + ask},
+                                         {"role": "assistant", "content": "<solution> 1998 </solution>"}]}
+
+
+@needs_sandbox
+def test_wikitablequestions_rows_get_their_table_as_df_and_conn(tmp_path):
+    """Issue 23, item 3: with dataset.wikitable_dir a WikiTableQuestions task's sandbox holds its full table as df
+    (pandas) and conn (SQLite, table data_table); a task whose table is not found is skipped."""
+    from pathlib import Path
+
+    from sspo_exp.sandbox import Sandbox, SandboxConfig
+
+    rows = [_wikitq_row("x/wiki_table/0", "which year had the most wins?", "sql"),
+            _wikitq_row("x/wiki_table/1", "how many teams are listed?", "pandas"),
+            _wikitq_row("x/wiki_table/2", "a question of no table?", "sql")]
+    path = tmp_path / "ci.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fixture = Path(__file__).parent / "fixtures" / "wikitq"
+    got = load_dataset_rows(_train_cfg(path, subsets=["wikitablequestions"], wikitable_dir=str(fixture)), "train")
+    assert [r["id"] for r in got] == ["x/wiki_table/0", "x/wiki_table/1"] and got[0]["checker"] == "mint"
+    sc = SandboxConfig.from_mapping({"site_packages": True})
+    with Sandbox.from_config(sc) as box:
+        assert not box.run(got[0]["setup"]).error
+        out = box.run("print(conn.execute('SELECT Year FROM data_table ORDER BY Wins DESC').fetchone()[0], len(df))")
+    assert out.output.split() == ["1998", "6"]  # all 6 rows, not the 5 the task shows
+    with Sandbox.from_config(sc) as box:  # a .tsv beside the .csv path, as upstream's reader falls back to
+        box.run(got[1]["setup"])
+        assert box.run("print(list(df['City']))").output.strip() == "['Oslo', 'Riga', 'Lima']"
+    with pytest.raises(DataError, match="dataset.wikitable_dir=.*expected the WikiTableQuestions release"):
+        load_dataset_rows(_train_cfg(path, subsets=["wikitablequestions"], wikitable_dir=str(tmp_path)), "train")

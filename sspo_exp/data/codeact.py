@@ -24,7 +24,9 @@ ALFWorld                      — (skipped)       success needs the ALFWorld sim
 ============================  ================  =======================================================
 
 By default only MATH and APPS are used (:data:`DEFAULT_SUBSETS`): HotpotQA and WikiTableQuestions tasks rely on an
-environment we do not rebuild (their search tool, their preloaded table), so they are opt-in (``dataset.subsets``).
+environment (their search tool, their preloaded table), so they are opt-in (``dataset.subsets``); the table is
+bound when ``dataset.wikitable_dir`` points at the WikiTableQuestions release (:mod:`sspo_exp.data.wikitable`), the
+search tool is not rebuilt.
 The rows used per subset are logged.
 
 Skipped subsets are counted and logged (they are not malformed). Malformed rows (no user turn, no ``<solution>``
@@ -54,6 +56,7 @@ from typing import Any
 from sspo_exp.data import register_loader
 from sspo_exp.data.loaders import DatasetSpec, read_raw
 from sspo_exp.data.schema import DataError, first_key, normalize_rows
+from sspo_exp.data.wikitable import WikiTables
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +131,11 @@ def _test_cases(raw: Mapping[str, Any]) -> str | None:
 
 
 def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | None = None,
-                         subsets: tuple[str, ...] | None = None) -> list[dict[str, str]]:
-    """RL rows of CodeActInstruct's verifiable subsets (see the module docstring)."""
+                         subsets: tuple[str, ...] | None = None, wikitable_dir: str | None = None) -> list[dict[str, str]]:
+    """RL rows of CodeActInstruct's verifiable subsets (see the module docstring); with ``wikitable_dir`` (the
+    WikiTableQuestions release) a WikiTableQuestions row's setup binds its table as ``df``/``conn``
+    (:mod:`sspo_exp.data.wikitable`) and a row whose table is not found is skipped."""
+    tables = WikiTables(wikitable_dir) if wikitable_dir else None
     spec = DatasetSpec("codeact", hub_id or HUB_ID, lambda r: None, lambda r: None, hub_split={"train": "codeact"},
                        columns=("id", "conversations", "messages", "test_cases", "input_output"))
     raw = read_raw(spec, "train", path, hub_id)
@@ -141,10 +147,16 @@ def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | N
         checker = SUBSETS.get(subset) if subset else None
         if subset == "apps":
             checker = "tests" if _test_cases(r) else None
+        setup = ""
+        if subset == "wikitablequestions" and tables is not None and subset in wanted:
+            setup = tables.setup(task)
+            if setup is None:
+                skipped["wikitablequestions (table not found)"] = skipped.get("wikitablequestions (table not found)", 0) + 1
+                continue
         if subset not in wanted or checker is None:
             skipped[subset or "unknown"] = skipped.get(subset or "unknown", 0) + 1
             continue
-        kept.append({**r, "_index": i, "_subset": subset, "_checker": checker})
+        kept.append({**r, "_index": i, "_subset": subset, "_checker": checker, "_setup": setup})
     if skipped:
         log.info("codeact (%s): %d rows of unverifiable or unselected subsets skipped: %s", split, sum(skipped.values()),
                  ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
@@ -161,7 +173,7 @@ def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | N
     by_index = {f"codeact-{split}-{n}": r for n, r in enumerate(kept)}
     for row in rows:
         r = extra.get(row["id"]) or by_index[row["id"]]
-        row["checker"], row["setup"], row["subset"] = r["_checker"], "", r["_subset"]
+        row["checker"], row["setup"], row["subset"] = r["_checker"], r["_setup"], r["_subset"]
     return rows
 
 
@@ -240,4 +252,5 @@ def load(cfg: Mapping[str, Any], split: str) -> list[dict[str, str]]:
     bad = sorted(set(subsets or []) - {s for s, c in SUBSETS.items() if c})
     if bad:
         raise DataError(f"dataset.subsets has {bad}; choose from {sorted(s for s, c in SUBSETS.items() if c)}")
-    return load_codeactinstruct(get("path"), split, get("hub_id"), tuple(subsets) if subsets else None)
+    return load_codeactinstruct(get("path"), split, get("hub_id"), tuple(subsets) if subsets else None,
+                                get("wikitable_dir"))
