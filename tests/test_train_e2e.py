@@ -48,7 +48,7 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     from sspo_exp.train.run import train
 
-    import sspo_exp.evaluation.core as core
+    import sspo_exp.evaluation.evaluator as core  # the evaluate the Evaluator calls
 
     calls = []  # (rows, max_new_tokens) of every greedy evaluation
 

@@ -13,8 +13,9 @@ def task(cfg) -> float | None:
     plan = make_plan(cfg)  # a bad config: one line and exit 2 before torch, transformers and TRL load
     if plan.run.summary() is None:  # a finished run is only reported (run_plan), whatever its files
         check_local_paths(cfg)
-    from sspo_exp.train.run import run_plan  # torch, transformers, TRL: after the config is known to be good
+    from sspo_exp.train.run import run_plan, set_cpu_threads  # torch, transformers, TRL: after the config is good
 
+    set_cpu_threads(plan)  # on a shared CPU, torch's default threads would spin against the other processes
     summary = run_plan(plan)
     return summary.get(keys.SUMMARY_AFTER)  # Hydra's sweepers (Optuna) read the return value
 

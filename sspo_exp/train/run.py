@@ -17,12 +17,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 import wandb
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from sspo_exp import __version__, keys
+from sspo_exp.cpu import cpu_threads
 from sspo_exp.codeact.rollout import trainer_kwargs as codeact_trainer_kwargs
 from sspo_exp.data import load_dataset_rows
 from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
@@ -138,6 +140,17 @@ def _train(plan: TrainPlan, main: bool, callbacks: Sequence[TrainerCallback]) ->
         if main:
             wandb.finish()
             wandb.teardown()  # wandb 0.31: finish() can return before the offline file is flushed; teardown waits
+
+
+def set_cpu_threads(plan: TrainPlan) -> int | None:
+    """On the CPU (``trainer.use_cpu`` or no GPU), use :func:`sspo_exp.cpu.cpu_threads` torch threads; return them.
+    Called by ``sspo-exp train`` before the cold start (a library caller of :func:`train` keeps its own setting)."""
+    if not plan.cfg.trainer.get("use_cpu", False) and torch.cuda.is_available():
+        return None
+    threads = cpu_threads()
+    torch.set_num_threads(threads)
+    print(f"torch threads: {threads} (cores free for this run; OMP_NUM_THREADS overrides)", flush=True)
+    return threads
 
 
 def _open_run(plan: TrainPlan, main: bool, init_path: str):

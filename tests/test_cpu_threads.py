@@ -1,0 +1,37 @@
+"""The torch thread count of a CPU run (sspo_exp/cpu.py): the free cores, at least one, the user's choice first."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sspo_exp.cpu import cpu_threads, usable_cores
+
+
+@pytest.mark.parametrize("usable, busy, expected", [
+    (2, 0, 2),   # idle laptop: torch's own default
+    (2, 2, 1),   # two other CPU-bound processes on 2 cores: one thread, no spinning against them
+    (2, 5, 1),   # overloaded: still one
+    (8, 3, 5),   # a node shared with three busy processes
+    (4, -1, 4),  # never more than the affinity mask allows
+])  # fmt: skip
+def test_threads_are_the_free_cores_and_at_least_one(usable, busy, expected):
+    assert cpu_threads(usable, busy, environ={}) == expected
+
+
+def test_the_users_thread_count_wins():
+    assert cpu_threads(2, 2, environ={"OMP_NUM_THREADS": "3"}) == 3
+    assert cpu_threads(2, 0, environ={"OMP_NUM_THREADS": "0"}) == 2  # not a valid count: ignored
+    assert cpu_threads(2, 0, environ={"OMP_NUM_THREADS": "x"}) == 2
+
+
+def test_usable_cores_follows_the_affinity_mask():
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no affinity masks on this OS")
+    mask = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(mask)})
+        assert usable_cores() == 1
+    finally:
+        os.sched_setaffinity(0, mask)
