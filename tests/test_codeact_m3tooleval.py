@@ -60,3 +60,13 @@ def test_exported_tools_run_in_the_sandbox_with_their_own_state(tmp_path):
     assert b.observations == ["Tea costs 3.25."] and b.wrong_answers == 0  # the pages were read inside the sandbox
     assert c.observations == ["Shop. [Clickable '/tea']"]  # a fresh browser per episode (b's click is not seen)
     assert json.loads(out.read_text().splitlines()[1])["expected_output"] == [1, 2]
+
+
+def test_a_missing_upstream_dependency_is_one_line(tmp_path):
+    import shutil
+
+    shutil.copytree(FIXTURE, tmp_path / "m3")
+    module = tmp_path / "m3" / "tasks" / "impl" / "toy_math.py"
+    module.write_text("import a_package_nobody_has\n" + module.read_text())
+    with pytest.raises(DataError, match="importing upstream's task modules failed .*a_package_nobody_has"):
+        export(tmp_path / "m3")

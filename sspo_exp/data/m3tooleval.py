@@ -150,6 +150,14 @@ def export(upstream_dir: str | Path) -> list[dict[str, Any]]:
         del sys.modules[name]
     _package(_PKG, tasks_dir)
     _package(f"{_PKG}.impl", tasks_dir / "impl")
+    try:
+        return _export(tasks_dir)
+    except ImportError as e:
+        raise DataError(f"{tasks_dir}: importing upstream's task modules failed ({e}); install what they import "
+                        "(tqdm; IPython is stubbed)") from e
+
+
+def _export(tasks_dir: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with contextlib.redirect_stdout(io.StringIO()):  # upstream prints every task as it builds it
         base = importlib.import_module(f"{_PKG}.base")
