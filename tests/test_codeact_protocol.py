@@ -162,3 +162,21 @@ def test_profile_prompt_id_names_the_answer_check_and_protocol():
     a, b = prompt_id("codeact", default), prompt_id("codeact", strict)
     assert a.startswith("codeact-instruct-10turns-per_turn-upstream-retry-obs2000-") and "-strict-retry-" in b
     assert a != b
+
+
+def test_profile_checker_field_names_codeacts_answer_check_and_no_other_profile_moves():
+    from sspo_exp.evaluation.profile import make_profile
+    from sspo_exp.rewards import CHECKER_VERSION
+    from sspo_exp.tasks import prompt_fn_for
+
+    default = OmegaConf.load(f"{CONF_DIR}/dataset/codeact.yaml")
+    strict = OmegaConf.merge(default, {"env": {"answer_check": "strict"}})
+    up, st = prompt_fn_for("codeact", default), prompt_fn_for("codeact", strict)
+    assert (up.checker, st.checker) == (f"codeact-upstream+{CHECKER_VERSION}", f"codeact-strict+{CHECKER_VERSION}")
+    p_up, p_st = (make_profile("hf", "float32", 512, b.id, None, None, b.checker) for b in (up, st))
+    assert p_up.checker.startswith("codeact-upstream") and p_up.id != p_st.id
+    zero = prompt_fn_for("gsm8k", None)
+    assert zero.checker is None  # every other benchmark: the project's checker, its profile id unchanged
+    assert make_profile("hf", "float32", 512, zero.id, None, None, zero.checker) == make_profile(
+        "hf", "float32", 512, zero.id, None)
+    assert make_profile("hf", "float32", 512, zero.id, None).checker == CHECKER_VERSION

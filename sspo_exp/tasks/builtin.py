@@ -10,6 +10,7 @@ from sspo_exp.codeact.prompts import instruction as codeact_instruction
 from sspo_exp.codeact.prompts import prompt_fn as codeact_prompt_fn
 from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
 from sspo_exp.data.prompts import INSTRUCTION, PLAIN_TEMPLATE, build_prompt
+from sspo_exp.rewards import CHECKER_VERSION
 from sspo_exp.tasks.codeact import evaluate_codeact
 from sspo_exp.tasks.prompts import text_hash
 from sspo_exp.tasks.registry import DEFAULT, TaskRecord, register_task
@@ -55,5 +56,12 @@ def _codeact_id(dataset_cfg: Any) -> str:
 
 register_task(TaskRecord(DEFAULT, _zero_shot_prompt, _zero_shot_id, label="zero-shot question/answer"))
 register_task(TaskRecord("arithmetic", _arithmetic_prompt, _arithmetic_id, label="generated arithmetic"))
+def _codeact_checker(dataset_cfg: Any) -> str:
+    """The profile's ``checker`` of a CodeAct cell: which check judged M3ToolEval rows (``env.answer_check``), and
+    the project's checker version (the ``math`` rows)."""
+    env = (dataset_cfg or {}).get("env") or {}
+    return f"codeact-{env.get('answer_check', EnvConfig.answer_check)}+{CHECKER_VERSION}"
+
+
 register_task(TaskRecord("codeact", codeact_prompt_fn, _codeact_id, scorer=evaluate_codeact, row_marker="checker",
-                         label="CodeAct (M3ToolEval)"), "codeact_arith")
+                         label="CodeAct (M3ToolEval)", checker_id=_codeact_checker), "codeact_arith")
