@@ -195,3 +195,30 @@ def test_wikitablequestions_rows_get_their_table_as_df_and_conn(tmp_path):
         assert box.run("print(list(df['City']))").output.strip() == "['Oslo', 'Riga', 'Lima']"
     with pytest.raises(DataError, match="dataset.wikitable_dir=.*expected the WikiTableQuestions release"):
         load_dataset_rows(_train_cfg(path, subsets=["wikitablequestions"], wikitable_dir=str(tmp_path)), "train")
+
+
+@needs_sandbox
+def test_hotpotqa_rows_get_an_offline_wikipedia_search_over_their_own_paragraphs(tmp_path):
+    """With dataset.hotpotqa_file a HotpotQA task's sandbox defines wikipedia_search over its example's paragraphs
+    (exact title first, else most shared words); a task not in the file is skipped."""
+    from pathlib import Path
+
+    from sspo_exp.sandbox import Sandbox, SandboxConfig
+
+    q = "Which river flows through the capital of the country whose flag is blue, white and red?"
+    rows = [{"id": "x/hotpotqa/0", "conversations": [{"role": "user", "content": f"Task:\n{q}"},
+                                                     {"role": "assistant", "content": "<solution> Seine </solution>"}]},
+            {"id": "x/hotpotqa/1", "conversations": [{"role": "user", "content": "Task:\nWho wrote Hamlet?"},
+                                                     {"role": "assistant", "content": "<solution> Shakespeare </solution>"}]}]
+    path = tmp_path / "ci.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hotpot = Path(__file__).parent / "fixtures" / "hotpotqa" / "hotpot_train_sample.json"
+    got = load_dataset_rows(_train_cfg(path, subsets=["hotpotqa"], hotpotqa_file=str(hotpot)), "train")
+    assert [r["id"] for r in got] == ["x/hotpotqa/0"] and got[0]["checker"] == "mint"
+    with Sandbox.from_config(SandboxConfig.from_mapping({})) as box:
+        assert not box.run(got[0]["setup"]).error
+        assert box.run("print(wikipedia_search('paris'))").output.startswith("Page: Paris\nSummary: Paris is the capital")
+        assert box.run("print(wikipedia_search('longest river'))").output.startswith("Page: Loire")
+        assert box.run("print(wikipedia_search('zzz'))").output.strip() == "No page found."
+    with pytest.raises(DataError, match="dataset.hotpotqa_file=.*expected HotpotQA's training JSON"):
+        load_dataset_rows(_train_cfg(path, subsets=["hotpotqa"], hotpotqa_file=str(path)), "train")

@@ -25,8 +25,9 @@ ALFWorld                      — (skipped)       success needs the ALFWorld sim
 
 By default only MATH and APPS are used (:data:`DEFAULT_SUBSETS`): HotpotQA and WikiTableQuestions tasks rely on an
 environment (their search tool, their preloaded table), so they are opt-in (``dataset.subsets``); the table is
-bound when ``dataset.wikitable_dir`` points at the WikiTableQuestions release (:mod:`sspo_exp.data.wikitable`), the
-search tool is not rebuilt.
+bound when ``dataset.wikitable_dir`` points at the WikiTableQuestions release (:mod:`sspo_exp.data.wikitable`), an
+offline search over the question's own HotpotQA paragraphs when ``dataset.hotpotqa_file`` points at HotpotQA's
+training file (:mod:`sspo_exp.data.hotpotqa_search`).
 The rows used per subset are logged.
 
 Skipped subsets are counted and logged (they are not malformed). Malformed rows (no user turn, no ``<solution>``
@@ -56,6 +57,7 @@ from typing import Any
 from sspo_exp.data import register_loader
 from sspo_exp.data.loaders import DatasetSpec, read_raw
 from sspo_exp.data.schema import DataError, first_key, normalize_rows
+from sspo_exp.data.hotpotqa_search import HotpotSearch
 from sspo_exp.data.wikitable import WikiTables
 
 log = logging.getLogger(__name__)
@@ -131,11 +133,14 @@ def _test_cases(raw: Mapping[str, Any]) -> str | None:
 
 
 def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | None = None,
-                         subsets: tuple[str, ...] | None = None, wikitable_dir: str | None = None) -> list[dict[str, str]]:
+                         subsets: tuple[str, ...] | None = None, wikitable_dir: str | None = None,
+                         hotpotqa_file: str | None = None) -> list[dict[str, str]]:
     """RL rows of CodeActInstruct's verifiable subsets (see the module docstring); with ``wikitable_dir`` (the
     WikiTableQuestions release) a WikiTableQuestions row's setup binds its table as ``df``/``conn``
-    (:mod:`sspo_exp.data.wikitable`) and a row whose table is not found is skipped."""
-    tables = WikiTables(wikitable_dir) if wikitable_dir else None
+    (:mod:`sspo_exp.data.wikitable`), with ``hotpotqa_file`` a HotpotQA row's setup defines an offline
+    ``wikipedia_search`` (:mod:`sspo_exp.data.hotpotqa_search`); a row whose environment is not found is skipped."""
+    envs = {"wikitablequestions": WikiTables(wikitable_dir) if wikitable_dir else None,
+            "hotpotqa": HotpotSearch(hotpotqa_file) if hotpotqa_file else None}
     spec = DatasetSpec("codeact", hub_id or HUB_ID, lambda r: None, lambda r: None, hub_split={"train": "codeact"},
                        columns=("id", "conversations", "messages", "test_cases", "input_output"))
     raw = read_raw(spec, "train", path, hub_id)
@@ -148,10 +153,10 @@ def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | N
         if subset == "apps":
             checker = "tests" if _test_cases(r) else None
         setup = ""
-        if subset == "wikitablequestions" and tables is not None and subset in wanted:
-            setup = tables.setup(task)
+        if envs.get(subset) is not None and subset in wanted:
+            setup = envs[subset].setup(task)
             if setup is None:
-                skipped["wikitablequestions (table not found)"] = skipped.get("wikitablequestions (table not found)", 0) + 1
+                skipped[f"{subset} (environment not found)"] = skipped.get(f"{subset} (environment not found)", 0) + 1
                 continue
         if subset not in wanted or checker is None:
             skipped[subset or "unknown"] = skipped.get(subset or "unknown", 0) + 1
@@ -253,4 +258,4 @@ def load(cfg: Mapping[str, Any], split: str) -> list[dict[str, str]]:
     if bad:
         raise DataError(f"dataset.subsets has {bad}; choose from {sorted(s for s, c in SUBSETS.items() if c)}")
     return load_codeactinstruct(get("path"), split, get("hub_id"), tuple(subsets) if subsets else None,
-                                get("wikitable_dir"))
+                                get("wikitable_dir"), get("hotpotqa_file"))
