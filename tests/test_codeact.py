@@ -133,8 +133,15 @@ def test_episode_token_budget_is_never_exceeded():
     tok = build_tokenizer()
     prompts = {"p\n": ["<execute>print('y' * 500)</execute>"] * 5}
     ids = [tok("p\n", add_special_tokens=False)["input_ids"]]
-    [ep] = run_episodes(ids, scripted(tok, prompts), tok, EnvConfig(max_turns=5, max_completion_tokens=120))
+    [ep] = run_episodes(ids, scripted(tok, prompts), tok, EnvConfig(max_turns=5, max_completion_tokens=120,
+                                                                    budget="episode"))
     assert ep.end == "budget" and len(ep.completion_ids) == 120 == len(ep.env_mask)
+    # per turn (M3ToolEval's protocol): the 120 bound each turn, observations outside it; an episode cap still holds
+    [ep] = run_episodes(ids, scripted(tok, prompts), tok, EnvConfig(max_turns=5, max_completion_tokens=120))
+    assert ep.end == "max_turns" and ep.turns == 5 and len(ep.completion_ids) > 5 * 120
+    [ep] = run_episodes(ids, scripted(tok, prompts), tok, EnvConfig(max_turns=5, max_completion_tokens=120,
+                                                                    max_episode_tokens=300))
+    assert ep.end == "budget" and len(ep.completion_ids) == 300 == len(ep.env_mask)
 
 
 @needs_sandbox
@@ -154,7 +161,9 @@ def test_observation_turn_uses_the_chat_templates_boundary():
     tok = build_tokenizer()
     assert ObservationRenderer(tok, EnvConfig()).text("42") == "\nObservation:\n42\n"
     tok.chat_template = CHAT_TEMPLATE  # Qwen2.5-Instruct's (no tools)
-    text = ObservationRenderer(tok, EnvConfig()).text("42")
+    text = ObservationRenderer(tok, EnvConfig()).text("42")  # M3ToolEval: the user turn is the bare output
+    assert text == "<|im_end|>\n<|im_start|>user\n42<|im_end|>\n<|im_start|>assistant\n"
+    text = ObservationRenderer(tok, EnvConfig(observation_prefix="Observation:\n")).text("42")
     assert text == "<|im_end|>\n<|im_start|>user\nObservation:\n42<|im_end|>\n<|im_start|>assistant\n"
 
 

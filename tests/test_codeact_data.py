@@ -17,12 +17,16 @@ def _train_cfg(path, **kw):
 
 
 def test_codeactinstruct_rows_are_the_verifiable_subsets_with_their_checkers():
-    rows = {r["id"]: r for r in load_dataset_rows(_train_cfg(SAMPLE_TRAIN), "train")}
+    every = ["math", "hotpotqa", "wikitablequestions", "apps"]
+    rows = {r["id"]: r for r in load_dataset_rows(_train_cfg(SAMPLE_TRAIN, subsets=every), "train")}
     # alfworld (needs its simulator) and an APPS row without test cases are skipped as unverifiable
     assert set(rows) == {"sample/math/0", "sample/math/1", "sample/hotpotqa/0", "sample/wikitablequestions/0",
                          "sample/apps/1"}
+    # by default the subsets whose environment (search tool, preloaded table) is not rebuilt are left out
+    default = {r["id"] for r in load_dataset_rows(_train_cfg(SAMPLE_TRAIN), "train")}
+    assert default == {"sample/math/0", "sample/math/1", "sample/apps/1"}
     assert rows["sample/math/0"]["answer"] == "1170" and rows["sample/math/0"]["checker"] == "math"
-    assert rows["sample/hotpotqa/0"]["checker"] == "exact" and rows["sample/hotpotqa/0"]["answer"] == "Seine"
+    assert rows["sample/hotpotqa/0"]["checker"] == "mint" and rows["sample/hotpotqa/0"]["answer"] == "Seine"
     assert rows["sample/math/0"]["question"].startswith("Task:\nWhat is the sum")  # the first user turn
     assert json.loads(rows["sample/apps/1"]["answer"])[1] == {"input": "12\n", "output": "144\n"}
     only = load_dataset_rows(_train_cfg(SAMPLE_TRAIN, subsets=["math"]), "train")
@@ -64,7 +68,7 @@ def test_malformed_training_rows_follow_the_projects_policy(tmp_path, caplog):
 def test_m3tooleval_benchmark_is_strict_and_needs_a_local_file(tmp_path):
     assert BENCHMARKS["codeact"] == "test"
     rows = load_benchmark("codeact", str(SAMPLE_TEST))
-    assert [r["answer"] for r in rows] == ["1260", "60", "TGGCAAT", "[3, 2, 2]"]
+    assert [r["answer"] for r in rows] == ["1260.0", "60.0", "'TGGCAAT'", "[3, 2, 2]"]  # repr: the type survives
     assert all(r["checker"] == "exact" and "def " in r["setup"] for r in rows)
     assert "[1] convert_currency:" in rows[0]["question"] and "Instruction: A trader" in rows[0]["question"]
     with pytest.raises(DataError, match="eval.data.codeact=FILE"):
@@ -93,7 +97,9 @@ def test_codeact_solved_rate_uses_the_tools_and_the_checker():
     assert (result.n, result.n_correct, result.pass_at_1) == (4, 3, 75.0)
     rec = result.records[0]
     assert rec.correct and rec.extracted == "1260.0" and "Observation:\n1260.0" in rec.completion
-    assert not result.records[3].correct and "end=solution" in result.records[3].error
+    # M3ToolEval's protocol: the wrong answer is answered with the retry message, the episode goes on (here the
+    # scripted policy has nothing more to say) and the last answer is scored
+    assert not result.records[3].correct and "wrong_answers=1" in result.records[3].error
 
 
 def test_codeact_arith_rows_and_cold_start_targets_match_the_environment():
@@ -150,3 +156,69 @@ def test_codeact_arith_bad_knobs_are_named():
         rows({"test_size": 10000}, "test")
     with pytest.raises(ValueError, match="dataset.min_operand=-1"):
         rows({"min_operand": -1}, "test")
+
+
+def _wikitq_row(rid, question, style):
+    head = "Given the following table (only the first 5 rows are shown):\n   Year  Wins\n0  1996     7\n\n"
+    ask = (f"Write a SQL query to find the answer to the question: {question}.\nThe SQLite3 database is preloaded for "
+           "you and can be accessed within <execute> block via the variable `conn` (SQLite3 connection object).\n"
+           "The table name is `data_table`.\n") if style == "sql" else (
+           f"Write a Pandas query to find the answer to the question: {question}.\nThe dataframe is preloaded for you "
+           "and can be accessed within <execute> block via the variable `df`.\n")
+    return {"id": rid, "conversations": [{"role": "system", "content": "s"}, {"role": "user", "content": "Task:\n" + head + ask},
+                                         {"role": "assistant", "content": "<solution> 1998 </solution>"}]}
+
+
+@needs_sandbox
+def test_wikitablequestions_rows_get_their_table_as_df_and_conn(tmp_path):
+    """Issue 23, item 3: with dataset.wikitable_dir a WikiTableQuestions task's sandbox holds its full table as df
+    (pandas) and conn (SQLite, table data_table); a task whose table is not found is skipped."""
+    from pathlib import Path
+
+    from sspo_exp.sandbox import Sandbox, SandboxConfig
+
+    rows = [_wikitq_row("x/wiki_table/0", "which year had the most wins?", "sql"),
+            _wikitq_row("x/wiki_table/1", "how many teams are listed?", "pandas"),
+            _wikitq_row("x/wiki_table/2", "a question of no table?", "sql")]
+    path = tmp_path / "ci.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fixture = Path(__file__).parent / "fixtures" / "wikitq"
+    got = load_dataset_rows(_train_cfg(path, subsets=["wikitablequestions"], wikitable_dir=str(fixture)), "train")
+    assert [r["id"] for r in got] == ["x/wiki_table/0", "x/wiki_table/1"] and got[0]["checker"] == "mint"
+    sc = SandboxConfig.from_mapping({"site_packages": True})
+    with Sandbox.from_config(sc) as box:
+        assert not box.run(got[0]["setup"]).error
+        out = box.run("print(conn.execute('SELECT Year FROM data_table ORDER BY Wins DESC').fetchone()[0], len(df))")
+    assert out.output.split() == ["1998", "6"]  # all 6 rows, not the 5 the task shows
+    with Sandbox.from_config(sc) as box:  # a .tsv beside the .csv path, as upstream's reader falls back to
+        box.run(got[1]["setup"])
+        assert box.run("print(list(df['City']))").output.strip() == "['Oslo', 'Riga', 'Lima']"
+    with pytest.raises(DataError, match="dataset.wikitable_dir=.*expected the WikiTableQuestions release"):
+        load_dataset_rows(_train_cfg(path, subsets=["wikitablequestions"], wikitable_dir=str(tmp_path)), "train")
+
+
+@needs_sandbox
+def test_hotpotqa_rows_get_an_offline_wikipedia_search_over_their_own_paragraphs(tmp_path):
+    """With dataset.hotpotqa_file a HotpotQA task's sandbox defines wikipedia_search over its example's paragraphs
+    (exact title first, else most shared words); a task not in the file is skipped."""
+    from pathlib import Path
+
+    from sspo_exp.sandbox import Sandbox, SandboxConfig
+
+    q = "Which river flows through the capital of the country whose flag is blue, white and red?"
+    rows = [{"id": "x/hotpotqa/0", "conversations": [{"role": "user", "content": f"Task:\n{q}"},
+                                                     {"role": "assistant", "content": "<solution> Seine </solution>"}]},
+            {"id": "x/hotpotqa/1", "conversations": [{"role": "user", "content": "Task:\nWho wrote Hamlet?"},
+                                                     {"role": "assistant", "content": "<solution> Shakespeare </solution>"}]}]
+    path = tmp_path / "ci.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hotpot = Path(__file__).parent / "fixtures" / "hotpotqa" / "hotpot_train_sample.json"
+    got = load_dataset_rows(_train_cfg(path, subsets=["hotpotqa"], hotpotqa_file=str(hotpot)), "train")
+    assert [r["id"] for r in got] == ["x/hotpotqa/0"] and got[0]["checker"] == "mint"
+    with Sandbox.from_config(SandboxConfig.from_mapping({})) as box:
+        assert not box.run(got[0]["setup"]).error
+        assert box.run("print(wikipedia_search('paris'))").output.startswith("Page: Paris\nSummary: Paris is the capital")
+        assert box.run("print(wikipedia_search('longest river'))").output.startswith("Page: Loire")
+        assert box.run("print(wikipedia_search('zzz'))").output.strip() == "No page found."
+    with pytest.raises(DataError, match="dataset.hotpotqa_file=.*expected HotpotQA's training JSON"):
+        load_dataset_rows(_train_cfg(path, subsets=["hotpotqa"], hotpotqa_file=str(path)), "train")

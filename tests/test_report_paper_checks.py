@@ -45,7 +45,7 @@ def test_table2_flags_exactly_the_paper_cells_that_are_neither_k_over_30_nor_k_o
     table, paper = _table2()
     expected = {(m, meth, c) for _, r in paper.iterrows() for c in ("aime24", "aime25")
                 for m, meth in [(r["model"], r["method"])] if not _brute(r[c], 30) and not _brute(r[c], 90)}
-    assert table.paper_unrepresentable == expected
+    assert {k for k in table.paper_unrepresentable if k[2] != "codeact"} == expected  # codeact: test_codeact_report
     assert len(expected) > len(paper)  # "most of its AIME cells" (2 × 15 cells)
     assert not any(k[2] == "math500" for k in table.paper_unrepresentable)  # 1-dec. values are all k/1500
     md = markdown(table)

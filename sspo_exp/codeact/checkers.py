@@ -5,9 +5,11 @@ checker    solved when                                                      task
 =========  ==============================================================  ==========================================
 ``math``   ``sspo_exp.rewards.answer_matches(solution, answer)``: exact      CodeActInstruct MATH; generated arithmetic
            number/fraction comparison, then math-verify (with its guards)
-``exact``  M3ToolEval's ``Task.check_answer``: equal as strings, or as       M3ToolEval (the ``codeact`` benchmark),
-           int/float, or as Python literals (lists element-wise), after     CodeActInstruct HotpotQA and
-           whitespace/quote normalisation and case-folding of strings       WikiTableQuestions
+``exact``  ``answer_check="upstream"`` (the default): M3ToolEval's own      M3ToolEval (the ``codeact`` benchmark)
+           ``Task.check_answer``, ported with its quirks (:func:`upstream_
+           check`); ``"strict"``: our normalised match (:func:`exact_match`)
+``mint``   MINT's check of CodeActInstruct gold: containment of the         CodeActInstruct HotpotQA and
+           normalised gold in the normalised answer, numbers within 5 %     WikiTableQuestions
 ``tests``  ``answer`` is a JSON list of ``{"input", "output"}`` stdin/stdout   APPS-style code tasks (only when the rows
            cases; the solution program, run in a fresh sandbox per case,    carry test cases: CodeActInstruct's APPS
            prints ``output`` (whitespace-trimmed lines) for every case      trajectories do not)
@@ -21,11 +23,15 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from typing import Any
 from sspo_exp.rewards import answer_matches
 from sspo_exp.sandbox import Sandbox, SandboxConfig
 
-CHECKERS = ("math", "exact", "tests")
+CHECKERS = ("math", "exact", "mint", "tests")
+#: How ``exact`` rows (M3ToolEval) are judged: ``upstream`` = M3ToolEval's ``Task.check_answer`` as its authors run
+#: it (``dataset.env.answer_check``, the default), ``strict`` = our normalised match (the project's first checker).
+ANSWER_CHECKS = ("upstream", "strict")
 
 
 def _number(x: Any) -> float | None:
@@ -63,10 +69,83 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def exact_match(solution: str, gold: str) -> bool:
-    """M3ToolEval-style comparison (see the table above); bounded input sizes keep ``literal_eval`` cheap."""
+    """The ``strict`` check (ours, not upstream's): numbers within 1e-6, literals element-wise, strings after
+    whitespace/quote normalisation and case-folding; bounded input sizes keep ``literal_eval`` cheap."""
     if len(solution) > 10_000:
         return False
     return _same(_literal(solution), _literal(gold)) or _norm_str(solution) == _norm_str(gold)
+
+
+def _upstream_convert(value: Any) -> Any:
+    """M3ToolEval's ``_try_to_convert_to_correct_type``: ``int``, then ``float``, else the value itself.
+    Quirk 1: ``int(3.9) == 3`` truncates a float gold (and a float answer), so the answer ``"3"`` matches the gold
+    ``3.9``. Quirk 2: only ``ValueError`` is caught; ``int([1, 2])`` raises ``TypeError``, which escapes to the caller."""
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+
+
+def upstream_check(answer: Any, expected: Any) -> bool:
+    """M3ToolEval's ``Task.check_answer(answer)`` against ``expected_output`` (``scripts/eval/m3tooleval/tasks/
+    base.py``), reproduced behaviour for behaviour, quirks included (each tested in ``tests/test_codeact_protocol.py``):
+
+    1. equal as given, or equal after :func:`_upstream_convert` of both sides (int truncation, see there); the
+       comparison is **case-sensitive** (no folding of strings);
+    2. a collection gold (list, tuple, dict) or ``None`` makes that conversion raise ``TypeError``: the bare
+       ``except`` upstream swallows it, so a collection is only ever compared by ``str()`` (step 4): ``"[1,2]"``
+       does not match ``[1, 2]``, ``"[1, 2]"`` does;
+    3. otherwise the answer is rebound to ``ast.literal_eval(answer)`` (when it parses); upstream's next line, meant
+       to compare the parsed answer (``answer == expected (…) or …``), lacks an ``or`` and so *calls* the gold,
+       which always raises ``TypeError``: that comparison never runs, but the rebinding survives, so step 4 compares
+       ``str()`` of the *parsed* answer (``"'Paris'"`` matches ``"Paris"``, ``"12.50"`` matches ``12.5``);
+    4. ``str(answer) == str(expected)``.
+
+    Our one addition: an answer over 10,000 characters is not parsed (``literal_eval`` cost); upstream has no cap.
+    """
+    try:
+        if answer == expected or _upstream_convert(answer) == _upstream_convert(expected):
+            return True
+        if isinstance(answer, str) and len(answer) > 10_000:
+            raise ValueError("not parsed")
+        answer = ast.literal_eval(answer)  # step 3: raises for a non-string answer, like upstream
+        raise TypeError("upstream's missing `or` calls the gold here")  # step 3: the parsed comparison never runs
+    except Exception:  # upstream: a bare `except: pass` (MemoryError/RecursionError are Exceptions too)
+        pass
+    return str(answer) == str(expected)
+
+
+def typed_gold(gold: Any) -> Any:
+    """An ``exact`` row's gold as upstream's typed ``expected_output``: the loader stores ``repr(expected_output)``
+    (``sspo_exp.data.codeact``), so ``3.5`` and ``"3.5"`` stay apart; a gold that is not a literal stays a string."""
+    if not isinstance(gold, str):
+        return gold
+    try:
+        return ast.literal_eval(gold.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return gold
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = re.compile(r"[^\w\s.\-]")
+
+
+def _mint_norm(text: Any) -> str:
+    return " ".join(_ARTICLES.sub(" ", _PUNCT.sub(" ", str(text).lower())).split())
+
+
+def mint_match(solution: str, gold: str) -> bool:
+    """MINT's check of a CodeActInstruct answer (HotpotQA, WikiTableQuestions), from the issue's description: two
+    numbers match within 5 % of the gold; otherwise the normalised gold (lower case, no punctuation or articles)
+    must be contained in the normalised answer. Not verified against MINT's source (docs/codeact.md)."""
+    a, g = _number(solution), _number(gold)
+    if a is not None and g is not None:
+        return abs(a - g) <= 0.05 * abs(g) if g else a == 0
+    ng = _mint_norm(gold)
+    return bool(ng) and ng in _mint_norm(solution)
 
 
 TEST_HARNESS = """
@@ -104,10 +183,14 @@ def run_tests(program: str, cases_json: str, sandbox_config: Any = None) -> tupl
     return True, ""
 
 
-def check(solution: str | None, gold: str, checker: str, sandbox_config: Any = None) -> tuple[bool, str]:
-    """(solved, reason-if-not) of a final solution under ``checker`` (one of :data:`CHECKERS`)."""
+def check(solution: str | None, gold: str, checker: str, sandbox_config: Any = None,
+          answer_check: str = "upstream") -> tuple[bool, str]:
+    """(solved, reason-if-not) of a final solution under ``checker`` (one of :data:`CHECKERS`); ``answer_check``
+    (one of :data:`ANSWER_CHECKS`) picks how ``exact`` rows are judged."""
     if checker not in CHECKERS:
         raise ValueError(f"checker={checker!r}: choose one of {', '.join(CHECKERS)}")
+    if answer_check not in ANSWER_CHECKS:
+        raise ValueError(f"answer_check={answer_check!r}: choose one of {', '.join(ANSWER_CHECKS)}")
     if solution is None:
         return False, "no <solution>"
     if not solution.strip():
@@ -115,8 +198,12 @@ def check(solution: str | None, gold: str, checker: str, sandbox_config: Any = N
     try:
         if checker == "math":
             return answer_matches(solution.strip(), gold)
+        if checker == "exact" and answer_check == "upstream":
+            return upstream_check(solution.strip(), typed_gold(gold)), ""
         if checker == "exact":
             return exact_match(solution, gold), ""
+        if checker == "mint":
+            return mint_match(solution, gold), ""
         return run_tests(solution, gold, sandbox_config)
     except Exception as e:  # a checker bug must never stop training
         return False, f"checker error: {type(e).__name__}"

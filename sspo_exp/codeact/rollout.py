@@ -31,11 +31,19 @@ from sspo_exp.codeact.episode import EnvConfig, run_episodes
 from sspo_exp.codeact.policy import HFPolicy
 
 
-def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, policy_factory=None):
-    """A TRL ``rollout_func``; ``setups`` maps a prompt string to its task's sandbox setup code;
+def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, policy_factory=None,
+                      golds: Mapping[str, tuple[str, str]] | None = None):
+    """A TRL ``rollout_func``; ``setups`` maps a prompt string to its task's sandbox setup code, ``golds`` to its
+    ``(answer, checker)`` (the judge of ``env.retry``: without one, the first solution ends the episode);
     ``policy_factory(model, tokenizer, args)`` builds the turn sampler (default: :class:`HFPolicy` sampling with the
     trainer's temperature / top-p / top-k, so π_old is the distribution TRL's forward pass scores)."""
-    setups = dict(setups or {})
+    setups, golds = dict(setups or {}), dict(golds or {})
+
+    def judge(prompt):
+        if prompt not in golds:
+            return None
+        answer, checker = golds[prompt]
+        return lambda solution: check(solution, answer, checker, env.sandbox, env.answer_check)[0]
 
     def rollout_func(prompts: Sequence[Any], trainer: Any) -> dict[str, Any]:
         if getattr(trainer.args, "use_vllm", False):
@@ -48,7 +56,8 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
         else:
             policy = HFPolicy(model, tok, temperature=trainer.args.temperature, top_p=trainer.args.top_p,
                               top_k=getattr(trainer.args, "top_k", None))
-        episodes = run_episodes(prompt_ids, policy, tok, env, [setups.get(p) for p in prompts])
+        episodes = run_episodes(prompt_ids, policy, tok, env, [setups.get(p) for p in prompts],
+                                judges=[judge(p) if isinstance(p, str) else None for p in prompts])
         mode = "train" if trainer.model.training else "eval"
         log_stats(trainer._metrics[mode], [e.stats() for e in episodes])
         return {
@@ -58,6 +67,7 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
             "env_mask": [e.env_mask for e in episodes],
             "codeact_solution": [e.solution for e in episodes],
             "codeact_format": [e.format for e in episodes],
+            "codeact_answer_check": [env.answer_check] * len(episodes),
         }
 
     return rollout_func
@@ -70,8 +80,11 @@ def log_stats(metrics: Mapping[str, list], stats: Sequence[Mapping[str, float]])
 
 
 def solved_reward(prompts, completions, answer, checker, codeact_solution, **kwargs) -> list[float]:
-    """``r_answer``: 1 if the episode's final ``<solution>`` passes the task's checker, else 0."""
-    return [float(check(s, a, c)[0]) for s, a, c in zip(codeact_solution, answer, checker, strict=True)]
+    """``r_answer``: 1 if the episode's last ``<solution>`` passes the task's checker (``exact`` rows under the
+    environment's ``answer_check``), else 0."""
+    modes = kwargs.get("codeact_answer_check") or ["upstream"] * len(answer)
+    return [float(check(s, a, c, answer_check=m)[0])
+            for s, a, c, m in zip(codeact_solution, answer, checker, modes, strict=True)]
 
 
 def format_reward(prompts, completions, codeact_format, **kwargs) -> list[float]:
@@ -89,7 +102,9 @@ def trainer_kwargs(env: EnvConfig | None, train_dataset: Any) -> dict[str, Any]:
     ``train_dataset`` must carry the ``checker`` and ``setup`` columns (rows of ``sspo_exp.data.codeact``)."""
     if env is None:
         return {}
-    setups = {}
+    setups, golds = {}, {}
     if "setup" in train_dataset.column_names:
         setups = {p: s for p, s in zip(train_dataset["prompt"], train_dataset["setup"]) if s}
-    return {"reward_funcs": list(REWARD_FUNCS), "rollout_func": make_rollout_func(env, setups)}
+    if env.retry and {"answer", "checker"} <= set(train_dataset.column_names):
+        golds = dict(zip(train_dataset["prompt"], zip(train_dataset["answer"], train_dataset["checker"])))
+    return {"reward_funcs": list(REWARD_FUNCS), "rollout_func": make_rollout_func(env, setups, golds=golds)}

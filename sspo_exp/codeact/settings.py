@@ -12,7 +12,8 @@ from sspo_exp.sandbox import SandboxConfig, SandboxConfigError
 
 #: ``dataset.name`` values whose rows are CodeAct tasks (multi-turn episodes in the sandbox, solved reward).
 CODEACT_DATASETS = ("codeact", "codeact_arith")
-ENV_KEYS = ("max_turns", "max_observation_chars", "observation_template", "sandbox")
+ENV_KEYS = ("max_turns", "budget", "max_episode_tokens", "max_observation_chars", "retry",
+            "answer_check", "observation_template", "observation_prefix", "sandbox")
 
 
 def _plain(block: Any) -> dict:
@@ -26,14 +27,16 @@ def _plain(block: Any) -> dict:
 
 
 def env_config(dataset_cfg: Any, max_completion_length: int, chat_template_kwargs: Any = None) -> EnvConfig:
-    """The :class:`EnvConfig` of a dataset block's ``env`` (budget: the trainer's completion length / the
-    evaluation's ``max_new_tokens``; ``chat_template_kwargs``: the model's, for observation turns). Raises
+    """The :class:`EnvConfig` of a dataset block's ``env`` (budget, per turn or per episode: the trainer's completion
+    length / the evaluation's ``max_new_tokens``; ``chat_template_kwargs``: the model's, for observation turns). Raises
     ``ValueError`` / ``SandboxConfigError`` naming a bad field."""
     env = _plain((dataset_cfg or {}).get("env"))
     sandbox = SandboxConfig.from_mapping(env.pop("sandbox", None) or {})
     unknown = sorted(set(env) - set(ENV_KEYS))
     if unknown:
         raise ValueError(f"dataset.env has unknown key(s) {unknown}; valid: {sorted(ENV_KEYS)}")
+    # the budget (per turn or per episode, env.budget) is the trainer's completion length / the evaluation's
+    # max_new_tokens, so the evaluation profile's max_new_tokens records it
     return EnvConfig(max_completion_tokens=int(max_completion_length), sandbox=sandbox,
                      chat_template_kwargs=_plain(chat_template_kwargs) or None, **env)
 

@@ -15,12 +15,20 @@ read from the row id (``…/math/…``) or, failing that, from the task text:
 subset                        checker           why
 ============================  ================  =======================================================
 MATH (reasoning)              ``math``          a final answer; math-verify as in the paper's reward
-HotpotQA, WikiTableQuestions  ``exact``         short answers (MINT checks them by normalised match)
+HotpotQA, WikiTableQuestions  ``mint``          MINT's check: the gold contained in the answer, numbers
+                                                within 5 % (``codeact.checkers.mint_match``)
 APPS (code generation)        ``tests``         only if the row carries ``test_cases`` / ``input_output``
                                                 (stdin/stdout cases); CodeActInstruct's rows do not, so
                                                 they are skipped as unverifiable
 ALFWorld                      — (skipped)       success needs the ALFWorld simulator, not an answer
 ============================  ================  =======================================================
+
+By default only MATH and APPS are used (:data:`DEFAULT_SUBSETS`): HotpotQA and WikiTableQuestions tasks rely on an
+environment (their search tool, their preloaded table), so they are opt-in (``dataset.subsets``); the table is
+bound when ``dataset.wikitable_dir`` points at the WikiTableQuestions release (:mod:`sspo_exp.data.wikitable`), an
+offline search over the question's own HotpotQA paragraphs when ``dataset.hotpotqa_file`` points at HotpotQA's
+training file (:mod:`sspo_exp.data.hotpotqa_search`).
+The rows used per subset are logged.
 
 Skipped subsets are counted and logged (they are not malformed). Malformed rows (no user turn, no ``<solution>``
 in the last assistant message) follow the project's policy (``schema.py``): training skips and counts them, with a
@@ -30,7 +38,9 @@ in the last assistant message) follow the project's policy (``schema.py``): trai
 Python objects (``scripts/eval/m3tooleval/tasks``, ``Task(name, tools, instruction, expected_output)``); the local
 format is those fields, one JSON line per task: ``{"name", "instruction", "expected_output", "tools": [{"name",
 "description", "fn_signature"}], "tool_code"}`` (``tool_code``: the tools' Python source, run in the sandbox as the
-task's setup). The prompt lists the tools as M3ToolEval does; solved = M3ToolEval's answer check (``exact``).
+task's setup), optionally ``expected_output_repr`` (the gold's Python ``repr``, which keeps a tuple a tuple) and
+``is_single_tool_task``; :mod:`sspo_exp.data.m3tooleval` exports an upstream checkout to it. The row's ``answer``
+is ``repr(expected_output)``, so the gold's type reaches M3ToolEval's type-sensitive check. The prompt lists the tools as M3ToolEval does; solved = M3ToolEval's answer check (``exact``).
 No Hub copy exists: ``eval.data.codeact=FILE`` (or ``final_eval.data.codeact``) is required; a tiny sample written
 for this project ships in ``sspo_exp/resources/codeact/``.
 """
@@ -47,6 +57,8 @@ from typing import Any
 from sspo_exp.data import register_hub_splits, register_loader
 from sspo_exp.data.loaders import DatasetSpec, hub_splits, read_raw
 from sspo_exp.data.schema import DataError, first_key, normalize_rows
+from sspo_exp.data.hotpotqa_search import HotpotSearch
+from sspo_exp.data.wikitable import WikiTables
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +66,15 @@ HUB_ID = "xingyaoww/code-act"
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "codeact"
 SAMPLE_TRAIN = RESOURCES / "codeactinstruct_sample.jsonl"
 SAMPLE_TEST = RESOURCES / "m3tooleval_sample.jsonl"
-SUBSETS = {"math": "math", "hotpotqa": "exact", "wikitablequestions": "exact", "apps": "tests", "alfworld": None}
+SUBSETS = {"math": "math", "hotpotqa": "mint", "wikitablequestions": "mint", "apps": "tests", "alfworld": None}
 _SUBSET_KEYS = (("alfworld", "alfworld"), ("hotpot", "hotpotqa"), ("wikitable", "wikitablequestions"),
                 ("wiki_table", "wikitablequestions"), ("tabular", "wikitablequestions"), ("apps", "apps"),
                 ("codegen", "apps"), ("math", "math"), ("reasoning", "math"))
+#: Subsets trained on when ``dataset.subsets`` is null. HotpotQA and WikiTableQuestions are left out: their tasks
+#: need an environment we do not rebuild (a ``wikipedia_search`` tool; the full table preloaded as ``conn``/``df``,
+#: of which the task shows only 5 rows), so as prompts they would ask for tools the sandbox does not have. Opt in
+#: with ``dataset.subsets`` knowing that (docs/codeact.md).
+DEFAULT_SUBSETS = ("math", "apps")
 _SOLUTION = re.compile(r"<solution>(.*?)</solution>", re.S | re.I)
 
 
@@ -116,12 +133,18 @@ def _test_cases(raw: Mapping[str, Any]) -> str | None:
 
 
 def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | None = None,
-                         subsets: tuple[str, ...] | None = None) -> list[dict[str, str]]:
-    """RL rows of CodeActInstruct's verifiable subsets (see the module docstring)."""
+                         subsets: tuple[str, ...] | None = None, wikitable_dir: str | None = None,
+                         hotpotqa_file: str | None = None) -> list[dict[str, str]]:
+    """RL rows of CodeActInstruct's verifiable subsets (see the module docstring); with ``wikitable_dir`` (the
+    WikiTableQuestions release) a WikiTableQuestions row's setup binds its table as ``df``/``conn``
+    (:mod:`sspo_exp.data.wikitable`), with ``hotpotqa_file`` a HotpotQA row's setup defines an offline
+    ``wikipedia_search`` (:mod:`sspo_exp.data.hotpotqa_search`); a row whose environment is not found is skipped."""
+    envs = {"wikitablequestions": WikiTables(wikitable_dir) if wikitable_dir else None,
+            "hotpotqa": HotpotSearch(hotpotqa_file) if hotpotqa_file else None}
     spec = DatasetSpec("codeact", hub_id or HUB_ID, lambda r: None, lambda r: None, hub_split={"train": "codeact"},
                        columns=("id", "conversations", "messages", "test_cases", "input_output"))
     raw = read_raw(spec, "train", path, hub_id)
-    wanted = set(subsets) if subsets else {s for s, c in SUBSETS.items() if c}
+    wanted = set(subsets) if subsets else set(DEFAULT_SUBSETS)
     kept, skipped = [], {}
     for i, r in enumerate(raw):
         task = task_text(r) or ""
@@ -129,13 +152,23 @@ def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | N
         checker = SUBSETS.get(subset) if subset else None
         if subset == "apps":
             checker = "tests" if _test_cases(r) else None
+        setup = ""
+        if envs.get(subset) is not None and subset in wanted:
+            setup = envs[subset].setup(task)
+            if setup is None:
+                skipped[f"{subset} (environment not found)"] = skipped.get(f"{subset} (environment not found)", 0) + 1
+                continue
         if subset not in wanted or checker is None:
             skipped[subset or "unknown"] = skipped.get(subset or "unknown", 0) + 1
             continue
-        kept.append({**r, "_index": i, "_subset": subset, "_checker": checker})
+        kept.append({**r, "_index": i, "_subset": subset, "_checker": checker, "_setup": setup})
     if skipped:
         log.info("codeact (%s): %d rows of unverifiable or unselected subsets skipped: %s", split, sum(skipped.values()),
                  ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
+    counts = {}
+    for r in kept:
+        counts[r["_subset"]] = counts.get(r["_subset"], 0) + 1
+    log.info("codeact (%s): rows per subset used: %s", split, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     if not kept:
         raise DataError(f"codeact: no rows of a verifiable subset ({sorted(wanted)}) in the data (skipped: {skipped})")
     rows = normalize_rows(kept, source="codeact", split=split, question=task_text,
@@ -145,7 +178,7 @@ def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | N
     by_index = {f"codeact-{split}-{n}": r for n, r in enumerate(kept)}
     for row in rows:
         r = extra.get(row["id"]) or by_index[row["id"]]
-        row["checker"], row["setup"], row["subset"] = r["_checker"], "", r["_subset"]
+        row["checker"], row["setup"], row["subset"] = r["_checker"], r["_setup"], r["_subset"]
     return rows
 
 
@@ -157,11 +190,13 @@ def m3tool_question(instruction: str, tools: list[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + f"\n\nInstruction: {instruction}\nAnswer with only the result (e.g., a single number)."
 
 
-def _expected(raw: Mapping[str, Any]) -> Any:
-    value = raw.get("expected_output")
-    if value is None or isinstance(value, str):
-        return value
-    return repr(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else value
+def _expected(raw: Mapping[str, Any]) -> str | None:
+    """``repr`` of upstream's typed ``expected_output`` (the exporter's ``expected_output_repr`` when present: JSON
+    cannot tell a tuple from a list), so its type survives into the checker (``codeact.checkers.typed_gold``):
+    M3ToolEval's check treats ``3.5`` and ``"3.5"`` differently."""
+    if isinstance(raw.get("expected_output_repr"), str):
+        return raw["expected_output_repr"]
+    return None if "expected_output" not in raw else repr(raw["expected_output"])
 
 
 def load_m3tooleval(path: str | None) -> list[dict[str, str]]:
@@ -181,6 +216,10 @@ def load_m3tooleval(path: str | None) -> list[dict[str, str]]:
                           answer=_expected, row_id=lambda r: r.get("name"))
     for row, r in zip(rows, raw, strict=True):
         row["checker"], row["setup"], row["subset"] = "exact", r.get("tool_code") or "", "m3tooleval"
+    single = [r.get("name") for r in raw if r.get("is_single_tool_task")]
+    if single:  # upstream then also checks each execution's result; our loop checks solutions only
+        log.warning("codeact (test): %d task(s) set is_single_tool_task (e.g. %s); their execution results are not "
+                    "checked as answers here (docs/codeact.md)", len(single), single[0])
     return rows
 
 
@@ -228,4 +267,5 @@ def load(cfg: Mapping[str, Any], split: str) -> list[dict[str, str]]:
     bad = sorted(set(subsets or []) - {s for s, c in SUBSETS.items() if c})
     if bad:
         raise DataError(f"dataset.subsets has {bad}; choose from {sorted(s for s, c in SUBSETS.items() if c)}")
-    return load_codeactinstruct(get("path"), split, get("hub_id"), tuple(subsets) if subsets else None)
+    return load_codeactinstruct(get("path"), split, get("hub_id"), tuple(subsets) if subsets else None,
+                                get("wikitable_dir"), get("hotpotqa_file"))

@@ -152,7 +152,7 @@ class Evaluator:
         prompt_fn = self.heldout_prompt_fn if heldout else self.benchmarks[name][1]
         budget = self.settings.heldout_max_new_tokens if heldout else self.settings.max_new_tokens
         return make_profile("hf", compute_dtype(model), budget, getattr(prompt_fn, "id", "custom"), self.tokenizer,
-                            self.settings.chat_template_kwargs).as_dict()  # fmt: skip
+                            self.settings.chat_template_kwargs, getattr(prompt_fn, "checker", None)).as_dict()  # fmt: skip
 
     def record(self, name: str, result, seconds: float, stage: str, profile: dict) -> dict:
         """The JSON ``sspo-exp eval`` writes for one (model, benchmark), with its profile, provenance and every

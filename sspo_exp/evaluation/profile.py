@@ -15,7 +15,8 @@ result JSON records its profile (``"profile"``), the W&B summary carries it per 
     chat_template         ``none`` or a hash of the tokenizer's chat template text
     chat_template_kwargs  extra template arguments (``model.chat_template_kwargs``, e.g. Qwen3's enable_thinking)
     stop                  the stop rule (greedy until an EOS id of the model or tokenizer, or the budget)
-    checker               the answer checker's version (``sspo_exp.rewards.CHECKER_VERSION``)
+    checker               the answer checker's version (``sspo_exp.rewards.CHECKER_VERSION``); a task with its own
+                          check names it (CodeAct: ``codeact-<upstream|strict>+<version>``)
     id                    a hash of all of the above: two results with one id were scored under one protocol
 """
 
@@ -83,7 +84,8 @@ def compute_dtype(model: Any) -> str:
 
 
 def make_profile(backend: str, dtype: str, max_new_tokens: int, prompt: str, tokenizer: Any,
-                 chat_template_kwargs: dict | None = None) -> EvalProfile:  # fmt: skip
-
+                 chat_template_kwargs: dict | None = None, checker: str | None = None) -> EvalProfile:  # fmt: skip
+    """``checker``: the task's own answer check (``PromptBuilder.checker``, e.g. CodeAct's upstream/strict); None:
+    the project's (``CHECKER_VERSION``), so no other benchmark's profile id moves."""
     return EvalProfile(backend, str(dtype), int(max_new_tokens), prompt, template_hash(tokenizer),
-                       dict(chat_template_kwargs or {}), STOP_RULE, CHECKER_VERSION)  # fmt: skip
+                       dict(chat_template_kwargs or {}), STOP_RULE, checker or CHECKER_VERSION)  # fmt: skip

@@ -211,7 +211,8 @@ def run_eval(cfg: DictConfig) -> dict[str, dict[str, Any]]:
             result = score(rows, prompts, completions)
         assert result.n == len(rows), "every benchmark row must give one record"
         dtype = compute_dtype(model) if e.backend == "hf" else vllm_dtype(str(e.get("dtype") or "auto"))
-        profile = make_profile(e.backend, dtype, e.max_new_tokens, prompt_fn.id, tokenizer, template_kwargs)
+        profile = make_profile(e.backend, dtype, e.max_new_tokens, prompt_fn.id, tokenizer, template_kwargs,
+                               prompt_fn.checker)
         record = eval_record(
             name, result,
             model={"spec": source.spec, "kind": source.kind, "path": source.path, "run_id": source.run_id,

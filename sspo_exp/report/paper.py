@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sspo_exp.report import stats
-from sspo_exp.report.table_model import BENCHMARK_SIZES, DECIMALS, LABELS, PAPER_SEEDS, Table, row_label
+from sspo_exp.report.table_model import BENCHMARK_SIZES, DECIMALS, LABELS, PAPER_SEEDS, SIZE_NOTES, Table, row_label
 
 
 def representable(value: float, n: int, decimals: int = DECIMALS) -> bool:
@@ -43,6 +43,8 @@ def check_paper_cells(table: Table, seeds: int = PAPER_SEEDS) -> None:
                 f"§ {len(bad)} of the paper's {len(cells)} {LABELS.get(col, col)} cells can be neither a Pass@1 on "
                 f"{n} problems (k/{n}) nor a mean over {seeds} seeds (k/{seeds * n}) at their printed precision: "
                 f"{shown}.")
+            if col in SIZE_NOTES:
+                table.paper_notes.append(f"{LABELS.get(col, col)}: {SIZE_NOTES[col]}")
 
 
 def _norm_model(name: str) -> str:

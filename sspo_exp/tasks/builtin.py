@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sspo_exp.codeact.prompts import INSTRUCTION as CODEACT_INSTRUCTION
+from sspo_exp.codeact.episode import EMPTY_OUTPUT, INVALID_MESSAGE, RETRY_MESSAGE, TRUNCATED, EnvConfig
+from sspo_exp.codeact.prompts import env_knobs as codeact_knobs
+from sspo_exp.codeact.prompts import instruction as codeact_instruction
 from sspo_exp.codeact.prompts import prompt_fn as codeact_prompt_fn
 from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
 from sspo_exp.data.prompts import INSTRUCTION, PLAIN_TEMPLATE, build_prompt
+from sspo_exp.rewards import CHECKER_VERSION
 from sspo_exp.tasks.codeact import evaluate_codeact
 from sspo_exp.tasks.prompts import text_hash
 from sspo_exp.tasks.registry import DEFAULT, TaskRecord, register_task
@@ -36,13 +39,29 @@ def _arithmetic_prompt(dataset_cfg: Any, chat_template_kwargs: dict):
 
 
 def _codeact_id(dataset_cfg: Any) -> str:
-    cfg = dataset_cfg or {}
-    style = cfg.get("prompt_style", "instruct")
-    turns = int(((cfg.get("env") or {}).get("max_turns", 5)))
-    return f"codeact-{style}-{turns}turns-" + text_hash(CODEACT_INSTRUCTION, 8)
+    """``codeact-<style>-<turns>turns-<budget>-<answer check>[-retry]-obs<chars>-<hash>``: the profile's ``prompt``
+    field names the episode protocol too, so a cell records which answer check scored it (upstream | strict) and
+    cells scored under different protocols never share a profile id; the hash covers every fixed text."""
+    style, turns, retry = codeact_knobs(dataset_cfg)
+    env = dict(((dataset_cfg or {}).get("env") or {}))
+    budget = env.get("budget", EnvConfig.budget)
+    check = env.get("answer_check", EnvConfig.answer_check)
+    chars = env.get("max_observation_chars", EnvConfig.max_observation_chars)
+    cap = env.get("max_episode_tokens", EnvConfig.max_episode_tokens)
+    texts = (codeact_instruction(turns, retry), RETRY_MESSAGE, INVALID_MESSAGE, EMPTY_OUTPUT, TRUNCATED,
+             str(env.get("observation_prefix", EnvConfig.observation_prefix)))
+    return (f"codeact-{style}-{turns}turns-{budget}{f'-cap{cap}' if cap else ''}-{check}{'-retry' if retry else ''}"
+            f"-obs{chars}-" + text_hash("\0".join(texts), 8))
 
 
 register_task(TaskRecord(DEFAULT, _zero_shot_prompt, _zero_shot_id, label="zero-shot question/answer"))
 register_task(TaskRecord("arithmetic", _arithmetic_prompt, _arithmetic_id, label="generated arithmetic"))
+def _codeact_checker(dataset_cfg: Any) -> str:
+    """The profile's ``checker`` of a CodeAct cell: which check judged M3ToolEval rows (``env.answer_check``), and
+    the project's checker version (the ``math`` rows)."""
+    env = (dataset_cfg or {}).get("env") or {}
+    return f"codeact-{env.get('answer_check', EnvConfig.answer_check)}+{CHECKER_VERSION}"
+
+
 register_task(TaskRecord("codeact", codeact_prompt_fn, _codeact_id, scorer=evaluate_codeact, row_marker="checker",
-                         label="CodeAct (M3ToolEval)"), "codeact_arith")
+                         label="CodeAct (M3ToolEval)", checker_id=_codeact_checker), "codeact_arith")

@@ -28,6 +28,7 @@ class PromptBuilder:
         record = task(benchmark)
         self.chat_template_kwargs = dict(to_plain(chat_template_kwargs) or {})
         self.id = record.prompt_id(dataset_cfg)
+        self.checker = record.checker_id(dataset_cfg) if record.checker_id else None  #: None: the project's checker
         self._build = record.prompt(dataset_cfg, self.chat_template_kwargs)
 
     def __call__(self, question: str, tokenizer: Any) -> str:

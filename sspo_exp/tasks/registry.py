@@ -14,7 +14,8 @@ PromptFactory = Callable[[Any, dict], Callable[[str, Any], str]]
 class TaskRecord:
     """One task. ``prompt`` builds its prompt function; ``prompt_id(dataset_cfg)`` names that builder in evaluation
     profiles (a hash of the prompt text where it is fixed); ``scorer`` scores rows that carry ``row_marker`` (a column
-    only this task's rows have) instead of the answer check; ``label`` is how tables name it."""
+    only this task's rows have) instead of the answer check; ``label`` is how tables name it; ``checker_id(dataset_cfg)``
+    names the answer check in evaluation profiles when the task picks its own (None: the project's checker version)."""
 
     name: str
     prompt: PromptFactory
@@ -22,6 +23,7 @@ class TaskRecord:
     scorer: Callable[..., Any] | None = None
     row_marker: str | None = None
     label: str = ""
+    checker_id: Callable[[Any], str] | None = None
 
 
 _TASKS: dict[str, TaskRecord] = {}

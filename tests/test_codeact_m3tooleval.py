@@ -1,0 +1,72 @@
+"""The M3ToolEval exporter (sspo_exp.data.m3tooleval) on a tiny hand-written fixture in upstream's layout: names,
+tool lists and typed golds survive, the tools (a stateful browser over its page file) run inside the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sspo_exp.codeact.episode import EnvConfig, run_episodes
+from sspo_exp.data import load_benchmark
+from sspo_exp.data.m3tooleval import export, families, main, module_order
+from sspo_exp.data.schema import DataError
+from sspo_exp.models.tiny import build_tokenizer
+from sspo_exp.tasks.codeact import judge
+from test_codeact import needs_sandbox, scripted
+
+FIXTURE = Path(__file__).parent / "fixtures" / "m3tooleval"
+
+
+def test_export_keeps_upstream_names_order_tools_and_typed_golds(tmp_path, capsys):
+    assert module_order(FIXTURE / "tasks") == ["toy_math", "toy_web"]  # the order of upstream's tasks/__init__.py
+    rows = export(FIXTURE)
+    assert [r["name"] for r in rows] == ["toy_math/half_of_seven", "toy_math/pair", "toy_math/word",
+                                         "toy_web/price_of_tea"]
+    assert families(rows) == {"toy_math": 3, "toy_web": 1}
+    assert [t["name"] for t in rows[0]["tools"]] == ["halve", "sum"]
+    assert [t["name"] for t in rows[3]["tools"]] == ["click_url", "view"]  # from the factory, as upstream resets
+    assert rows[0]["tools"][0]["fn_signature"] == "halve(x: float) -> float"
+    assert [r["expected_output_repr"] for r in rows] == ["3.5", "(1, 2)", "'Hello'", "3.25"]
+    out = tmp_path / "m3.jsonl"
+    assert main([str(FIXTURE / "tasks"), str(out)]) == 0 and "4 tasks" in capsys.readouterr().out
+    bench = load_benchmark("codeact", str(out))
+    assert [r["answer"] for r in bench] == ["3.5", "(1, 2)", "'Hello'", "3.25"]  # the type survives JSON
+    assert "[1] click_url: Opens a page." in bench[3]["question"] and bench[3]["setup"] == rows[3]["tool_code"]
+
+
+def test_export_of_a_wrong_directory_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(DataError, match="expected upstream's layout"):
+        export(tmp_path)
+    assert main([str(tmp_path), str(tmp_path / "x.jsonl")]) == 2
+    assert "expected upstream's layout" in capsys.readouterr().err
+
+
+@needs_sandbox
+def test_exported_tools_run_in_the_sandbox_with_their_own_state(tmp_path):
+    out = tmp_path / "m3.jsonl"
+    main([str(FIXTURE), str(out)])
+    rows = load_benchmark("codeact", str(out))
+    tok = build_tokenizer()
+    plans = {"a\n": ["<execute>print(sum(1, 2, 3), halve(7))</execute>", "<solution>3.5</solution>"],
+             "b\n": ["<execute>print(click_url('/tea'))</execute>", "<solution>3.25</solution>"],
+             "c\n": ["<execute>print(view())</execute>", "<solution>3.25</solution>"]}
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in plans]
+    a, b, c = run_episodes(ids, scripted(tok, plans), tok, EnvConfig(), [rows[0]["setup"], rows[3]["setup"],
+                                                                        rows[3]["setup"]],
+                           judges=[judge(rows[0], EnvConfig()), judge(rows[3], EnvConfig()), judge(rows[3], EnvConfig())])
+    assert a.observations == ["6 3.5"] and a.solution == "3.5" and a.wrong_answers == 0  # `sum` tool: no recursion
+    assert b.observations == ["Tea costs 3.25."] and b.wrong_answers == 0  # the pages were read inside the sandbox
+    assert c.observations == ["Shop. [Clickable '/tea']"]  # a fresh browser per episode (b's click is not seen)
+    assert json.loads(out.read_text().splitlines()[1])["expected_output"] == [1, 2]
+
+
+def test_a_missing_upstream_dependency_is_one_line(tmp_path):
+    import shutil
+
+    shutil.copytree(FIXTURE, tmp_path / "m3")
+    module = tmp_path / "m3" / "tasks" / "impl" / "toy_math.py"
+    module.write_text("import a_package_nobody_has\n" + module.read_text())
+    with pytest.raises(DataError, match="importing upstream's task modules failed .*a_package_nobody_has"):
+        export(tmp_path / "m3")
