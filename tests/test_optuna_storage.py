@@ -90,9 +90,7 @@ def test_a_trial_whose_run_another_worker_trains_waits_and_takes_its_result(tmp_
     from sspo_exp.sweeps import optuna_cli
 
     cfg = OmegaConf.create({"output_root": str(tmp_path)})
-    from sspo_exp.train import run as train_run
-
-    monkeypatch.setattr(train_run, "run_id", lambda c: "grpo-s0-x")
+    monkeypatch.setattr(optuna_cli, "run_id", lambda c: "grpo-s0-x")
     monkeypatch.setattr(optuna_cli, "BUSY_POLL_SECONDS", 0.05)
     run = RunDir(tmp_path, "grpo-s0-x")
     run.path.mkdir()

@@ -8,6 +8,9 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from sspo_exp import __version__
 
 PACKAGES = ("sspo-exp", "torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "math-verify",
             "latex2sympy2_extended", "sympy", "vllm", "wandb", "hydra-core")
@@ -49,3 +52,8 @@ def provenance() -> dict:
         "host": platform.node(),
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def code_version(git: dict) -> dict[str, Any]:
+    """The package version and the git commit (and dirty flag) of ``git_info()``: which code made a run."""
+    return {"version": __version__, "commit": git.get("commit"), "dirty": git.get("dirty")}

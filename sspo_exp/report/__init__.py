@@ -2,3 +2,6 @@
 
 sources (offline files via wandb_offline, or wandb.Api) -> frames (runs, history) -> tables / render, curves.
 """
+
+#: ``sspo-exp report --format``: the table files it can write.
+FORMATS = ("md", "tex", "csv")

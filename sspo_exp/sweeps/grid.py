@@ -39,6 +39,9 @@ from typing import Any, Callable
 import yaml
 
 from sspo_exp import CONF_DIR, SWEEPS_DIR
+from sspo_exp.errors import ConfigError
+from sspo_exp.evaluation.provenance import code_version, git_info
+from sspo_exp.rundir import RunDir
 from sspo_exp.sweeps.errors import SweepError
 from sspo_exp.sweeps.resources import JobShape, assumptions, check_shape, gpu_hours, job_shape
 from sspo_exp.sweeps.submission import SlurmIdWatcher, submit_and_return
@@ -137,8 +140,6 @@ class Job:
 
     @property
     def run(self):
-        from sspo_exp.rundir import RunDir
-
         return RunDir.of(self.run_dir)
 
     @property
@@ -175,8 +176,6 @@ def plan(jobs: list[list[str]]) -> list[Job]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from sspo_exp.errors import ConfigError
-
     planned, seen, bad = [], {}, []
     with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
         for i, overrides in enumerate(jobs):
@@ -212,9 +211,6 @@ def invalid_points(bad: list[tuple[str, list[str]]], total: int) -> str:
 
 def other_code(jobs: list[Job]) -> list[str]:
     """Notes for finished runs that other code versions made (their run.json), so a table mixing them says so."""
-    from sspo_exp.evaluation.provenance import git_info
-    from sspo_exp.train.run import code_version
-
     now = code_version(git_info())
     notes = []
     for j in jobs:
@@ -230,7 +226,7 @@ def train_task(cfg, callbacks=()) -> dict[str, Any]:
     """The task of every job (and of every Optuna trial, sspo_exp/sweeps/optuna_cli.py, which passes its pruning
     callback): ``sspo_exp.train.run.train`` (resumes or skips by run id on its own too). The submitit launchers add
     the preemption handler and the ranks' environment (``hydra.callbacks`` in conf/launcher/submitit_*.yaml)."""
-    from sspo_exp.train.run import train
+    from sspo_exp.train.run import train  # torch, transformers, TRL: only in the process that trains
 
     return train(cfg, callbacks)
 

@@ -56,7 +56,8 @@ from typing import Any, Callable
 
 
 from sspo_exp import CONF_DIR
-from sspo_exp.sweeps import pruning
+from sspo_exp.rundir import RunBusy, RunDir
+from sspo_exp.sweeps import preemption, pruning
 from sspo_exp.sweeps.errors import SpaceError
 from sspo_exp.sweeps.grid import override_value, train_task
 from sspo_exp.sweeps.sampler import make_sampler, trial_seed
@@ -64,6 +65,7 @@ from sspo_exp.sweeps.space import METRICS, SAMPLERS, check_space, load_space, su
 from sspo_exp.sweeps.trial_jobs import TrialJobs, launcher_executor
 from sspo_exp.sweeps.storage import STORAGE_ENV, StorageError, check as check_storage, is_url, open_storage, redact
 from sspo_exp.sweeps.storage import resolve as resolve_storage
+from sspo_exp.train.config import run_id
 
 STORAGE_HELP = ("journal file path or RDB URL (sqlite:///FILE, postgresql://USER[:PW]@HOST[:PORT]/DB); default "
                 f"${STORAGE_ENV}, else runs/optuna/<study>.journal")
@@ -125,8 +127,6 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
     starts, so a running, failed or pruned trial names its run too."""
     from hydra import compose, initialize_config_dir
 
-    from sspo_exp.train.run import run_id
-
     def objective(trial) -> float:
         overrides = trial_overrides(space, suggest(trial, space["params"]), extra)
         trial.set_user_attr("overrides", overrides)
@@ -160,9 +160,6 @@ def train_or_wait(train_fn: Callable[..., dict], cfg, callbacks=()) -> dict:
     """``train_fn(cfg, callbacks)``; when another worker is training the very same run (two workers sampled one point: each
     run has one lease, sspo_exp.rundir), wait until that run is done and use its summary, so the run is trained once
     and both trials get its value. If the other worker dies, its lease goes stale and this trial trains (resumes)."""
-    from sspo_exp.train.run import run_id
-    from sspo_exp.rundir import RunBusy, RunDir
-
     while True:
         try:
             return train_fn(cfg, callbacks)
@@ -198,8 +195,6 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     preset's shape (``sspo_exp.sweeps.trial_jobs``), ``launcher_overrides`` its hydra.launcher.* fields.
     Returns the number of trials this worker ran."""
     import optuna
-
-    from sspo_exp.sweeps import preemption
 
     preemption.exit_on_sigterm()  # a preempted SLURM worker stops at once; its requeued job retries the trial
     if storage is None:  # a submitted job: the storage comes through the environment (see `submit`)

@@ -225,6 +225,11 @@ def config_identity(cfg: Any) -> Identity:
     return identify(cfg, stage_version(cfg.model))
 
 
+def run_id(cfg: Any) -> str:
+    """A config's run id (:func:`config_identity`), for callers holding a config, not a plan."""
+    return config_identity(cfg).run_id
+
+
 def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     """:func:`make_plan`'s batch plan (the checks are the same)."""
     return make_plan(cfg, world_size).batch

@@ -23,12 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
-from sspo_exp import __version__, keys
+from sspo_exp import keys
 from sspo_exp.cpu import cpu_threads
 from sspo_exp.codeact.rollout import trainer_kwargs as codeact_trainer_kwargs
 from sspo_exp.data import load_dataset_rows
 from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
-from sspo_exp.evaluation.provenance import git_info
+from sspo_exp.evaluation.provenance import code_version, git_info
 from sspo_exp.objectives import build as build_objective
 from sspo_exp.rewards import REWARD_FUNCS
 from sspo_exp.rundir import Lease
@@ -37,17 +37,13 @@ from sspo_exp.tasks import prompt_fn_for
 from sspo_exp.train import wandb_run
 from sspo_exp.train.callbacks import AlreadyTrained, HeldoutEval, InitialEval, ProgressLine, StopIfTrained, WandbLog
 from sspo_exp.train.run_card import readme, wandb_config
-from sspo_exp.train.config import TrainPlan, check_local_paths, config_identity, grpo_config, make_plan, sharded_engine
+from sspo_exp.train.config import (TrainPlan, check_local_paths, config_identity, grpo_config, make_plan,  # noqa: F401
+                                   run_id, sharded_engine)  # run_id: re-exported
 from sspo_exp.train.sharded import generation_model, refuse_sharding_on_cpu
 from sspo_exp.train.trainer import SSPOTrainer
 
 
 # ----------------------------------------------------------------------------------------------- a config's names
-def run_id(cfg: DictConfig) -> str:
-    """A config's run id (:func:`sspo_exp.train.config.config_identity`), for callers holding a config, not a plan."""
-    return config_identity(cfg).run_id
-
-
 def group_name(cfg: DictConfig) -> str:
     """A config's W&B group (see :func:`run_id`)."""
     return config_identity(cfg).group
@@ -90,10 +86,6 @@ def train_dataset(cfg: DictConfig, tokenizer):
     if len(kept) < len(rows):
         print(f"dropped {len(rows) - len(kept)} of {len(rows)} prompts longer than max_prompt_length tokens")
     return Dataset.from_list(kept)
-
-
-def code_version(git: dict) -> dict[str, Any]:
-    return {"version": __version__, "commit": git.get("commit"), "dirty": git.get("dirty")}
 
 
 # ----------------------------------------------------------------------------------------------- train
