@@ -29,7 +29,7 @@ SPACE = {
 BARRIER = None  # set before the fork: both workers' first trials are running before either reports
 
 
-def _fake_train(cfg) -> dict:
+def _fake_train(cfg, callbacks=()) -> dict:
     if BARRIER is not None:
         BARRIER.wait(timeout=CEILING)  # both trials sampled, neither finished: neither saw the other's point
     return {"heldout_accuracy_after": float(cfg.gate.tau_pos)}
