@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 from sspo_exp.errors import ConfigError
 from sspo_exp.report.engines import optimizer_steps_per_rollout  # the one reading of μ in verl's fields
+from sspo_exp.sweeps.resources import flops_hours as gpu_hours  # the one GPU-hour formula (the TRL path's too)
 
 #: verl's loss names for our objectives (sspo_exp.integrations.verl registers the sspo ones; the rest are verl's).
 LOSS_MODES = {"sspo": "sspo", "gspo": "gspo", "gmpo": "geo_mean", "sapo": "sapo", "grpo": "vanilla"}
@@ -43,12 +44,6 @@ def verl_batch(prompts_per_step: int, num_generations: int, mu: int) -> VerlBatc
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"trainer.{name}={value!r}: must be an integer >= {low}")
     return VerlBatch(mu * prompts_per_step, prompts_per_step, 1, num_generations)
-
-
-def gpu_hours(tokens: float, params: float, peak_flops: float, mfu: float) -> float:
-    """``tokens · 6 · params / (peak_flops · mfu)`` in hours: the forward and backward pass of training (2 + 4 FLOPs
-    per parameter per token); rollout generation and verl's extra old-log-prob forward are not counted."""
-    return tokens * 6.0 * params / (peak_flops * mfu) / 3600.0
 
 
 def trained_tokens(t: Mapping[str, Any]) -> int:

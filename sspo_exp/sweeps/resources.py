@@ -109,13 +109,19 @@ def tokens(cfg: Any) -> int:
     return int(t.max_steps * t.prompts_per_step * t.num_generations * (t.max_prompt_length + t.max_completion_length))
 
 
+def flops_hours(tokens: float, params: float, peak_flops: float, mfu: float) -> float:
+    """``tokens x 6 x params / (peak_flops x mfu)`` in hours (module docstring): the one GPU-hour formula, for the
+    TRL path's presets and verl's recipe (``sspo_exp.integrations.verl_recipe``) alike."""
+    return tokens * 6.0 * params / (peak_flops * mfu) / 3600.0
+
+
 def gpu_hours(cfg: Any) -> float | None:
     """Estimated GPU-hours of one run (module docstring); None when the preset gives no parameter count."""
     res = _resources(cfg)
     n = res.get("active_params_b") or res.get("params_b")
     if not n or not res.get("peak_tflops") or not res.get("mfu"):
         return None
-    return tokens(cfg) * 6 * n * 1e9 / (res["peak_tflops"] * 1e12 * res["mfu"]) / 3600
+    return flops_hours(tokens(cfg), n * 1e9, res["peak_tflops"] * 1e12, res["mfu"])
 
 
 def assumptions(cfg: Any) -> str:
