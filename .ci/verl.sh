@@ -18,6 +18,18 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "i
   exit 0
 fi
 python3 -m venv "$venv"
+# verl 0.9.1 pins transformers <5.11, below the project's own floors (transformers >=5.16, tokenizers and
+# huggingface-hub to match), so `pip install -e '.[verl]'` cannot resolve: install verl with the project's other
+# dependencies, those three left to verl's resolution, then the project itself without dependencies.
+mapfile -t reqs < <(python3 - <<'PY'
+import re, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+relaxed = {"transformers", "tokenizers", "huggingface-hub", "torch"}
+for req in project["dependencies"] + project["optional-dependencies"]["test"] + project["optional-dependencies"]["verl"]:
+    name = re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].strip()
+    print(name if name.lower() in relaxed else req)
+PY
+)
 pip="$venv/bin/pip"
 if "$pip" install -q 'uv>=0.13,<0.14'; then
   pip_args=()   # pip's find-links and constraint, for uv
@@ -26,11 +38,13 @@ if "$pip" install -q 'uv>=0.13,<0.14'; then
   done
   constraint="$("$pip" config get global.constraint 2>/dev/null || true)"
   if [[ -n "$constraint" && -f "$constraint" ]]; then pip_args+=(--constraint "$constraint"); fi
-  "$venv/bin/uv" pip install -q --python "$venv/bin/python" "${pip_args[@]}" torch==2.13.0 -e '.[verl,test]'
+  "$venv/bin/uv" pip install -q --python "$venv/bin/python" "${pip_args[@]}" torch==2.13.0 "${reqs[@]}"
+  "$venv/bin/uv" pip install -q --python "$venv/bin/python" --no-deps -e .
 else
   echo "verl env: uv could not be installed; installing with pip (slower)" >&2
   "$pip" install -q torch==2.13.0            # the CPU wheel first, so verl does not pull a CUDA build
-  "$pip" install -q -e '.[verl,test]'
+  "$pip" install -q "${reqs[@]}"
+  "$pip" install -q --no-deps -e .
 fi
 "$venv/bin/python" -c "import torch, transformers, verl; from verl.trainer.ppo import core_algos; print('verl env:', 'verl', verl.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
 echo "$want" > "$stamp"

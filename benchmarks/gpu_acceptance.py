@@ -79,7 +79,7 @@ def train_one(kind: str, overrides: list[str], result_path: Path) -> None:
     from sspo_exp.objectives import build
     from sspo_exp.train.config import grpo_config, make_plan, objective_spec
     from sspo_exp.train.run import train_dataset
-    from sspo_exp.train.trainer import SSPOTrainer
+    from sspo_exp.train.trainer import SSPOTrainer, keep_cpu_vllm_weights_loadable
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
@@ -90,6 +90,7 @@ def train_one(kind: str, overrides: list[str], result_path: Path) -> None:
                   train_dataset=train_dataset(cfg, tokenizer))  # fmt: skip
     if kind == "trl-grpo":
         args.loss_type, args.epsilon, args.epsilon_high = "grpo", cfg.objective.eps_low, cfg.objective.eps_high
+        keep_cpu_vllm_weights_loadable(args)  # TRL's own trainer syncs into vLLM's weights too (trainer.py says why)
         trainer = GRPOTrainer(**common)
     else:
         trainer = SSPOTrainer(**common, objective=build(objective_spec(cfg)))

