@@ -25,7 +25,7 @@ mapfile -t reqs < <(python3 - <<'PY'
 import re, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 relaxed = {"transformers", "tokenizers", "huggingface-hub", "torch"}
-for req in project["dependencies"] + project["optional-dependencies"]["test"] + project["optional-dependencies"]["verl"]:
+for req in project["dependencies"] + project["optional-dependencies"]["test"] + ["verl==0.9.1"]:
     name = re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].strip()
     print(name if name.lower() in relaxed else req)
 PY
