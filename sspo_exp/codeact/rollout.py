@@ -45,6 +45,11 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
         answer, checker = golds[prompt]
         return lambda solution: check(solution, answer, checker, env.sandbox, env.answer_check)[0]
 
+    def solved(prompt, solution) -> bool | None:
+        """The reward's verdict, by the judge's own check (the episode's sandbox config and answer check)."""
+        verdict = judge(prompt) if isinstance(prompt, str) else None
+        return None if verdict is None else bool(verdict(solution))
+
     def rollout_func(prompts: Sequence[Any], trainer: Any) -> dict[str, Any]:
         if getattr(trainer.args, "use_vllm", False):
             raise ValueError("the CodeAct rollout samples with the HF model (trainer.rollout=hf); vLLM is not wired")
@@ -68,6 +73,9 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
             "codeact_solution": [e.solution for e in episodes],
             "codeact_format": [e.format for e in episodes],
             "codeact_answer_check": [env.answer_check] * len(episodes),
+            # the verdict the reward uses, checked as the in-episode judge checks (env.sandbox: code rows run under
+            # the episode's own sandbox settings, not the defaults); None where the prompt has no gold here
+            "codeact_solved": [solved(p, e.solution) for p, e in zip(prompts, episodes, strict=True)],
         }
 
     return rollout_func
@@ -83,8 +91,9 @@ def solved_reward(prompts, completions, answer, checker, codeact_solution, **kwa
     """``r_answer``: 1 if the episode's last ``<solution>`` passes the task's checker (``exact`` rows under the
     environment's ``answer_check``), else 0."""
     modes = kwargs.get("codeact_answer_check") or ["upstream"] * len(answer)
-    return [float(check(s, a, c, answer_check=m)[0])
-            for s, a, c, m in zip(codeact_solution, answer, checker, modes, strict=True)]
+    verdicts = kwargs.get("codeact_solved") or [None] * len(answer)
+    return [float(v) if v is not None else float(check(s, a, c, answer_check=m)[0])
+            for s, a, c, m, v in zip(codeact_solution, answer, checker, modes, verdicts, strict=True)]
 
 
 def format_reward(prompts, completions, codeact_format, **kwargs) -> list[float]:
