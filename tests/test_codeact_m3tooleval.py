@@ -70,3 +70,13 @@ def test_a_missing_upstream_dependency_is_one_line(tmp_path):
     module.write_text("import a_package_nobody_has\n" + module.read_text())
     with pytest.raises(DataError, match="importing upstream's task modules failed .*a_package_nobody_has"):
         export(tmp_path / "m3")
+
+
+def test_the_ipython_stand_in_is_gone_after_the_export(tmp_path):
+    """The export's IPython stand-in must not outlive it: matplotlib reads IPython.version_info when a module of that
+    name is loaded, and a left-over stand-in broke every later figure in one test process (seen in CI)."""
+    import sys
+
+    before = "IPython" in sys.modules
+    export(FIXTURE)
+    assert ("IPython" in sys.modules) == before

@@ -71,15 +71,26 @@ def _package(name: str, path: Path) -> types.ModuleType:
     return module
 
 
-def _stub_ipython() -> None:
-    """Upstream's ``repl.py`` imports IPython at module level; the export never runs a cell, so a stand-in does."""
+@contextlib.contextmanager
+def _stub_ipython():
+    """Upstream's ``repl.py`` imports IPython at module level; the export never runs a cell, so a stand-in does, for
+    the export only: it is taken out of ``sys.modules`` afterwards (matplotlib, for one, reads IPython's version when
+    a module of that name is loaded)."""
+    added = []
     try:
         importlib.import_module("IPython.core.interactiveshell")
     except ImportError:
         for name in ("IPython", "IPython.core", "IPython.core.interactiveshell", "IPython.utils"):
-            sys.modules.setdefault(name, types.ModuleType(name))
+            if name not in sys.modules:
+                sys.modules[name] = types.ModuleType(name)
+                added.append(name)
         sys.modules["IPython.core.interactiveshell"].InteractiveShell = object
         sys.modules["IPython.utils"].io = None
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
 
 
 def module_order(tasks_dir: Path) -> list[str]:
@@ -145,13 +156,13 @@ def export(upstream_dir: str | Path) -> list[dict[str, Any]]:
     tasks_dir = root / "tasks" if (root / "tasks").is_dir() else root
     if not (tasks_dir / "base.py").is_file() or not (tasks_dir / "impl").is_dir():
         raise DataError(f"{root}: expected upstream's layout, scripts/eval/m3tooleval/tasks/{{base.py, impl/}}")
-    _stub_ipython()
     for name in [m for m in sys.modules if m == _PKG or m.startswith(_PKG + ".")]:
         del sys.modules[name]
     _package(_PKG, tasks_dir)
     _package(f"{_PKG}.impl", tasks_dir / "impl")
     try:
-        return _export(tasks_dir)
+        with _stub_ipython():
+            return _export(tasks_dir)
     except ImportError as e:
         raise DataError(f"{tasks_dir}: importing upstream's task modules failed ({e}); install what they import "
                         "(tqdm; IPython is stubbed)") from e

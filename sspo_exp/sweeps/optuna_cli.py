@@ -241,8 +241,9 @@ def submit(study_name: str, storage: str, workers: int, n_trials: int | None, la
     saved = os.environ.get(STORAGE_ENV)
     os.environ[STORAGE_ENV] = storage_abs  # sbatch / the local executor copy the environment at submission
     try:
-        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), i, train_task, trial_jobs,
-                                launcher_overrides) for i in range(workers)]  # fmt: skip
+        # the workers are told apart by their trials' own sampler seeds (sweeps/sampler.py), not by an index
+        jobs = [executor.submit(worker, study_name, None, n_trials, list(extra), train_task, trial_jobs,
+                                launcher_overrides) for _ in range(workers)]  # fmt: skip
     finally:  # this process's own environment is left as it was
         if saved is None:
             del os.environ[STORAGE_ENV]
