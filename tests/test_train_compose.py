@@ -64,7 +64,7 @@ def test_local_model_is_named_by_the_user():
     assert run_id(cfg).startswith("sspo-atanlog-s0-") and group_name(cfg).startswith("my-llm·arithmetic·sspo-atanlog·")
     assert "model:my-llm" in tags(cfg)
     assert set(cfg.model) == {"name", "path", "dtype", "attn_implementation", "chat_template",
-                              "chat_template_kwargs"}  # no tiny architecture
+                              "chat_template_kwargs", "resources"}  # no tiny architecture; its job shape (docs/cluster.md)
     for missing, given in (("name", "model.path=/models/my-llm"), ("path", "model.name=my-llm")):
         with pytest.raises(ConfigError, match=f"model.{missing} is required with model=local"):
             validate(_compose("model=local", given), world_size=1)
