@@ -1,5 +1,5 @@
 """The CPU study's analysis (sspo_exp/report/cpu_study.py): per-run quantities, claims, and the published tables,
-which must regenerate byte-for-byte from the stored compact results (reports/cpu_study/data/)."""
+which must regenerate byte-for-byte from the stored compact results (reports/cpu_study/v1/data/ for the first version)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sspo_exp.report import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "reports" / "cpu_study"
+V1 = STUDY / "v1"  # the first version (exploratory): its stored data and published files
 CONFIGS = {"grpo": {"objective.eps_low": 0.2}, "gspo": {"objective.eps_low": 3e-4}, "gmpo": {"objective.eps_low": 0.2},
            "sapo": {"objective.tau_neg": 1, "objective.tau_pos": 1.05},
            "sspo": {"gate.name": "atanlog", "gate.tau_neg": 0.3, "gate.tau_pos": 0.2}}  # fmt: skip
@@ -146,13 +147,13 @@ def test_gate_claim_at_the_first_temperature_pair_and_averaged_over_both_on_comp
 def test_published_tables_regenerate_from_the_stored_results(tmp_path):
     """Every published table (md, tex, csv), the claims and the provenance, recomputed from data/*.csv and *.json
     only, must equal the committed files byte for byte."""
-    if not (STUDY / "data" / "runs.csv").exists():
-        pytest.fail("reports/cpu_study/data/runs.csv is missing: the study's stored results must be committed")
-    written = cs.publish(STUDY / "data", tmp_path, figures=False, exploratory=True)
+    if not (V1 / "data" / "runs.csv").exists():
+        pytest.fail("reports/cpu_study/v1/data/runs.csv is missing: the study's stored results must be committed")
+    written = cs.publish(V1 / "data", tmp_path, figures=False, exploratory=True, protocol=STUDY / "protocol.md")
     names = sorted(p.name for p in written)
     assert {"table_grid.md", "table_staleness.csv", "claims.md", "claims.csv", "provenance.json"} <= set(names)
     for name in names:
-        assert (tmp_path / name).read_text() == (STUDY / name).read_text(), f"{name} differs from the published one"
+        assert (tmp_path / name).read_text() == (V1 / name).read_text(), f"{name} differs from the published one"
 
 
 def test_published_grid_table_checks_evaluation_profiles_when_the_runs_recorded_them(tmp_path):
