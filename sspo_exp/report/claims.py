@@ -166,8 +166,8 @@ CLAIMS_NOTE = (
     "family, α = 0.05: \"reproduced\" (significant, the paper's direction), \"opposite (significant)\", or \"not "
     "distinguishable\". Primary rows are each claim's test; secondary rows use the same rule and are reported, not "
     "counted. p sign-flip: the exact paired permutation test (distribution-free check; its smallest possible value "
-    "with 5 seeds is 0.0625, so it cannot reach 0.05 there). Bootstrap: 95% percentile interval over seeds "
-    "(secondary; too narrow at 5 seeds).")
+    "is 2/2^n: 0.0625 with 5 seeds, so it cannot reach 0.05 there, 0.002 with 10). Bootstrap: 95% percentile "
+    "interval over seeds (secondary; too narrow at few seeds).")
 
 
 def claims_markdown(table: pd.DataFrame, banner: str = "") -> str:
