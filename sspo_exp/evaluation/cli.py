@@ -3,6 +3,8 @@
     sspo-exp eval eval.model=runs/sspo-atanlog-s0-1a2b3c4d                  # a trained run (dir or id)
     sspo-exp eval eval.model=Qwen/Qwen2.5-7B-Instruct eval.backend=vllm     # a base-model row of Table 1
     sspo-exp eval eval.model=DIR eval.benchmarks=[math500] eval.data.math500=/data/math500.jsonl
+    sspo-exp eval --sweep sweeps/table1.yaml eval.backend=vllm eval.dtype=bfloat16   # every finished run of a sweep
+                                                                                      # (sspo_exp/sweeps/rescore.py)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 
 from sspo_exp import cli_help, hydra_cli
 from sspo_exp.evaluation.settings import check_eval
+from sspo_exp.sweeps import rescore
 
 
 def task(cfg) -> None:
@@ -21,6 +24,9 @@ def task(cfg) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if rescore.wanted(args):  # --sweep FILE | --group G: every finished run of it, one job each, one profile
+        return rescore.main(args, task)
     if cli_help.wants_help(sys.argv[1:] if argv is None else argv):  # groups and examples, not Hydra's config dump
         return cli_help.show("eval")
     return hydra_cli.run("eval", "sspo-exp eval", task, argv)
