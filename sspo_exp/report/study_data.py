@@ -40,12 +40,15 @@ VAR, VAR_STALE, ROLLOUT_STEP = ("train/objective/seq_weight_var", "train/objecti
 APPLIED_VAR_STALE = "train/objective/applied_seq_weight_var_stale"
 HISTORY_COLUMNS = ["run_id", "step", REWARD, ENTROPY, VAR, VAR_STALE, APPLIED_VAR_STALE, ROLLOUT_STEP, "train/objective/clip_frac",
                    "train/objective/attenuated_frac", "train/objective/approx_kl", "train/objective/token_ratio_var",
-                   keys.HELDOUT]  # fmt: skip
+                   keys.OLD_HELDOUT]  # fmt: skip
 RUN_COLUMNS = ["run_id", "name", "state", "group", "job_type", "last_step", "read_error", "objective.name", "objective.eps_low",
                "objective.eps_high", "objective.tau_neg", "objective.tau_pos", "gate.name", "gate.tau_neg",
                "gate.tau_pos", "trainer.mu", "trainer.max_steps", "trainer.learning_rate", "model.name",
                "model.cold_start.steps", "dataset.name", "seed", "code.version", "code.commit", "code.dirty", ACC, ACC_BEFORE,
-               keys.HELDOUT, keys.HELDOUT_BEFORE, keys.HELDOUT_AFTER, "_runtime", "identity.setting_hash"]  # fmt: skip
+               keys.OLD_HELDOUT, keys.OLD_HELDOUT_BEFORE, keys.OLD_HELDOUT_AFTER, "_runtime", "identity.setting_hash"]  # fmt: skip
+#: The stored frames keep held-out accuracy's old column names; ``load`` reads every run's (old or new spelling) under
+#: the current names (``keys.LEGACY``), which ``collect`` stores under these (``…/after``: finished runs only, as before).
+STORED_RUN_NAMES = {keys.OLD_HELDOUT: keys.HELDOUT, keys.OLD_HELDOUT_BEFORE: keys.HELDOUT_BEFORE}
 #: The evaluation profile behind ACC and ACC_BEFORE (sspo_exp.evaluation.profile): kept so that the grid table is
 #: checked for one profile per table as every report table is; runs logged before profiles existed have none.
 PROFILE_COLUMNS = [keys.eval_key(BENCHMARK, keys.profile_stat(f), stage) for stage in (keys.BEFORE, keys.AFTER)
@@ -73,6 +76,9 @@ def collect(roots: list[str | Path], data_dir: Path, force: bool = False) -> tup
     from sspo_exp.report.sources import load  # W&B's reader stays out of `publish`, which needs only the CSV frames
 
     runs, history = load(offline=[str(r) for r in roots])
+    runs = runs.assign(**{old: runs.get(new) for old, new in STORED_RUN_NAMES.items()})
+    runs[keys.OLD_HELDOUT_AFTER] = runs[keys.OLD_HELDOUT].where(runs["state"] == "finished")
+    history = history.assign(**{keys.OLD_HELDOUT: history.get(keys.HELDOUT)})
     runs = runs.reindex(columns=RUN_COLUMNS).sort_values("run_id").reset_index(drop=True)
     history = history.reindex(columns=HISTORY_COLUMNS).sort_values(["run_id", "step"]).reset_index(drop=True)
     if (data_dir / "runs.csv").is_file() and not force:
