@@ -93,7 +93,7 @@ def test_eval_of_a_run_whose_checkpoint_holds_no_hf_model_says_why(tmp_path):
     (ckpt / "optimizer_0").mkdir()
     (ckpt / "trainer_state.json").write_text("{}")
     (run / "config.yaml").write_text("seed: 0\n")
-    out = _run(tmp_path, "eval", f"eval.model={run}", "eval.benchmarks=[gsm8k]")
+    out = _run(tmp_path, "eval", f"eval.model={run}", "eval.benchmarks=[arithmetic]")  # generated: no Hub cache needed
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert "holds no HF model" in out.stderr and "FULL_STATE_DICT" in out.stderr
 
