@@ -4,16 +4,15 @@
 # Why a separate environment: verl 0.9.1 requires transformers <5.11, while the project's own environment resolves
 # to a newer transformers (TRL 1.16's floor is lower, but pinning the whole project below 5.11 for a CPU test path
 # would change what every run trains with). verl's policy-loss registry (verl.trainer.ppo.core_algos) imports on
-# the CPU; its trainer needs GPUs and is not run here. Installed with uv, like .ci/vllm.sh (same reasons: parallel
-# downloads; uv does not read pip's configuration, so pip's find-links and constraint are passed on). Idempotent: a
-# stamp holding the hash of pyproject.toml and this script skips a finished install.
+# the CPU; its trainer needs GPUs and is not run here. Installed with uv, like .ci/vllm.sh (the shared steps, stamp
+# and uv with pip's find-links and constraint: .ci/venv.sh). Idempotent: a stamp holding the hash of pyproject.toml
+# and the scripts skips a finished install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1
+source .ci/venv.sh
 venv=.venv-verl
-stamp="$venv/.sspo-exp-stamp"
-want="$(cat pyproject.toml .ci/verl.sh | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "import importlib.util as u; assert u.find_spec('verl') and u.find_spec('sspo_exp')" 2>/dev/null; then
+want="$(cat pyproject.toml .ci/verl.sh .ci/venv.sh | sha256sum | cut -d' ' -f1)"
+if venv_current "$venv" "$want" "import importlib.util as u; assert u.find_spec('verl') and u.find_spec('sspo_exp')"; then
   echo "verl env: $venv is up to date"
   exit 0
 fi
@@ -31,15 +30,9 @@ for req in project["dependencies"] + project["optional-dependencies"]["test"] + 
 PY
 )
 pip="$venv/bin/pip"
-if "$pip" install -q 'uv>=0.13,<0.14'; then
-  pip_args=()   # pip's find-links and constraint, for uv
-  for links in ${PIP_FIND_LINKS:-} $("$pip" config get global.find-links 2>/dev/null || true); do
-    if [[ -d "$links" ]]; then pip_args+=(--find-links "$links"); fi
-  done
-  constraint="$("$pip" config get global.constraint 2>/dev/null || true)"
-  if [[ -n "$constraint" && -f "$constraint" ]]; then pip_args+=(--constraint "$constraint"); fi
-  "$venv/bin/uv" pip install -q --python "$venv/bin/python" "${pip_args[@]}" torch==2.13.0 "${reqs[@]}"
-  "$venv/bin/uv" pip install -q --python "$venv/bin/python" --no-deps -e .
+if venv_get_uv "$venv"; then
+  venv_uv_install "$venv" torch==2.13.0 "${reqs[@]}"
+  venv_uv "$venv" install --no-deps -e .
 else
   echo "verl env: uv could not be installed; installing with pip (slower)" >&2
   "$pip" install -q torch==2.13.0            # the CPU wheel first, so verl does not pull a CUDA build
@@ -47,4 +40,4 @@ else
   "$pip" install -q --no-deps -e .
 fi
 "$venv/bin/python" -c "import torch, transformers, verl; from verl.trainer.ppo import core_algos; print('verl env:', 'verl', verl.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
-echo "$want" > "$stamp"
+venv_stamp "$venv" "$want"

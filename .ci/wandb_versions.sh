@@ -6,20 +6,19 @@
 # upper bound), so the second one is an older release the report must keep reading: 0.22.3.
 # Only what the run writer (tests/report_helpers.py) needs: wandb itself and orjson (it checks the written rows
 # with sspo_exp.report.wandb_offline, through PYTHONPATH; no torch). ~15 s to install, ~13 s to write the runs.
-# Idempotent: a stamp holding the hash of this script skips a finished install.
+# Idempotent: a stamp holding the hash of this script and .ci/venv.sh skips a finished install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1
+source .ci/venv.sh
 venv=.venv-wandb-old
 version=0.22.3
-stamp="$venv/.sspo-exp-stamp"
-want="$(sha256sum .ci/wandb_versions.sh | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$venv/bin/python" -c "import wandb, orjson" 2>/dev/null; then
+want="$(cat .ci/wandb_versions.sh .ci/venv.sh | sha256sum | cut -d' ' -f1)"
+if venv_current "$venv" "$want" "import wandb, orjson"; then
   echo "wandb env: $venv is up to date"
   exit 0
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q "wandb==$version" 'orjson>=3.9'
 "$venv/bin/python" -c "import wandb; assert wandb.__version__ == '$version', wandb.__version__"
-echo "$want" > "$stamp"
+venv_stamp "$venv" "$want"
 echo "wandb env: $venv holds wandb $version"

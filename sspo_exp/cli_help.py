@@ -34,6 +34,8 @@ EXAMPLES = {
          "a base-model row of Table 1 (score its trained rows the same way: docs/evaluation.md)"),
         ("sspo-exp eval eval.model=/models/m eval.benchmarks=[math500] eval.data.math500=/data/math500.jsonl",
          "local benchmark data"),
+        ("sspo-exp eval --sweep sweeps/table1.yaml eval.backend=vllm eval.dtype=bfloat16 launcher=submitit_slurm",
+         "every finished run of a sweep, one job each (--dry-run: which; --group G: a W&B group's runs; --help)"),
         ("sspo-exp eval eval.model=runs/<run_id> --cfg job", "print the composed config, run nothing"),
     ],
 }

@@ -6,7 +6,7 @@ this module (the report imports nothing from training). Every key is documented 
 History (one W&B row per optimizer step)::
 
     train/global_step              the optimizer step a row belongs to (the report's x axis)
-    train/heldout_accuracy         greedy held-out accuracy at that step (0 = the initial policy)
+    eval/heldout/accuracy          greedy held-out accuracy at that step (step 0 = the initial policy; HELDOUT)
     codeact/<stat>                 CodeAct runs: per-rollout mean of an episode statistic (CODEACT_STATS)
     train/completions/cut_before_answer   share of the rollout's completions that hit max_completion_length with no
                                    </answer> (logged once per rollout, as TRL's completions/clipped_ratio)
@@ -19,6 +19,11 @@ Summary / results, per evaluation stage and benchmark::
     <stage>/<benchmark>/profile.<field>     the evaluation profile (sspo_exp.evaluation.profile: backend, dtype,
                                    max_new_tokens, prompt, chat_template, chat_template_kwargs, stop, checker, id)
     reeval/<profile_id>/eval/<benchmark>/…  the same keys from `sspo-exp eval` of a run (re-scoring its checkpoint)
+    eval/heldout/accuracy, eval_before/heldout/accuracy   held-out accuracy of the trained / initial policy (also
+                                   the summary.json fields and the Optuna metric name)
+
+Runs logged before held-out accuracy moved under ``eval/`` spell it the old ways (:data:`LEGACY`); readers take
+either through :func:`current_name` / :func:`read`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,45 @@ import re
 
 #: History keys.
 GLOBAL_STEP = "train/global_step"
-HELDOUT = "train/heldout_accuracy"
-#: The same held-out accuracy in the trainer's own log row (transformers' W&B callback prefixes ``train/``: HELDOUT).
-HELDOUT_LOG = HELDOUT.removeprefix("train/")
-#: ``summary.json`` fields (and the Optuna / sweep metric names): held-out accuracy of the initial and trained policy.
-SUMMARY_BEFORE, SUMMARY_AFTER = "heldout_accuracy_before", "heldout_accuracy_after"
+#: Held-out accuracy (greedy, ``trainer.eval_samples`` problems of the training set's held-out split), in [0, 1], in
+#: the ``eval/`` section beside the benchmarks: the history key (every held-out evaluation, step 0 = the initial
+#: policy), the W&B summary key and the ``summary.json`` field of the trained policy, and the Optuna metric name.
+HELDOUT = "eval/heldout/accuracy"
+#: The initial policy's held-out accuracy (W&B summary key and ``summary.json`` field), as ``eval_before/<b>/…``.
+HELDOUT_BEFORE = "eval_before/heldout/accuracy"
+#: HELDOUT as the trainer's metric buffer holds it: transformers' W&B callback (``rewrite_logs``) logs a buffer key
+#: ``eval_<x>`` as ``eval/<x>``, so this is the one name under another prefix, not a second name.
+HELDOUT_LOG = "eval_" + HELDOUT.removeprefix("eval/")
+#: Held-out accuracy's old spellings, in runs logged before it moved under ``eval/`` (and in the column names of the
+#: CPU study's stored frames): W&B history and last value, trainer log row, W&B summary, summary.json / Optuna metric.
+OLD_HELDOUT, OLD_HELDOUT_LOG = "train/heldout_accuracy", "heldout_accuracy"
+OLD_HELDOUT_BEFORE, OLD_HELDOUT_AFTER = "heldout_accuracy/before", "heldout_accuracy/after"
+OLD_SUMMARY_BEFORE, OLD_SUMMARY_AFTER = "heldout_accuracy_before", "heldout_accuracy_after"
+#: Old spelling -> the current name (several old spellings of one quantity map to one name).
+LEGACY = {OLD_HELDOUT: HELDOUT, OLD_HELDOUT_AFTER: HELDOUT, OLD_SUMMARY_AFTER: HELDOUT, OLD_HELDOUT_LOG: HELDOUT_LOG,
+          OLD_HELDOUT_BEFORE: HELDOUT_BEFORE, OLD_SUMMARY_BEFORE: HELDOUT_BEFORE}  # fmt: skip
+
+
+def current_name(key: str) -> str:
+    """The name a key has now (an old spelling of :data:`LEGACY` -> its current name; any other key as it is)."""
+    return LEGACY.get(key, key)
+
+
+def spelling_in(columns, key: str) -> str:
+    """``key`` if ``columns`` hold it, else the first of its old spellings they hold (frames stored with the old
+    names, e.g. the CPU study's), else ``key``."""
+    if key in columns:
+        return key
+    return next((old for old, new in LEGACY.items() if new == key and old in columns), key)
+
+
+def read(values: dict, key: str, default=None):
+    """``values[key]`` (a summary, log row or summary.json), else the value under an old spelling of ``key`` (an old
+    run's), else ``default``."""
+    if key in values:
+        return values[key]
+    old = [values[k] for k, new in LEGACY.items() if new == key and k in values]
+    return old[-1] if old else default
 #: CodeAct episode statistics (``sspo_exp.codeact.episode.Episode.stats``), logged per rollout as ``codeact/<stat>``.
 CODEACT_STATS = ("turns", "executions", "errors", "timeouts", "sandbox_kills", "truncated_outputs",
                  "ended_with_solution", "policy_tokens", "observation_tokens")
@@ -47,9 +86,6 @@ def codeact_key(stat: str) -> str:
 #: Our objective's diagnostics as logged by a verl run (sspo_exp.integrations.verl); the report maps them to
 #: ``train/objective/<metric>`` (sspo_exp.report.engines).
 VERL_OBJECTIVE_PREFIX = "actor/objective/"
-
-#: Summary keys of the held-out accuracy before and after RL.
-HELDOUT_BEFORE, HELDOUT_AFTER = "heldout_accuracy/before", "heldout_accuracy/after"
 
 #: Evaluation stages: the summary-key prefix and the run directory's results folder of each.
 AFTER = "eval"  #: the trained policy (Tables 1-2)

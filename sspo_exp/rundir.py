@@ -173,6 +173,13 @@ class RunDir:
         path = Path(path).expanduser().resolve()
         return cls(path.parent, path.name)
 
+    @classmethod
+    def all_under(cls, root: str | Path) -> list[RunDir]:
+        """Every run directory directly under ``root`` (``output_root``), by run id."""
+        root = Path(root).expanduser()
+        found = [cls(root, p.name) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
+        return [r for r in found if r.is_run()]
+
     def is_run(self) -> bool:
         """A run directory: it holds the config ``sspo-exp train`` writes first."""
         return self.config_file.is_file()

@@ -51,6 +51,11 @@ def _run(tmp_path, *args):
     (["train", "model=local", "model.path=/nowhere/model", "model.name=m"], ["model.path=/nowhere/model", "no such directory"]),
     (["train", "+final_eval.data.gsm8k=/nowhere/gsm8k"], ["final_eval.data.gsm8k=/nowhere/gsm8k", "no such file"]),
     (["train", "model=local", "model.path=/tmp", "model.name=m", "dataset=gsm8k", "dataset.path=/nowhere/gsm8k"], ["dataset.path=/nowhere/gsm8k", "no such file"]),
+    # CodeAct's opt-in environments (issue 25 review): checked with the other local files, not at data loading
+    (["train", "model=local", "model.path=/tmp", "model.name=m", "dataset=codeact", "dataset.wikitable_dir=/nowhere/wtq"],
+     ["dataset.wikitable_dir=/nowhere/wtq", "no such file", "WikiTableQuestions"]),
+    (["train", "model=local", "model.path=/tmp", "model.name=m", "dataset=codeact", "dataset.hotpotqa_file=/nowhere/h.json"],
+     ["dataset.hotpotqa_file=/nowhere/h.json", "no such file", "HotpotQA"]),
 ])  # fmt: skip
 def test_bad_input_exits_2_with_one_message_before_heavy_imports(tmp_path, args, words):
     out = _run(tmp_path, *args, f"output_root={tmp_path}")

@@ -33,9 +33,12 @@ def test_codeact_config_errors_before_compute(tmp_path):
     cfg = _cfg(tmp_path)
     validate(cfg, world_size=1)
     bad = cfg.copy()
-    bad.trainer.rollout, bad.trainer.use_cpu = "vllm_colocate", False
-    with pytest.raises(ConfigError, match="trainer.rollout='vllm_colocate': CodeAct episodes"):
+    bad.trainer.rollout, bad.trainer.use_cpu = "vllm_server", False
+    with pytest.raises(ConfigError, match="trainer.rollout='vllm_server': CodeAct episodes.*hf, vllm_colocate"):
         validate(bad, world_size=1)
+    ok = cfg.copy()
+    ok.trainer.rollout, ok.trainer.use_cpu = "vllm_colocate", False
+    validate(ok, world_size=1)  # vLLM colocate samples CodeAct episodes (tests/test_vllm_codeact.py)
     bad = cfg.copy()
     bad.dataset.env.sandbox.cpu_seconds = -1
     with pytest.raises(ConfigError, match="sandbox.cpu_seconds=-1"):

@@ -14,6 +14,7 @@ that any update of that size would cause. (A learning rate of 0 would be a weake
 from __future__ import annotations
 
 import pytest
+from sspo_exp import keys
 from test_codeact import needs_sandbox
 from train_helpers import train_learning_run
 
@@ -27,10 +28,10 @@ def _run(tmp_path, monkeypatch, shuffle: bool):
 
 def test_cpu_codeact_learns_to_execute(tmp_path, monkeypatch):
     s = _run(tmp_path, monkeypatch, shuffle=False)
-    assert 0.2 <= s["heldout_accuracy_before"] <= 0.6, s  # the cold start solves its "execute" share, not the rest
-    assert s["heldout_accuracy_after"] >= s["heldout_accuracy_before"] + 0.20, s  # measured: see docs/codeact.md
+    assert 0.2 <= s[keys.HELDOUT_BEFORE] <= 0.6, s  # the cold start solves its "execute" share, not the rest
+    assert s[keys.HELDOUT] >= s[keys.HELDOUT_BEFORE] + 0.20, s  # measured: see docs/codeact.md
 
 
 def test_cpu_codeact_shuffled_advantages_do_not_learn(tmp_path, monkeypatch):
     s = _run(tmp_path, monkeypatch, shuffle=True)
-    assert s["heldout_accuracy_after"] < s["heldout_accuracy_before"] + 0.10, s  # measured: see docs/codeact.md
+    assert s[keys.HELDOUT] < s[keys.HELDOUT_BEFORE] + 0.10, s  # measured: see docs/codeact.md

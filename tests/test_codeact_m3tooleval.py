@@ -4,6 +4,7 @@ tool lists and typed golds survive, the tools (a stateful browser over its page 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,34 @@ def test_the_ipython_stand_in_is_gone_after_the_export(tmp_path):
     before = "IPython" in sys.modules
     export(FIXTURE)
     assert ("IPython" in sys.modules) == before
+
+
+#: a code-act checkout's ``scripts/eval/m3tooleval`` (upstream's code and pages are not shipped: docs/codeact.md)
+UPSTREAM = os.environ.get("SSPO_M3TOOLEVAL_UPSTREAM")
+UPSTREAM_FAMILIES = {"message_decoder": 8, "cryptobotanists_plant_dna_sequencer": 8, "trade_calculator": 17,
+                     "travel_itinerary_planning": 15, "web_browsing": 34}  # fmt: skip
+
+
+@needs_sandbox
+@pytest.mark.skipif(not UPSTREAM, reason="SSPO_M3TOOLEVAL_UPSTREAM (a code-act checkout's scripts/eval/m3tooleval) "
+                    "is not set: upstream's tasks are not shipped")  # fmt: skip
+def test_the_real_upstream_export_has_82_tasks_whose_tools_load_in_the_sandbox_and_whose_golds_pass(tmp_path):
+    """On a real checkout: 82 tasks in upstream's families; in an oracle episode per task (the real sandbox, the
+    upstream answer check, retries on), a first cell finds every one of the task's tools bound and callable, and the
+    gold as written by the loader is accepted as the solution at the first try."""
+    out = tmp_path / "m3.jsonl"
+    assert main([UPSTREAM, str(out)]) == 0
+    raw = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = load_benchmark("codeact", str(out))
+    assert len(rows) == 82 and families(raw) == UPSTREAM_FAMILIES
+    tok = build_tokenizer()
+    plans = {f"task {i}\n": [f"<execute>print(all(callable(globals().get(n)) for n in {[t['name'] for t in r['tools']]!r}))"
+                             "</execute>", f"<solution>{row['answer']}</solution>"]
+             for i, (r, row) in enumerate(zip(raw, rows, strict=True))}  # fmt: skip
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in plans]
+    env = EnvConfig()
+    episodes = run_episodes(ids, scripted(tok, plans), tok, env, [row["setup"] for row in rows],
+                            judges=[judge(row, env) for row in rows])
+    failed = [(row["id"], ep.observations[:1], ep.wrong_answers, ep.end) for row, ep in zip(rows, episodes, strict=True)
+              if ep.observations[:1] != ["True"] or ep.wrong_answers or ep.end != "solution"]  # fmt: skip
+    assert not failed, failed[:5]

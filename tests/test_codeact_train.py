@@ -63,3 +63,21 @@ def test_trl_step_with_codeact_episodes_masks_observations(tmp_path):
     logged = trainer.state.log_history[0]
     assert logged["codeact/executions"] == 1.0 and logged["codeact/turns"] == 2.0
     assert logged["rewards/solved_reward/mean"] == 0.5 and logged["rewards/format_reward/mean"] == 1.0
+
+
+def test_vllm_rollout_needs_a_colocated_engine_on_one_device():
+    """``trainer.rollout=vllm_colocate`` samples turns with TRL's colocated engine; a server, tensor parallelism or
+    sleep mode (none of them options of our config) is refused with the reason, before any episode."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from sspo_exp.codeact.rollout import trainer_policy
+
+    args = SimpleNamespace(use_vllm=True, temperature=1.0, top_p=1.0, top_k=None)
+    for mode, tp, sleep in (("server", 1, False), ("colocate", 2, False), ("colocate", 1, True)):
+        gen = SimpleNamespace(mode=mode, tensor_parallel_size=tp, enable_sleep_mode=sleep)
+        trainer = SimpleNamespace(args=args, processing_class=None, vllm_generation=gen)
+        with pytest.raises(ValueError, match=f"colocated vLLM engine on one device.*mode={mode}, "
+                                             f"tensor_parallel_size={tp}"):
+            trainer_policy(trainer)

@@ -232,7 +232,8 @@ def test_the_report_refuses_mixed_profiles_and_names_the_fields_that_differ():
         "CPU mini-grid would put rows scored under different evaluation profiles side by side:\n"
         "  m / GSM8K: backend: vllm (Base); hf (GRPO, SSPO) | dtype: bfloat16 (Base); float32 (GRPO, SSPO)\n"
         "Score every row under one profile (docs/evaluation.md, 'One evaluation profile per table': e.g. "
-        "`sspo-exp eval eval.model=runs/<id>` per run and `sspo-exp report --reeval <profile_id>`), or pass "
+        "`sspo-exp eval --sweep <sweep file>` or `eval.model=runs/<id>` per run, then `sspo-exp report --reeval "
+        "<profile_id>`), or pass "
         "--allow-mixed-profiles to build the table anyway (the differences are then listed under it).")
     t = build_table(runs, SPECS["mini"], columns=("gsm8k",), paper_dir=None, allow_mixed_profiles=True)
     assert any("--allow-mixed-profiles" in n and "dtype: bfloat16 (Base)" in n for n in t.notes)

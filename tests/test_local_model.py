@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from local_model_helpers import DEFAULT_SYSTEM, GENERATION_PROMPT, local_qwen_dir  # noqa: F401 (fixture)
+from sspo_exp import keys
 from sspo_exp.data.prompts import INSTRUCTION, build_prompt
 from waiting import CEILING
 
@@ -143,7 +144,7 @@ def test_sspo_exp_train_on_a_local_model_dir_then_eval_the_run(local_qwen_dir, t
     (summary_path,) = runs.glob("*/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["global_step"] == 2, proc.stdout[-2000:]
-    assert summary["heldout_accuracy_before"] is not None and summary["heldout_accuracy_after"] is not None
+    assert summary[keys.HELDOUT_BEFORE] is not None and summary[keys.HELDOUT] is not None
     assert summary["train_reward_first"] is not None
     assert "step 2/2" in proc.stdout
 

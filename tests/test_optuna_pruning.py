@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from sspo_exp import keys
 from sspo_exp.sweeps import optuna_cli, pruning
 from sweeps_helpers import TINY, set_env
 
@@ -23,7 +24,7 @@ STEPS = 4  # optimizer steps of each stand-in run
 
 def _stand_in_training(root: Path):
     """Training reduced to what the pruning hook sees: the callbacks the objective passes to run.train get
-    a log row with ``heldout_accuracy`` after each of STEPS steps, as transformers' Trainer calls ``on_log``;
+    a log row with ``keys.HELDOUT_LOG`` after each of STEPS steps, as transformers' Trainer calls ``on_log``;
     the accuracy is gate.tau_pos at every step. An exception from the callback stops training, as in Trainer."""
     from transformers import TrainerControl, TrainerState
 
@@ -35,8 +36,8 @@ def _stand_in_training(root: Path):
         for step in range(1, STEPS + 1):
             state.global_step = step
             for cb in callbacks:
-                cb.on_log(args, state, TrainerControl(), logs={"heldout_accuracy": cfg.gate.tau_pos, "loss": 0.0})
-        return {"run_id": rid, "heldout_accuracy_after": cfg.gate.tau_pos}
+                cb.on_log(args, state, TrainerControl(), logs={keys.HELDOUT_LOG: cfg.gate.tau_pos, "loss": 0.0})
+        return {"run_id": rid, keys.HELDOUT: cfg.gate.tau_pos}
 
     return train
 
@@ -62,7 +63,7 @@ def test_median_pruner_prunes_trials_below_the_median_and_marks_their_runs(tmp_p
         assert mark.exists() == (t.state.name == "PRUNED")
         if t.state.name == "PRUNED":
             assert json.loads(mark.read_text()) == {"study": "prune", "trial": t.number, "reported_step": 1,
-                                                    "global_step": 1, "heldout_accuracy": t.params["gate.tau_pos"]}  # fmt: skip
+                                                    "global_step": 1, keys.HELDOUT: t.params["gate.tau_pos"]}  # fmt: skip
             assert "run_id_seed1" not in t.user_attrs  # stopped at seed 0: the second seed never started
         assert t.user_attrs["wandb_run_seed0"] == f"sspo-exp/{rid}"  # for optuna-dashboard: which W&B run
 
@@ -107,7 +108,7 @@ def test_pruners_are_built_from_the_study_file():
         ({"pruner": {"name": "median", "n_warmup_steps": "10"}}, r"pruner.n_warmup_steps='10'; must be an integer"),
         ({"pruner": {"name": "hyperband", "max_resource": "all"}}, r"pruner.max_resource='all'; must be an integer or auto"),
         ({"pruner": {"name": "hyperband", "reduction_factor": 0}}, r"pruner.reduction_factor=0; must be >= 1"),
-        ({"pruner": {"name": "median"}, "metric": "train_reward_last"}, r"needs metric: heldout_accuracy_after"),
+        ({"pruner": {"name": "median"}, "metric": "train_reward_last"}, r"needs metric: eval/heldout/accuracy"),
         ({"heartbeat": {"interval": 60}}, r"heartbeat=.*interval: SECONDS, grace_period: SECONDS"),
         ({"heartbeat": {"interval": 60, "grace_period": 30}}, r"heartbeat.grace_period=30 must exceed"),
         ({"heartbeat": {"interval": 0, "grace_period": 30}}, r"heartbeat.interval=0; must be an integer"),
@@ -153,7 +154,7 @@ def test_a_real_training_trial_is_pruned_marked_and_listed_as_pruned_by_the_repo
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]
     run_dir = runs / trial.user_attrs["run_id_seed0"]
     mark = json.loads((run_dir / pruning.PRUNED_FILE).read_text())
-    assert mark["global_step"] == 1 and mark["heldout_accuracy"] == trial.intermediate_values[1] < 1.0
+    assert mark["global_step"] == 1 and mark[keys.HELDOUT] == trial.intermediate_values[1] < 1.0
     assert not (run_dir / "summary.json").exists()  # training stopped: no final evaluation, no summary
     assert (run_dir / "checkpoint-2").exists() is False  # it stopped at step 1, before the first checkpoint
     (run,) = offline_runs([run_dir])

@@ -9,6 +9,7 @@ offline side is the REAL offline loading of ``transformers`` and ``datasets`` wi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -142,6 +143,41 @@ def test_offline_compute_node_without_the_model_is_one_line_exit_2(tmp_path):
     assert "model.path=Qwen/Qwen2.5-7B-Instruct" in lines[0] and "HF_HUB_OFFLINE=1" in lines[0]
     assert "`sspo-exp prefetch experiment=table1`" in lines[0]
     assert seconds < 3.0, f"{seconds:.1f} s"
+
+
+def test_offline_eval_of_a_missing_model_is_one_line_naming_a_prefetch_line_that_fetches_it(tmp_path):
+    """`sspo-exp eval` on an offline node with an empty cache: training's check (hub_cache.refuse_missing), one line,
+    exit 2; the prefetch line it names reads exactly what the evaluation reads."""
+    from sspo_exp.sweeps.prefetch import needs_of
+    from sspo_exp.train.hub_cache import eval_needs
+
+    start = time.monotonic()
+    done = _cli(["eval", "eval.model=Qwen/Qwen2.5-7B-Instruct", f"output_root={tmp_path}"],
+                _env(tmp_path, HF_HUB_OFFLINE="1"), timeout=60)  # fmt: skip
+    seconds = time.monotonic() - start
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "eval.model=Qwen/Qwen2.5-7B-Instruct: model not in the HF cache" in lines[0] and "(and 4 more)" in lines[0]
+    command = ("sspo-exp prefetch model=local model.path=Qwen/Qwen2.5-7B-Instruct model.name=qwen2.5-7b-instruct "
+               "final_eval.benchmarks=[gsm8k,math500,aime25]")
+    assert f"`{command}`" in lines[0]
+    assert seconds < 30.0, f"{seconds:.1f} s"  # no model load (1.5-7 s wall, by the machine's load)
+    fetched = needs_of([command.split()[2:]])
+    wanted = eval_needs("Qwen/Qwen2.5-7B-Instruct", ["gsm8k", "math500", "aime25"], {})
+    assert {r for _, r in fetched.models} == {r for _, r in wanted.models} == {"Qwen/Qwen2.5-7B-Instruct"}
+    assert {s for _, s in fetched.datasets} == {s for _, s in wanted.datasets} and len(wanted.datasets) == 4
+
+
+def test_offline_eval_of_a_cached_model_runs(prefetched, tmp_path):
+    """What prefetch fetched passes the evaluation's offline check and is scored (no server listening)."""
+    home, done, _ = prefetched
+    assert done.returncode == 0
+    env = _env(home, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
+    out = _cli(["eval", f"eval.model={MODEL}", "eval.benchmarks=[gsm8k]", "eval.max_new_tokens=2", "eval.progress=false",
+                "eval.wandb.log=false", f"output_root={tmp_path}"], env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r"gsm8k +pass@1 = +[\d.]+% +\(\d/3, 0 failed\)", out.stdout), out.stdout
 
 
 def test_prefetch_refuses_offline_and_bad_points_in_one_line(tmp_path):

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import report_helpers as H
+from sspo_exp import keys
 from sspo_exp.report import render
 from sspo_exp.report.cli import main
 from sspo_exp.report.curves import curve_data, smooth
@@ -201,7 +202,7 @@ def test_mini_table_and_missing_cells(frames):
     assert t.cells[(b, "sapo", "delta_avg")].mean == pytest.approx(21.0)
     assert not any("optimistic" in n for n in t.notes)
     # held-out accuracy == the test benchmark (the CPU grid's held-out set is its test split): flagged
-    same = runs.assign(**{"train/heldout_accuracy": runs["eval/arithmetic/pass@1"] / 100})
+    same = runs.assign(**{keys.HELDOUT: runs["eval/arithmetic/pass@1"] / 100})
     notes = build_table(same, SPECS["mini"]).notes
     assert any("equals eval/arithmetic/pass@1" in n and "looks like the test set" in n for n in notes)
     t2 = build_table(runs, SPECS["2"])  # no aime24 / codeact anywhere: marked, listed, no crash

@@ -20,6 +20,7 @@ from sspo_exp.report import protocol as pr
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "reports" / "cpu_study"
+V1 = STUDY / "v1"  # the first version (exploratory): its stored data and published files
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -95,14 +96,14 @@ def test_collect_never_replaces_stored_data_from_a_partial_runs_folder(tmp_path,
     from sspo_exp.report import sources
 
     data = tmp_path / "data"
-    monkeypatch.setattr(sources, "load", lambda offline: _frames(STUDY / "data" / "runs.csv"))
+    monkeypatch.setattr(sources, "load", lambda offline: _frames(V1 / "data" / "runs.csv"))
     cs.collect([tmp_path / "runs"], data)
     stored = (data / "runs.csv").read_bytes()
     # the stored frame keeps what a published number's provenance needs (the committed data predates most of it)
     kept = {"code.commit", "code.dirty", "identity.setting_hash", keys.eval_key(cs.BENCHMARK, keys.profile_stat("id"))}
     assert kept <= set(pd.read_csv(data / "runs.csv").columns)
-    assert kept - set(pd.read_csv(STUDY / "data" / "runs.csv").columns) == kept - {"code.commit"}
-    monkeypatch.setattr(sources, "load", lambda offline: _frames(STUDY / "data" / "runs.csv", 100))
+    assert kept - set(pd.read_csv(V1 / "data" / "runs.csv").columns) == kept - {"code.commit"}
+    monkeypatch.setattr(sources, "load", lambda offline: _frames(V1 / "data" / "runs.csv", 100))
     with pytest.raises(cs.PartialRuns, match="70 runs finished .* not overwriting"):
         cs.collect([tmp_path / "runs"], data)
     assert (data / "runs.csv").read_bytes() == stored
@@ -112,7 +113,8 @@ def test_collect_never_replaces_stored_data_from_a_partial_runs_folder(tmp_path,
 
 
 def test_publish_cli_exits_2_with_one_line_for_pre_protocol_data_or_an_empty_folder(tmp_path, capsys):
-    assert cs.main(["publish", str(STUDY / "data"), str(tmp_path / "out"), "--no-figures"]) == 2
+    assert cs.main(["publish", str(V1 / "data"), str(tmp_path / "out"), "--no-figures", "--protocol",
+                    str(STUDY / "protocol.md")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "170 of 170 finished runs were not produced under" in err
     assert not (tmp_path / "out").exists()
@@ -147,23 +149,23 @@ def test_run_sh_stops_on_a_failed_sweep_without_collecting_or_publishing(tmp_pat
 def test_publish_only_path_rebuilds_every_table_and_figure_from_the_committed_data(tmp_path):
     """`run.sh publish --exploratory` on the committed data/ alone (what a fresh clone has): every committed table,
     claims file and provenance byte for byte, and every committed figure regenerated."""
-    if not (STUDY / "data" / "runs.csv").exists():
-        pytest.fail("reports/cpu_study/data/runs.csv is missing: the study's stored results must be committed")
+    if not (V1 / "data" / "runs.csv").exists():
+        pytest.fail("reports/cpu_study/v1/data/runs.csv is missing: the study's stored results must be committed")
     res = _run_sh(tmp_path, "publish", "--exploratory", fake_sweep_status=9)  # a sweep would fail: none may run
     (tmp_path / "data").mkdir()
     assert res.returncode != 0 and "holds no runs.csv" in res.stderr  # STUDY_DATA is empty here
     env_data = tmp_path / "data"
-    for f in (STUDY / "data").iterdir():
+    for f in (V1 / "data").iterdir():
         (env_data / f.name).write_bytes(f.read_bytes())
     res = _run_sh(tmp_path, "publish", "--exploratory", fake_sweep_status=9)
     assert res.returncode == 0, res.stderr
     out = tmp_path / "out"
-    tables = [p.name for p in STUDY.iterdir() if p.suffix in (".md", ".tex", ".csv", ".json")
+    tables = [p.name for p in V1.iterdir() if p.suffix in (".md", ".tex", ".csv", ".json")
               and not p.name.startswith(("README", "protocol", "estimators"))]  # fmt: skip
     assert {"claims.md", "table_grid.md", "table_staleness.csv", "per_run.csv", "provenance.json"} <= set(tables)
     for name in tables:
-        assert (out / name).read_bytes() == (STUDY / name).read_bytes(), f"{name} differs from the published one"
-    figures = {str(p.relative_to(STUDY)) for p in STUDY.rglob("*") if p.suffix in (".png", ".pdf")}
+        assert (out / name).read_bytes() == (V1 / name).read_bytes(), f"{name} differs from the published one"
+    figures = {str(p.relative_to(V1)) for p in V1.rglob("*") if p.suffix in (".png", ".pdf")}
     assert figures and all((out / f).stat().st_size > 0 for f in figures), figures - {
         str(p.relative_to(out)) for p in out.rglob("*")}
 
@@ -172,9 +174,9 @@ def test_publish_is_confirmatory_and_records_the_protocol_commit_when_every_run_
     r, before, proto, after = repo
     data = r / "data"
     data.mkdir()
-    runs = pd.read_csv(STUDY / "data" / "runs.csv").assign(**{"code.commit": after, "code.dirty": False})
+    runs = pd.read_csv(V1 / "data" / "runs.csv").assign(**{"code.commit": after, "code.dirty": False})
     runs.to_csv(data / "runs.csv", index=False)
-    (data / "history.csv").write_bytes((STUDY / "data" / "history.csv").read_bytes())
+    (data / "history.csv").write_bytes((V1 / "data" / "history.csv").read_bytes())
     cs.publish(data, tmp_path / "out", figures=False, protocol=r / "protocol.md")
     record = json.loads((tmp_path / "out" / "provenance.json").read_text())["protocol"]
     assert record["status"] == "confirmatory" and record["protocol_commit"] == proto
@@ -185,3 +187,30 @@ def test_publish_is_confirmatory_and_records_the_protocol_commit_when_every_run_
     runs.to_csv(data / "runs.csv", index=False)
     with pytest.raises(pr.PreProtocol, match="1 of 170"):
         cs.publish(data, tmp_path / "out2", figures=False, protocol=r / "protocol.md")
+
+
+@pytest.mark.parametrize("shallow", [False, True])
+def test_the_current_study_regenerates_from_its_committed_data_as_confirmatory(tmp_path, monkeypatch, shallow):
+    """The published study (reports/cpu_study/*) equals what `publish` makes of its committed data/, byte for byte,
+    and is confirmatory: every run was made by a clean checkout containing the protocol's commit. In a shallow clone
+    (the protocol's commit absent) the same files are compared as exploratory, banner lines and the protocol record
+    aside."""
+    if not (STUDY / "data" / "runs.csv").exists():
+        pytest.fail("reports/cpu_study/data/runs.csv is missing: the study's stored results must be committed")
+    runs = pd.read_csv(STUDY / "data" / "runs.csv", dtype={"code.commit": str})
+    if shallow:  # as a clone without the protocol's commit sees it
+        monkeypatch.setattr(pr, "is_ancestor", lambda *a, **k: False)
+    protocol = pr.read_protocol(STUDY / "protocol.md")
+    have = protocol.commit is not None and all(pr.is_ancestor(protocol.commit, c, ROOT) for c in set(runs["code.commit"]))
+    written = cs.publish(STUDY / "data", tmp_path, figures=False, exploratory=not have, protocol=STUDY / "protocol.md")
+    names = sorted(p.name for p in written)
+    assert {"claims.md", "regimes.md", "regimes.csv", "collapse.csv", "provenance.json"} <= set(names)
+    for name in names:
+        got, want = (tmp_path / name).read_text(), (STUDY / name).read_text()
+        if not have and name.endswith(".md"):
+            got, want = (t.split("\n", 1)[1] for t in (got, want))  # the banner line says which status
+        if not have and name == "provenance.json":
+            got, want = ({k: v for k, v in json.loads(t).items() if k != "protocol"} for t in (got, want))
+        assert got == want, f"{name} differs from the published one"
+    assert json.loads((STUDY / "provenance.json").read_text())["protocol"]["status"] == "confirmatory"
+    assert (STUDY / "claims.md").read_text().startswith("> **Confirmatory**")

@@ -241,7 +241,7 @@ def test_curves_of_a_sweep_draw_only_the_chosen_setting():
             rid = f"grpo-g{g}-s{seed}"
             rows.append({"run_id": rid, "state": "finished" if g != 5 else "crashed", "group": f"grpo-g{g}",
                          "objective.name": "grpo", "model.name": "m", "dataset.name": "d", "seed": seed,
-                         "train/heldout_accuracy": (0.9 if g == 5 else 0.1 * (g % 4)) + 0.01 * seed})
+                         curves.DEFAULT_SELECT_METRIC: (0.9 if g == 5 else 0.1 * (g % 4)) + 0.01 * seed})
             steps = np.arange(0, 30, 2 if g % 2 else 1)
             hist.append(pd.DataFrame({"run_id": rid, "step": steps, "train/reward": np.sin(steps + g + seed),
                                       "train/objective/seq_weight_var": np.abs(np.cos(steps * g)) + (g == 3)}))

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sspo_exp import keys
 
 from postgres_helpers import files_containing, password_of, postgres_url
 from sweeps_helpers import TINY, set_env, slurm_reason
@@ -152,7 +153,7 @@ def test_requeued_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
     b = json.loads((full / job.run_id / "summary.json").read_text())
     assert a["resumed_from"] and Path(a["resumed_from"]).name.startswith("checkpoint-")  # it did resume
     assert b["resumed_from"] is None and a["global_step"] == b["global_step"] == 24
-    for key in ("heldout_accuracy_before", "heldout_accuracy_after", "train_reward_first", "train_reward_last"):
+    for key in (keys.HELDOUT_BEFORE, keys.HELDOUT, "train_reward_first", "train_reward_last"):
         assert a[key] == b[key], key
     wa, wb = (load_file(d / "checkpoint-24" / "model.safetensors") for d in (job.run_dir, full / job.run_id))
     import torch

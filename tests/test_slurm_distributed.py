@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sspo_exp import keys
 
 from sweeps_helpers import TINY, set_env, slurm_reason
 from waiting import CEILING, wait_for
@@ -100,7 +101,7 @@ def test_optuna_trial_runs_as_one_two_process_job_and_completes(env):
     assert ran == 1 and trial.state.name == "COMPLETE", trial.state
     run = env / "runs" / trial.user_attrs["run_id_seed0"]
     assert json.loads((run / "run.json").read_text())["trl"]["world_size"] == 2
-    assert trial.value == json.loads((run / "summary.json").read_text())["heldout_accuracy_after"]
+    assert trial.value == json.loads((run / "summary.json").read_text())[keys.HELDOUT]
     assert sorted(trial.intermediate_values) == [2, 4]  # rank 0 reported from inside the job, at each held-out eval
 
 

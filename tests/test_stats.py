@@ -44,7 +44,10 @@ def test_paired_t_test_p_by_hand():
     assert stats.t_test_p([1, 2, 3, 4, 5]) == pytest.approx(1 - 1.5 * u * (1 - u * u / 3), rel=1e-9)
     assert stats.t_test_p([1, 2, 3, 4, 5]) == pytest.approx(0.013236, abs=1e-6)
     assert stats.t_test_p([-1, -2, -3, -4, -5]) == stats.t_test_p([1, 2, 3, 4, 5])  # two-sided
-    assert stats.t_test_p([0.0, 0.0]) == 1.0 and stats.t_test_p([2.0, 2.0, 2.0]) == 0.0
+    assert stats.t_test_p([0.0, 0.0]) == 1.0
+    # no spread: the exact sign-flip p of equal non-zero differences, not 0 (a t of infinity)
+    assert stats.t_test_p([2.0, 2.0, 2.0]) == 0.25 == stats.sign_flip_p([2.0, 2.0, 2.0])
+    assert stats.t_test_p([-1.5] * 10) == pytest.approx(2 / 1024) == stats.sign_flip_p([-1.5] * 10)
     assert math.isnan(stats.t_test_p([3.0]))
 
 

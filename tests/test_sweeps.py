@@ -385,7 +385,7 @@ def test_optuna_rdb_storage_and_cli(tmp_path, capsys):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"metric": "accuracy"}, "heldout_accuracy_after"),
+        ({"metric": "accuracy"}, "eval/heldout/accuracy"),
         ({"direction": "up"}, "maximize or minimize"),
         ({"params": {}}, "params"),
         ({"params": {"gate.tau_pos": {"low": 1}}}, "low, high"),

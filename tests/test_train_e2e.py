@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from sspo_exp.report.wandb_offline import read_segment
+from sspo_exp import keys
 from train_helpers import child_script, small_cfg, tiny_model_dir
 from waiting import CEILING, running, wait_for
 
@@ -63,7 +64,7 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
     summary = train(cfg)
     run_dir = Path(summary["run_dir"])
     assert summary["global_step"] == 4 and json.loads((run_dir / "summary.json").read_text()) == summary
-    assert summary["heldout_accuracy_before"] is not None and summary["heldout_accuracy_after"] is not None
+    assert summary[keys.HELDOUT_BEFORE] is not None and summary[keys.HELDOUT] is not None
 
     (seg,) = _segments(run_dir)
     assert seg.run_id == run_dir.name and seg.job_type == "sspo-atanlog" and seg.state == "finished"
@@ -89,9 +90,9 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
                     "train/rewards/format_reward/mean", "train/completions/mean_length",
                     "train/completions/cut_before_answer"):  # fmt: skip
             assert key in rows[step], (step, key)
-    assert "train/heldout_accuracy" in rows[2] and "train/heldout_accuracy" in rows[4]
-    before = [r for r in seg.history if r.get("train/global_step") == 0 and "train/heldout_accuracy" in r]
-    assert before and before[0]["train/heldout_accuracy"] == summary["heldout_accuracy_before"]
+    assert keys.HELDOUT in rows[2] and keys.HELDOUT in rows[4]
+    before = [r for r in seg.history if r.get("train/global_step") == 0 and keys.HELDOUT in r]
+    assert before and before[0][keys.HELDOUT] == summary[keys.HELDOUT_BEFORE]
     # at the first step of a rollout the policy is the behaviour policy: every ratio is 1
     assert rows[1]["train/objective/token_ratio_mean"] == pytest.approx(1.0, abs=1e-6)
     # diagnostics pooled per optimizer step (issue 11): the fresh steps 1, 3 have variance 0 and no stale key;
@@ -107,7 +108,7 @@ def test_tiny_run_writes_wandb_offline_records(tmp_path, monkeypatch):
     # final_eval: the arithmetic benchmark (test_size=8) is the held-out set (eval_samples=8): one evaluation per
     # policy state (before, step 2, step 4) serves heldout_accuracy, eval/arithmetic and eval_before/arithmetic
     assert calls == [(8, 8)] * 3
-    for stage, heldout in (("eval_before", summary["heldout_accuracy_before"]), ("eval", summary["heldout_accuracy_after"])):
+    for stage, heldout in (("eval_before", summary[keys.HELDOUT_BEFORE]), ("eval", summary[keys.HELDOUT])):
         rec = json.loads((run_dir / stage / "arithmetic.json").read_text())
         assert rec["n"] == 8 == len(rec["samples"]) and rec["pass@1"] == pytest.approx(100 * heldout)
         assert rec["provenance"]["versions"]["torch"] and rec["split"] == "test"
@@ -167,7 +168,7 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
     a = json.loads((full_dir / "summary.json").read_text())
     b = json.loads((run_dir / "summary.json").read_text())
     assert b["resumed_from"].endswith("checkpoint-4")  # killed at step 5; checkpoint-8 (cut) is skipped
-    for key in ("global_step", "heldout_accuracy_before", "heldout_accuracy_after", "train_reward_first", "train_reward_last"):
+    for key in ("global_step", keys.HELDOUT_BEFORE, keys.HELDOUT, "train_reward_first", "train_reward_last"):
         assert a[key] == b[key], key
 
     from safetensors.torch import load_file
@@ -189,6 +190,6 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path):
     uploaded = [row for seg in segments for row in seg.history]
     assert [r["_step"] for r in uploaded] == sorted({r["_step"] for r in uploaded})
     assert [r["train/global_step"] for r in uploaded] == sorted(r["train/global_step"] for r in uploaded)
-    assert sum("train/heldout_accuracy" in r and r["train/global_step"] == 0 for r in uploaded) == 1
+    assert sum(keys.HELDOUT in r and r["train/global_step"] == 0 for r in uploaded) == 1
     for step in range(1, 9):
         assert cut_rows[step] == full_rows[step], step  # every logged value, bitwise

@@ -102,5 +102,5 @@ def test_summary_keys_and_stored_results(cfg):
     ev.run.results_dir("eval_before").mkdir(parents=True)
     (ev.run.results_dir("eval_before") / "arithmetic.json").write_text(json.dumps({"pass@1": 50.0, "n": 8, "samples": []}))
     (ev.run.results_dir("eval_before") / "heldout.json").write_text(json.dumps({"accuracy": 0.5, "n": 8}))
-    assert ev.initial(model=None) == {"heldout_accuracy/before": 0.5, "eval_before/arithmetic/pass@1": 50.0,
+    assert ev.initial(model=None) == {keys.HELDOUT_BEFORE: 0.5, "eval_before/arithmetic/pass@1": 50.0,
                                       "eval_before/arithmetic/n": 8}

@@ -18,6 +18,7 @@ import torch
 
 from sspo_exp.errors import ConfigError
 from sspo_exp.report.wandb_offline import read_segment
+from sspo_exp import keys
 from train_helpers import small_cfg, tiny_model_dir
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,7 @@ def _record(run_dir: Path) -> dict:
     (seg_dir,) = glob.glob(str(run_dir / "wandb" / "offline-run-*"))
     seg = read_segment(seg_dir)
     wandb_summary = {k: v for k, v in seg.summary.items() if k not in VOLATILE_WANDB}
-    before_rows = [r["train/heldout_accuracy"] for r in seg.history if r.get("train/global_step") == 0]
+    before_rows = [r[keys.HELDOUT] for r in seg.history if r.get("train/global_step") == 0]
     summary = json.loads((run_dir / "summary.json").read_text())
     return {"files": files, "wandb_summary": wandb_summary, "before_rows": before_rows,
             "summary": {k: v for k, v in summary.items() if k not in VOLATILE_SUMMARY}}  # fmt: skip
@@ -121,8 +122,8 @@ def test_sharded_initial_eval_waits_for_the_engine_and_records_what_unsharded_re
     assert set(a["files"]) == {"heldout.json", "arithmetic.json"}
     assert len(a["files"]["arithmetic.json"]["samples"]) == 8  # the greedy completions themselves are compared
     assert b == a
-    assert a["before_rows"] == [unsharded["heldout_accuracy_before"]]
-    assert "eval_before/arithmetic/pass@1" in a["wandb_summary"] and "heldout_accuracy/before" in a["wandb_summary"]
+    assert a["before_rows"] == [unsharded[keys.HELDOUT_BEFORE]]
+    assert "eval_before/arithmetic/pass@1" in a["wandb_summary"] and keys.HELDOUT_BEFORE in a["wandb_summary"]
 
     # a resumed sharded run reads the initial policy's files (the engine then holds the checkpoint's weights) ...
     run_dir = Path(sharded["run_dir"])
@@ -131,7 +132,7 @@ def test_sharded_initial_eval_waits_for_the_engine_and_records_what_unsharded_re
     resumed = train(_cfg(tmp_path / "sharded", tiny))
     assert resumed["resumed_from"].endswith("checkpoint-2")
     assert [e[0] for e in events[:3]] == ["enter", "initial", "exit"]  # read from the files: nothing generated
-    for key in ("heldout_accuracy_before", "eval_before/arithmetic/pass@1", "eval_before/arithmetic/n"):
+    for key in (keys.HELDOUT_BEFORE, "eval_before/arithmetic/pass@1", "eval_before/arithmetic/n"):
         assert resumed[key] == sharded[key], key
     # ... and refuses to score the checkpoint's weights as the initial policy when they are gone
     (run_dir / "summary.json").unlink()

@@ -7,6 +7,7 @@ control permutes the advantages within each rollout: the same update sizes, no c
 from __future__ import annotations
 
 import pytest
+from sspo_exp import keys
 from train_helpers import train_learning_run
 
 pytestmark = pytest.mark.slow
@@ -25,9 +26,9 @@ def _run(tmp_path, monkeypatch, shuffle: bool):
 
 def test_default_job_learns(tmp_path, monkeypatch):
     s = _run(tmp_path, monkeypatch, shuffle=False)
-    assert s["heldout_accuracy_after"] >= s["heldout_accuracy_before"] + 0.20, s  # measured (seed 0): 52% -> 85%
+    assert s[keys.HELDOUT] >= s[keys.HELDOUT_BEFORE] + 0.20, s  # measured (seed 0): 52% -> 85%
 
 
 def test_shuffled_advantages_do_not_learn(tmp_path, monkeypatch):
     s = _run(tmp_path, monkeypatch, shuffle=True)
-    assert s["heldout_accuracy_after"] < s["heldout_accuracy_before"] + 0.15, s  # measured (seed 0): 52% -> 36%
+    assert s[keys.HELDOUT] < s[keys.HELDOUT_BEFORE] + 0.15, s  # measured (seed 0): 52% -> 36%

@@ -22,6 +22,7 @@ import pytest
 
 from sspo_exp.report.wandb_offline import read_segment
 from sspo_exp.train import wandb_run
+from sspo_exp import keys
 
 RUN_ID = "resume-test"
 LAST = 12  # the run trains steps 1..LAST
@@ -53,7 +54,7 @@ def _launch(root: Path, launch: int, steps: range, checkpoint: Path | None, resu
         if {resume}:
             wandb_run.resume(run, trainer, {str(checkpoint) if checkpoint else None!r}, 0.25)
         elif {before}:
-            run.log({{"train/heldout_accuracy": 0.25, "train/global_step": 0}})
+            run.log({{{keys.HELDOUT!r}: 0.25, "train/global_step": 0}})
         for step in {list(steps)!r}:
             cb.on_log(None, SimpleNamespace(global_step=step), None, logs={{"train/loss": step + {launch} / 10}})
         wandb.finish()
@@ -97,7 +98,7 @@ def test_resumed_offline_segments_upload_each_step_once_in_order(tmp_path, logge
     assert steps == list(range(0, LAST + 1)), steps  # each optimizer step once, in order (0: before-RL row)
     wandb_steps = [r["_step"] for r in rows]
     assert wandb_steps == sorted(set(wandb_steps)), wandb_steps  # W&B's own row counter keeps increasing
-    assert sum("train/heldout_accuracy" in r for r in rows) == 1
+    assert sum(keys.HELDOUT in r for r in rows) == 1
     by_step = {int(r["train/global_step"]): r for r in rows}
     held = max(logged, 0)
     for s in range(1, LAST + 1):  # a step W&B held keeps its first values; the rest: replay, then the re-run
@@ -167,4 +168,4 @@ def test_online_resume_relogs_only_steps_the_server_lacks(tmp_path, monkeypatch)
     assert cb2.steps == [9, 10]  # steps 7, 8 re-run but the server has them
     fresh = _OnlineRun({}, resumed=False)
     wandb_run.resume(fresh, SimpleNamespace(callback_handler=SimpleNamespace(callbacks=[])), None, 0.25)
-    assert [r for r, _, _ in fresh.sent] == [{"train/heldout_accuracy": 0.25, "train/global_step": 0}]
+    assert [r for r, _, _ in fresh.sent] == [{keys.HELDOUT: 0.25, "train/global_step": 0}]

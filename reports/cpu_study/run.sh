@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU study, end to end (reports/cpu_study/README.md): both sweeps, 2 runs at a time with 1 torch thread each
+# The CPU study, end to end (reports/cpu_study/README.md, protocol.md): its three sweeps, 2 runs at a time with 1 torch thread each
 # (launcher=local_parallel), then the compact stored results (data/) and every published file.
 #   bash reports/cpu_study/run.sh                          # from anywhere; resumable: re-run it after a kill
 #   STUDY_SEEDS="0 1 2" bash reports/cpu_study/run.sh      # only these seeds
@@ -24,17 +24,14 @@ if [ "${1:-}" = publish ]; then
   exec "$PY" -m sspo_exp.report.cpu_study publish "$DATA" "$OUT" --protocol "$PROTOCOL" "$@"
 fi
 mkdir -p "$DATA"
-# Phases, most important first, so a study cut short has whole claims: (1) every method at its default configuration
-# at mu = 4 (claims a-c), seeds 0-1 then 2-4 (each batch complete before the next); (2) the SSPO gates of the grid at
-# (tau_neg, tau_pos) = (0.3, 0.2), then gumbel (claim d), then at (0.6, 0.5); (3) the rest of the Appendix A grid at
-# mu = 4 (the grid table); (4) the rest of the staleness ablation (mu = 8, 2, 1). Finished runs are skipped (same
-# run ids), so re-running this script after a kill resumes the study.
-SEEDS=${STUDY_SEEDS:-0 1 2 3 4}
-MU4="cpu_study_staleness|--only trainer.mu=4"
-PHASES=("$MU4|0 1" "$MU4|2 3 4")
-[ -n "${STUDY_SEEDS:-}" ] && PHASES=("$MU4|$SEEDS")
-PHASES+=("cpu_study_grid|--only gate.tau_neg=0.3|$SEEDS" "cpu_study_grid|--only gate=gumbel|$SEEDS"
-         "cpu_study_grid|--only objective=sspo|$SEEDS" "cpu_study_grid||$SEEDS" "cpu_study_staleness||$SEEDS")
+# Phases, most important first (protocol.md), so a study cut short has whole regimes: (1) the primary comparisons,
+# seeds 0-4 then 5-9 (each batch complete before the next); (2) SSPO's temperature regimes (swapped order, rescaled);
+# (3) the learning-rate regime. Finished runs are skipped (same run ids), so re-running this script after a kill
+# resumes the study.
+SEEDS=${STUDY_SEEDS:-0 1 2 3 4 5 6 7 8 9}
+PHASES=("cpu_study_claims||0 1 2 3 4" "cpu_study_claims||5 6 7 8 9")
+[ -n "${STUDY_SEEDS:-}" ] && PHASES=("cpu_study_claims||$SEEDS")
+PHASES+=("cpu_study_tau||$SEEDS" "cpu_study_lr||$SEEDS")
 TIMER=()
 [ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f '%e %U %S' -o "$DATA/.time")
 for phase in "${PHASES[@]}"; do

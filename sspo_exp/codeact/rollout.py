@@ -8,6 +8,12 @@ per-sample column, and ``env_mask`` becomes TRL's ``tool_mask``: the loss mask i
 ``SSPOTrainer._compute_loss`` multiplies it in too. ``logprobs`` is ``None``: π_old is recomputed by TRL's forward
 pass over the same ids (as for HF rollouts), so sampling and training log-probs agree.
 
+Who samples the turns: the HF model (:class:`HFPolicy`, ``trainer.rollout=hf``) or TRL's colocated vLLM engine
+(:class:`VLLMPolicy`, ``trainer.rollout=vllm_colocate``), at the trainer's temperature / top-p / top-k. With vLLM,
+TRL 1.16's ``_generate`` pushes the training weights into its engine (``vllm_generation.sync_weights``, once per
+optimizer step) *before* it calls the rollout function, so every episode batch is sampled by the current policy;
+the rollout itself syncs nothing. The episodes, masks and rewards are the same whichever engine samples.
+
 Episode ``i`` of the batch is episode ``i`` of the returned lists; its solution, checker verdict and statistics
 go to the reward functions through the extra columns ``codeact_solution`` and ``codeact_format``. Per-batch
 statistics are appended to ``trainer._metrics[mode]`` as ``codeact/<stat>`` (logged with TRL's own metrics).
@@ -28,15 +34,14 @@ from typing import Any
 from sspo_exp import keys
 from sspo_exp.codeact.checkers import check
 from sspo_exp.codeact.episode import EnvConfig, run_episodes
-from sspo_exp.codeact.policy import HFPolicy
+from sspo_exp.codeact.policy import HFPolicy, VLLMPolicy
 
 
 def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, policy_factory=None,
                       golds: Mapping[str, tuple[str, str]] | None = None):
     """A TRL ``rollout_func``; ``setups`` maps a prompt string to its task's sandbox setup code, ``golds`` to its
     ``(answer, checker)`` (the judge of ``env.retry``: without one, the first solution ends the episode);
-    ``policy_factory(model, tokenizer, args)`` builds the turn sampler (default: :class:`HFPolicy` sampling with the
-    trainer's temperature / top-p / top-k, so π_old is the distribution TRL's forward pass scores)."""
+    ``policy_factory(model, tokenizer, args)`` builds the turn sampler (default: :func:`trainer_policy`)."""
     setups, golds = dict(setups or {}), dict(golds or {})
 
     def judge(prompt):
@@ -51,16 +56,12 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
         return None if verdict is None else bool(verdict(solution))
 
     def rollout_func(prompts: Sequence[Any], trainer: Any) -> dict[str, Any]:
-        if getattr(trainer.args, "use_vllm", False):
-            raise ValueError("the CodeAct rollout samples with the HF model (trainer.rollout=hf); vLLM is not wired")
         tok = trainer.processing_class
         prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] if isinstance(p, str) else p for p in prompts]
-        model = trainer.accelerator.unwrap_model(trainer.model)
         if policy_factory is not None:
-            policy = policy_factory(model, tok, trainer.args)
+            policy = policy_factory(trainer.accelerator.unwrap_model(trainer.model), tok, trainer.args)
         else:
-            policy = HFPolicy(model, tok, temperature=trainer.args.temperature, top_p=trainer.args.top_p,
-                              top_k=getattr(trainer.args, "top_k", None))
+            policy = trainer_policy(trainer)
         episodes = run_episodes(prompt_ids, policy, tok, env, [setups.get(p) for p in prompts],
                                 judges=[judge(p) if isinstance(p, str) else None for p in prompts])
         mode = "train" if trainer.model.training else "eval"
@@ -79,6 +80,22 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
         }
 
     return rollout_func
+
+
+def trainer_policy(trainer: Any):
+    """The turn sampler of a TRL trainer, at its temperature / top-p / top-k (so π_old, recomputed by TRL's forward
+    pass, is the distribution sampled from): :class:`VLLMPolicy` on TRL's colocated engine when the trainer uses
+    vLLM, else :class:`HFPolicy` on the unwrapped training model."""
+    args, tok = trainer.args, trainer.processing_class
+    sampling = dict(temperature=args.temperature, top_p=args.top_p, top_k=getattr(args, "top_k", None))
+    if not getattr(args, "use_vllm", False):
+        return HFPolicy(trainer.accelerator.unwrap_model(trainer.model), tok, **sampling)
+    gen = trainer.vllm_generation
+    if gen.mode != "colocate" or gen.tensor_parallel_size != 1 or gen.enable_sleep_mode:
+        raise ValueError(f"CodeAct episodes sample with a colocated vLLM engine on one device (vllm_mode=colocate, "
+                         f"tensor_parallel_size=1, no sleep mode); got mode={gen.mode}, "
+                         f"tensor_parallel_size={gen.tensor_parallel_size}, sleep={gen.enable_sleep_mode}")
+    return VLLMPolicy(gen.llm, tok, **sampling)
 
 
 def log_stats(metrics: Mapping[str, list], stats: Sequence[Mapping[str, float]]) -> None:

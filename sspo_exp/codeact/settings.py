@@ -12,6 +12,8 @@ from sspo_exp.sandbox import SandboxConfig, SandboxConfigError
 
 #: ``dataset.name`` values whose rows are CodeAct tasks (multi-turn episodes in the sandbox, solved reward).
 CODEACT_DATASETS = ("codeact", "codeact_arith")
+#: ``trainer.rollout`` values CodeAct training runs with (the turn sampler of ``codeact/rollout.py``)
+ROLLOUTS = ("hf", "vllm_colocate")
 ENV_KEYS = ("max_turns", "budget", "max_episode_tokens", "max_observation_chars", "retry",
             "answer_check", "observation_template", "observation_prefix", "sandbox")
 
@@ -81,8 +83,9 @@ def check_config(cfg: Any) -> EnvConfig | None:
     its episodes run in (None: the dataset is not CodeAct), which the plan carries to training."""
     if cfg.dataset.get("name") not in CODEACT_DATASETS:
         return None
-    if cfg.trainer.rollout != "hf":
-        raise ConfigError(f"trainer.rollout={cfg.trainer.rollout!r}: CodeAct episodes are sampled with the HF model; "
-                          "use trainer.rollout=hf (vLLM is not wired for multi-turn episodes)")
+    if cfg.trainer.rollout not in ROLLOUTS:
+        raise ConfigError(f"trainer.rollout={cfg.trainer.rollout!r}: CodeAct episodes are sampled by the training "
+                          f"process; choose one of {', '.join(ROLLOUTS)} (vllm_server is not wired for multi-turn "
+                          "episodes)")
     check_env(cfg.dataset, cfg.trainer.max_completion_length, "dataset")
     return env_config(cfg.dataset, cfg.trainer.max_completion_length, (cfg.get("model") or {}).get("chat_template_kwargs"))

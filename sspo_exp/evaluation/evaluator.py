@@ -48,7 +48,7 @@ class Evaluator:
     def initial(self, model) -> dict[str, float]:
         """Score the initial policy (files on disk from an earlier segment are read, not redone).
 
-        Returns ``{heldout_accuracy/before, eval_before/<b>/pass@1, …}``.
+        Returns ``{eval_before/heldout/accuracy, eval_before/<b>/pass@1, …}`` (``keys.HELDOUT_BEFORE``).
         """
         out = {}
         if self.heldout_rows:
@@ -71,12 +71,12 @@ class Evaluator:
 
     def at_step(self, model, step: int, final: bool = False) -> dict[str, float]:
         """What is due at optimizer step ``step`` (everything when ``final``), as history/summary keys:
-        ``train/heldout_accuracy`` and ``eval/<benchmark>/pass@1``; ``final`` also writes the result files and adds
-        ``heldout_accuracy/after`` and ``eval/<benchmark>/n``."""
+        ``eval/heldout/accuracy`` (``keys.HELDOUT``) and ``eval/<benchmark>/pass@1``; ``final`` also writes the result
+        files and adds ``eval/<benchmark>/n``."""
         s, out = self.settings, {}
         if self.heldout_rows and (final or (s.heldout_every and step % s.heldout_every == 0)):
             if final:
-                out[keys.HELDOUT_AFTER] = out[keys.HELDOUT] = self._heldout_stage(model, step, keys.AFTER)
+                out[keys.HELDOUT] = self._heldout_stage(model, step, keys.AFTER)
             else:
                 out[keys.HELDOUT] = self.heldout(model, step)[0].accuracy
         if final:

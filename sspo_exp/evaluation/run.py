@@ -40,7 +40,7 @@ from sspo_exp.evaluation.provenance import provenance
 from sspo_exp.plain import plain_dict
 from sspo_exp.tasks import prompt_fn_for
 from sspo_exp.models import missing_local_dir
-from sspo_exp.evaluation.settings import check_eval
+from sspo_exp.evaluation.settings import check_eval, profile_id
 from sspo_exp.keys import reeval_prefix
 from sspo_exp.models import load_model, load_tokenizer
 from sspo_exp.rundir import RunDir
@@ -71,22 +71,6 @@ def _as_run(d: Path, spec: str) -> ModelSource | None:
         raise ConfigError(f"eval.model={spec}: {newest} holds no HF model (config.json + weights), e.g. an FSDP run "
                           "saved with SHARDED_STATE_DICT; save with FULL_STATE_DICT (conf/accelerate/fsdp.yaml)")
     return ModelSource(spec, "run", str(newest), run.path, run.run_id, OmegaConf.load(run.config_file))
-
-
-def profile_id(cfg: DictConfig) -> str:
-    """The name of this evaluation's settings (backend, dtype, budget; a hash of ``eval.chat_template_kwargs`` when
-    set): a run's re-evaluations under different settings land in different folders
-    (``<run_dir>/reeval/<profile_id>/``) and summary prefixes (``reeval/<profile_id>/eval/...``, which
-    ``sspo-exp report --reeval <profile_id>`` reads). The full profile is in each result (``"profile"``)."""
-    e = cfg.eval
-    name = f"{e.backend}-{e.get('dtype') or 'auto'}-{e.max_new_tokens}tok"
-    kwargs = e.get("chat_template_kwargs")
-    if kwargs is not None:
-        import hashlib
-
-        blob = json.dumps(plain_dict(kwargs), sort_keys=True)
-        name += "-ctk" + hashlib.sha256(blob.encode()).hexdigest()[:6]
-    return name
 
 
 def resolve_model(spec: str, output_root: str | Path) -> ModelSource:

@@ -5,6 +5,8 @@ The same checks serve ``sspo-exp eval`` (:func:`sspo_exp.evaluation.run.validate
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,3 +152,17 @@ def check_eval(cfg: Any) -> None:
     if e.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ConfigError("eval.backend=vllm needs vLLM installed (pip install 'sspo-exp[vllm]', GPU only); "
                           "use eval.backend=hf on CPU")  # fmt: skip
+
+
+def profile_id(cfg: Any) -> str:
+    """The name of this evaluation's settings (backend, dtype, budget; a hash of ``eval.chat_template_kwargs`` when
+    set): a run's re-evaluations under different settings land in different folders
+    (``<run_dir>/reeval/<profile_id>/``) and summary prefixes (``reeval/<profile_id>/eval/...``, which
+    ``sspo-exp report --reeval <profile_id>`` reads). The full profile is in each result (``"profile"``)."""
+    e = cfg.eval
+    name = f"{e.backend}-{e.get('dtype') or 'auto'}-{e.max_new_tokens}tok"
+    kwargs = e.get("chat_template_kwargs")
+    if kwargs is not None:
+        blob = json.dumps(plain_dict(kwargs), sort_keys=True)
+        name += "-ctk" + hashlib.sha256(blob.encode()).hexdigest()[:6]
+    return name

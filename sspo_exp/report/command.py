@@ -61,7 +61,7 @@ def _argument_error(args, formats: list[str], tables: list[str]) -> str | None:
 
 def run(args) -> int:
     """``sspo-exp report`` with parsed arguments (``sspo_exp.report.cli``): read the runs, build, write, print."""
-    args.select_metric = args.select_metric or DEFAULT_SELECT_METRIC
+    args.select_metric = keys.current_name(args.select_metric or DEFAULT_SELECT_METRIC)  # an old spelling: the frames hold the new
     args.smoothing = ALPHA if args.smoothing is None else args.smoothing
     args.running_after = RUNNING_IDLE_SECONDS if args.running_after is None else args.running_after
     formats = [f.strip() for f in args.format.split(",") if f.strip()]

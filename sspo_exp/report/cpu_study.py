@@ -13,8 +13,10 @@ suffices) and writes:
   on held-out accuracy, mean ± std over seeds), with GSPO from the staleness ablation;
 - ``table_staleness.{md,tex,csv}``: every objective at its default configuration for μ = 1, 2, 4, 8
   (``report.staleness``);
-- ``claims.{md,tex,csv}``: the paper's claims (a)-(d) tested as ``protocol.md`` pre-registers (``report.claims``,
-  ``report.stats``);
+- ``claims.{md,tex,csv}``: the paper's claims (a)-(d) tested as ``protocol.md`` pre-registers in the primary regime
+  (``report.claims``, ``report.stats``);
+- ``regimes.{md,csv}`` and ``collapse.csv``: claims (a)-(c) in every regime that has runs, under the same rule, and
+  whether entropy collapses in each (``report.regimes``);
 - ``per_run.csv``, ``provenance.json`` (commits, versions, run counts, wall time, the protocol record);
 - ``headline.{png,pdf}``, ``grid/``, ``staleness/``: curves with seed bands (``report.study_figures``).
 
@@ -35,6 +37,7 @@ import pandas as pd
 from sspo_exp.report import render
 from sspo_exp.report.claims import claims, claims_latex, claims_markdown, gate_claim, gate_scores  # noqa: F401
 from sspo_exp.report.protocol import PreProtocol, banner, study_status
+from sspo_exp.report.regimes import REGIMES, all_regimes, regime_metrics, regimes_markdown
 from sspo_exp.report.staleness import staleness_latex, staleness_markdown, staleness_table
 from sspo_exp.report.study_data import (  # noqa: F401  (re-exported: the study's names in one place)
     ACC, ACC_BEFORE, BENCHMARK, CLAIM_MU, ENTROPY, HISTORY_COLUMNS, METHODS, PROFILE_COLUMNS, REWARD, RUN_COLUMNS,
@@ -64,7 +67,12 @@ def publish(data_dir: Path, out_dir: Path, figures: bool = True, exploratory: bo
             text.to_csv(out_dir / name, index=False, float_format=float_format)
         written.append(out_dir / name)
 
-    grid_runs = runs[runs["trainer.mu"] == CLAIM_MU].copy()
+    primary = REGIMES[0]
+    # the descriptive tables and figures: the primary regime's learning rate (a run that recorded none is kept)
+    lr = pd.to_numeric(runs.get("trainer.learning_rate"), errors="coerce")
+    desc = runs[lr.isna() | lr.sub(primary.learning_rate).abs().le(1e-12)].copy()
+    desc.attrs = runs.attrs
+    grid_runs = desc[desc["trainer.mu"] == CLAIM_MU].copy()
     grid_runs.attrs = runs.attrs
     # one evaluation profile per table, as in every report table; stored runs that predate recorded profiles (all
     # scored by the same in-training evaluator of one experiment config) are built anyway, the table notes say so
@@ -73,19 +81,23 @@ def publish(data_dir: Path, out_dir: Path, figures: bool = True, exploratory: bo
     write("table_grid.md", f"{top}\n\n{render.markdown(table)}")
     write("table_grid.tex", render.latex(table))
     write("table_grid.csv", render.csv_frame(table))
-    st = staleness_table(m)
+    st = staleness_table(m[m["run_id"].isin(desc["run_id"])])
     write("table_staleness.md", staleness_markdown(st, top))
     write("table_staleness.tex", staleness_latex(st))
     write("table_staleness.csv", st, "%.6g")
-    cl = claims(m)
+    cl = claims(regime_metrics(runs, history, primary))
     write("claims.md", claims_markdown(cl, top))
     write("claims.tex", claims_latex(cl))
     write("claims.csv", cl, "%.6g")
+    regime_table, falls = all_regimes(runs, history)
+    write("regimes.md", regimes_markdown(regime_table, falls, top))
+    write("regimes.csv", regime_table, "%.6g")
+    write("collapse.csv", falls, "%.6g")
     write("per_run.csv", m.sort_values("run_id"), "%.6g")
     write("provenance.json", json.dumps({**provenance(runs, data_dir), "protocol": status}, indent=1,
                                         sort_keys=True) + "\n")  # fmt: skip
     if figures:
-        written += draw(runs, history, out_dir, GRID_SPEC, f" — {status['status']}")
+        written += draw(desc, history, out_dir, GRID_SPEC, f" — {status['status']}")
     return written
 
 

@@ -38,6 +38,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from sspo_exp import keys  # noqa: E402
 from sspo_exp.report.tables import (  # noqa: E402
     BASE, DEFAULT_SELECT_METRIC, TableSpec, annotate, natural_key, rank_configs, row_label, row_sort_key)
 from sspo_exp.report.wandb_offline import default_workers  # noqa: E402
@@ -117,6 +118,7 @@ def _choose(panels: pd.DataFrame, select_metric: str) -> dict[tuple[str, str], p
     (:func:`rank_configs` over finished runs, over all when none finished), every seed of it. Done once per
     report: the choice does not depend on the metric drawn."""
     out: dict = {}
+    select_metric = keys.spelling_in(panels.columns, select_metric)  # a stored frame with old names (the CPU study's)
     for panel in sorted(panels["panel"].unique(), key=natural_key):
         prow = panels[panels["panel"] == panel]
         for row, rrows in prow.groupby("row"):

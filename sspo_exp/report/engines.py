@@ -11,7 +11,7 @@ history ``step``                   W&B ``_step`` (= verl's ``training/global_ste
 ``train/reward``                   ``critic/rewards/mean``                                copied (no KL in reward)
 ``train/entropy``                  ``actor/entropy``                                      copied
 ``train/objective/<m>``            ``actor/objective/<m>`` (sspo_exp.integrations.verl)    copied
-``train/heldout_accuracy``         ``val-core/heldout/acc/mean@1``                        copied (history, summary)
+``eval/heldout/accuracy``          ``val-core/heldout/acc/mean@1``                        copied (history, summary)
 ``eval/<b>/pass@1``                ``val-core/<b>/acc/mean@1``, last value                × 100 (percent)
 ``eval_before/<b>/pass@1``         the same at step 0 (``trainer.val_before_train``)      × 100
 ``objective.name``, ``gate.name``  ``actor.policy_loss.loss_mode``                        LOSS_MODES

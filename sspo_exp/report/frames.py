@@ -7,6 +7,9 @@ read_error``, the flattened config (``objective.name``, ``gate.name``, ``model.n
 ``history``: one row per (run, optimizer step): ``run_id, step`` (= ``train/global_step``, or W&B's ``_step``
 for a run that never logged it), ``_step`` and every logged metric (``train/reward``, ``train/entropy``, ...).
 Rows logged at the same step are combined (last non-missing value of each metric wins).
+
+Both tables use the current key names: an old run's spellings (``keys.LEGACY``, e.g. ``train/heldout_accuracy`` before
+held-out accuracy moved to ``eval/heldout/accuracy``) are read under the current name (:func:`current_names`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sspo_exp.keys import GLOBAL_STEP as STEP_KEY  # the one owner of key names
+from sspo_exp.keys import LEGACY
 
 RUN_COLUMNS = ["run_id", "name", "state", "group", "job_type", "tags", "project", "n_segments", "last_step",
                "read_error"]
@@ -83,6 +87,20 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def current_names(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every old spelling of a key (``keys.LEGACY``) read under its current name: a run with both keeps
+    the current name's value; of two old spellings the later in ``LEGACY`` wins (``heldout_accuracy/after``, the final
+    evaluation, over ``train/heldout_accuracy``, the last logged value)."""
+    old = [c for c in reversed(list(LEGACY)) if c in df.columns]
+    if not old:
+        return df
+    df = df.copy()
+    for c in old:
+        new = LEGACY[c]
+        df[new] = df[new].combine_first(df[c]) if new in df.columns else df[c]
+    return df.drop(columns=old)
+
+
 def to_frames(runs: list[RunData]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(runs, history)`` DataFrames (see the module docstring)."""
     rows, config_cols = [], set()
@@ -96,9 +114,9 @@ def to_frames(runs: list[RunData]) -> tuple[pd.DataFrame, pd.DataFrame]:
         row.update(config)
         row.update({k: v for k, v in r.summary.items() if not isinstance(v, dict)})
         rows.append(row)
-    runs_df = pd.DataFrame.from_records(rows, columns=None if rows else RUN_COLUMNS)
+    runs_df = current_names(pd.DataFrame.from_records(rows, columns=None if rows else RUN_COLUMNS))
     runs_df.attrs["config_columns"] = sorted(config_cols)
     hist = [r.history.assign(run_id=r.run_id) for r in runs if len(r.history)]
-    history = pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(columns=["run_id", "step"])
+    history = current_names(pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(columns=["run_id", "step"]))
     cols = ["run_id", "step"] + [c for c in history.columns if c not in ("run_id", "step")]
     return runs_df, history[cols]

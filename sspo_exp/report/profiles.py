@@ -79,7 +79,8 @@ def mixed_profiles_message(table_name: str, mismatches: list[str]) -> str:
     return (f"{table_name} would put rows scored under different evaluation profiles side by side:\n"
             + "\n".join(f"  {m}" for m in mismatches)
             + "\nScore every row under one profile (docs/evaluation.md, 'One evaluation profile per table': e.g. "
-            "`sspo-exp eval eval.model=runs/<id>` per run and `sspo-exp report --reeval <profile_id>`), or pass "
+            "`sspo-exp eval --sweep <sweep file>` or `eval.model=runs/<id>` per run, then `sspo-exp report --reeval "
+            "<profile_id>`), or pass "
             "--allow-mixed-profiles to build the table anyway (the differences are then listed under it).")
 
 

@@ -87,7 +87,9 @@ def inside_t_interval(value: float, mean: float, sd: float, n: int, level: float
 
 def t_test_p(differences) -> float:
     """Two-sided one-sample t-test of mean(d) = 0, df = n − 1 (the paired t-test on per-seed differences).
-    n < 2: NaN (no test). All differences equal: 1.0 if they are 0, else 0.0 (no spread, a sure sign)."""
+    n < 2: NaN (no test). All differences equal (no spread, t undefined): 1.0 if they are 0, else the exact sign-flip
+    p of n equal non-zero differences, 2 / 2^n (only the two all-same-sign patterns reach the observed mean): a t-test
+    would say 0, but n equal signs carry no more evidence than the sign test gives them (0.0625 at n = 5)."""
     return float(t_test_pvalues(_finite_1d(differences, "t_test_p")[None, :])[0])
 
 
@@ -98,11 +100,12 @@ def t_test_pvalues(differences) -> np.ndarray:
     if n < 2:
         return np.full(k, np.nan)
     mean, sd = d.mean(axis=1), d.std(axis=1, ddof=1)
-    flat = np.all(d == d[:, :1], axis=1)
+    # no spread up to rounding (log ratios of proportional values differ by ~1e-16): t would be a rounding artefact
+    flat = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / (sd / math.sqrt(n))
     p = 2 * stats.t.sf(np.abs(t), n - 1)
-    return np.where(flat, np.where(mean == 0, 1.0, 0.0), p)
+    return np.where(flat, np.where(mean == 0, 1.0, 2.0 / 2.0**n), p)
 
 
 def sign_flip_p(differences) -> float:

@@ -40,12 +40,15 @@ VAR, VAR_STALE, ROLLOUT_STEP = ("train/objective/seq_weight_var", "train/objecti
 APPLIED_VAR_STALE = "train/objective/applied_seq_weight_var_stale"
 HISTORY_COLUMNS = ["run_id", "step", REWARD, ENTROPY, VAR, VAR_STALE, APPLIED_VAR_STALE, ROLLOUT_STEP, "train/objective/clip_frac",
                    "train/objective/attenuated_frac", "train/objective/approx_kl", "train/objective/token_ratio_var",
-                   keys.HELDOUT]  # fmt: skip
+                   keys.OLD_HELDOUT]  # fmt: skip
 RUN_COLUMNS = ["run_id", "name", "state", "group", "job_type", "last_step", "read_error", "objective.name", "objective.eps_low",
                "objective.eps_high", "objective.tau_neg", "objective.tau_pos", "gate.name", "gate.tau_neg",
                "gate.tau_pos", "trainer.mu", "trainer.max_steps", "trainer.learning_rate", "model.name",
                "model.cold_start.steps", "dataset.name", "seed", "code.version", "code.commit", "code.dirty", ACC, ACC_BEFORE,
-               keys.HELDOUT, keys.HELDOUT_BEFORE, keys.HELDOUT_AFTER, "_runtime", "identity.setting_hash"]  # fmt: skip
+               keys.OLD_HELDOUT, keys.OLD_HELDOUT_BEFORE, keys.OLD_HELDOUT_AFTER, "_runtime", "identity.setting_hash"]  # fmt: skip
+#: The stored frames keep held-out accuracy's old column names; ``load`` reads every run's (old or new spelling) under
+#: the current names (``keys.LEGACY``), which ``collect`` stores under these (``…/after``: finished runs only, as before).
+STORED_RUN_NAMES = {keys.OLD_HELDOUT: keys.HELDOUT, keys.OLD_HELDOUT_BEFORE: keys.HELDOUT_BEFORE}
 #: The evaluation profile behind ACC and ACC_BEFORE (sspo_exp.evaluation.profile): kept so that the grid table is
 #: checked for one profile per table as every report table is; runs logged before profiles existed have none.
 PROFILE_COLUMNS = [keys.eval_key(BENCHMARK, keys.profile_stat(f), stage) for stage in (keys.BEFORE, keys.AFTER)
@@ -73,6 +76,9 @@ def collect(roots: list[str | Path], data_dir: Path, force: bool = False) -> tup
     from sspo_exp.report.sources import load  # W&B's reader stays out of `publish`, which needs only the CSV frames
 
     runs, history = load(offline=[str(r) for r in roots])
+    runs = runs.assign(**{old: runs.get(new) for old, new in STORED_RUN_NAMES.items()})
+    runs[keys.OLD_HELDOUT_AFTER] = runs[keys.OLD_HELDOUT].where(runs["state"] == "finished")
+    history = history.assign(**{keys.OLD_HELDOUT: history.get(keys.HELDOUT)})
     runs = runs.reindex(columns=RUN_COLUMNS).sort_values("run_id").reset_index(drop=True)
     history = history.reindex(columns=HISTORY_COLUMNS).sort_values(["run_id", "step"]).reset_index(drop=True)
     if (data_dir / "runs.csv").is_file() and not force:
@@ -116,8 +122,10 @@ def read_data(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 # ------------------------------------------------------------------------------------------ per-run quantities
-def run_metrics(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished run: method, setting, seed, mu and the per-run quantities of the module docstring."""
+def run_metrics(runs: pd.DataFrame, history: pd.DataFrame, defaults: dict | None = None) -> pd.DataFrame:
+    """One row per finished run: method, setting, seed, mu, learning rate, whether it is its method's default
+    configuration (``defaults``, :data:`DEFAULTS` unless given: a regime may move SSPO's) and the per-run quantities
+    of the module docstring."""
     done = runs[runs["state"] == "finished"].copy()
     rows = []
     for _, r in done.iterrows():
@@ -128,7 +136,8 @@ def run_metrics(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         applied = h[APPLIED_VAR_STALE].dropna() if APPLIED_VAR_STALE in h else pd.Series(dtype=float)
         rows.append({
             "run_id": r["run_id"], "method": r["objective.name"], "setting": setting(r), "seed": int(r["seed"]),
-            "mu": int(r["trainer.mu"]), "default": is_default(r), "acc": float(r[ACC]),
+            "mu": int(r["trainer.mu"]), "lr": _float(r.get("trainer.learning_rate")),
+            "default": is_default(r, defaults), "acc": float(r[ACC]),
             "acc_before": float(r[ACC_BEFORE]), "reward": float(last[REWARD].dropna().mean()),
             "entropy_first": float(first.iloc[0]) if len(first) else math.nan,
             "entropy_last": float(last[ENTROPY].dropna().mean()),
@@ -152,8 +161,8 @@ def setting(r: pd.Series) -> str:
     return f"sspo-{gate}" if gate == "gumbel" else f"sspo-{gate} τ{_g(r['gate.tau_neg'])}/{_g(r['gate.tau_pos'])}"
 
 
-def is_default(r: pd.Series) -> bool:
-    want = DEFAULTS.get(r["objective.name"], {})
+def is_default(r: pd.Series, defaults: dict | None = None) -> bool:
+    want = (DEFAULTS if defaults is None else defaults).get(r["objective.name"], {})
     return all(_same(r.get(k), v) for k, v in want.items())
 
 
@@ -164,6 +173,13 @@ def _same(a, b) -> bool:
         return math.isclose(float(a), float(b), rel_tol=1e-9)
     except (TypeError, ValueError):
         return False
+
+
+def _float(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _g(x) -> str:

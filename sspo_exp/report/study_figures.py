@@ -9,13 +9,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from sspo_exp.report.curves import curve_data, plot_all
-from sspo_exp.report.study_data import CLAIM_MU, ENTROPY, REWARD, VAR_STALE, is_default
+from sspo_exp.report.study_data import APPLIED_VAR_STALE, CLAIM_MU, ENTROPY, REWARD, VAR_STALE, is_default
 from sspo_exp.report.tables import TableSpec, row_label, row_sort_key
 
 
 ALPHA = 0.1  #: EMA of the study's curves per optimizer step (48-step runs; the paper's 0.02 is for thousands)
 HEADLINE = ((REWARD, "reward (answer + format)", False), (ENTROPY, "token entropy (nats)", False),
             (VAR_STALE, "Var(s_i) ungated (drift), stale steps", True))  # fmt: skip
+#: claim (a)'s quantity, drawn in the headline's third panel instead of the drift when the runs logged it
+APPLIED = (APPLIED_VAR_STALE, "Var of the applied weight W_i, stale steps", True)
 
 
 def draw(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path, spec: TableSpec,
@@ -36,11 +38,15 @@ def draw(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path, spec: TableSp
 
 def headline(abl: pd.DataFrame, history: pd.DataFrame, out_dir: Path, spec: TableSpec,
          status: str = "") -> list[Path]:  # fmt: skip
-    """``headline.{png,pdf}``: reward, entropy and stale-step Var(s_i) at μ = 4, one line per method (mean over
+    """``headline.{png,pdf}``: reward, entropy and a stale-step variance at μ = 4 — of the weight each objective
+    applies (claim a) when the runs logged it, else of the ungated s_i (drift) — one line per method (mean over
     seeds of the smoothed curves) with its min-max band over seeds."""
     mine = abl[abl["trainer.mu"] == CLAIM_MU]
+    logged = APPLIED_VAR_STALE in history and bool(
+        history.loc[history["run_id"].isin(mine["run_id"]), APPLIED_VAR_STALE].notna().any())
+    panels = (*HEADLINE[:2], APPLIED if logged else HEADLINE[2])
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, (metric, label, log) in zip(axes, HEADLINE):
+    for ax, (metric, label, log) in zip(axes, panels):
         data = curve_data(mine, history, metric, spec, alpha=ALPHA, positive_only=log)
         for panel in data.values():
             for i, row in enumerate(sorted(panel, key=row_sort_key)):

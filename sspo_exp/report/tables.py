@@ -15,7 +15,7 @@ Rules (printed under every table):
 - Best configuration per method: a hyper-parameter configuration is a W&B ``group`` (the setting without the
   seed; a hash of the config without ``seed`` when the run has no group). Per (model, row) and benchmark, among
   configurations with finished runs reporting that benchmark, the one with the highest mean over seeds of the
-  selection metric (a summary key, default ``train/heldout_accuracy``, the held-out accuracy) is shown; ties ->
+  selection metric (a summary key, default ``eval/heldout/accuracy``, the held-out accuracy) is shown; ties ->
   more seeds -> name. Selecting on a test benchmark itself is allowed but flagged as optimistic; so is a selection
   metric equal to a test benchmark's Pass@1 in every finished run (a held-out set that looks like the test set).
 - Δ Avg = mean over the table's benchmarks of (cell − Base cell) of the same model, from the shown means.
@@ -62,6 +62,7 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, select_metric: str = DEFAUL
     """The table (see the module docstring); raises :class:`MixedProfiles` when its rows were scored under
     different evaluation profiles, unless ``allow_mixed_profiles``."""
     columns = list(columns or spec.columns)
+    select_metric = keys.spelling_in(runs.columns, select_metric)  # a stored frame with old names (the CPU study's)
     runs, notes = _prepare(runs, spec, columns, select_metric, reeval)
     done = runs[runs["state"] == "finished"]
     derived = derived_base(done, columns)

@@ -232,9 +232,9 @@ def train_task(cfg, callbacks=()) -> dict[str, Any]:
 
 
 def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], Any] = train_task,
-           on_submitted: Callable[[int, str], None] | None = None, wait: bool = True) -> list[Any]:
-    """Run ``jobs`` (override lists) as one Hydra multirun of ``conf/train.yaml`` with the launcher ``common``
-    selects (``launcher=submitit_slurm`` ...). Returns Hydra's JobReturn of each job, in order; with ``wait=False``
+           on_submitted: Callable[[int, str], None] | None = None, wait: bool = True, config: str = "train") -> list[Any]:
+    """Run ``jobs`` (override lists) as one Hydra multirun of ``conf/<config>.yaml`` (train; eval for a re-scoring)
+    with the launcher ``common`` selects (``launcher=submitit_slurm`` ...). Returns Hydra's JobReturn of each job; with ``wait=False``
     (SLURM only) returns ``[]`` once SLURM has given every job its id, and the jobs run on without this process.
 
     This is what ``sspo-exp train -m`` does (hydra/_internal/hydra.py: Hydra.multirun and BasicSweeper.sweep),
@@ -251,12 +251,12 @@ def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], 
     if not jobs:
         return []
     GlobalHydra.instance().clear()
-    hydra = Hydra.create_main_hydra2("train", create_config_search_path(str(CONF_DIR)))
+    hydra = Hydra.create_main_hydra2(config, create_config_search_path(str(CONF_DIR)))
     try:
-        cfg = hydra.compose_config("train", overrides=list(common), run_mode=RunMode.MULTIRUN, with_log_configuration=True)
+        cfg = hydra.compose_config(config, overrides=list(common), run_mode=RunMode.MULTIRUN, with_log_configuration=True)
         callbacks = Callbacks(cfg)
         context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
-        callbacks.on_multirun_start(config=cfg, config_name="train")
+        callbacks.on_multirun_start(config=cfg, config_name=config)
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=cfg)
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +274,7 @@ def launch(jobs: list[list[str]], common: list[str] = (), task: Callable[[Any], 
         finally:
             if watcher:
                 watcher.stop()
-        callbacks.on_multirun_end(config=cfg, config_name="train")
+        callbacks.on_multirun_end(config=cfg, config_name=config)
         return results
     finally:
         GlobalHydra.instance().clear()

@@ -18,7 +18,7 @@ Search-space file (``sweeps/optuna_*.yaml``)::
 
     study: sspo-atanlog-tiny     # study name
     direction: maximize          # maximize | minimize
-    metric: heldout_accuracy_after  # what a trial returns (see METRICS), averaged over `seeds`
+    metric: eval/heldout/accuracy   # what a trial returns (see METRICS), averaged over `seeds`
     seeds: [0]                   # training seeds per trial
     sampler: {name: tpe, seed: 0}   # tpe | random; trial n samples with a seed derived from (seed, n)
     pruner: {name: median, n_warmup_steps: 10}   # none (default) | median | hyperband, with Optuna's options;
@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from sspo_exp import CONF_DIR
+from sspo_exp import CONF_DIR, keys
 from sspo_exp.rundir import RunBusy, RunDir
 from sspo_exp.sweeps import preemption, pruning
 from sspo_exp.sweeps.errors import SpaceError
@@ -143,7 +143,7 @@ def make_objective(space: dict[str, Any], extra: list[str] = (), train_fn: Calla
             summary = train_or_wait(train_fn, cfg, [pruning.reporter(trial, index)])
             if summary.get("wandb_dir"):
                 trial.set_user_attr(f"wandb_dir_seed{seed}", summary["wandb_dir"])
-            value = summary.get(space["metric"])
+            value = keys.read(summary, space["metric"])  # an old run's summary.json: its old spelling
             if value is None or not math.isfinite(float(value)):
                 raise ValueError(f"run {summary.get('run_id')}: metric {space['metric']}={value!r} is not a number")
             values.append(float(value))

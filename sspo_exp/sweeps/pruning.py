@@ -10,7 +10,7 @@ How a trial reaches training: the Optuna objective (``optuna_cli.make_objective`
 gets no such callback. In a multi-process run every process sees the same log row (each evaluates the same held-out
 rows); process 0 reports and asks the pruner, and its answer is broadcast, so every process stops together.
 
-The callback sees each held-out evaluation (``callbacks.HeldoutEval`` puts ``heldout_accuracy`` into that step's
+The callback sees each held-out evaluation (``callbacks.HeldoutEval`` puts ``keys.HELDOUT_LOG`` into that step's
 log row; ``logging_steps=1``) and reports it at step ``seed_index * max_steps + global_step`` (a trial's seeds run
 one after another, so they report on disjoint steps and every trial reports the same steps). When the pruner says
 so it marks the run — ``<run_dir>/pruned.json``, the W&B summary keys :data:`PRUNED_STEP_KEY` / ``optuna/trial`` /
@@ -59,9 +59,9 @@ def check_pruner(spec: Any, where: str, metric: str, direction: str) -> dict[str
         if isinstance(value, int) and value < (1 if key in ("interval_steps", "n_min_trials", "min_resource",
                                                              "max_resource", "reduction_factor") else 0):  # fmt: skip
             raise SpaceError(f"{where}: pruner.{key}={value!r}; must be >= {1 if key != 'n_startup_trials' else 0}")
-    if spec["name"] != "none" and (metric != "heldout_accuracy_after" or direction != "maximize"):
+    if spec["name"] != "none" and (metric != keys.HELDOUT or direction != "maximize"):
         raise SpaceError(f"{where}: pruner.name={spec['name']!r} prunes on held-out accuracy during training; it needs "
-                         f"metric: heldout_accuracy_after and direction: maximize (got {metric}, {direction})")  # fmt: skip
+                         f"metric: {keys.HELDOUT} and direction: maximize (got {metric}, {direction})")  # fmt: skip
     return dict(spec)
 
 
@@ -104,18 +104,19 @@ def _callback_class():
             self.trial, self.seed_index = trial, seed_index
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "heldout_accuracy" not in logs:
+            accuracy = keys.read(logs or {}, keys.HELDOUT_LOG)
+            if accuracy is None:
                 return
             step = self.seed_index * state.max_steps + state.global_step
             main = state.is_world_process_zero
             if main:
-                self.trial.report(float(logs["heldout_accuracy"]), step)
+                self.trial.report(float(accuracy), step)
             if _agreed(main and self.trial.should_prune()):
                 import optuna
 
                 if main:
-                    mark_pruned(Path(args.output_dir), self.trial, step, state.global_step, logs["heldout_accuracy"])
-                raise optuna.TrialPruned(f"held-out accuracy {logs['heldout_accuracy']:.3f} at step {step}")
+                    mark_pruned(Path(args.output_dir), self.trial, step, state.global_step, accuracy)
+                raise optuna.TrialPruned(f"held-out accuracy {accuracy:.3f} at step {step}")
 
     return ReportHeldoutToTrial
 
@@ -126,7 +127,7 @@ def mark_pruned(run_dir: Path, trial, step: int, global_step: int, accuracy: flo
 
     study = trial.study.study_name
     mark = {"study": study, "trial": trial.number, "reported_step": step, "global_step": global_step,
-            "heldout_accuracy": accuracy}  # fmt: skip
+            keys.HELDOUT: accuracy}  # fmt: skip
     RunDir(run_dir.parent, run_dir.name).mark_pruned(mark)
     if wandb.run is not None:
         wandb.run.summary.update({keys.PRUNED_STEP: global_step, keys.PRUNED_TRIAL: trial.number, keys.PRUNED_STUDY: study})

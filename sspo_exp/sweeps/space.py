@@ -8,13 +8,15 @@ from typing import Any
 
 import yaml
 
+from sspo_exp import keys
 from sspo_exp.sweeps import pruning
 from sspo_exp.sweeps.errors import SpaceError, SweepError
 from sspo_exp.sweeps.grid import sweep_path
 
-#: Metrics a trial can return: numeric keys of the run's summary.json (sspo_exp/train/run.py).
+#: Metrics a trial can return: numeric keys of the run's summary.json (sspo_exp/train/run.py). A space file written
+#: before held-out accuracy moved under eval/ names it heldout_accuracy_after: read as keys.HELDOUT.
 METRICS = {
-    "heldout_accuracy_after": "held-out greedy Pass@1 in [0, 1] after RL (trainer.eval_samples problems)",
+    keys.HELDOUT: "held-out greedy Pass@1 in [0, 1] after RL (trainer.eval_samples problems)",
     "train_reward_last": "mean training reward (answer + format, in [0, 2]) over the last 5 rollouts",
 }
 SPACE_KEYS = ("study", "direction", "metric", "seeds", "sampler", "pruner", "heartbeat", "overrides", "params")
@@ -38,8 +40,9 @@ def check_space(space: dict[str, Any], where: str = "search space") -> dict[str,
     unknown = sorted(set(space) - set(SPACE_KEYS))
     if unknown:
         raise SpaceError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(SPACE_KEYS)}")
-    space = {"direction": "maximize", "metric": "heldout_accuracy_after", "seeds": [0], "sampler": {"name": "tpe"},
+    space = {"direction": "maximize", "metric": keys.HELDOUT, "seeds": [0], "sampler": {"name": "tpe"},
              "pruner": {"name": "none"}, "heartbeat": dict(HEARTBEAT), "overrides": [], **space}  # fmt: skip
+    space["metric"] = keys.current_name(space["metric"]) if isinstance(space["metric"], str) else space["metric"]
     if not space.get("study"):
         raise SpaceError(f"{where}: `study` (the study name) is required")
     if space["direction"] not in ("maximize", "minimize"):

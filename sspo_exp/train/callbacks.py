@@ -28,7 +28,7 @@ class InitialEval(TrainerCallback):
     holds the checkpoint's weights, not the initial policy's.
 
     ``when_scored(fn)`` calls ``fn(result)`` at once if the result exists, else as soon as it does; ``result`` is
-    ``{heldout_accuracy/before, eval_before/<b>/pass@1, …}`` (None before scoring).
+    ``{eval_before/heldout/accuracy, eval_before/<b>/pass@1, …}`` (None before scoring).
     """
 
     trainer = None  # set by ``run._attach``
@@ -81,9 +81,9 @@ class StopIfTrained(TrainerCallback):
 
 class HeldoutEval(TrainerCallback):
     """Asks the evaluator (``sspo_exp.evaluation.evaluator.Evaluator.at_step``) what is due after each optimizer step
-    and puts it into the trainer's metric buffer, so it lands in that step's W&B row: ``train/heldout_accuracy`` and
-    ``eval/<benchmark>/pass@1`` (transformers' ``rewrite_logs`` maps buffer key ``heldout_accuracy`` to
-    ``train/heldout_accuracy`` and ``eval_<benchmark>/pass@1`` to ``eval/<benchmark>/pass@1``). The evaluator
+    and puts it into the trainer's metric buffer, so it lands in that step's W&B row: ``eval/heldout/accuracy`` and
+    ``eval/<benchmark>/pass@1`` (transformers' ``rewrite_logs`` maps buffer key ``eval_heldout/accuracy`` to
+    ``eval/heldout/accuracy`` and ``eval_<benchmark>/pass@1`` to ``eval/<benchmark>/pass@1``). The evaluator
     memoises per step, so the end-of-training evaluation reuses what the last step computed here.
     """
 

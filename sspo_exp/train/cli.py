@@ -17,7 +17,7 @@ def task(cfg) -> float | None:
 
     set_cpu_threads(plan)  # on a shared CPU, torch's default threads would spin against the other processes
     summary = run_plan(plan)
-    return summary.get(keys.SUMMARY_AFTER)  # Hydra's sweepers (Optuna) read the return value
+    return keys.read(summary, keys.HELDOUT)  # Hydra's sweepers (Optuna) read the return value
 
 
 def main(argv: list[str] | None = None) -> int:

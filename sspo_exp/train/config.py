@@ -235,9 +235,16 @@ def validate(cfg: Any, world_size: int | None = None) -> BatchPlan:
     return make_plan(cfg, world_size).batch
 
 
+#: Dataset fields that name a local file or directory, and what unsetting one does.
+LOCAL_FILES = {"path": "unset it to use the HF Hub",
+               "wikitable_dir": "the WikiTableQuestions release; unset it to drop those CodeAct rows: docs/codeact.md",
+               "hotpotqa_file": "HotpotQA's training JSON; unset it to drop those CodeAct rows: docs/codeact.md"}
+
+
 def check_local_paths(cfg: Any, model: bool = True) -> None:
     """The local files a run reads exist: ``model.path`` (when written as a local path, not an HF id ``org/name``),
-    ``dataset.path`` (and a mixture's ``dataset.components.*.path``) and ``final_eval.data.*``. Called where the run starts (``run.train``, ``sspo-exp cold-start``),
+    the dataset's :data:`LOCAL_FILES` (``dataset.path``, CodeAct's ``wikitable_dir`` and ``hotpotqa_file``, and the
+    same fields of a mixture's ``dataset.components.*``) and ``final_eval.data.*``. Called where the run starts (``run.train``, ``sspo-exp cold-start``),
     before W&B opens or a model loads, not by :func:`make_plan`: a sweep validates its points on a login node, where
     a compute node's local directory need not exist. With ``HF_HUB_OFFLINE=1`` the Hub models and datasets it reads
     must be in the HF cache (``sspo_exp.train.hub_cache``; ``sspo-exp prefetch`` fetches them)."""
@@ -245,12 +252,13 @@ def check_local_paths(cfg: Any, model: bool = True) -> None:
     if model and path and missing_local_dir(path):
         raise ConfigError(f"model.path={path}: no such directory (and not an HF model id 'org/name')")
     dataset = _get(cfg, "dataset")
-    found = [("dataset.path", dataset.get("path"))]
-    found += [(f"dataset.components.{k}.path", (c or {}).get("path")) for k, c in (dataset.get("components") or {}).items()]
+    blocks = [("dataset", dataset)] + [(f"dataset.components.{k}", c or {}) for k, c in (dataset.get("components") or {}).items()]
+    found = [(f"{name}.{key}", block.get(key)) for name, block in blocks for key in LOCAL_FILES]
     found += [(f"final_eval.data.{k}", v) for k, v in ((cfg.get("final_eval") or {}).get("data") or {}).items()]
     for field, value in found:
         if value is not None and not Path(str(value)).expanduser().exists():
-            raise ConfigError(f"{field}={value}: no such file or directory (unset it to use the HF Hub)")
+            raise ConfigError(f"{field}={value}: no such file or directory "
+                              f"({LOCAL_FILES.get(field.rsplit('.', 1)[-1], LOCAL_FILES['path'])})")
     check_hub_cache(cfg, model)  # offline (HF_HUB_OFFLINE=1): the Hub models and datasets it reads are cached
 
 

@@ -1,4 +1,4 @@
-"""What a training config reads from the Hugging Face Hub, and whether this machine's HF cache holds it.
+"""What a training config (or an evaluation) reads from the Hugging Face Hub, and whether this machine's HF cache holds it.
 
 A compute node often has no network (``HF_HUB_OFFLINE=1``, as ``slurm/env.sh`` sets): there a run whose model or
 dataset is not in the cache would fail after loading for a while, in a long traceback. :func:`check_hub_cache` runs
@@ -38,14 +38,37 @@ def hub_needs(cfg: Any, model: bool = True) -> HubNeeds:
     dataset = cfg.dataset
     datasets = [("dataset", s) for split in ("train", "heldout") for s in dataset_hub_splits(dataset, split)]
     final = cfg.get("final_eval") or {}
-    local = final.get("data") or {}
-    for name in final.get("benchmarks") or []:
-        # the arithmetic benchmark of an arithmetic run is its own dataset block (generated): nothing to fetch
-        datasets += [(f"final_eval.benchmarks {name}", s) for s in benchmark_hub_splits(name, local.get(name))]
+    # the arithmetic benchmark of an arithmetic run is its own dataset block (generated): nothing to fetch
+    datasets += benchmark_needs("final_eval.benchmarks", final.get("benchmarks") or [], final.get("data") or {})
+    return _needs("model.path", repo, datasets)
+
+
+def benchmark_needs(field: str, benchmarks, local) -> list[tuple[str, HubSplit]]:
+    """``(field name, split)`` of every Hub split the benchmarks read (those without local data in ``local``)."""
+    return [(f"{field} {name}", s) for name in benchmarks for s in benchmark_hub_splits(name, local.get(name))]
+
+
+def _needs(model_field: str, repo: str | None, datasets: list[tuple[str, HubSplit]]) -> HubNeeds:
     first: dict[HubSplit, str] = {}
     for field, split in datasets:
         first.setdefault(split, field)  # a split two fields read (GSM8K train: training rows and held-out carve) once
-    return HubNeeds((("model.path", repo),) if repo else (), tuple((f, s) for s, f in first.items()))
+    return HubNeeds(((model_field, repo),) if repo else (), tuple((f, s) for s, f in first.items()))
+
+
+def eval_needs(repo: str | None, benchmarks, local) -> HubNeeds:
+    """What ``sspo-exp eval`` reads from the Hub: ``eval.model`` when it is a Hub model (``repo``) and the
+    ``eval.benchmarks`` without local ``eval.data``."""
+    return _needs("eval.model", hub_id(repo) if repo else None, benchmark_needs("eval.benchmarks", benchmarks, local))
+
+
+def eval_prefetch_command(needs: HubNeeds, name: str) -> str:
+    """The ``sspo-exp prefetch`` line (train's overrides) that fetches what an evaluation needs: the model as a
+    ``model=local`` block called ``name`` and the benchmarks as ``final_eval.benchmarks``."""
+    words = [PREFETCH]
+    for _, repo in needs.models:
+        words += ["model=local", f"model.path={repo}", f"model.name={name}"]
+    benchmarks = list(dict.fromkeys(field.split()[-1] for field, _ in needs.datasets))
+    return " ".join(words + ([f"final_eval.benchmarks=[{','.join(benchmarks)}]"] if benchmarks else []))
 
 
 def offline() -> bool:
@@ -82,10 +105,14 @@ def missing(needs: HubNeeds) -> list[str]:
 def check_hub_cache(cfg: Any, model: bool = True) -> None:
     """With ``HF_HUB_OFFLINE=1``, raise one :class:`ConfigError` naming the first model or dataset split the run
     reads that is not cached, and the prefetch command; online (downloads allowed), nothing to check."""
-    if not offline():
-        return
-    lacking = missing(hub_needs(cfg, model))
+    if offline():
+        refuse_missing(hub_needs(cfg, model), prefetch_command())
+
+
+def refuse_missing(needs: HubNeeds, command: str) -> None:
+    """One :class:`ConfigError` naming the first of ``needs`` the cache lacks and ``command`` (that fetches it)."""
+    lacking = missing(needs)
     if lacking:
         more = f" (and {len(lacking) - 1} more)" if len(lacking) > 1 else ""
         raise ConfigError(f"{lacking[0]}{more}, and HF_HUB_OFFLINE=1 forbids downloading it: on a login node with "
-                          f"network, run `{prefetch_command()}` (same HF_HOME), then launch again")
+                          f"network, run `{command}` (same HF_HOME), then launch again")

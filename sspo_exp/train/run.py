@@ -223,8 +223,8 @@ def _finish(plan: TrainPlan, main: bool, trainer, initial_eval, ev, wb, code, ch
         "wandb_dir": wb.dir and str(os.path.dirname(wb.dir)),
         "resumed_from": checkpoint,
         "global_step": step,
-        keys.SUMMARY_BEFORE: before,
-        keys.SUMMARY_AFTER: final.get(keys.HELDOUT_AFTER, float("nan")),
+        keys.HELDOUT_BEFORE: before,
+        keys.HELDOUT: final.get(keys.HELDOUT, float("nan")),
         "train_reward_first": reward_first,
         "train_reward_last": reward_last,
         "seconds": round(time.time() - start, 1),
@@ -232,7 +232,7 @@ def _finish(plan: TrainPlan, main: bool, trainer, initial_eval, ev, wb, code, ch
         "code": code,
         **results,
     }
-    wb.summary.update({keys.HELDOUT_BEFORE: before, keys.HELDOUT_AFTER: summary[keys.SUMMARY_AFTER], **results})
+    wb.summary.update({keys.HELDOUT_BEFORE: before, keys.HELDOUT: summary[keys.HELDOUT], **results})
     run.write_summary(summary)
     print_summary(summary)
     return summary
@@ -288,8 +288,8 @@ def print_summary(summary: dict[str, Any]) -> None:
             [
                 "=" * 72,
                 f"run {summary['run_id']}  ({summary['global_step']} optimizer steps, {summary['seconds']} s)",
-                f"held-out greedy accuracy: before RL {pct(summary[keys.SUMMARY_BEFORE])}"
-                f"  ->  after RL {pct(summary[keys.SUMMARY_AFTER])}",
+                f"held-out greedy accuracy: before RL {pct(keys.read(summary, keys.HELDOUT_BEFORE))}"
+                f"  ->  after RL {pct(keys.read(summary, keys.HELDOUT))}",
                 f"train reward (mean of {REWARD_WINDOW} rollouts): first {_fmt(summary['train_reward_first'])}"
                 f"  ->  last {_fmt(summary['train_reward_last'])}",
                 *_benchmark_lines(summary),
