@@ -7,8 +7,9 @@ Four runs of the real command, each in a fresh output folder:
 3. fresh, loaded: an empty cache while ``--load`` other CPU-bound processes (busy Python loops) run;
 4. cached, loaded.
 
-It prints the four times and the loaded/quiet ratios (the target: no more than 2x; ``sspo_exp/cpu.py`` chooses
-torch's thread count from the free cores). ``--threads N`` forces ``OMP_NUM_THREADS=N`` for a comparison with a
+It prints a Markdown table to paste into docs/training.md: the four wall times, the loaded/quiet ratios (targets on 2
+idle cores: fresh <= 60 s, cached <= 20 s, loaded <= 2x quiet), the torch threads each run chose
+(``sspo_exp/cpu.py``: the free cores) and its held-out accuracy before -> after RL (the job still learns). ``--threads N`` forces ``OMP_NUM_THREADS=N`` for a comparison with a
 fixed count (torch's default on an idle machine is one thread per core). Extra arguments are Hydra overrides
 passed to every run (e.g. ``trainer.max_steps=10`` for a quick look).
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,19 +37,33 @@ def _spin(stop) -> None:
             x += 1
 
 
-def run_job(cache: Path, out: Path, overrides: list[str], threads: int | None) -> float:
+def run_job(cache: Path, out: Path, overrides: list[str], threads: int | None) -> tuple[float, float, str, str]:
+    """Wall and CPU seconds (user + sys) of one ``sspo-exp train``, the torch threads it chose and its held-out
+    accuracy before -> after RL."""
     env = {**os.environ, "SSPO_EXP_CACHE": str(cache), "WANDB_MODE": "offline", "WANDB_SILENT": "true",
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
     env.pop("OMP_NUM_THREADS", None)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sspo_exp.cli", "train", f"output_root={out}", *overrides], env=env,
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    return time.perf_counter() - start
+    start, cpu = time.perf_counter(), _children_cpu()
+    done = subprocess.run([sys.executable, "-m", "sspo_exp.cli", "train", f"output_root={out}", *overrides], env=env,
+                          check=True, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    chosen = re.search(r"torch threads: (\d+)", done.stdout)
+    accuracy = re.search(r"before RL ([\d.]+%)\s+->\s+after RL ([\d.]+%)", done.stdout)
+    result = (seconds, cpu, chosen.group(1) if chosen else "?", " -> ".join(accuracy.groups()) if accuracy else "?")
+    print(f"{out.name}: {seconds:.1f} s wall, {cpu:.1f} CPU-s, {result[2]} torch threads, held-out {result[3]}",
+          file=sys.stderr, flush=True)
+    return result
 
 
-def measure(root: Path, tag: str, overrides: list[str], threads: int | None, load: int) -> tuple[float, float]:
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (the spinners are reaped only at the end)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(root: Path, tag: str, overrides: list[str], threads: int | None, load: int) -> tuple[tuple, tuple]:
     stop = mp.Event()
     workers = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(load)]
     for w in workers:
@@ -70,10 +87,12 @@ def main() -> None:
         root = Path(tmp)
         quiet = measure(root, "quiet", overrides, args.threads, 0)
         loaded = measure(root, "loaded", overrides, args.threads, args.load)
-    print(f"default job ({' '.join(overrides) or 'no overrides'}; threads: {args.threads or 'chosen by sspo_exp.cpu'})")
-    print(f"{'':>8} {'quiet':>9} {f'load {args.load}':>9} {'ratio':>6}")
+    print(f"default job (`sspo-exp train {' '.join(overrides)}`; {os.cpu_count()} cores; torch threads: "
+          f"{args.threads or 'chosen by sspo_exp.cpu'}; load: {args.load} busy processes)\n")
+    print(f"| run | quiet | with load {args.load} | loaded / quiet | CPU-s quiet | threads quiet, loaded | held-out quiet |")
+    print("|---|---|---|---|---|---|---|")
     for name, q, l in (("fresh", quiet[0], loaded[0]), ("cached", quiet[1], loaded[1])):
-        print(f"{name:>8} {q:8.1f}s {l:8.1f}s {l / q:6.2f}")
+        print(f"| {name} | {q[0]:.1f} s | {l[0]:.1f} s | {l[0] / q[0]:.2f} | {q[1]:.1f} | {q[2]}, {l[2]} | {q[3]} |")
 
 
 if __name__ == "__main__":

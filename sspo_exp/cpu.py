@@ -4,16 +4,22 @@ Torch's default (one intra-op thread per core) is right on an idle machine, but 
 the cores its OpenMP threads spin against them: a default job measured 238 s for 100 cold-start steps with two other
 busy processes on 2 cores, against 16 s for the next 100 once they had finished. So a CPU run asks the machine:
 ``usable`` = the cores in its affinity mask (a SLURM or taskset allocation, a container's cpuset), ``busy`` = the
-1-minute load average (runnable processes, rounded; our own process has not started computing yet), and uses
-``max(1, min(usable, usable - busy))`` threads when it may use the whole machine (else its ``usable`` cores: the
-load average is the machine's). A thread count the user set (``OMP_NUM_THREADS``) always wins.
+cores the machine keeps busy *now* (its CPU time over a look of ``SAMPLE_SECONDS`` while this process sleeps, from
+``/proc/stat``; rounded), and uses ``max(1, min(usable, usable - busy))`` threads when it may use the whole machine
+(else its ``usable`` cores: the busy cores are the machine's). A thread count the user set (``OMP_NUM_THREADS``)
+always wins. Not the 1-minute load average: it lags by a minute, so it counted a run that had just ended as busy
+(a job started right after another got one thread on an idle machine) and missed a load that had just begun (two
+threads against two busy processes); it remains the fallback where there is no ``/proc/stat``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: How long a CPU run watches the machine before choosing its thread count (seconds)
+SAMPLE_SECONDS = 0.3
 
 
 def usable_cores() -> int:
@@ -21,19 +27,37 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def busy_cores() -> int:
-    """Cores other processes keep busy now: the 1-minute load average, rounded (0 where the OS has none)."""
+def cpu_times(stat: str = "/proc/stat") -> tuple[int, int]:
+    """The machine's ``(total, idle)`` CPU time in clock ticks since boot, all cores (``idle`` includes I/O wait)."""
+    with open(stat) as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def busy_cores(seconds: float = SAMPLE_SECONDS, times=cpu_times, cores: int | None = None) -> int:
+    """Cores the machine keeps busy now: its non-idle share of CPU time over ``seconds`` (this process sleeping), in
+    cores, rounded. Where there is no ``/proc/stat``: the 1-minute load average, rounded (0 where there is none)."""
     try:
-        return round(os.getloadavg()[0])
-    except (AttributeError, OSError):
+        total0, idle0 = times()
+        time.sleep(seconds)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
+        try:
+            return round(os.getloadavg()[0])
+        except (AttributeError, OSError):
+            return 0
+    elapsed = total1 - total0
+    if elapsed <= 0:
         return 0
+    cores = cores or os.cpu_count() or 1
+    return round(cores * (elapsed - (idle1 - idle0)) / elapsed)
 
 
 def cpu_threads(usable: int | None = None, busy: int | None = None, environ=os.environ,
                 machine: int | None = None) -> int:
-    """The torch thread count of a CPU run (see the module docstring). The load average is the whole machine's, so it
-    is subtracted only when this process may use every core (``machine``: the machine's core count): inside a SLURM
-    allocation or a cpuset, other tenants' load says nothing about the cores this process was given."""
+    """The torch thread count of a CPU run (see the module docstring). The busy cores are the whole machine's, so they
+    are subtracted only when this process may use every core (``machine``: the machine's core count): inside a SLURM
+    allocation or a cpuset, other tenants' work says nothing about the cores this process was given."""
     user = environ.get("OMP_NUM_THREADS", "")
     if user.isdigit() and int(user) >= 1:
         return int(user)

@@ -77,7 +77,7 @@ def cpus() -> dict[str, str]:
     return {"machine": platform.machine(), "platform": platform.platform(), "cpu count": str(os.cpu_count()),
             "usable cores": f"{usable} (affinity {affinity}, cgroup quota {quota if quota else 'none'})",
             "load average (1/5/15 min)": load,
-            "torch threads of a CPU run started now": f"{cpu_threads()} (usable cores less the 1-minute load; "
+            "torch threads of a CPU run started now": f"{cpu_threads()} (usable cores less the cores busy now; "
                                                        "OMP_NUM_THREADS, when set, wins)",
             **{var: os.environ.get(var, "unset") for var in THREAD_VARS}}  # fmt: skip
 

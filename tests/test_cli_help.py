@@ -39,8 +39,8 @@ def test_train_help_lists_groups_options_and_examples_without_heavy_imports():
     for group in ("model", "objective", "gate", "dataset", "trainer", "launcher", "experiment"):
         assert any(line.startswith(f"  {group} ") for line in page), group
     # every option file of every group, the default marked, with the first prose line of its file
-    for option, mark in [("tiny", "*"), ("qwen3-8b", " "), ("sspo", "*"), ("grpo", " "), ("atanlog", "*"),
-                         ("gumbel", " "), ("cpu", "*"), ("gpu", " "), ("local", "*"), ("submitit_slurm", " "),
+    for option, mark in [("tiny-fast", "*"), ("tiny", " "), ("qwen3-8b", " "), ("sspo", "*"), ("grpo", " "), ("atanlog", "*"),
+                         ("gumbel", " "), ("cpu-fast", "*"), ("cpu", " "), ("gpu", " "), ("local", "*"), ("submitit_slurm", " "),
                          ("table1", " "), ("gsm8k_deepmath", " "), ("arithmetic", "*")]:  # fmt: skip
         assert f" {option}{mark} " in text, option
     assert "GRPO — SPEC.md Eq. 2: token ratios, arithmetic mean, advantage-aware clip." in text

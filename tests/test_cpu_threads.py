@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sspo_exp.cpu import cpu_threads, usable_cores
+from sspo_exp.cpu import busy_cores, cpu_threads, usable_cores
 
 
 @pytest.mark.parametrize("usable, busy, expected", [
@@ -40,3 +40,32 @@ def test_usable_cores_follows_the_affinity_mask():
         assert usable_cores() == 1
     finally:
         os.sched_setaffinity(0, mask)
+
+
+def _ticks(*samples):
+    """A stand-in for /proc/stat: successive (total, idle) readings of the machine's CPU time."""
+    it = iter(samples)
+    return lambda: next(it)
+
+
+@pytest.mark.parametrize("before, after, expected", [
+    ((1000, 800), (1200, 1000), 0),  # 2 cores idle for 100 ticks each: nothing busy
+    ((1000, 800), (1200, 800), 2),   # both cores working the whole look (two spinning processes that just started)
+    ((1000, 800), (1200, 900), 1),   # one core's worth of work
+    ((1000, 800), (1200, 870), 1),   # 1.3 cores rounds to 1
+    ((1000, 800), (1000, 800), 0),   # no time passed: nothing measured, nothing busy
+])  # fmt: skip
+def test_busy_cores_are_the_machines_work_during_the_look_not_a_lagging_average(before, after, expected):
+    assert busy_cores(0.0, times=_ticks(before, after), cores=2) == expected
+
+
+def test_busy_cores_without_proc_stat_fall_back_to_the_load_average(monkeypatch):
+    def missing():
+        raise OSError("no /proc/stat")
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 0.0, 0.0))
+    assert busy_cores(0.0, times=missing, cores=2) == 2
+
+
+def test_busy_cores_of_this_machine_are_a_core_count():
+    assert 0 <= busy_cores(0.05) <= (os.cpu_count() or 1)

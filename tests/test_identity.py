@@ -41,10 +41,16 @@ def _compose(*overrides):
         return compose("train", overrides=list(overrides))
 
 
+# v0.1's default was model=tiny trainer=cpu; the default job now uses the cheaper tiny-fast / cpu-fast presets (a
+# new experiment, so new ids: pinned below), and v0.1's configs, named explicitly, keep their ids
+V01 = ("model=tiny", "trainer=cpu")
+
+
 @pytest.mark.parametrize("overrides, expected", [
-    ((), "sspo-atanlog-s0-805128aa"),
-    (("objective=grpo", "seed=1"), "grpo-s1-19567047"),
-    (("gate=siglog", "gate.tau_neg=0.6", "gate.tau_pos=0.5", "trainer.mu=4"), "sspo-siglog-s0-2c2559ad"),
+    (V01, "sspo-atanlog-s0-805128aa"),
+    (("objective=grpo", "seed=1", *V01), "grpo-s1-19567047"),
+    (("gate=siglog", "gate.tau_neg=0.6", "gate.tau_pos=0.5", "trainer.mu=4", *V01), "sspo-siglog-s0-2c2559ad"),
+    (("experiment=cpu_minigrid",), "sspo-atanlog-s0-805128aa"),  # the tiny model and CPU trainer, whatever the default
     # v0.1's Table 1 started RL from the base model; the preset now starts from the paper's cold start (§4.3,
     # issue 11 item 3), so its runs are new ones, and disabling the cold start gives the v0.1 run back
     (("experiment=table1", "objective=gspo", "model.cold_start.enabled=false"), "gspo-s0-7e2ab864"),
@@ -56,6 +62,8 @@ def test_run_ids_of_v01_configs_are_pinned(overrides, expected):
 
 @pytest.mark.parametrize("overrides, expected", [
     (("experiment=table1", "objective=gspo"), "gspo-s0-371c4440"),  # Table 1 from its SFT cold start (batch_size)
+    (("experiment=cpu_codeact",), "sspo-atanlog-s0-be663cdc"),  # names model=tiny, trainer=cpu since the default moved
+    ((), "sspo-atanlog-s0-89812d90"),  # the default job since its cheaper presets (tiny-fast, cpu-fast)
 ])  # fmt: skip
 def test_run_ids_of_later_configs_are_pinned(overrides, expected):
     assert run_id(_compose(*overrides)) == expected

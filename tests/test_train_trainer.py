@@ -257,3 +257,19 @@ def test_trl_advantages_use_the_sample_std_of_each_group(tmp_path):
     population = (centred / (r.std(1, unbiased=False, keepdim=True) + 1e-4)).flatten()
     assert not torch.allclose(sample, population, rtol=1e-3)
     torch.testing.assert_close(out["advantages"].float(), sample, rtol=1e-5, atol=1e-5)
+
+
+def test_train_dataset_drops_exactly_the_prompts_over_max_prompt_length(tmp_path):
+    """The prompts are tokenized in one batched call: each prompt still keeps or drops on its own token count."""
+    from sspo_exp.models import tiny
+    from sspo_exp.train.run import dataset_rows, prompt_builder, train_dataset
+
+    cfg = small_cfg(tmp_path / "runs", tmp_path / "unused")
+    cfg.dataset.digits, cfg.dataset.train_size = 2, 64  # prompts "a+b\n": 4 to 6 characters, one token each
+    cfg.trainer.max_prompt_length = 5
+    tok = tiny.build_tokenizer()
+    build = prompt_builder(cfg)
+    expected = [build(r["question"], tok) for r in dataset_rows(cfg.dataset, "train")]
+    expected = [p for p in expected if len(p) <= 5]
+    assert 0 < len(expected) < 64
+    assert train_dataset(cfg, tok)["prompt"] == expected
