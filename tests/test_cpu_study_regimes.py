@@ -11,6 +11,7 @@ import yaml
 from sspo_exp import CONF_DIR, SWEEPS_DIR
 from sspo_exp.report import cpu_study as cs
 from sspo_exp.report import regimes as rg
+from sspo_exp.report.claims import claim_verdicts
 
 BASE = {"grpo": {"objective.eps_low": 0.2}, "gspo": {"objective.eps_low": 3e-4}, "gmpo": {"objective.eps_low": 0.2},
         "sapo": {"objective.tau_neg": 1, "objective.tau_pos": 1.05}}  # fmt: skip
@@ -74,10 +75,26 @@ def test_a_verdict_can_change_with_the_regime():
     assert set(_verdicts(table, "lr_5e-5").values()) == {"opposite (significant)"}  # − 10 at 5e-5
     assert set(_verdicts(table, "swapped_tau").values()) == {"not distinguishable"}  # ± 0.5 around 0
     assert set(_verdicts(table, "rescaled_tau").values()) == {"reproduced"}
+    # the protocol's claim-level verdict: reproduced only against every comparator
+    by_regime = {k: claim_verdicts(t) for k, t in table.groupby("regime")}
+    c = next(k for k in by_regime["primary"] if k.startswith("(c)"))
+    assert by_regime["primary"][c] == by_regime["rescaled_tau"][c] == "reproduced"
+    assert by_regime["lr_5e-5"][c] == by_regime["swapped_tau"][c] == "not reproduced"
     # claim (d) only in the primary regime
     assert table.loc[table["claim"].str.startswith("(d)"), "regime"].unique().tolist() == ["primary"]
     d = table[table["claim"].str.startswith("(d)") & (table["comparison"] == "atanlog vs expsig")]
     assert len(d) == 1 and d["estimate"].iloc[0] == pytest.approx(5.0)  # one τ pair: no second (d) family
+
+
+def test_a_regime_counts_the_protocols_seeds_once_each():
+    runs, hist = _study()
+    pilot = runs[runs["run_id"] == "sspo-1e-4-s0"].assign(run_id="pilot", seed=100)  # a pilot seed enters nothing
+    m = rg.regime_metrics(pd.concat([runs, pilot]), pd.concat([hist, pd.DataFrame(_history("pilot"))]), rg.REGIMES[0])
+    assert "pilot" not in set(m["run_id"])
+    twice = runs[runs["run_id"] == "grpo-0.0001-s3"].assign(run_id="grpo-again-s3")
+    with pytest.raises(ValueError, match="grpo ε0.2 seed 3"):
+        rg.regime_metrics(pd.concat([runs, twice]), pd.concat([hist, pd.DataFrame(_history("grpo-again-s3"))]),
+                          rg.REGIMES[0])  # fmt: skip
 
 
 def test_entropy_collapse_is_counted_per_regime_and_method():
@@ -99,8 +116,9 @@ def test_a_regime_without_runs_is_not_published(tmp_path):
     text = (tmp_path / "out" / "regimes.md").read_text()
     assert "## primary" in text and "## (i) learning rate 5e-5" in text and "swapped" not in text
     assert set(pd.read_csv(tmp_path / "out" / "regimes.csv")["regime"]) == {"primary", "lr_5e-5"}
-    # the descriptive tables keep the primary learning rate only
-    assert "5e-05" not in (tmp_path / "out" / "table_grid.csv").read_text()
+    # the descriptive tables keep the primary learning rate only: 4 seeds per method, not 8 (both rates)
+    assert set(pd.read_csv(tmp_path / "out" / "table_staleness.csv")["n_seeds"]) == {4}
+    assert "(4)" in (tmp_path / "out" / "table_grid.md").read_text() and "(8)" not in (tmp_path / "out" / "table_grid.md").read_text()
 
 
 def test_the_regimes_are_the_sweeps_and_the_experiment_of_the_study():

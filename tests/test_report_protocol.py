@@ -189,27 +189,33 @@ def test_publish_is_confirmatory_and_records_the_protocol_commit_when_every_run_
         cs.publish(data, tmp_path / "out2", figures=False, protocol=r / "protocol.md")
 
 
-@pytest.mark.parametrize("shallow", [False, True])
-def test_the_current_study_regenerates_from_its_committed_data_as_confirmatory(tmp_path, monkeypatch, shallow):
+def _in_history(commit: str) -> bool:
+    return subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"],
+                          capture_output=True).returncode == 0  # fmt: skip
+
+
+def test_the_current_study_regenerates_from_its_committed_data_as_confirmatory(tmp_path):
     """The published study (reports/cpu_study/*) equals what `publish` makes of its committed data/, byte for byte,
-    and is confirmatory: every run was made by a clean checkout containing the protocol's commit. In a shallow clone
-    (the protocol's commit absent) the same files are compared as exploratory, banner lines and the protocol record
-    aside."""
+    and is confirmatory: every run was made by a clean checkout containing the protocol's commit. Whether the
+    commits are in this clone's history is decided apart from the rule under test: with them, the runs MUST count
+    as made under the protocol (an edit of protocol.md after the runs, or a run from another commit, fails here);
+    in a shallow clone without them the same files are compared as exploratory, banner lines and the protocol
+    record aside."""
     if not (STUDY / "data" / "runs.csv").exists():
         pytest.fail("reports/cpu_study/data/runs.csv is missing: the study's stored results must be committed")
     runs = pd.read_csv(STUDY / "data" / "runs.csv", dtype={"code.commit": str})
-    if shallow:  # as a clone without the protocol's commit sees it
-        monkeypatch.setattr(pr, "is_ancestor", lambda *a, **k: False)
     protocol = pr.read_protocol(STUDY / "protocol.md")
-    have = protocol.commit is not None and all(pr.is_ancestor(protocol.commit, c, ROOT) for c in set(runs["code.commit"]))
-    written = cs.publish(STUDY / "data", tmp_path, figures=False, exploratory=not have, protocol=STUDY / "protocol.md")
+    full = protocol.commit is not None and all(_in_history(c) for c in {protocol.commit, *runs["code.commit"]})
+    if full:
+        assert pr.under_protocol(runs, protocol).all(), "the stored runs no longer count as made under protocol.md"
+    written = cs.publish(STUDY / "data", tmp_path, figures=False, exploratory=not full, protocol=STUDY / "protocol.md")
     names = sorted(p.name for p in written)
     assert {"claims.md", "regimes.md", "regimes.csv", "collapse.csv", "provenance.json"} <= set(names)
     for name in names:
         got, want = (tmp_path / name).read_text(), (STUDY / name).read_text()
-        if not have and name.endswith(".md"):
+        if not full and name.endswith(".md"):
             got, want = (t.split("\n", 1)[1] for t in (got, want))  # the banner line says which status
-        if not have and name == "provenance.json":
+        if not full and name == "provenance.json":
             got, want = ({k: v for k, v in json.loads(t).items() if k != "protocol"} for t in (got, want))
         assert got == want, f"{name} differs from the published one"
     assert json.loads((STUDY / "provenance.json").read_text())["protocol"]["status"] == "confirmatory"

@@ -48,6 +48,10 @@ def test_paired_t_test_p_by_hand():
     # no spread: the exact sign-flip p of equal non-zero differences, not 0 (a t of infinity)
     assert stats.t_test_p([2.0, 2.0, 2.0]) == 0.25 == stats.sign_flip_p([2.0, 2.0, 2.0])
     assert stats.t_test_p([-1.5] * 10) == pytest.approx(2 / 1024) == stats.sign_flip_p([-1.5] * 10)
+    # rounding noise of mixed sign around 0 is no effect, not ten equal signs
+    noise = [1e-14, -1e-14, 2e-15, -3e-15, 1e-14, -1e-14, 1e-15, -2e-15, 5e-15, -4e-15]
+    assert stats.t_test_p(noise) == 1.0
+    assert stats.paired_difference(np.full(10, 0.1 + 0.2), np.full(10, 0.3)).p == 1.0
     assert math.isnan(stats.t_test_p([3.0]))
 
 

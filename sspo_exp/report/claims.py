@@ -179,8 +179,21 @@ def claims_markdown(table: pd.DataFrame, banner: str = "") -> str:
                      f"{r['n_seeds']} | {p_text(r['p_t'])} | {p_text(r['p_holm'])} | {p_text(r['p_sign_flip'])} | "
                      f"{boot_text(r)} | {r['verdict']} |")
     notes = dict.fromkeys(f"{r['claim']}, {r['quantity']}: {r['note']}" for _, r in table.iterrows() if r["note"])
+    lines += ["", "Per claim (protocol.md: reproduced only if its primary family is \"reproduced\" against every "
+              "comparator): " + "; ".join(f"{c}: **{v}**" for c, v in claim_verdicts(table).items()) + "."]
     lines += ["", CLAIMS_NOTE, "", *[f"- {n}" for n in notes]]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def claim_verdicts(table: pd.DataFrame) -> dict[str, str]:
+    """The protocol's verdict per claim: "reproduced" when every primary comparison is, "no data" when none was
+    tested, else "not reproduced"."""
+    out = {}
+    for claim, rows in table[table["role"] == "primary"].groupby("claim", sort=False):
+        verdicts = set(rows["verdict"])
+        out[claim] = ("reproduced" if verdicts == {"reproduced"} else "no data" if verdicts == {"no data"}
+                      else "not reproduced")  # fmt: skip
+    return out
 
 
 def claims_latex(table: pd.DataFrame) -> str:

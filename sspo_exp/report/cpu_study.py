@@ -122,7 +122,17 @@ def provenance(runs: pd.DataFrame, data_dir: Path) -> dict:
         "wall_s_total": float(wall["end"].max() - wall["start"].min()) if len(wall) else None,
         "cpu_s_total": None if math.isnan(cpu) else cpu,
         "cpu_s_per_finished_run": None if math.isnan(cpu) or not finished else round(cpu / finished, 1),
+        "run_wall_s": run_wall(runs),
     }
+
+
+def run_wall(runs: pd.DataFrame) -> dict | None:
+    """Wall seconds of each finished run as W&B recorded it (``_runtime``): mean, min, max and their total."""
+    t = pd.to_numeric(runs.loc[runs["state"] == "finished", "_runtime"], errors="coerce").dropna() \
+        if "_runtime" in runs else pd.Series(dtype=float)
+    if t.empty:
+        return None
+    return {"mean": round(float(t.mean()), 1), "min": float(t.min()), "max": float(t.max()), "total": float(t.sum())}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sspo_exp.report.claims import CLAIM_COLUMNS, claims, effect_text, p_text
+from sspo_exp.report.claims import CLAIM_COLUMNS, claim_verdicts, claims, effect_text, p_text
 from sspo_exp.report.study_data import CLAIM_MU, DEFAULTS, METHODS, run_metrics
 from sspo_exp.report.study_format import method_label
 
 COLLAPSE = 0.5  #: entropy "collapses" in a run when its last-quarter entropy is below half its step-1 entropy
+SEEDS = range(10)  #: the protocol's seeds (a pilot seed, e.g. 100, enters no regime)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,12 @@ def regime_metrics(runs: pd.DataFrame, history: pd.DataFrame, regime: Regime) ->
     m = run_metrics(runs, history, defaults(regime))
     if m.empty:
         return m
-    m = m[(m["mu"] == CLAIM_MU) & m["lr"].apply(lambda lr: _close(lr, regime.learning_rate))]
+    m = m[(m["mu"] == CLAIM_MU) & m["lr"].apply(lambda lr: _close(lr, regime.learning_rate)) & m["seed"].isin(SEEDS)]
+    twice = m[m.duplicated(["setting", "seed"], keep=False)]
+    if len(twice):  # a rerun beside the stored run: pairing would silently pick one (or cross-pair)
+        r = twice.iloc[0]
+        raise ValueError(f"CPU study, regime {regime.key}: {len(twice)} runs share a setting and seed, e.g. "
+                         f"{r['setting']} seed {r['seed']} ({', '.join(twice['run_id'].head(2))}): keep one")
     others = {f"sspo-atanlog τ{_g(r.sspo_tau[0])}/{_g(r.sspo_tau[1])}" for r in REGIMES if r.sspo_tau != regime.sspo_tau}
     keep = m["default"] | (regime.primary & (m["method"] == "sspo") & ~m["setting"].isin(others))
     return m[keep].reset_index(drop=True)
@@ -121,6 +127,8 @@ def regimes_markdown(table: pd.DataFrame, falls: pd.DataFrame, banner: str = "")
                   "|---|---|---|---|---|---|"]  # fmt: skip
         lines += [f"| {r['claim']} | {r['comparison']} | {effect_text(r)} | {r['n_seeds']} | {p_text(r['p_holm'])} | "
                   f"{r['verdict']} |" for _, r in t.iterrows()]  # fmt: skip
+        lines += ["", "Per claim (reproduced only against every comparator): "
+                  + "; ".join(f"{c}: **{v}**" for c, v in claim_verdicts(t).items()) + "."]
         f = falls[falls["regime"] == regime.key]
         cells = [f"{method_label(r['method'])} {r['entropy_ratio_mean']:.2f} (min {r['entropy_ratio_min']:.2f}; "
                  f"{r['collapsed']}/{r['n_runs']} collapse)" for _, r in f.iterrows() if r["n_runs"]]  # fmt: skip

@@ -100,12 +100,14 @@ def t_test_pvalues(differences) -> np.ndarray:
     if n < 2:
         return np.full(k, np.nan)
     mean, sd = d.mean(axis=1), d.std(axis=1, ddof=1)
-    # no spread up to rounding (log ratios of proportional values differ by ~1e-16): t would be a rounding artefact
-    flat = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    # no spread up to rounding (log ratios of proportional values differ by ~1e-16): t would be a rounding artefact;
+    # a mean within rounding of 0 is no effect (mixed-sign noise around 0 must not read as n equal signs)
+    scale = np.maximum(1.0, np.abs(d).max(axis=1))
+    flat, zero = sd <= 1e-12 * scale, np.abs(mean) <= 1e-12 * scale
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / (sd / math.sqrt(n))
     p = 2 * stats.t.sf(np.abs(t), n - 1)
-    return np.where(flat, np.where(mean == 0, 1.0, 2.0 / 2.0**n), p)
+    return np.where(flat, np.where(zero, 1.0, 2.0 / 2.0**n), p)
 
 
 def sign_flip_p(differences) -> float:
