@@ -237,13 +237,15 @@ def test_base_eval_run_lands_in_the_training_runs_model_block(tmp_path, monkeypa
     Table 1, whose Base row is the eval run."""
     import wandb
 
-    from sspo_exp.evaluation import core as eval_core, run as eval_run
+    from sspo_exp.evaluation import cli as eval_cli, core as eval_core, run as eval_run
     from sspo_exp.report.sources import load
     from sspo_exp.report.tables import SPECS, build_table
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     gold = [r["answer"] for r in load_benchmark("gsm8k", FIX / "gsm8k")]  # 4 rows
     monkeypatch.setattr(eval_run, "load_hf", lambda path, cfg: (None, None))  # plain-text prompts, no weights
+    # nothing is read from the Hub here, so the offline node's cache check (HF_HUB_OFFLINE=1 in CI) has nothing to guard
+    monkeypatch.setattr(eval_cli, "check_offline", lambda cfg: None)
     monkeypatch.setattr(eval_core, "generate_hf", lambda model, tok, prompts, *a, **kw: [
         f"<think>t</think> <answer>{g if i < 1 else 'x'}</answer>" for i, g in enumerate(gold)])
     assert _main(["eval.model=Qwen/Qwen2.5-7B-Instruct", "eval.benchmarks=[gsm8k]", f"eval.data.gsm8k={FIX / 'gsm8k'}",
