@@ -58,7 +58,8 @@ def _verdicts(table, regime, claim="(c)", quantity="held-out"):
 
 def test_each_regime_compares_its_own_runs():
     runs, hist = _study()
-    by = {r.key: rg.regime_metrics(runs, hist, r) for r in rg.REGIMES}
+    m = cs.run_metrics(runs, hist)
+    by = {r.key: rg.regime_metrics(m, r) for r in rg.REGIMES}
     sspo = {k: set(m.loc[(m["method"] == "sspo") & m["default"], "run_id"].str.split("-s").str[0]) for k, m in by.items()}
     assert sspo == {"primary": {"sspo-1e-4"}, "lr_5e-5": {"sspo-5e-5"}, "swapped_tau": {"swap"}, "rescaled_tau": {"resc"}}
     # the temperature regimes share the primary regime's other methods; the learning-rate regime has its own
@@ -70,7 +71,7 @@ def test_each_regime_compares_its_own_runs():
 
 
 def test_a_verdict_can_change_with_the_regime():
-    table, falls = rg.all_regimes(*_study())
+    table, falls = rg.all_regimes(cs.run_metrics(*_study()))
     assert set(_verdicts(table, "primary").values()) == {"reproduced"}  # SSPO + 10 at 1e-4
     assert set(_verdicts(table, "lr_5e-5").values()) == {"opposite (significant)"}  # − 10 at 5e-5
     assert set(_verdicts(table, "swapped_tau").values()) == {"not distinguishable"}  # ± 0.5 around 0
@@ -89,16 +90,17 @@ def test_a_verdict_can_change_with_the_regime():
 def test_a_regime_counts_the_protocols_seeds_once_each():
     runs, hist = _study()
     pilot = runs[runs["run_id"] == "sspo-1e-4-s0"].assign(run_id="pilot", seed=100)  # a pilot seed enters nothing
-    m = rg.regime_metrics(pd.concat([runs, pilot]), pd.concat([hist, pd.DataFrame(_history("pilot"))]), rg.REGIMES[0])
+    m = rg.regime_metrics(cs.run_metrics(pd.concat([runs, pilot]), pd.concat([hist, pd.DataFrame(_history("pilot"))])),
+                          rg.REGIMES[0])  # fmt: skip
     assert "pilot" not in set(m["run_id"])
     twice = runs[runs["run_id"] == "grpo-0.0001-s3"].assign(run_id="grpo-again-s3")
     with pytest.raises(ValueError, match="grpo ε0.2 seed 3"):
-        rg.regime_metrics(pd.concat([runs, twice]), pd.concat([hist, pd.DataFrame(_history("grpo-again-s3"))]),
-                          rg.REGIMES[0])  # fmt: skip
+        rg.regime_metrics(cs.run_metrics(pd.concat([runs, twice]),
+                                         pd.concat([hist, pd.DataFrame(_history("grpo-again-s3"))])), rg.REGIMES[0])
 
 
 def test_entropy_collapse_is_counted_per_regime_and_method():
-    _, falls = rg.all_regimes(*_study())
+    _, falls = rg.all_regimes(cs.run_metrics(*_study()))
     f = falls.set_index(["regime", "method"])
     assert f.loc[("lr_5e-5", "grpo"), "collapsed"] == 10 and f.loc[("lr_5e-5", "grpo"), "entropy_ratio_mean"] == 0.25
     assert f.loc[("primary", "grpo"), "collapsed"] == 0 and f.loc[("primary", "sspo"), "n_runs"] == 10

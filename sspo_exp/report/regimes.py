@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sspo_exp.report.claims import CLAIM_COLUMNS, claim_verdicts, claims, effect_text, p_text
-from sspo_exp.report.study_data import CLAIM_MU, DEFAULTS, METHODS, run_metrics
+from sspo_exp.report.study_data import CLAIM_MU, METHODS
 from sspo_exp.report.study_format import method_label
 
 COLLAPSE = 0.5  #: entropy "collapses" in a run when its last-quarter entropy is below half its step-1 entropy
@@ -46,17 +46,16 @@ REGIME_COLUMNS = ["regime", *CLAIM_COLUMNS]
 COLLAPSE_COLUMNS = ["regime", "method", "n_runs", "entropy_ratio_mean", "entropy_ratio_min", "collapsed"]
 
 
-def defaults(regime: Regime) -> dict:
-    """Every method's default configuration, SSPO's at the regime's temperature pair."""
-    tn, tp = regime.sspo_tau
-    return {**DEFAULTS, "sspo": {"gate.name": "atanlog", "gate.tau_neg": tn, "gate.tau_pos": tp}}
+def sspo_setting(tau: tuple[float, float]) -> str:
+    """``study_data.setting`` of SSPO atanlog at ``tau``: a regime's SSPO configuration."""
+    return f"sspo-atanlog τ{_g(tau[0])}/{_g(tau[1])}"
 
 
-def regime_metrics(runs: pd.DataFrame, history: pd.DataFrame, regime: Regime) -> pd.DataFrame:
-    """``study_data.run_metrics`` of the regime's runs at μ = 4 and its learning rate, ``default`` marking each
-    method's configuration in this regime. Atanlog runs at another regime's pair never enter: the primary regime
-    keeps the other gates (and the grid's second pair) for claim (d), not the sensitivity regimes' SSPO runs."""
-    m = run_metrics(runs, history, defaults(regime))
+def regime_metrics(m: pd.DataFrame, regime: Regime) -> pd.DataFrame:
+    """The regime's rows of ``study_data.run_metrics`` (computed once for all regimes): μ = 4, its learning rate,
+    the protocol's seeds, ``default`` marking each method's configuration in this regime (SSPO's at the regime's
+    pair; the other methods' defaults do not move). Atanlog runs at another regime's pair never enter: the primary
+    regime keeps the other gates (and the grid's second pair) for claim (d), not the sensitivity regimes' SSPO runs."""
     if m.empty:
         return m
     m = m[(m["mu"] == CLAIM_MU) & m["lr"].apply(lambda lr: _close(lr, regime.learning_rate)) & m["seed"].isin(SEEDS)]
@@ -65,8 +64,10 @@ def regime_metrics(runs: pd.DataFrame, history: pd.DataFrame, regime: Regime) ->
         r = twice.iloc[0]
         raise ValueError(f"CPU study, regime {regime.key}: {len(twice)} runs share a setting and seed, e.g. "
                          f"{r['setting']} seed {r['seed']} ({', '.join(twice['run_id'].head(2))}): keep one")
-    others = {f"sspo-atanlog τ{_g(r.sspo_tau[0])}/{_g(r.sspo_tau[1])}" for r in REGIMES if r.sspo_tau != regime.sspo_tau}
-    keep = m["default"] | (regime.primary & (m["method"] == "sspo") & ~m["setting"].isin(others))
+    sspo = m["method"] == "sspo"
+    m = m.assign(default=m["default"].where(~sspo, m["setting"] == sspo_setting(regime.sspo_tau)))
+    others = {sspo_setting(r.sspo_tau) for r in REGIMES if r.sspo_tau != regime.sspo_tau}
+    keep = m["default"] | (regime.primary & sspo & ~m["setting"].isin(others))
     return m[keep].reset_index(drop=True)
 
 
@@ -96,15 +97,15 @@ def collapse(m: pd.DataFrame, regime: Regime) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLLAPSE_COLUMNS)
 
 
-def all_regimes(runs: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The claims of every regime that has runs, and their entropy-collapse table."""
+def all_regimes(m: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The claims of every regime that has runs, and their entropy-collapse table (``m``: ``run_metrics``)."""
     tables, falls = [], []
     for regime in REGIMES:
-        m = regime_metrics(runs, history, regime)
-        if not has_runs(m):
+        r = regime_metrics(m, regime)
+        if not has_runs(r):
             continue
-        tables.append(regime_claims(m, regime))
-        falls.append(collapse(m, regime))
+        tables.append(regime_claims(r, regime))
+        falls.append(collapse(r, regime))
     if not tables:
         return pd.DataFrame(columns=REGIME_COLUMNS), pd.DataFrame(columns=COLLAPSE_COLUMNS)
     return pd.concat(tables, ignore_index=True), pd.concat(falls, ignore_index=True)

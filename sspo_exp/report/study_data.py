@@ -122,10 +122,10 @@ def read_data(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 # ------------------------------------------------------------------------------------------ per-run quantities
-def run_metrics(runs: pd.DataFrame, history: pd.DataFrame, defaults: dict | None = None) -> pd.DataFrame:
+def run_metrics(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """One row per finished run: method, setting, seed, mu, learning rate, whether it is its method's default
-    configuration (``defaults``, :data:`DEFAULTS` unless given: a regime may move SSPO's) and the per-run quantities
-    of the module docstring."""
+    configuration (:data:`DEFAULTS`; ``report.regimes`` moves SSPO's per regime) and the per-run quantities of the
+    module docstring."""
     done = runs[runs["state"] == "finished"].copy()
     rows = []
     for _, r in done.iterrows():
@@ -137,7 +137,7 @@ def run_metrics(runs: pd.DataFrame, history: pd.DataFrame, defaults: dict | None
         rows.append({
             "run_id": r["run_id"], "method": r["objective.name"], "setting": setting(r), "seed": int(r["seed"]),
             "mu": int(r["trainer.mu"]), "lr": _float(r.get("trainer.learning_rate")),
-            "default": is_default(r, defaults), "acc": float(r[ACC]),
+            "default": is_default(r), "acc": float(r[ACC]),
             "acc_before": float(r[ACC_BEFORE]), "reward": float(last[REWARD].dropna().mean()),
             "entropy_first": float(first.iloc[0]) if len(first) else math.nan,
             "entropy_last": float(last[ENTROPY].dropna().mean()),
@@ -161,8 +161,8 @@ def setting(r: pd.Series) -> str:
     return f"sspo-{gate}" if gate == "gumbel" else f"sspo-{gate} τ{_g(r['gate.tau_neg'])}/{_g(r['gate.tau_pos'])}"
 
 
-def is_default(r: pd.Series, defaults: dict | None = None) -> bool:
-    want = (DEFAULTS if defaults is None else defaults).get(r["objective.name"], {})
+def is_default(r: pd.Series) -> bool:
+    want = DEFAULTS.get(r["objective.name"], {})
     return all(_same(r.get(k), v) for k, v in want.items())
 
 
