@@ -15,7 +15,7 @@ from pathlib import Path
 from sspo_exp import cli_help, hydra_cli
 from sspo_exp.errors import ConfigError
 from sspo_exp.evaluation.settings import check_eval
-from sspo_exp.models import missing_local_dir
+from sspo_exp.models import missing_local_dir, missing_local_dir_message
 from sspo_exp.sweeps import rescore
 from sspo_exp.train.hub_cache import eval_needs, eval_prefetch_command, offline, refuse_missing
 
@@ -37,7 +37,7 @@ def check_offline(cfg) -> None:
     e, spec = cfg.eval, str(cfg.eval.model)
     run_id = (Path(str(cfg.output_root)).expanduser() / spec).is_dir()  # a run id under output_root, not a Hub id
     if not run_id and missing_local_dir(spec):  # a mistyped local path first: it is not a missing download
-        raise ConfigError(f"eval.model={spec}: no such directory (and not an HF model id 'org/name')")
+        raise ConfigError(missing_local_dir_message("eval.model", spec))
     needs = eval_needs(None if run_id else spec, list(e.benchmarks), dict(e.get("data") or {}))
     refuse_missing(needs, eval_prefetch_command(needs, e.get("model_name") or spec.rsplit("/", 1)[-1].lower()))
 

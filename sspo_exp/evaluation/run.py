@@ -39,7 +39,7 @@ from sspo_exp.evaluation.benchmarks import (arithmetic_knobs, codeact_env, codea
 from sspo_exp.evaluation.provenance import provenance
 from sspo_exp.plain import plain_dict
 from sspo_exp.tasks import prompt_fn_for
-from sspo_exp.models import missing_local_dir
+from sspo_exp.models import missing_local_dir, missing_local_dir_message
 from sspo_exp.evaluation.settings import check_eval, profile_id
 from sspo_exp.keys import reeval_prefix
 from sspo_exp.models import load_model, load_tokenizer
@@ -87,7 +87,7 @@ def resolve_model(spec: str, output_root: str | Path) -> ModelSource:
             raise ConfigError(f"eval.model={spec}: {candidate} is neither a run directory (config.yaml + "
                              "checkpoint-*/) nor a model directory (config.json)")
     if missing_local_dir(spec):
-        raise ConfigError(f"eval.model={spec}: no such directory (and not an HF model id 'org/name')")
+        raise ConfigError(missing_local_dir_message("eval.model", spec))
     return ModelSource(spec, "hub", spec)
 
 

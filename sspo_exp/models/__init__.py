@@ -26,6 +26,11 @@ def missing_local_dir(spec: str) -> bool:
     return (spec.startswith((".", "/", "~")) or spec.count("/") > 1) and not Path(spec).expanduser().is_dir()
 
 
+def missing_local_dir_message(field: str, spec: str) -> str:
+    """The one line for a :func:`missing_local_dir` ``spec`` given as config ``field``."""
+    return f"{field}={spec}: no such directory (and not an HF model id 'org/name')"
+
+
 def hub_id(spec: str | None) -> str | None:
     """``spec`` when :func:`load_model` would fetch it from the Hub (an ``org/name`` id, no such local directory)."""
     from pathlib import Path

@@ -36,7 +36,7 @@ from sspo_exp.codeact.settings import check_config as check_codeact
 from sspo_exp.errors import ConfigError
 from sspo_exp.evaluation.settings import EvalSettings, final_eval_settings
 from sspo_exp.identity import Identity, identify
-from sspo_exp.models import missing_local_dir
+from sspo_exp.models import missing_local_dir, missing_local_dir_message
 from sspo_exp.models.compat import checkpointing_kwargs
 from sspo_exp.objectives.spec import LOSS_AGGS, ObjectiveSpec, spec_from_config
 from sspo_exp.rundir import RunDir
@@ -250,7 +250,7 @@ def check_local_paths(cfg: Any, model: bool = True) -> None:
     must be in the HF cache (``sspo_exp.train.hub_cache``; ``sspo-exp prefetch`` fetches them)."""
     path = _get(cfg, "model").get("path")
     if model and path and missing_local_dir(path):
-        raise ConfigError(f"model.path={path}: no such directory (and not an HF model id 'org/name')")
+        raise ConfigError(missing_local_dir_message("model.path", path))
     dataset = _get(cfg, "dataset")
     blocks = [("dataset", dataset)] + [(f"dataset.components.{k}", c or {}) for k, c in (dataset.get("components") or {}).items()]
     found = [(f"{name}.{key}", block.get(key)) for name, block in blocks for key in LOCAL_FILES]
