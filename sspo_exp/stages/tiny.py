@@ -49,29 +49,37 @@ from sspo_exp.stages.spec import ColdStartSpec
 from sspo_exp.stages.targets import training_texts
 
 
-def _batch(tokenizer, pairs: list[tuple[str, Any]]) -> dict[str, torch.Tensor]:
-    """Padded SFT batch. A completion is a string (trained on, then ``<eos>``) or a list of ``(text, trained)``
-    segments (multi-turn targets: environment observations are context, not targets; no ``<eos>`` appended)."""
-    prompts = [tokenizer(p, add_special_tokens=False).input_ids for p, _ in pairs]
-    completions, trained = [], []
-    for _, c in pairs:
-        segments = [(c, True)] if isinstance(c, str) else list(c)
-        ids, keep = [], []
-        for text, learn in segments:
-            seg = tokenizer(text, add_special_tokens=False).input_ids
-            ids, keep = ids + seg, keep + [learn] * len(seg)
+def _encode(tokenizer, pairs: list[tuple[str, Any]]) -> list[tuple[list[int], list[bool]]]:
+    """Token ids of each demonstration (prompt + completion) and which of them are trained on. A completion is a
+    string (trained on, then ``<eos>``) or a list of ``(text, trained)`` segments (multi-turn targets: environment
+    observations are context, not targets; no ``<eos>`` appended). Every text goes through the tokenizer in one batched
+    call: done once before training, not once per step."""
+    segments = [[(c, True)] if isinstance(c, str) else list(c) for _, c in pairs]
+    texts = [p for p, _ in pairs] + [text for segs in segments for text, _ in segs]
+    ids = iter(tokenizer(texts, add_special_tokens=False).input_ids)
+    prompts = [next(ids) for _ in pairs]
+    encoded = []
+    for prompt, (_, c), segs in zip(prompts, pairs, segments):
+        tokens, keep = list(prompt), [False] * len(prompt)
+        for _, learn in segs:
+            seg = next(ids)
+            tokens, keep = tokens + seg, keep + [learn] * len(seg)
         if isinstance(c, str):
-            ids, keep = ids + [tokenizer.eos_token_id], keep + [True]
-        completions.append(ids)
-        trained.append(keep)
-    width = max(len(p) + len(c) for p, c in zip(prompts, completions))
-    ids = torch.full((len(pairs), width), tokenizer.pad_token_id)
-    labels = torch.full((len(pairs), width), -100)
-    attention = torch.zeros((len(pairs), width), dtype=torch.long)
-    for i, (p, c) in enumerate(zip(prompts, completions)):
-        n = len(p) + len(c)
-        ids[i, :n] = torch.tensor(p + c)
-        labels[i, len(p) : n] = torch.tensor([t if k else -100 for t, k in zip(c, trained[i])])
+            tokens, keep = tokens + [tokenizer.eos_token_id], keep + [True]
+        encoded.append((tokens, keep))
+    return encoded
+
+
+def _batch(tokenizer, encoded: list[tuple[list[int], list[bool]]]) -> dict[str, torch.Tensor]:
+    """Padded SFT batch (right padding; labels -100 on the prompt, observations and padding) of :func:`_encode`'s rows."""
+    width = max(len(tokens) for tokens, _ in encoded)
+    ids = torch.full((len(encoded), width), tokenizer.pad_token_id)
+    labels = torch.full((len(encoded), width), -100)
+    attention = torch.zeros((len(encoded), width), dtype=torch.long)
+    for i, (tokens, keep) in enumerate(encoded):
+        n = len(tokens)
+        ids[i, :n] = torch.tensor(tokens)
+        labels[i, :n] = torch.tensor([t if k else -100 for t, k in zip(tokens, keep)])
         attention[i, :n] = 1
     return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
@@ -88,6 +96,7 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
     )
+    encoded = _encode(tokenizer, pairs)
     rng, model_was_training, t0 = random.Random(seed), model.training, time.time()
     # a progress bar on a terminal (as transformers' Trainer shows); in a log file a line every log_every steps
     # and at least every LOG_SECONDS, so a slow machine is never silent for minutes
@@ -95,7 +104,7 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
     last = t0
     model.train()
     for step in range(steps):
-        loss = model(**_batch(tokenizer, rng.sample(pairs, bs))).loss
+        loss = model(**_batch(tokenizer, rng.sample(encoded, bs))).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

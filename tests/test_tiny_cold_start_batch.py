@@ -1,0 +1,43 @@
+"""The tiny cold start's SFT batches: a demonstration is tokenized once, and its batch trains on the completion only
+(the prompt, an observation segment and the padding are -100), with ``<eos>`` after a one-string completion and none
+after a multi-turn one."""
+
+from __future__ import annotations
+
+import random
+
+from sspo_exp.models import tiny
+from sspo_exp.stages import tiny as cold_start
+
+
+def _ids(tok, text):
+    return tok(text, add_special_tokens=False).input_ids
+
+
+def test_the_batch_trains_on_completions_only_and_pads_on_the_right():
+    tok = tiny.build_tokenizer(tiny.CODEACT_TAGS)
+    pairs = [("12+3\n", "<answer>15</answer>"),
+             ("7*8\n", [("<execute>print(7*8)</execute>", True), ("\nObservation:\n56\n", False),
+                        ("<solution>56</solution>", True)])]  # fmt: skip
+    batch = cold_start._batch(tok, cold_start._encode(tok, pairs))
+    first = _ids(tok, "12+3\n") + _ids(tok, "<answer>15</answer>") + [tok.eos_token_id]
+    act, obs, sol = (_ids(tok, t) for t in ("<execute>print(7*8)</execute>", "\nObservation:\n56\n", "<solution>56</solution>"))
+    second = _ids(tok, "7*8\n") + act + obs + sol
+    width = max(len(first), len(second))
+    assert batch["input_ids"].shape == (2, width)
+    assert batch["input_ids"][0, : len(first)].tolist() == first
+    assert batch["input_ids"][1, : len(second)].tolist() == second
+    assert batch["attention_mask"].sum(1).tolist() == [len(first), len(second)]
+    p0, p1 = len(_ids(tok, "12+3\n")), len(_ids(tok, "7*8\n"))
+    assert batch["labels"][0].tolist() == [-100] * p0 + first[p0:] + [-100] * (width - len(first))
+    assert batch["labels"][1].tolist() == ([-100] * p1 + act + [-100] * len(obs) + sol
+                                           + [-100] * (width - len(second)))  # fmt: skip
+
+
+def test_sampling_encoded_rows_draws_the_same_demonstrations_as_sampling_the_pairs():
+    # the cold start's batches (and so its cached policy) do not depend on whether the rows were encoded first
+    tok = tiny.build_tokenizer()
+    pairs = [(f"{a}+{a}\n", f"<answer>{2 * a}</answer>") for a in range(50)]
+    encoded = cold_start._encode(tok, pairs)
+    picked_pairs, picked_rows = random.Random(5).sample(pairs, 8), random.Random(5).sample(encoded, 8)
+    assert [cold_start._encode(tok, [p])[0] for p in picked_pairs] == picked_rows
