@@ -36,6 +36,7 @@ ADDED_KEYS: dict[str, Any] = {
     # derived (the plan's cold start: sspo_exp.stages.spec.stage_version), not a config key: 1 is the tiny cold start every run
     # before it started from; a run with no cold start has none
     "model.cold_start_version": 1,
+    "dataset.env.action_format": "tags",  # CodeAct's <execute>/<solution> tags, the only format before the key existed
 }
 
 
@@ -107,10 +108,19 @@ def meaningful_config(cfg: Mapping[str, Any], stage_version: int | None) -> dict
         if stage_version is not None:
             model["cold_start_version"] = stage_version
     _floats_as_floats(data)
+    drop_neutral(data)
+    return data
+
+
+def drop_neutral(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``data`` (the config block at ``prefix``; "" = the whole config) without the :data:`ADDED_KEYS` under it that
+    hold their neutral value, in place (also returned): a cache key built from a block then ignores a new key as the
+    run id does (the CodeAct cold start's key holds the whole dataset block)."""
     for dotted, neutral in ADDED_KEYS.items():
-        node, leaf = _parent(data, dotted)
-        if node is not None and leaf in node and node[leaf] == neutral:
-            del node[leaf]
+        if dotted.startswith(prefix):
+            node, leaf = _parent(data, dotted[len(prefix):])
+            if node is not None and leaf in node and node[leaf] == neutral:
+                del node[leaf]
     return data
 
 

@@ -160,7 +160,7 @@ def test_profile_prompt_id_names_the_answer_check_and_protocol():
     default = OmegaConf.load(f"{CONF_DIR}/dataset/codeact.yaml")
     strict = OmegaConf.merge(default, {"env": {"answer_check": "strict"}})
     a, b = prompt_id("codeact", default), prompt_id("codeact", strict)
-    assert a.startswith("codeact-instruct-10turns-per_turn-upstream-retry-obs2000-") and "-strict-retry-" in b
+    assert a.startswith("codeact-instruct-upstream_actions-10turns-per_turn-upstream-retry-obs2000-") and "-strict-retry-" in b
     assert a != b
 
 

@@ -162,8 +162,8 @@ def vllm_embedding(trainer):
     return dict(runner.model.named_parameters())["model.embed_tokens.weight"]
 
 make_policy = rollout.trainer_policy
-def probed_policy(trainer):
-    policy = make_policy(trainer)
+def probed_policy(trainer, *args, **kwargs):  # the rollout passes its action format's stop strings
+    policy = make_policy(trainer, *args, **kwargs)
     hf = trainer.accelerator.unwrap_model(trainer.model).get_input_embeddings().weight.detach()
     vl = vllm_embedding(trainer).detach()
     record(kind="rollout", step=trainer.state.global_step, policy=type(policy).__name__,

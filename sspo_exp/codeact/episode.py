@@ -8,7 +8,7 @@ which the policy did not sample); TRL multiplies it into the loss mask, so every
 sequence-level ratio count only the policy's own tokens (``docs/codeact.md``).
 
 One sandbox per episode from a bounded pool (:class:`sspo_exp.sandbox.SandboxPool`, ``sandbox.pool_size`` alive at
-once), opened at the episode's first ``<execute>`` (an episode that never executes costs no sandbox) after running
+once), opened at the episode's first execution (an episode that never executes costs no sandbox) after running
 the task's ``setup`` code (e.g. M3ToolEval's tool functions), released when the episode ends. The episodes of a
 call run in waves of ``pool_size`` (an episode keeps its sandbox for all its turns), a wave's cells in parallel
 (one per CPU core), all in the pool's memory budget (``pool_memory_mb``).
@@ -26,23 +26,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sspo_exp.codeact.checkers import ANSWER_CHECKS
-from sspo_exp.codeact.format import EXECUTE, SOLUTION, Action, format_score, parse_turn
+from sspo_exp.codeact.format import (ACTION_FORMATS, EXECUTE, INVALID_MESSAGE, RETRY_MESSAGE, SOLUTION, Action,  # noqa: F401
+                                     ActionFormat, format_score)
 from sspo_exp.sandbox import SandboxConfig, SandboxPool
 
 log = logging.getLogger(__name__)
 
 #: ``policy(contexts, budgets) -> new token ids per context``: samples one turn per context (token-id lists),
-#: at most ``budgets[i]`` tokens, stopping after ``</execute>`` / ``</solution>`` or EOS.
+#: at most ``budgets[i]`` tokens, stopping after the action format's stop strings or EOS.
 Policy = Callable[[Sequence[Sequence[int]], Sequence[int]], list[list[int]]]
 #: ``judge(solution) -> solved``: the task's checker bound to its gold (retries need the verdict inside the episode).
 Judge = Callable[[str], bool]
 
 BUDGETS = ("per_turn", "episode")
-#: M3ToolEval's reply to a wrong ``Answer:`` (``scripts/eval/m3tooleval/main.py``), verbatim: the episode goes on.
-RETRY_MESSAGE = ("Your answer is incorrect. Please try again. Note that you should ONLY output the answer "
-                 "(e.g., single number), without any other text.")
-#: M3ToolEval's reply to a turn with neither ``Action:`` nor ``Answer:``, in our tags.
-INVALID_MESSAGE = "Invalid generation. Your output should contain either <execute> or <solution>."
 EMPTY_OUTPUT = "[Executed Successfully with No Output, Did you forget to print?]"  #: M3ToolEval's REPL, verbatim
 TRUNCATED = "...\n[Output Truncated]"  #: M3ToolEval's REPL appends this to an output cut at 2,000 characters
 
@@ -50,7 +46,9 @@ TRUNCATED = "...\n[Output Truncated]"  #: M3ToolEval's REPL appends this to an o
 @dataclass(frozen=True)
 class EnvConfig:
     """The environment's knobs (``conf/dataset/codeact.yaml`` ``env`` block, documented there). The defaults are
-    M3ToolEval's protocol as its authors run it (``docs/codeact.md``, "upstream vs ours")."""
+    M3ToolEval's protocol as its authors run it (``docs/codeact.md``, "upstream vs ours"), except ``action_format``,
+    whose default is ``tags``, the format of every config written before the key existed (a run's saved ``env``
+    block without it was trained in tags); the ``codeact`` benchmark's yaml sets ``upstream``."""
 
     max_turns: int = 10  #: policy turns per episode (M3ToolEval: ``--n_turns_limit 10``)
     #: the token budget: new tokens per policy turn (``budget=per_turn``, M3ToolEval's ``max_tokens=512``;
@@ -59,9 +57,12 @@ class EnvConfig:
     budget: str = "per_turn"
     max_episode_tokens: int | None = None  #: per_turn only: a cap on all completion tokens (None: no cap)
     max_observation_chars: int = 2000  #: an observation is cut here, with M3ToolEval's "...[Output Truncated]"
-    #: a wrong solution is answered with :data:`RETRY_MESSAGE` and a turn without action with
-    #: :data:`INVALID_MESSAGE`; the episode goes on until solved or out of turns (needs a judge per episode)
+    #: a wrong solution is answered with the format's retry message and a turn without action with its invalid
+    #: message; the episode goes on until solved or out of turns (needs a judge per episode)
     retry: bool = True
+    #: how the policy writes actions: upstream (M3ToolEval's Action: … End Action / Answer:) | tags (<execute>,
+    #: <solution>): ``codeact.format.ACTION_FORMATS``
+    action_format: str = "tags"
     answer_check: str = "upstream"  #: how ``exact`` rows are judged: upstream | strict (``codeact.checkers``)
     observation_template: str = "\nObservation:\n{output}\n"  #: text of an observation turn (no chat template)
     observation_prefix: str = ""  #: with a chat template: the user turn is prefix + output (M3ToolEval: none)
@@ -77,13 +78,18 @@ class EnvConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"codeact env.{name}={value!r}: must be an integer >= 1")
-        for name, allowed in (("budget", BUDGETS), ("answer_check", ANSWER_CHECKS)):
+        for name, allowed in (("budget", BUDGETS), ("answer_check", ANSWER_CHECKS), ("action_format", ACTION_FORMATS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"codeact env.{name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
         if not isinstance(self.retry, bool):
             raise ValueError(f"codeact env.retry={self.retry!r}: must be true or false")
         if "{output}" not in self.observation_template:
             raise ValueError(f"codeact env.observation_template={self.observation_template!r}: must contain '{{output}}'")
+
+    @property
+    def actions(self) -> ActionFormat:
+        """The :class:`~sspo_exp.codeact.format.ActionFormat` of ``action_format``."""
+        return ACTION_FORMATS[self.action_format]
 
     def turn_budget(self, used: int) -> int:
         """New tokens the next policy turn may sample after ``used`` completion tokens."""
@@ -105,7 +111,7 @@ class Episode:
     env_mask: list[int] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     observations: list[str] = field(default_factory=list)
-    solution: str | None = None  #: the last ``<solution>`` given (with retries: the last attempt)
+    solution: str | None = None  #: the last answer given (with retries: the last attempt)
     end: str = ""  #: solution | no_action | max_turns | budget | eos
     executions: int = 0
     errors: int = 0  #: cells that raised (a traceback) or hit a limit
@@ -194,7 +200,7 @@ class _Loop:
         ended_eos = bool(ids) and ids[-1] == self.eos
         ep.completion_ids += ids
         ep.env_mask += [1] * len(ids)
-        action = parse_turn(self.tokenizer.decode(ids, skip_special_tokens=True))
+        action = cfg.actions.parse(self.tokenizer.decode(ids, skip_special_tokens=True))
         ep.actions.append(action)
         if action.kind == EXECUTE:
             return EXECUTE
@@ -213,6 +219,13 @@ class _Loop:
             return "reply"
         ep.end = "eos" if ended_eos else "no_action"
         return None
+
+    def reply(self, action: Action) -> str:
+        """The environment's answer to a turn it does not execute: the format's retry message (with the turn's
+        reminder) after a wrong answer, the format's invalid message after a turn without a usable action."""
+        if action.kind == SOLUTION:
+            return self.cfg.actions.with_reminder(self.cfg.actions.retry_message, action)
+        return action.reply
 
     def observe(self, i: int, text: str, shown: bool = True) -> bool:
         """Append observation ``text`` to episode ``i``; False when the budget ended the episode."""
@@ -237,7 +250,7 @@ def run_episodes(prompt_ids: Sequence[Sequence[int]], policy: Policy, tokenizer:
     """Run one episode per prompt, in waves of ``sandbox.pool_size`` episodes: a wave's turns are batched across
     its still-active episodes, its cells run in parallel threads, each episode in its own pooled sandbox.
     ``judges[i]`` checks episode ``i``'s solutions inside the episode (``cfg.retry``: a wrong one is answered with
-    :data:`RETRY_MESSAGE`); without a judge the first solution ends the episode."""
+    the format's retry message); without a judge the first solution ends the episode."""
     sc = cfg.sandbox if cfg.sandbox is not None else SandboxConfig()
     setups = list(setups) if setups is not None else [None] * len(prompt_ids)
     judges = list(judges) if judges is not None else [None] * len(prompt_ids)
@@ -269,12 +282,11 @@ def _run_wave(prompt_ids: Sequence[Sequence[int]], setups: list[str | None], jud
                                                    to_run)))  # fmt: skip
             still = []
             for i in active:
-                if steps[i] == EXECUTE and loop.observe(i, results[i]):
+                action = episodes[i].actions[-1]
+                if steps[i] == EXECUTE and loop.observe(i, cfg.actions.with_reminder(results[i], action)):
                     still.append(i)
-                elif steps[i] == "reply":
-                    message = RETRY_MESSAGE if episodes[i].actions[-1].kind == SOLUTION else INVALID_MESSAGE
-                    if loop.observe(i, message, shown=False):
-                        still.append(i)
+                elif steps[i] == "reply" and loop.observe(i, loop.reply(action), shown=False):
+                    still.append(i)
             active = still
         for i in active:
             episodes[i].end = episodes[i].end or "max_turns"

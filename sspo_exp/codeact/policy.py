@@ -1,8 +1,10 @@
 """Sampling one CodeAct turn per context (the :data:`~sspo_exp.codeact.episode.Policy`): from an HF causal LM
 (:class:`HFPolicy`) or a vLLM engine (:class:`VLLMPolicy`, e.g. TRL's colocated one).
 
-HF: contexts are left-padded into one batch and sampled with ``generate``; a row stops after the first
-``</execute>`` / ``</solution>`` (checked on the decoded new tokens, so it works for any tokenizer, char-level or
+Both take the environment's stop strings (``stop_strings``: its action format's, ``EnvConfig.actions``: ``</execute>``
+/ ``</solution>`` for ``tags``, ``End Action`` for ``upstream``; the tags' by default).
+HF: contexts are left-padded into one batch and sampled with ``generate``; a row stops after the first stop
+string (checked on the decoded new tokens, so it works for any tokenizer, char-level or
 BPE, where a tag may be split across tokens) or at EOS. Each row's new ids are then cut right after the token that
 completed the stop string (or after EOS); what follows (padding, or tokens sampled past a stop string inside the
 same token) is dropped, so the kept ids are exactly a prefix of what was sampled.
@@ -78,8 +80,8 @@ class HFPolicy:
     """Sample (or decode greedily with ``temperature=0``) one turn per context; ``model`` is used as given."""
 
     def __init__(self, model: Any, tokenizer: Any, temperature: float = 1.0, top_p: float = 1.0,
-                 top_k: int | None = None, batch_size: int = 64):
-        self.model, self.tokenizer = model, tokenizer
+                 top_k: int | None = None, batch_size: int = 64, stop_strings: Sequence[str] = STOP_STRINGS):
+        self.model, self.tokenizer, self.stops = model, tokenizer, tuple(stop_strings)
         self.temperature, self.top_p, self.top_k, self.batch_size = temperature, top_p, top_k, batch_size
 
     @torch.no_grad()
@@ -106,28 +108,28 @@ class HFPolicy:
         self.model.eval()
         self.model.generation_config = config
         try:
-            stop = _StopOnTags(tok, width, STOP_STRINGS)
+            stop = _StopOnTags(tok, width, self.stops)
             gen = self.model.generate(input_ids=ids.to(device), attention_mask=attn.to(device),
                                       generation_config=config, stopping_criteria=[stop])
         finally:
             self.model.generation_config = own
             self.model.train(was_training)
         new = gen[:, width:].tolist()
-        return [cut_at_stop(row, tok)[: max(budget, 0)] for row, budget in zip(new, budgets)]
+        return [cut_at_stop(row, tok, self.stops)[: max(budget, 0)] for row, budget in zip(new, budgets)]
 
 
 class VLLMPolicy:
     """Sample (or decode greedily with ``temperature=0``) one turn per context with a ``vllm.LLM``: token-id prompts,
     one request per context with its own ``max_tokens`` (the turn's budget, within the engine's ``max_model_len``)
-    and the CodeAct stop strings. vLLM keeps the token that completed a stop string and drops what follows; the ids
+    and the environment's stop strings (``stop_strings``, as :class:`HFPolicy`'s). vLLM keeps the token that completed a stop string and drops what follows; the ids
     are then cut exactly as :class:`HFPolicy`'s (:func:`cut_at_stop`). The engine is used as given: in training,
     TRL's colocated engine, whose weights TRL syncs before it calls the rollout (``codeact/rollout.py``)."""
 
     def __init__(self, llm: Any, tokenizer: Any, temperature: float = 1.0, top_p: float = 1.0,
-                 top_k: int | None = None):
+                 top_k: int | None = None, stop_strings: Sequence[str] = STOP_STRINGS):
         from vllm import SamplingParams  # vLLM is optional: imported only when a vLLM policy is built
 
-        self.llm, self.tokenizer, self._params = llm, tokenizer, SamplingParams
+        self.llm, self.tokenizer, self._params, self.stops = llm, tokenizer, SamplingParams, tuple(stop_strings)
         greedy = temperature <= 0
         self.sampling = dict(temperature=max(float(temperature), 0.0), top_p=1.0 if greedy else float(top_p),
                              top_k=0 if greedy else int(top_k or 0), min_p=0.0, repetition_penalty=1.0)
@@ -138,9 +140,10 @@ class VLLMPolicy:
         if too_long >= self.max_len:
             raise ValueError(f"a CodeAct episode's context ({too_long} tokens) reached vLLM's max_model_len "
                              f"({self.max_len}): cap episodes with dataset.env.max_episode_tokens or fewer max_turns")
-        params = [self._params(n=1, max_tokens=max(1, min(b, self.max_len - len(c))), stop=list(STOP_STRINGS),
+        params = [self._params(n=1, max_tokens=max(1, min(b, self.max_len - len(c))), stop=list(self.stops),
                                skip_special_tokens=True, **self.sampling)
                   for c, b in zip(contexts, budgets, strict=True)]
         outs = self.llm.generate([{"prompt_token_ids": list(c)} for c in contexts], sampling_params=params,
                                  use_tqdm=False)  # fmt: skip
-        return [cut_at_stop(list(o.outputs[0].token_ids), self.tokenizer)[: max(b, 0)] for o, b in zip(outs, budgets)]
+        return [cut_at_stop(list(o.outputs[0].token_ids), self.tokenizer, self.stops)[: max(b, 0)]
+                for o, b in zip(outs, budgets)]

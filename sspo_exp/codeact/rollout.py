@@ -34,6 +34,7 @@ from typing import Any
 from sspo_exp import keys
 from sspo_exp.codeact.checkers import check
 from sspo_exp.codeact.episode import EnvConfig, run_episodes
+from sspo_exp.codeact.format import STOP_STRINGS
 from sspo_exp.codeact.policy import HFPolicy, VLLMPolicy
 
 
@@ -61,7 +62,7 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
         if policy_factory is not None:
             policy = policy_factory(trainer.accelerator.unwrap_model(trainer.model), tok, trainer.args)
         else:
-            policy = trainer_policy(trainer)
+            policy = trainer_policy(trainer, env.actions.stop_strings)
         episodes = run_episodes(prompt_ids, policy, tok, env, [setups.get(p) for p in prompts],
                                 judges=[judge(p) if isinstance(p, str) else None for p in prompts])
         mode = "train" if trainer.model.training else "eval"
@@ -82,12 +83,15 @@ def make_rollout_func(env: EnvConfig, setups: Mapping[str, str] | None = None, p
     return rollout_func
 
 
-def trainer_policy(trainer: Any):
+def trainer_policy(trainer: Any, stop_strings: Sequence[str] = STOP_STRINGS):
     """The turn sampler of a TRL trainer, at its temperature / top-p / top-k (so π_old, recomputed by TRL's forward
-    pass, is the distribution sampled from): :class:`VLLMPolicy` on TRL's colocated engine when the trainer uses
-    vLLM, else :class:`HFPolicy` on the unwrapped training model."""
+    pass, is the distribution sampled from), stopping at ``stop_strings`` (the environment's action format's; the
+    rollout passes them, the tags' by default):
+    :class:`VLLMPolicy` on TRL's colocated engine when the trainer uses vLLM, else :class:`HFPolicy` on the unwrapped
+    training model."""
     args, tok = trainer.args, trainer.processing_class
-    sampling = dict(temperature=args.temperature, top_p=args.top_p, top_k=getattr(args, "top_k", None))
+    sampling = dict(temperature=args.temperature, top_p=args.top_p, top_k=getattr(args, "top_k", None),
+                    stop_strings=stop_strings)
     if not getattr(args, "use_vllm", False):
         return HFPolicy(trainer.accelerator.unwrap_model(trainer.model), tok, **sampling)
     gen = trainer.vllm_generation
@@ -105,7 +109,7 @@ def log_stats(metrics: Mapping[str, list], stats: Sequence[Mapping[str, float]])
 
 
 def solved_reward(prompts, completions, answer, checker, codeact_solution, **kwargs) -> list[float]:
-    """``r_answer``: 1 if the episode's last ``<solution>`` passes the task's checker (``exact`` rows under the
+    """``r_answer``: 1 if the episode's last answer passes the task's checker (``exact`` rows under the
     environment's ``answer_check``), else 0."""
     modes = kwargs.get("codeact_answer_check") or ["upstream"] * len(answer)
     verdicts = kwargs.get("codeact_solved") or [None] * len(answer)

@@ -15,7 +15,7 @@ CODEACT_DATASETS = ("codeact", "codeact_arith")
 #: ``trainer.rollout`` values CodeAct training runs with (the turn sampler of ``codeact/rollout.py``)
 ROLLOUTS = ("hf", "vllm_colocate")
 ENV_KEYS = ("max_turns", "budget", "max_episode_tokens", "max_observation_chars", "retry",
-            "answer_check", "observation_template", "observation_prefix", "sandbox")
+            "answer_check", "action_format", "observation_template", "observation_prefix", "sandbox")
 
 
 def _plain(block: Any) -> dict:

@@ -182,12 +182,32 @@ def load_codeactinstruct(path: str | None, split: str = "train", hub_id: str | N
     return rows
 
 
+M3TOOL_TOOLS_HEADER = "You have access to the following tools:"
+M3TOOL_ANSWER_ONLY = "Answer with only the result (e.g., a single number)."
+_M3TOOL_INSTRUCTION = "\n\nInstruction: "
+
+
 def m3tool_question(instruction: str, tools: list[Mapping[str, Any]]) -> str:
-    """M3ToolEval's task text for code-as-action: the tool list, then the instruction."""
-    lines = ["You have access to the following tools:"]
+    """M3ToolEval's task text for code-as-action: the tool list (upstream's ``get_prompt`` lines), then the
+    instruction and :data:`M3TOOL_ANSWER_ONLY`. Format-neutral: the prompt builder of the action format takes it
+    apart again (:func:`split_m3tool_question`)."""
+    lines = [M3TOOL_TOOLS_HEADER]
     for k, t in enumerate(tools, 1):
         lines += [f"[{k}] {t.get('name')}: {t.get('description')}", f"    Signature: {t.get('fn_signature')}"]
-    return "\n".join(lines) + f"\n\nInstruction: {instruction}\nAnswer with only the result (e.g., a single number)."
+    return "\n".join(lines) + f"{_M3TOOL_INSTRUCTION}{instruction}\n{M3TOOL_ANSWER_ONLY}"
+
+
+def split_m3tool_question(question: str) -> tuple[str, str] | None:
+    """``(tool_desc, instruction)`` of a :func:`m3tool_question` text (``tool_desc`` exactly upstream's tool list,
+    ending with a newline); None for any other question (a CodeActInstruct task). The tool list ends at the first
+    blank line followed by ``Instruction: `` (upstream's tool descriptions and signatures hold no such line)."""
+    tail = "\n" + M3TOOL_ANSWER_ONLY
+    if not (question.startswith(M3TOOL_TOOLS_HEADER + "\n") and question.endswith(tail)):
+        return None
+    k = question.find(_M3TOOL_INSTRUCTION)
+    if k < 0:
+        return None
+    return question[:k] + "\n", question[k + len(_M3TOOL_INSTRUCTION) : -len(tail)]
 
 
 def _expected(raw: Mapping[str, Any]) -> str | None:

@@ -27,7 +27,7 @@ from typing import Any
 from sspo_exp.data.arithmetic import ArithmeticConfig
 from sspo_exp.data.loaders import SPECS
 from sspo_exp.errors import ConfigError
-from sspo_exp.identity import floats_as_floats
+from sspo_exp.identity import drop_neutral, floats_as_floats
 from sspo_exp.models import TINY_ARCH_FIELDS
 from sspo_exp.plain import to_plain
 from sspo_exp.stages import sft
@@ -179,4 +179,5 @@ def codeact_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
     arch = dict(to_plain(arch) or {})
     return {"arch": {f: arch.get(f) for f in TINY_ARCH_FIELDS},
             "cold_start": floats_as_floats({f: block[f] for f in COLD_START_FIELDS}, "model.cold_start"),
-            "dataset": floats_as_floats(dict(to_plain(dataset) or {}), "dataset"), "seed": int(seed), "format": "codeact-3"}
+            "dataset": drop_neutral(floats_as_floats(dict(to_plain(dataset) or {}), "dataset"), "dataset."),
+            "seed": int(seed), "format": "codeact-3"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sspo_exp.codeact.episode import EMPTY_OUTPUT, INVALID_MESSAGE, RETRY_MESSAGE, TRUNCATED, EnvConfig
+from sspo_exp.codeact.episode import EMPTY_OUTPUT, TRUNCATED, EnvConfig
+from sspo_exp.codeact.format import ACTION_FORMATS
 from sspo_exp.codeact.prompts import env_knobs as codeact_knobs
-from sspo_exp.codeact.prompts import instruction as codeact_instruction
 from sspo_exp.codeact.prompts import prompt_fn as codeact_prompt_fn
 from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
 from sspo_exp.data.prompts import INSTRUCTION, PLAIN_TEMPLATE, build_prompt
@@ -39,18 +39,22 @@ def _arithmetic_prompt(dataset_cfg: Any, chat_template_kwargs: dict):
 
 
 def _codeact_id(dataset_cfg: Any) -> str:
-    """``codeact-<style>-<turns>turns-<budget>-<answer check>[-retry]-obs<chars>-<hash>``: the profile's ``prompt``
-    field names the episode protocol too, so a cell records which answer check scored it (upstream | strict) and
-    cells scored under different protocols never share a profile id; the hash covers every fixed text."""
-    style, turns, retry = codeact_knobs(dataset_cfg)
+    """``codeact-<style>[-<format>_actions]-<turns>turns-<budget>-<answer check>[-retry]-obs<chars>-<hash>``: the
+    profile's ``prompt`` field names the episode protocol too, so a cell records which answer check (upstream |
+    strict) and which action format scored it (``-upstream_actions``; ``tags``, the format before the key existed,
+    adds nothing, so its ids did not move) and cells scored under different protocols never share a profile id; the
+    hash covers every fixed text, the action format's included."""
+    style, turns, retry, action_format = codeact_knobs(dataset_cfg)
+    fmt = ACTION_FORMATS[action_format]
     env = dict(((dataset_cfg or {}).get("env") or {}))
     budget = env.get("budget", EnvConfig.budget)
     check = env.get("answer_check", EnvConfig.answer_check)
     chars = env.get("max_observation_chars", EnvConfig.max_observation_chars)
     cap = env.get("max_episode_tokens", EnvConfig.max_episode_tokens)
-    texts = (codeact_instruction(turns, retry), RETRY_MESSAGE, INVALID_MESSAGE, EMPTY_OUTPUT, TRUNCATED,
+    texts = (*fmt.fixed_texts(turns, retry), EMPTY_OUTPUT, TRUNCATED,
              str(env.get("observation_prefix", EnvConfig.observation_prefix)))
-    return (f"codeact-{style}-{turns}turns-{budget}{f'-cap{cap}' if cap else ''}-{check}{'-retry' if retry else ''}"
+    actions = "" if fmt.name == "tags" else f"-{fmt.name}_actions"
+    return (f"codeact-{style}{actions}-{turns}turns-{budget}{f'-cap{cap}' if cap else ''}-{check}{'-retry' if retry else ''}"
             f"-obs{chars}-" + text_hash("\0".join(texts), 8))
 
 

@@ -30,7 +30,8 @@ def evaluate_codeact(model: Any, tokenizer: Any, rows: Sequence[dict[str, str]],
 
     if not isinstance(env, EnvConfig):
         env = env_config({"env": env}, int(max_new_tokens), chat_template_kwargs)
-    policy = policy or HFPolicy(model, tokenizer, temperature=0.0, batch_size=batch_size)
+    policy = policy or HFPolicy(model, tokenizer, temperature=0.0, batch_size=batch_size,
+                                stop_strings=env.actions.stop_strings)
     records = []
     for k in range(0, len(rows), batch_size):
         chunk, texts = rows[k : k + batch_size], prompts[k : k + batch_size]
