@@ -112,3 +112,45 @@ def test_the_real_upstream_export_has_82_tasks_whose_tools_load_in_the_sandbox_a
     failed = [(row["id"], ep.observations[:1], ep.wrong_answers, ep.end) for row, ep in zip(rows, episodes, strict=True)
               if ep.observations[:1] != ["True"] or ep.wrong_answers or ep.end != "solution"]  # fmt: skip
     assert not failed, failed[:5]
+
+
+@needs_sandbox
+@pytest.mark.skipif(not UPSTREAM, reason="SSPO_M3TOOLEVAL_UPSTREAM (a code-act checkout's scripts/eval/m3tooleval) "
+                    "is not set: upstream's tasks are not shipped")  # fmt: skip
+def test_the_real_upstream_tasks_in_upstreams_action_format(tmp_path):
+    """On a real checkout, ``env.action_format: upstream``: every task's prompt is what upstream's own
+    ``Task.get_prompt(ActionMode.CODE_AS_ACTION)`` returns, and an oracle episode per task written in upstream's format
+    (``Action: … End Action`` finding the tools, then ``Answer: <gold>``) is solved at the first answer."""
+    import sys
+
+    from sspo_exp.codeact.format import UPSTREAM as UPSTREAM_FORMAT
+    from sspo_exp.data.m3tooleval import _PKG
+
+    out = tmp_path / "m3.jsonl"
+    assert main([UPSTREAM, str(out)]) == 0
+    rows = load_benchmark("codeact", str(out))
+    base = sys.modules[f"{_PKG}.base"]  # upstream's own Task, as the exporter imported it
+    tasks = [t for task_list, _ in base.task_iterators for t in task_list]
+    assert [t.name for t in tasks] == [r["id"] for r in rows]
+    for task, row in zip(tasks, rows, strict=True):
+        assert UPSTREAM_FORMAT.prompt_text(row["question"], 10, True) == task.get_prompt(base.ActionMode.CODE_AS_ACTION)
+    tok = build_tokenizer()
+    env = EnvConfig(action_format="upstream")
+    plans = [[f"Action:\nprint(all(callable(globals().get(n)) for n in {[n for n in t.tools]!r}))\nEnd Action",
+              f"Answer: {row['answer']}"] for t, row in zip(tasks, rows)]
+    calls = {}
+
+    def policy(contexts, budgets):
+        out = []
+        for ctx in contexts:
+            k = next(i for i, p in enumerate(prompts) if ctx[: len(p)] == p)
+            calls[k] = calls.get(k, 0) + 1
+            out.append(tok(plans[k][min(calls[k], 2) - 1], add_special_tokens=False)["input_ids"])
+        return out
+
+    prompts = [tok(f"task {i}\n", add_special_tokens=False)["input_ids"] for i in range(len(rows))]
+    episodes = run_episodes(prompts, policy, tok, env, [row["setup"] for row in rows],
+                            judges=[judge(row, env) for row in rows])
+    failed = [(row["id"], ep.observations[:1], ep.wrong_answers, ep.end) for row, ep in zip(rows, episodes, strict=True)
+              if ep.observations[:1] != ["True"] or ep.wrong_answers or ep.end != "solution" or ep.format != 1.0]
+    assert not failed, failed[:5]
