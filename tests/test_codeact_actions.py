@@ -366,6 +366,17 @@ def test_action_format_is_a_checked_env_field():
         env_config({"env": {"action_format": "json"}}, 512)
 
 
+def test_the_tiny_cold_start_refuses_a_format_it_was_not_written_in():
+    from hydra import compose, initialize_config_dir
+
+    from sspo_exp.errors import ConfigError
+    from sspo_exp.train.config import make_plan
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with pytest.raises(ConfigError, match="dataset.env.action_format='upstream': the codeact_arith cold start"):
+            make_plan(compose("train", overrides=["experiment=cpu_codeact", "dataset.env.action_format=upstream"]), 1)
+
+
 def test_profile_ids_name_the_action_format_and_tags_ids_did_not_move():
     from sspo_exp.evaluation.profile import make_profile
     from sspo_exp.tasks import prompt_fn_for, prompt_id

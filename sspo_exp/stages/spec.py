@@ -176,6 +176,10 @@ def codeact_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
         raise ConfigError(f"model.cold_start is missing {missing}; the codeact_arith cold start needs "
                           f"{list(COLD_START_FIELDS)}")
     check_cold_start(block)
+    action_format = ((to_plain(dataset) or {}).get("env") or {}).get("action_format", "tags")
+    if action_format != "tags":
+        raise ConfigError(f"dataset.env.action_format={action_format!r}: the codeact_arith cold start writes its "
+                          "demonstrations in tags (<execute>/<solution>); choose tags")
     arch = dict(to_plain(arch) or {})
     return {"arch": {f: arch.get(f) for f in TINY_ARCH_FIELDS},
             "cold_start": floats_as_floats({f: block[f] for f in COLD_START_FIELDS}, "model.cold_start"),
