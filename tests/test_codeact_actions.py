@@ -311,6 +311,41 @@ def test_reminders_reach_the_observation_and_the_retry_message(monkeypatch):
     assert upstream.INVALID_BOTH in shown and ep.end == "solution" and ep.turns == 4
 
 
+@needs_sandbox
+def test_the_benchmark_scores_the_sample_in_upstreams_format_by_default():
+    """``codeact`` as shipped (conf/dataset/codeact.yaml): M3ToolEval's prompt, its action format, its answer check."""
+    from sspo_exp.data import load_benchmark
+    from sspo_exp.tasks import prompt_fn_for
+    from sspo_exp.tasks.codeact import evaluate_codeact
+
+    tok = build_tokenizer()
+    block = OmegaConf.load(f"{CONF_DIR}/dataset/codeact.yaml")
+    rows = load_benchmark("codeact", str(SAMPLE_TEST))
+    build = prompt_fn_for("codeact", block)
+    prompts = [build(r["question"], tok) for r in rows]
+    assert all(p.endswith(upstream.CLOSING + "\n") and "<execute>" not in p for p in prompts)
+    plans = [["Action:\np = convert_currency(40 * 25, 1.2)\nprint(estimate_final_value(p, calculate_tariff(p, 5)))\n"
+              "End Action", "Answer: 1260.0"],
+             ["Thought: one tool.\nAction:\nprint(calculate_tariff(480, 12.5))\nEnd Action", "Answer: 60"],
+             ["Action:\nprint(reverse_complement('ATTGCCA'))\nEnd Action", "Answer: TGGCAAT"],
+             ["<solution>[3, 2, 1]</solution>", "Answer: [3, 2, 1]"]]  # tags are no action here; then wrong
+    calls = {}
+
+    def policy(contexts, budgets):
+        out = []
+        for ctx in contexts:
+            k = next(i for i, p in enumerate(prompts) if tok.decode(ctx, skip_special_tokens=True).startswith(p))
+            calls[k] = calls.get(k, 0) + 1
+            turn = plans[k][calls[k] - 1] if calls[k] <= len(plans[k]) else "nothing"
+            out.append(tok(turn, add_special_tokens=False)["input_ids"])
+        return out
+
+    result = evaluate_codeact(None, tok, rows, prompts, 512, policy=policy, env=block.env)
+    assert [r.correct for r in result.records] == [True, True, True, False] and result.pass_at_1 == 75.0
+    assert "1260.0" in result.records[0].completion and result.records[0].format == 1.0
+    assert upstream.INVALID_NONE in result.records[3].completion and upstream.RETRY_MESSAGE in result.records[3].completion
+
+
 # ------------------------------------------------------------------------------------------------ stop strings
 class _ScriptedLM:
     """A stand-in for an HF causal LM whose ``generate`` writes a fixed text token by token and stops a row when
