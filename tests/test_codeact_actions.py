@@ -399,6 +399,8 @@ def test_action_format_is_a_checked_env_field():
     assert env_config({"env": {}}, 512).action_format == "tags"  # a saved env block from before the key: tags
     with pytest.raises(ValueError, match=r"env.action_format='json': choose one of upstream, tags"):
         env_config({"env": {"action_format": "json"}}, 512)
+    with pytest.raises(ValueError, match=r"env.action_format=\['tags'\]: choose one of upstream, tags"):
+        env_config({"env": {"action_format": ["tags"]}}, 512)  # not a name: the same one line, not a TypeError
 
 
 def test_the_tiny_cold_start_refuses_a_format_it_was_not_written_in():

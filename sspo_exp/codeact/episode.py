@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sspo_exp.codeact.checkers import ANSWER_CHECKS
-from sspo_exp.codeact.format import (ACTION_FORMATS, EXECUTE, INVALID_MESSAGE, RETRY_MESSAGE, SOLUTION, Action,  # noqa: F401
-                                     ActionFormat, format_score)
+from sspo_exp.codeact.format import INVALID_MESSAGE, RETRY_MESSAGE  # noqa: F401  (the tags' messages, re-exported)
+from sspo_exp.codeact.format import ACTION_FORMATS, EXECUTE, SOLUTION, Action, ActionFormat, format_score
 from sspo_exp.sandbox import SandboxConfig, SandboxPool
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ class EnvConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"codeact env.{name}={value!r}: must be an integer >= 1")
-        for name, allowed in (("budget", BUDGETS), ("answer_check", ANSWER_CHECKS), ("action_format", ACTION_FORMATS)):
+        for name, allowed in (("budget", BUDGETS), ("answer_check", ANSWER_CHECKS),
+                              ("action_format", tuple(ACTION_FORMATS))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"codeact env.{name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
         if not isinstance(self.retry, bool):

@@ -58,9 +58,10 @@ CLOSING = (
 
 def prompt(instruction: str, tool_desc: str | None) -> str:
     """``Task.get_prompt(ActionMode.CODE_AS_ACTION)``: ``tool_desc`` (upstream's tool list: "You have access to the
-    following tools:", then per tool "[k] name: description" and "    Signature: …", each line ending with a newline) and a blank line,
-    the code-as-action instructions, "Now, let's get started!", the instruction, the closing sentences. With
-    ``tool_desc=None`` (a task without tools) the tool list and its blank line are left out, nothing else changes."""
+    following tools:", then per tool "[k] name: description" and "    Signature: …", each line ending with a
+    newline) and a blank line, the code-as-action instructions, "Now, let's get started!", the instruction, the
+    closing sentences. With ``tool_desc=None`` (a task without tools) the tool list and its blank line are left out,
+    nothing else changes."""
     res = (tool_desc + "\n" if tool_desc is not None else "") + CODE_AS_ACTION
     return res + START + f"Instruction: {instruction}" + CLOSING
 
