@@ -104,7 +104,8 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
     last = t0
     model.train()
     for step in range(steps):
-        loss = model(**_batch(tokenizer, rng.sample(encoded, bs))).loss
+        # use_cache=False: no KV cache is built for a training forward (the same weights, bit for bit; less work)
+        loss = model(**_batch(tokenizer, rng.sample(encoded, bs)), use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
