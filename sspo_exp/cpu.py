@@ -9,13 +9,17 @@ cores the machine keeps busy *now* (its CPU time over a look of ``SAMPLE_SECONDS
 (else its ``usable`` cores: the busy cores are the machine's). A thread count the user set (``OMP_NUM_THREADS``)
 always wins. Not the 1-minute load average: it lags by a minute, so it counted a run that had just ended as busy
 (a job started right after another got one thread on an idle machine) and missed a load that had just begun (two
-threads against two busy processes); it remains the fallback where there is no ``/proc/stat``.
+threads against two busy processes); it remains the fallback where there is no ``/proc/stat``. When every core is busy, :func:`thread_plan` gives the
+cold start all usable cores with passive OpenMP waiting (set before torch loads, :func:`prepare_openmp`) and the rest
+of the run one thread (docs/training.md, "Time").
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from dataclasses import dataclass
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: How long a CPU run watches the machine before choosing its thread count (seconds)
@@ -67,3 +71,45 @@ def cpu_threads(usable: int | None = None, busy: int | None = None, environ=os.e
         return max(1, usable)
     busy = busy_cores() if busy is None else busy
     return max(1, min(usable, usable - busy))
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """The torch threads of a CPU run: ``stage`` for its cold start (one long compute-bound loop), ``train`` for the
+    rest; ``passive``: OpenMP's waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE``, set before torch loads)."""
+
+    stage: int
+    train: int
+    passive: bool = False
+
+
+def thread_plan(usable: int | None = None, busy: int | None = None, environ=os.environ,
+                machine: int | None = None) -> ThreadPlan:
+    """:func:`cpu_threads` for the run, except on a machine whose every core is busy (``busy >= usable >= 2``): there
+    the cold start uses all ``usable`` threads with passive waiting. One thread gets a fair share of 2/3 of a core
+    against two busy processes on 2 cores; two spinning threads lose their barriers to the other processes (a cold-start
+    step 414 ms against 152 ms); two *sleeping* ones get more of the machine (120 ms). The rest of the run keeps
+    one thread: its many small operations pay for every wake-up (measured: docs/training.md)."""
+    user = environ.get("OMP_NUM_THREADS", "")
+    usable = usable_cores() if usable is None else usable
+    machine = (os.cpu_count() or usable) if machine is None else machine
+    if (user.isdigit() and int(user) >= 1) or usable < machine:
+        n = cpu_threads(usable, 0, environ, machine)
+        return ThreadPlan(n, n)
+    busy = busy_cores() if busy is None else busy
+    n = cpu_threads(usable, busy, environ, machine)
+    return ThreadPlan(usable, n, True) if busy >= usable >= 2 else ThreadPlan(n, n)
+
+
+def prepare_openmp(plan: ThreadPlan, environ=os.environ, torch_loaded: bool | None = None) -> ThreadPlan:
+    """Set OpenMP's wait policy of ``plan`` before torch loads (libgomp reads it once, when it loads) and return the
+    plan to follow: ``plan``, or one thread count throughout when passive waiting cannot be had (torch already loaded,
+    or the user's ``OMP_WAIT_POLICY`` says otherwise), since spinning threads are the worst case."""
+    if not plan.passive:
+        return plan
+    loaded = "torch" in sys.modules if torch_loaded is None else torch_loaded
+    if not loaded:
+        environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if environ["OMP_WAIT_POLICY"].upper() == "PASSIVE":
+            return plan
+    return ThreadPlan(plan.train, plan.train)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from sspo_exp.cpu import busy_cores, cpu_threads, usable_cores
+from sspo_exp.cpu import ThreadPlan, busy_cores, cpu_threads, prepare_openmp, thread_plan, usable_cores
 
 
 @pytest.mark.parametrize("usable, busy, expected", [
@@ -69,3 +71,40 @@ def test_busy_cores_without_proc_stat_fall_back_to_the_load_average(monkeypatch)
 
 def test_busy_cores_of_this_machine_are_a_core_count():
     assert 0 <= busy_cores(0.05) <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("usable, busy, machine, expected", [
+    (2, 0, 2, ThreadPlan(2, 2)),  # idle: torch's default
+    (2, 1, 2, ThreadPlan(1, 1)),  # one core busy: the free one
+    (2, 2, 2, ThreadPlan(2, 1, True)),  # every core busy: the cold start's threads sleep while they wait
+    (2, 5, 2, ThreadPlan(2, 1, True)),
+    (1, 3, 1, ThreadPlan(1, 1)),  # one core: nothing to share
+    (4, 30, 64, ThreadPlan(4, 4)),  # an allocation (SLURM, cpuset): its cores are the run's
+])  # fmt: skip
+def test_only_a_machine_whose_every_core_is_busy_gets_passive_cold_start_threads(usable, busy, machine, expected):
+    assert thread_plan(usable, busy, environ={}, machine=machine) == expected
+
+
+def test_the_users_thread_count_is_used_throughout():
+    assert thread_plan(2, 2, environ={"OMP_NUM_THREADS": "2"}, machine=2) == ThreadPlan(2, 2)
+
+
+def test_passive_waiting_is_set_before_torch_loads_or_not_used_at_all():
+    env = {}
+    assert prepare_openmp(ThreadPlan(2, 1, True), env, torch_loaded=False) == ThreadPlan(2, 1, True)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    # torch already loaded (libgomp read its policy): two spinning threads would be the worst case, so one throughout
+    env = {}
+    assert prepare_openmp(ThreadPlan(2, 1, True), env, torch_loaded=True) == ThreadPlan(1, 1) and env == {}
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's policy wins, and then so does one thread
+    assert prepare_openmp(ThreadPlan(2, 1, True), env, torch_loaded=False) == ThreadPlan(1, 1)
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
+    env = {}
+    assert prepare_openmp(ThreadPlan(2, 2), env, torch_loaded=False) == ThreadPlan(2, 2) and env == {}
+
+
+def test_the_train_command_chooses_its_threads_before_torch_loads():
+    # run in a fresh interpreter: the cli module and the plan's check must not import torch
+    code = ("import sys; from sspo_exp.train import cli; from sspo_exp.cpu import thread_plan, prepare_openmp; "
+            "assert 'torch' not in sys.modules, 'torch loaded before the thread plan'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from sspo_exp import cli_help, hydra_cli, keys
+from sspo_exp.cpu import prepare_openmp, thread_plan
 from sspo_exp.train.config import check_local_paths, make_plan
 
 
@@ -13,10 +14,12 @@ def task(cfg) -> float | None:
     plan = make_plan(cfg)  # a bad config: one line and exit 2 before torch, transformers and TRL load
     if plan.run.summary() is None:  # a finished run is only reported (run_plan), whatever its files
         check_local_paths(cfg)
+    # a CPU run chooses its threads before torch loads: OpenMP reads its wait policy once, when it loads
+    threads = prepare_openmp(thread_plan()) if plan.cfg.trainer.get("use_cpu", False) else None
     from sspo_exp.train.run import run_plan, set_cpu_threads  # torch, transformers, TRL: after the config is good
 
-    set_cpu_threads(plan)  # on a shared CPU, torch's default threads would spin against the other processes
-    summary = run_plan(plan)
+    threads = set_cpu_threads(plan, threads)  # on a shared CPU, torch's default threads would spin against the others
+    summary = run_plan(plan, threads=threads)
     return keys.read(summary, keys.HELDOUT)  # Hydra's sweepers (Optuna) read the return value
 
 

@@ -24,7 +24,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from sspo_exp import keys
-from sspo_exp.cpu import cpu_threads
+from sspo_exp.cpu import ThreadPlan, cpu_threads
 from sspo_exp.codeact.rollout import trainer_kwargs as codeact_trainer_kwargs
 from sspo_exp.data import load_dataset_rows
 from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
@@ -96,8 +96,10 @@ def train(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> dict[st
     return run_plan(make_plan(cfg), callbacks)  # validation first: a bad config fails before anything heavy loads
 
 
-def run_plan(plan: TrainPlan, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
-    """Train a validated plan (see the module docstring)."""
+def run_plan(plan: TrainPlan, callbacks: Sequence[TrainerCallback] = (),
+             threads: ThreadPlan | None = None) -> dict[str, Any]:
+    """Train a validated plan (see the module docstring); ``threads``: torch's threads for the cold start, then for
+    training (:func:`set_cpu_threads`; None: leave them)."""
     run = plan.run
     summary = run.summary()
     if summary is not None:
@@ -108,10 +110,11 @@ def run_plan(plan: TrainPlan, callbacks: Sequence[TrainerCallback] = ()) -> dict
     if main:
         run.path.mkdir(parents=True, exist_ok=True)
     with Lease(run) if main else contextlib.nullcontext():
-        return _train(plan, main, callbacks)
+        return _train(plan, main, callbacks, threads)
 
 
-def _train(plan: TrainPlan, main: bool, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
+def _train(plan: TrainPlan, main: bool, callbacks: Sequence[TrainerCallback],
+           threads: ThreadPlan | None = None) -> dict[str, Any]:
     """Open the run, build the trainer, train, finish (evaluate, summarise)."""
     print(f"run {plan.run.run_id}  ({plan.identity.group}, seed {plan.cfg.seed})\n{plan.describe()}", flush=True)
     checkpoint = plan.run.newest_complete_checkpoint()
@@ -120,6 +123,8 @@ def _train(plan: TrainPlan, main: bool, callbacks: Sequence[TrainerCallback]) ->
     # W&B opens and before GRPOConfig (ZeRO-3's init), and a multi-process launch whose stage is missing stops here
     cfg = plan.cfg
     init_path = spec_path(plan.cold_start, cfg.model, cfg.model.get("cold_start"), cfg.dataset)
+    if threads is not None and threads.train != threads.stage:
+        torch.set_num_threads(threads.train)
     wb, code = _open_run(plan, main, init_path)
     try:
         trainer, initial_eval, ev = _build_trainer(plan, main, init_path, wb, checkpoint, callbacks)
@@ -135,14 +140,19 @@ def _train(plan: TrainPlan, main: bool, callbacks: Sequence[TrainerCallback]) ->
             wandb.teardown()  # wandb 0.31: finish() can return before the offline file is flushed; teardown waits
 
 
-def set_cpu_threads(plan: TrainPlan) -> int | None:
-    """On the CPU (``trainer.use_cpu`` or no GPU), use :func:`sspo_exp.cpu.cpu_threads` torch threads; return them.
-    Called by ``sspo-exp train`` before the cold start (a library caller of :func:`train` keeps its own setting)."""
-    if not plan.cfg.trainer.get("use_cpu", False) and torch.cuda.is_available():
-        return None
-    threads = cpu_threads()
-    torch.set_num_threads(threads)
-    print(f"torch threads: {threads} (cores free for this run; OMP_NUM_THREADS overrides)", flush=True)
+def set_cpu_threads(plan: TrainPlan, threads: ThreadPlan | None = None) -> ThreadPlan | None:
+    """On the CPU (``trainer.use_cpu`` or no GPU), use ``threads`` (chosen before torch loaded; None:
+    :func:`sspo_exp.cpu.cpu_threads` throughout) torch threads, the cold start's first; return them. Called by
+    ``sspo-exp train`` before the cold start (a library caller of :func:`train` keeps its own setting)."""
+    if threads is None:
+        if not plan.cfg.trainer.get("use_cpu", False) and torch.cuda.is_available():
+            return None
+        n = cpu_threads()
+        threads = ThreadPlan(n, n)
+    torch.set_num_threads(threads.stage)
+    stage = (f"; the cold start {threads.stage}, waiting passively: every core is busy"
+             if threads.stage != threads.train else "")
+    print(f"torch threads: {threads.train} (cores free for this run; OMP_NUM_THREADS overrides{stage})", flush=True)
     return threads
 
 
