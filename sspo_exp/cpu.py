@@ -62,15 +62,22 @@ def cpu_threads(usable: int | None = None, busy: int | None = None, environ=os.e
     """The torch thread count of a CPU run (see the module docstring). The busy cores are the whole machine's, so they
     are subtracted only when this process may use every core (``machine``: the machine's core count): inside a SLURM
     allocation or a cpuset, other tenants' work says nothing about the cores this process was given."""
+    usable = usable_cores() if usable is None else usable
+    fixed = _fixed_threads(usable, environ, machine)
+    if fixed is not None:
+        return fixed
+    busy = busy_cores() if busy is None else busy
+    return max(1, min(usable, usable - busy))
+
+
+def _fixed_threads(usable: int, environ, machine: int | None) -> int | None:
+    """The thread count when the machine's load does not decide it: the user's ``OMP_NUM_THREADS``, or the cores of an
+    allocation (fewer usable cores than the machine has); None when it does."""
     user = environ.get("OMP_NUM_THREADS", "")
     if user.isdigit() and int(user) >= 1:
         return int(user)
-    usable = usable_cores() if usable is None else usable
     machine = (os.cpu_count() or usable) if machine is None else machine
-    if usable < machine:
-        return max(1, usable)
-    busy = busy_cores() if busy is None else busy
-    return max(1, min(usable, usable - busy))
+    return max(1, usable) if usable < machine else None
 
 
 @dataclass(frozen=True)
@@ -90,12 +97,10 @@ def thread_plan(usable: int | None = None, busy: int | None = None, environ=os.e
     against two busy processes on 2 cores; two spinning threads lose their barriers to the other processes (a cold-start
     step 414 ms against 152 ms); two *sleeping* ones get more of the machine (120 ms). The rest of the run keeps
     one thread: its many small operations pay for every wake-up (measured: docs/training.md)."""
-    user = environ.get("OMP_NUM_THREADS", "")
     usable = usable_cores() if usable is None else usable
-    machine = (os.cpu_count() or usable) if machine is None else machine
-    if (user.isdigit() and int(user) >= 1) or usable < machine:
-        n = cpu_threads(usable, 0, environ, machine)
-        return ThreadPlan(n, n)
+    fixed = _fixed_threads(usable, environ, machine)
+    if fixed is not None:
+        return ThreadPlan(fixed, fixed)
     busy = busy_cores() if busy is None else busy
     n = cpu_threads(usable, busy, environ, machine)
     return ThreadPlan(usable, n, True) if busy >= usable >= 2 else ThreadPlan(n, n)

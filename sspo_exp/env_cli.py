@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sspo_exp import CONF_DIR, __version__
 from sspo_exp.cpu import THREAD_VARS as TORCH_THREAD_VARS
-from sspo_exp.cpu import cpu_threads, usable_cores
+from sspo_exp.cpu import ThreadPlan, thread_plan, usable_cores
 from sspo_exp.evaluation.provenance import git_info
 from sspo_exp.sandbox import Sandbox, SandboxUnavailable
 
@@ -69,6 +69,11 @@ def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None
 
 
+def _threads(plan: ThreadPlan) -> str:
+    stage = f"; its cold start {plan.stage}, waiting passively: every core is busy" if plan.stage != plan.train else ""
+    return f"{plan.train} (usable cores less the cores busy now; OMP_NUM_THREADS, when set, wins{stage})"
+
+
 def cpus() -> dict[str, str]:
     affinity = usable_cores()
     quota = cgroup_cpus()
@@ -77,8 +82,7 @@ def cpus() -> dict[str, str]:
     return {"machine": platform.machine(), "platform": platform.platform(), "cpu count": str(os.cpu_count()),
             "usable cores": f"{usable} (affinity {affinity}, cgroup quota {quota if quota else 'none'})",
             "load average (1/5/15 min)": load,
-            "torch threads of a CPU run started now": f"{cpu_threads()} (usable cores less the cores busy now; "
-                                                       "OMP_NUM_THREADS, when set, wins)",
+            "torch threads of a CPU run started now": _threads(thread_plan()),
             **{var: os.environ.get(var, "unset") for var in THREAD_VARS}}  # fmt: skip
 
 
