@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from sspo_exp import CONF_DIR
 from sspo_exp.codeact.checkers import check, exact_match, mint_match, typed_gold, upstream_check
-from sspo_exp.codeact.episode import EMPTY_OUTPUT, RETRY_MESSAGE, TRUNCATED, EnvConfig, observation_text, run_episodes
+from sspo_exp.codeact.episode import EMPTY_OUTPUT, TRUNCATED, EnvConfig, observation_text, run_episodes
+from sspo_exp.codeact.format import RETRY_MESSAGE
 from sspo_exp.codeact.prompts import build_prompt
 from sspo_exp.codeact.settings import env_config
 from sspo_exp.models.tiny import build_tokenizer
@@ -110,7 +111,7 @@ def test_retries_stop_at_the_turn_limit_with_the_last_answer():
 def test_a_turn_without_action_is_answered_and_the_episode_goes_on():
     """Upstream answers a reply with neither Action nor Answer with "Invalid generation…" and goes on; with a chat
     template a turn ending in the end-of-turn token (EOS) is not given a second one by the observation boundary."""
-    from sspo_exp.codeact.episode import INVALID_MESSAGE
+    from sspo_exp.codeact.format import INVALID_MESSAGE
 
     tok = build_tokenizer()  # a chat template whose end-of-turn token is the EOS, as Qwen's <|im_end|>
     tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<eos>\n{% endfor %}"

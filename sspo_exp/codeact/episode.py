@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sspo_exp.codeact.checkers import ANSWER_CHECKS
-from sspo_exp.codeact.format import INVALID_MESSAGE, RETRY_MESSAGE  # noqa: F401  (the tags' messages, re-exported)
 from sspo_exp.codeact.format import ACTION_FORMATS, EXECUTE, SOLUTION, Action, ActionFormat, format_score
 from sspo_exp.sandbox import SandboxConfig, SandboxPool
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from sspo_exp.codeact.episode import EnvConfig
-from sspo_exp.codeact.format import ACTION_FORMATS, instruction  # noqa: F401  (instruction: the tags' text)
+from sspo_exp.codeact.format import ACTION_FORMATS
 from sspo_exp.data.prompts import render_chat
 
 PROMPT_STYLES = ("instruct", "compact")
