@@ -70,7 +70,8 @@ def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 
 def _threads(plan: ThreadPlan) -> str:
-    stage = f"; its cold start {plan.stage}, waiting passively: every core is busy" if plan.stage != plan.train else ""
+    stage = (f"; its cold start {plan.stage}, waiting passively (every core is busy; sharded: a process per shard)"
+             if plan.stage != plan.train else "")
     return f"{plan.train} (usable cores less the cores busy now; OMP_NUM_THREADS, when set, wins{stage})"
 
 

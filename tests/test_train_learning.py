@@ -26,9 +26,9 @@ def _run(tmp_path, monkeypatch, shuffle: bool):
 
 def test_default_job_learns(tmp_path, monkeypatch):
     s = _run(tmp_path, monkeypatch, shuffle=False)
-    assert s[keys.HELDOUT] >= s[keys.HELDOUT_BEFORE] + 0.20, s  # measured (seed 0, one thread): 48.5% -> 74.5%
+    assert s[keys.HELDOUT] >= s[keys.HELDOUT_BEFORE] + 0.20, s  # measured (seed 0, one thread): 48.0% -> 78.5%
 
 
 def test_shuffled_advantages_do_not_learn(tmp_path, monkeypatch):
     s = _run(tmp_path, monkeypatch, shuffle=True)
-    assert s[keys.HELDOUT] < s[keys.HELDOUT_BEFORE] + 0.15, s  # measured (seed 0, one thread): 48.5% -> 39.0%
+    assert s[keys.HELDOUT] < s[keys.HELDOUT_BEFORE] + 0.15, s  # measured (seed 0, one thread): 48.0% -> 24.0%

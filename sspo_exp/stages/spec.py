@@ -35,6 +35,8 @@ from sspo_exp.stages.cache import key_hash
 
 #: Fields of the tiny model's ``cold_start`` block (``conf/model/tiny.yaml``).
 TINY_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "target_noise")
+#: Its optional fields and their defaults (a default leaves the key, and so the cache directory, as before the field)
+TINY_OPTIONAL = {"shards": 1}
 #: Bump when the tiny cold start's targets or training loop change meaning (renames its cache and its RL runs).
 TINY_VERSION = 1
 
@@ -116,10 +118,10 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
         missing = [f for f in fields if f not in have]
         if missing:
             raise ConfigError(f"{block} is missing {missing}; the tiny model needs all of {list(fields)}")
-    unknown = sorted(set(cold_start) - set(TINY_FIELDS))
+    unknown = sorted(set(cold_start) - set(TINY_FIELDS) - set(TINY_OPTIONAL))
     if unknown:  # e.g. experiment=table1 model=tiny: the SFT block of an HF model merged into the tiny one
         raise ConfigError(f"model.cold_start has {unknown}, which the tiny model's cold start does not use (its fields: "
-                          f"{list(TINY_FIELDS)}); the SFT cold start (conf/cold_start/sft.yaml) is for a model.path model")
+                          f"{list(TINY_FIELDS) + list(TINY_OPTIONAL)}); the SFT cold start (conf/cold_start/sft.yaml) is for a model.path model")
     for field, low in (("steps", 1), ("batch_size", 1), ("warmup_steps", 0)):
         value = cold_start[field]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -129,13 +131,19 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low or (high is not None and value > high):
             raise ConfigError(f"model.cold_start.{field}={value!r}: must be a number in "
                               + (f"[{low}, {high}]" if high is not None else f"[{low}, inf)"))
+    shards = cold_start.get("shards", TINY_OPTIONAL["shards"])
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1 or cold_start["batch_size"] % shards:
+        raise ConfigError(f"model.cold_start.shards={shards!r}: must be an integer >= 1 that divides "
+                          f"model.cold_start.batch_size={cold_start['batch_size']!r}")
     try:
         task = ArithmeticConfig.from_config(dataset)
     except (TypeError, ValueError, KeyError) as err:
         raise ConfigError(f"dataset (arithmetic): {err}") from err
     return {
         "arch": {f: arch[f] for f in TINY_ARCH_FIELDS},
-        "cold_start": floats_as_floats({f: cold_start[f] for f in TINY_FIELDS}, "model.cold_start"),
+        "cold_start": floats_as_floats({f: cold_start[f] for f in TINY_FIELDS}
+                                       | {f: cold_start[f] for f, neutral in TINY_OPTIONAL.items()
+                                          if cold_start.get(f, neutral) != neutral}, "model.cold_start"),
         "dataset": floats_as_floats({
             **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(task).items()},
             "seed": int(dataset.get("seed", 0)),

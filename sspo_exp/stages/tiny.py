@@ -19,8 +19,12 @@ small, honest test that an objective turns reward into better greedy answers; it
 tiny model can learn from correct data (set ``target_noise: 0`` for that). Measured with ``model=tiny trainer=cpu``
 (600 steps of 64, SSPO/atanlog, 60 RL steps), held-out greedy accuracy before -> after RL: seed 0 51.5 -> 95.0%,
 seed 1 45.5 -> 67.5%, seed 2 45.0 -> 90.0%, seed 3 44.0 -> 85.5%; with rewards shuffled inside each batch
-(seed 0, TRL's GRPO loss) it fell, 51.5 -> 46.5%. The default job's ``model=tiny-fast`` (600 steps of 28) and
-``trainer=cpu-fast`` (20 RL steps), seeds 0-3: 48.5 -> 74.5, 45.0 -> 70.0, 43.0 -> 77.0, 46.5 -> 58.5% (docs/training.md).
+(seed 0, TRL's GRPO loss) it fell, 51.5 -> 46.5%. The default job's ``model=tiny-fast`` (600 steps of 28, two shards) and
+``trainer=cpu-fast`` (20 RL steps), seeds 0-3: 48.0 -> 78.5, 47.0 -> 71.5, 48.0 -> 78.0, 44.0 -> 58.0% (docs/training.md).
+
+``cold_start.shards`` (``tiny-fast``: 2; ``tiny``: 1) splits each batch into parts whose gradients are added, one
+CPU process per part when that many cores are free (:mod:`sspo_exp.stages.data_parallel`: the weights are the same
+bit for bit for any process count; one shard is the plain loop, and keeps the CPU studies' cold starts as they were).
 
 The result is published under ``$SSPO_EXP_CACHE`` (default ``~/.cache/sspo-exp``)``/coldstart-tiny-s<seed>-<hash>/``
 in HF format through :func:`sspo_exp.stages.cache.run_stage` (once per key even when many jobs ask at once; atomic;
@@ -45,6 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sspo_exp.models import tiny
+from sspo_exp.stages import data_parallel
 from sspo_exp.stages.spec import ColdStartSpec
 from sspo_exp.stages.targets import training_texts
 
@@ -88,39 +93,86 @@ def _batch(tokenizer, encoded: list[tuple[list[int], list[bool]]]) -> dict[str, 
 LOG_SECONDS = 30.0
 
 
-def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any], seed: int, log_every: int = 100, callback=None) -> None:
-    """Plain next-token SFT on completions (prompt tokens masked), AdamW, linear warmup then cosine decay."""
+def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any], seed: int, log_every: int = 100,
+          callback=None, processes: int | None = None) -> None:
+    """Plain next-token SFT on completions (prompt tokens masked), AdamW, linear warmup then cosine decay.
+
+    ``cfg["shards"]`` (default 1): each batch is split into that many equal parts whose gradients are added
+    (the loss of each is its tokens' summed cross-entropy over the batch's token count, so the sum is the batch's
+    mean), computed by ``processes`` processes of one thread each (:mod:`sspo_exp.stages.data_parallel`; None: one
+    per shard when torch may use that many threads here, else this process alone). The weights are the same bit for
+    bit for any process count. One shard is the plain loop: ``model(**batch).loss``, the batch's mean."""
+    shards = int(cfg.get("shards", 1))
+    if processes is None:
+        processes = shards if 1 < shards <= torch.get_num_threads() and data_parallel.available() else 1
+    if processes not in (1, shards):
+        raise ValueError(f"processes={processes}: the tiny cold start runs on 1 process or one per shard ({shards})")
+    encoded = _encode(tokenizer, pairs)
+    model_was_training = model.training
+    model.train()
+    data_parallel.run_ranks(processes, lambda ranks: _loop(model, tokenizer, encoded, cfg, seed, shards, ranks,
+                                                           log_every, callback))  # fmt: skip
+    model.train(model_was_training)
+
+
+def _loop(model, tokenizer, encoded, cfg: Mapping[str, Any], seed: int, shards: int, ranks: data_parallel.Ranks,
+          log_every: int, callback) -> None:
+    """The steps of :func:`train` in one of its processes (every process draws the same batches; rank 0 reports)."""
     steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["learning_rate"]), weight_decay=float(cfg["weight_decay"]))
     warm = max(1, int(cfg["warmup_steps"]))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
     )
-    encoded = _encode(tokenizer, pairs)
-    rng, model_was_training, t0 = random.Random(seed), model.training, time.time()
+    params = list(model.parameters())
+    rng, t0, report = random.Random(seed), time.time(), ranks.rank == 0 and bool(log_every)
     # a progress bar on a terminal (as transformers' Trainer shows); in a log file a line every log_every steps
     # and at least every LOG_SECONDS, so a slow machine is never silent for minutes
-    bar = tqdm(total=steps, desc="cold start", unit="step", disable=not (log_every and sys.stderr.isatty()))
+    bar = tqdm(total=steps, desc="cold start", unit="step", disable=not (report and sys.stderr.isatty()))
     last = t0
-    model.train()
     for step in range(steps):
-        # use_cache=False: no KV cache is built for a training forward (the same weights, bit for bit; less work)
-        loss = model(**_batch(tokenizer, rng.sample(encoded, bs)), use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        rows = rng.sample(encoded, bs)
+        if shards == 1:
+            # use_cache=False: no KV cache is built for a training forward (the same weights, bit for bit; less work)
+            loss = model(**_batch(tokenizer, rows), use_cache=False).loss
+            loss.backward()
+        else:
+            loss = _sharded_backward(model, tokenizer, rows, shards, ranks, params)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         bar.update(1)
         if not bar.disable:
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        elif log_every and ((step + 1) % log_every == 0 or time.time() - last >= LOG_SECONDS):
+        elif report and ((step + 1) % log_every == 0 or time.time() - last >= LOG_SECONDS):
             last = time.time()
             print(f"cold start: step {step + 1}/{steps} loss {loss.item():.3f} ({last - t0:.0f}s)", flush=True)
-        if callback is not None:
+        if callback is not None and ranks.rank == 0:
             callback(step + 1)
     bar.close()
-    model.train(model_was_training)
+
+
+def _sharded_backward(model, tokenizer, rows, shards: int, ranks: data_parallel.Ranks, params) -> torch.Tensor:
+    """Gradients of the batch ``rows`` as the sum of its ``shards`` parts' (in shard order), left in ``params``'
+    ``.grad`` on every rank; returns the batch's loss (its mean token cross-entropy)."""
+    size = len(rows) // shards
+    tokens = sum(sum(keep[1:]) for _, keep in rows)  # the batch's trained tokens (labels shift by one)
+    loss = torch.zeros(())
+    for s in range(ranks.rank, shards, ranks.world):  # all of them in one process; one each in `shards` processes
+        part = model(**_batch(tokenizer, rows[s * size:(s + 1) * size]), use_cache=False,
+                     num_items_in_batch=tokens).loss  # fmt: skip
+        part.backward()
+        loss = loss + part.detach()
+    if ranks.world > 1:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        total = data_parallel.sum_in_order(torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1)]), ranks)
+        offset = 0
+        for p in params:
+            p.grad = total[offset:offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+        loss = total[-1]
+    return loss
 
 def build(work: Path, spec: ColdStartSpec, arch: Mapping[str, Any], cold_start: Mapping[str, Any],
                 dataset: Mapping[str, Any]) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def set_cpu_threads(plan: TrainPlan, threads: ThreadPlan | None = None) -> Threa
         n = cpu_threads()
         threads = ThreadPlan(n, n)
     torch.set_num_threads(threads.stage)
-    stage = (f"; the cold start {threads.stage}, waiting passively: every core is busy"
+    stage = (f"; the cold start {threads.stage}, waiting passively (every core is busy; sharded: a process per shard)"
              if threads.stage != threads.train else "")
     print(f"torch threads: {threads.train} (cores free for this run; OMP_NUM_THREADS overrides{stage})", flush=True)
     return threads

@@ -1,0 +1,121 @@
+"""Data parallelism on the CPU for the tiny cold start: one process per shard of each batch, one torch thread each.
+
+The tiny model's operations are small (a batch of 28 sequences of ~37 tokens, width 128), so two intra-op threads
+meet at an OpenMP barrier hundreds of times a step: they speed a step up only ~1.6x on 2 idle cores, and when other
+processes keep the cores busy every barrier waits for a thread the scheduler has not run yet (a step of 28 measured
+121-210 ms with two passive threads against two busy processes, 62 ms on idle cores). Two processes of one thread
+each meet once a step, to exchange gradients (~3.5 MB through gloo): 57-59 ms idle, 118-132 ms under the same load.
+
+**The weights do not depend on the process count.** A step's batch is split into ``shards`` fixed parts; a part's
+gradient is the same wherever it is computed, and the parts' gradients are added in shard order, ``g0 + g1 + ...``,
+whether one process computes them in turn (gradient accumulation) or each of ``shards`` processes computes one
+(:func:`sum_in_order`: all-gather, then the same sum). ``tests/test_tiny_shards.py`` compares the weights bit for bit.
+
+:func:`run_ranks` forks the extra processes (the parent's model, data and random state are theirs at no cost; no
+re-import) and joins them through a gloo group on a file store in a temporary directory, so no port is opened. A
+child dies with its parent (``PR_SET_PDEATHSIG``) and ignores Ctrl-C (the parent's to handle); a child that fails
+fails the parent with its exit status, and the parent's own failure kills the children.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+#: How long a process waits for the others at a gradient exchange before it gives up (a busy machine's slowest step
+#: is seconds; an exchange that takes this long means a process is gone)
+TIMEOUT = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the ``world`` processes of one data-parallel loop (rank 0: the caller's process)."""
+
+    rank: int = 0
+    world: int = 1
+
+
+def available() -> bool:
+    """Whether this process may fork data-parallel workers: not inside a distributed launch (its group is taken)."""
+    return not (dist.is_available() and dist.is_initialized()) and int(os.environ.get("WORLD_SIZE", "1")) == 1
+
+
+def run_ranks(world: int, fn: Callable[[Ranks], T]) -> T:
+    """``fn(Ranks(rank, world))`` in this process (rank 0) and in ``world - 1`` forked ones, each with one torch thread
+    and a gloo group of all of them; rank 0's result. ``world == 1``: ``fn(Ranks())`` here, as it is."""
+    if world == 1:
+        return fn(Ranks())
+    if not available():
+        raise RuntimeError("run_ranks: this process is part of a distributed launch; use world=1")
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="sspo-dp-") as tmp:
+        store = os.path.join(tmp, "store")
+        fork = multiprocessing.get_context("fork")
+        children = [fork.Process(target=_child, args=(fn, Ranks(r, world), store, os.getpid()), daemon=True)
+                    for r in range(1, world)]  # fmt: skip
+        for child in children:
+            child.start()
+        try:
+            torch.set_num_threads(1)
+            result = _in_group(fn, Ranks(0, world), store)
+        except BaseException:
+            for child in children:
+                child.kill()
+            raise
+        finally:
+            torch.set_num_threads(threads)
+            for child in children:
+                child.join()
+    failed = [(r, c.exitcode) for r, c in enumerate(children, 1) if c.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"data-parallel process(es) failed (rank, exit status): {failed}")
+    return result
+
+
+def _in_group(fn: Callable[[Ranks], T], ranks: Ranks, store: str) -> T:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=ranks.rank, world_size=ranks.world,
+                            timeout=TIMEOUT)  # fmt: skip
+    try:
+        return fn(ranks)
+    finally:
+        dist.destroy_process_group()
+
+
+def _child(fn: Callable[[Ranks], object], ranks: Ranks, store: str, parent: int) -> None:
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    _in_group(fn, ranks, store)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when its parent exits (a killed run leaves no worker waiting)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent was gone before the line above
+        os._exit(1)
+
+
+def sum_in_order(part: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """The sum over ranks of each rank's ``part`` (same shape everywhere), added in rank order on every rank:
+    ``part_0 + part_1 + ...``, the order in which one process accumulating them in turn adds them."""
+    if ranks.world == 1:
+        return part
+    parts = [torch.empty_like(part) for _ in range(ranks.world)]
+    dist.all_gather(parts, part.contiguous())
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
