@@ -11,9 +11,11 @@ It prints a Markdown table to paste into docs/training.md: the four wall times, 
 idle cores: fresh <= 60 s, cached <= 20 s, loaded <= 2x quiet), the torch threads each run chose
 (``sspo_exp/cpu.py``: the free cores) and its held-out accuracy before -> after RL (the job still learns). ``--threads N`` forces ``OMP_NUM_THREADS=N`` for a comparison with a
 fixed count (torch's default on an idle machine is one thread per core). Extra arguments are Hydra overrides
-passed to every run (e.g. ``trainer.max_steps=10`` for a quick look).
+passed to every run (e.g. ``trainer.max_steps=10`` for a quick look). ``--repeat R`` runs the four R times, a row
+each and the medians. The CPU seconds of each run show the machine's own drift: the same work costs the same CPU time
+on a machine that keeps its speed (a virtual machine's drifted by up to ~30% within an hour, docs/training.md).
 
-    python benchmarks/default_job.py [--load 2] [--threads N] [overrides ...]
+    python benchmarks/default_job.py [--load 2] [--threads N] [--repeat R] [overrides ...]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import multiprocessing as mp
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,17 +85,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--load", type=int, default=2, help="competing CPU-bound processes in the loaded runs")
     parser.add_argument("--threads", type=int, default=None, help="force OMP_NUM_THREADS (default: our choice)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the four runs (a row each, then the median)")
     args, overrides = parser.parse_known_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        quiet = measure(root, "quiet", overrides, args.threads, 0)
-        loaded = measure(root, "loaded", overrides, args.threads, args.load)
+    rounds = []
+    for _ in range(args.repeat):  # quiet then loaded in each round: a machine that drifts drifts within a round
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            rounds.append((measure(root, "quiet", overrides, args.threads, 0),
+                           measure(root, "loaded", overrides, args.threads, args.load)))  # fmt: skip
     print(f"default job (`sspo-exp train {' '.join(overrides)}`; {os.cpu_count()} cores; torch threads: "
           f"{args.threads or 'chosen by sspo_exp.cpu'}; load: {args.load} busy processes)\n")
-    print(f"| run | quiet | with load {args.load} | loaded / quiet | CPU-s quiet | threads quiet, loaded | held-out quiet |")
+    print(f"| run | quiet | with load {args.load} | loaded / quiet | CPU-s quiet, loaded | threads quiet, loaded "
+          "| held-out quiet |")
     print("|---|---|---|---|---|---|---|")
-    for name, q, l in (("fresh", quiet[0], loaded[0]), ("cached", quiet[1], loaded[1])):
-        print(f"| {name} | {q[0]:.1f} s | {l[0]:.1f} s | {l[0] / q[0]:.2f} | {q[1]:.1f} | {q[2]}, {l[2]} | {q[3]} |")
+    for i, kind in enumerate(("fresh", "cached")):
+        for n, (quiet, loaded) in enumerate(rounds, 1):
+            q, l = quiet[i], loaded[i]
+            name = kind if args.repeat == 1 else f"{kind}, round {n}"
+            print(f"| {name} | {q[0]:.1f} s | {l[0]:.1f} s | {l[0] / q[0]:.2f} | {q[1]:.1f}, {l[1]:.1f} | {q[2]}, {l[2]} "
+                  f"| {q[3]} |")
+        if args.repeat > 1:
+            q = statistics.median(r[0][i][0] for r in rounds)
+            l = statistics.median(r[1][i][0] for r in rounds)
+            ratio = statistics.median(r[1][i][0] / r[0][i][0] for r in rounds)
+            print(f"| {kind}, median | {q:.1f} s | {l:.1f} s | {ratio:.2f} | | | |")
 
 
 if __name__ == "__main__":

@@ -95,8 +95,10 @@ def thread_plan(usable: int | None = None, busy: int | None = None, environ=os.e
     """:func:`cpu_threads` for the run, except on a machine whose every core is busy (``busy >= usable >= 2``): there
     the cold start uses all ``usable`` threads with passive waiting. One thread gets a fair share of 2/3 of a core
     against two busy processes on 2 cores; two spinning threads lose their barriers to the other processes (a cold-start
-    step 414 ms against 152 ms); two *sleeping* ones get more of the machine (120 ms). The rest of the run keeps
-    one thread: its many small operations pay for every wake-up (measured: docs/training.md)."""
+    step 414 ms against 152 ms); two *sleeping* ones get more of the machine (120 ms). A sharded cold start
+    (``model.cold_start.shards``, ``tiny-fast``) turns the ``stage`` cores into one process of one thread per shard,
+    which meet once a step (``sspo_exp.stages.data_parallel``). The rest of the run keeps one thread: its many small
+    operations pay for every wake-up (measured: docs/training.md)."""
     usable = usable_cores() if usable is None else usable
     fixed = _fixed_threads(usable, environ, machine)
     if fixed is not None:
