@@ -48,8 +48,11 @@ class Ranks:
 
 
 def available() -> bool:
-    """Whether this process may fork data-parallel workers: not inside a distributed launch (its group is taken)."""
-    return not (dist.is_available() and dist.is_initialized()) and int(os.environ.get("WORLD_SIZE", "1")) == 1
+    """Whether this process may fork data-parallel workers: on Linux (macOS and Windows start processes by spawning,
+    which would import everything again; the shards then run in turn, to the same weights), and not inside a
+    distributed launch (its group is taken)."""
+    return (sys.platform.startswith("linux") and dist.is_available() and not dist.is_initialized()
+            and int(os.environ.get("WORLD_SIZE", "1")) == 1)  # fmt: skip
 
 
 def run_ranks(world: int, fn: Callable[[Ranks], T]) -> T:
