@@ -36,8 +36,8 @@ ADDED_KEYS: dict[str, Any] = {
     # derived (the plan's cold start: sspo_exp.stages.spec.stage_version), not a config key: 1 is the tiny cold start every run
     # before it started from; a run with no cold start has none
     "model.cold_start_version": 1,
-    "dataset.env.action_format": "tags",
-    "model.cold_start.shards": 1,  # the tiny cold start's batch in one piece (sspo_exp/stages/data_parallel.py)  # CodeAct's <execute>/<solution> tags, the only format before the key existed
+    "dataset.env.action_format": "tags",  # CodeAct's <execute>/<solution> tags, the only format before the key existed
+    "model.cold_start.shards": 1,  # the tiny cold start's batch in one piece (sspo_exp/stages/data_parallel.py)
 }
 
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from sspo_exp import CONF_DIR
@@ -56,6 +57,10 @@ def test_the_shards_of_a_batch_have_the_whole_batchs_gradient(shards):
     torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-7)
 
 
+FORK = pytest.mark.skipif(not data_parallel.available(), reason="data-parallel workers are forked on Linux only")
+
+
+@FORK
 def test_the_weights_do_not_depend_on_the_process_count():
     one = _trained(2, processes=1)
     two_threads = _trained(2, processes=1, threads=2)
@@ -64,6 +69,14 @@ def test_the_weights_do_not_depend_on_the_process_count():
         assert torch.equal(value, two[name]), f"{name}: one process and two processes differ"
         assert torch.equal(value, two_threads[name]), f"{name}: one and two torch threads differ"
     assert not torch.equal(one["model.embed_tokens.weight"], _untrained()), "nothing was trained"
+
+
+@FORK
+def test_four_shards_give_the_same_weights_in_one_process_or_four():
+    # with more than two parts the order of the additions matters (a + b + c is not c + b + a in floating point)
+    one, four = _trained(4, processes=1), _trained(4, processes=4)
+    for name, value in one.items():
+        assert torch.equal(value, four[name]), f"{name}: one process and four processes differ"
 
 
 def _untrained() -> torch.Tensor:
@@ -92,16 +105,32 @@ def _fails_on_rank_one(ranks: data_parallel.Ranks) -> torch.Tensor:
     return data_parallel.sum_in_order(torch.ones(3), ranks)
 
 
-def test_a_worker_that_fails_fails_the_caller_at_once():
+@FORK
+def test_a_worker_that_fails_fails_the_caller_at_once_naming_it():
     start = time.monotonic()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"worker\(s\) failed \(rank, exit status\): \[\(1, 3\)\]"):
         data_parallel.run_ranks(2, _fails_on_rank_one)
     assert time.monotonic() - start < 60  # gloo sees the closed connection; no wait for the exchange's timeout
 
 
-def test_sum_in_order_adds_every_ranks_part():
-    total = data_parallel.run_ranks(3, lambda r: data_parallel.sum_in_order(torch.tensor([1.0, 10.0]) * (r.rank + 1), r))
-    assert total.tolist() == [6.0, 60.0]
+@FORK
+def test_a_worker_gone_before_the_group_forms_fails_the_caller_at_once(monkeypatch):
+    def gone(parent):
+        raise SystemExit(4)
+
+    monkeypatch.setattr(data_parallel, "_die_with_parent", gone)  # the forked worker inherits it
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"worker\(s\) failed \(rank, exit status\): \[\(1, 4\)\]"):
+        data_parallel.run_ranks(2, _fails_on_rank_one)
+    assert time.monotonic() - start < 60  # not the group's 5-minute timeout
+
+
+@FORK
+def test_sum_in_order_adds_the_ranks_parts_in_rank_order():
+    # float32: (1e8 + 1) - 1e8 == 0, while 1e8 - 1e8 + 1 == 1; the order is the one-process accumulation's
+    parts = [1e8, 1.0, -1e8]
+    total = data_parallel.run_ranks(3, lambda r: data_parallel.sum_in_order(torch.tensor([parts[r.rank], 2.0 * r.rank]), r))
+    assert total.tolist() == [0.0, 6.0]
 
 
 def _key(**cold):
@@ -120,3 +149,16 @@ def test_one_shard_is_the_cold_start_from_before_the_field():
     # the CPU study's cold starts (model=tiny, shards: 1) keep their cache directory; two shards are another stage
     assert _key(shards=1) == _key() and "shards" not in _key()["cold_start"]
     assert _key(shards=2)["cold_start"]["shards"] == 2
+
+
+def test_the_codeact_cold_start_refuses_shards():
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        cfg = compose("train", overrides=["experiment=cpu_codeact", "model.cold_start.shards=2"])
+    with pytest.raises(ConfigError, match=r"model\.cold_start\.shards=2: the codeact_arith cold start"):
+        spec.cold_start_spec(cfg.model, cfg.model.cold_start, cfg.dataset, 0)
+
+
+def test_a_batch_that_the_shards_do_not_divide_is_refused_before_training():
+    tok = tiny.build_tokenizer()
+    with pytest.raises(ValueError, match="shards=3: must be >= 1 and divide batch_size=8"):
+        cold_start.train(tiny.build_model(ARCH, tok, seed=0), tok, PAIRS, {**COLD, "shards": 3}, seed=0, log_every=0)

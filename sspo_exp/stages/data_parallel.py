@@ -1,4 +1,4 @@
-"""Data parallelism on the CPU for the tiny cold start: one process per shard of each batch, one torch thread each.
+"""Data parallelism on the CPU for the tiny cold start: one process per shard of each batch.
 
 The tiny model's operations are small (a batch of 28 sequences of ~37 tokens, width 128), so two intra-op threads
 meet at an OpenMP barrier hundreds of times a step: they speed a step up only ~1.6x on 2 idle cores, and when other
@@ -12,9 +12,11 @@ whether one process computes them in turn (gradient accumulation) or each of ``s
 (:func:`sum_in_order`: all-gather, then the same sum). ``tests/test_tiny_shards.py`` compares the weights bit for bit.
 
 :func:`run_ranks` forks the extra processes (the parent's model, data and random state are theirs at no cost; no
-re-import) and joins them through a gloo group on a file store in a temporary directory, so no port is opened. A
-child dies with its parent (``PR_SET_PDEATHSIG``) and ignores Ctrl-C (the parent's to handle); a child that fails
-fails the parent with its exit status, and the parent's own failure kills the children.
+re-import), each with an equal share of the caller's torch threads (one each on 2 cores), and joins them in a gloo
+group whose rendezvous is a file store in a temporary directory (no address or port to configure; gloo then talks
+over local TCP sockets). A child dies with its parent (``PR_SET_PDEATHSIG``) and ignores Ctrl-C (the parent's to
+handle); a child that fails, before or during the loop, fails the parent at once with its rank and exit status, and
+the parent's own failure kills the children.
 """
 
 from __future__ import annotations
@@ -56,57 +58,87 @@ def available() -> bool:
 
 
 def run_ranks(world: int, fn: Callable[[Ranks], T]) -> T:
-    """``fn(Ranks(rank, world))`` in this process (rank 0) and in ``world - 1`` forked ones, each with one torch thread
-    and a gloo group of all of them; rank 0's result. ``world == 1``: ``fn(Ranks())`` here, as it is."""
+    """``fn(Ranks(rank, world))`` in this process (rank 0) and in ``world - 1`` forked ones, each with an equal share
+    of this process's torch threads (at least one) and a gloo group of all of them; rank 0's result. ``world == 1``:
+    ``fn(Ranks())`` here, as it is."""
     if world == 1:
         return fn(Ranks())
     if not available():
-        raise RuntimeError("run_ranks: this process is part of a distributed launch; use world=1")
+        raise RuntimeError("run_ranks: data-parallel workers are forked on Linux only, outside a distributed launch; "
+                           "use world=1")
     threads = torch.get_num_threads()
+    per = max(1, threads // world)
     with tempfile.TemporaryDirectory(prefix="sspo-dp-") as tmp:
-        store = os.path.join(tmp, "store")
+        path = os.path.join(tmp, "store")
         fork = multiprocessing.get_context("fork")
-        children = [fork.Process(target=_child, args=(fn, Ranks(r, world), store, os.getpid()), daemon=True)
+        children = [fork.Process(target=_child, args=(fn, Ranks(r, world), path, os.getpid(), per), daemon=True)
                     for r in range(1, world)]  # fmt: skip
-        for child in children:
-            child.start()
         try:
-            torch.set_num_threads(1)
-            result = _in_group(fn, Ranks(0, world), store)
-        except BaseException:
             for child in children:
-                child.kill()
+                child.start()
+            torch.set_num_threads(per)
+            store = dist.FileStore(path, world)
+            _wait_for_workers(store, children)
+            result = _in_group(fn, Ranks(0, world), store)
+        except BaseException as err:
+            if isinstance(err, Exception):  # a worker's failure shows here as gloo's closed connection: say whose
+                for child in children:
+                    child.join(timeout=2)
+            dead = [(r, c.exitcode) for r, c in enumerate(children, 1) if c.exitcode not in (None, 0)]
+            for child in children:
+                if child.is_alive():
+                    child.kill()
+            if dead and isinstance(err, Exception):
+                raise RuntimeError(f"data-parallel worker(s) failed (rank, exit status): {dead}") from err
             raise
         finally:
             torch.set_num_threads(threads)
             for child in children:
-                child.join()
+                if child.pid is not None:
+                    child.join()
     failed = [(r, c.exitcode) for r, c in enumerate(children, 1) if c.exitcode != 0]
     if failed:
-        raise RuntimeError(f"data-parallel process(es) failed (rank, exit status): {failed}")
+        raise RuntimeError(f"data-parallel worker(s) failed (rank, exit status): {failed}")
     return result
 
 
-def _in_group(fn: Callable[[Ranks], T], ranks: Ranks, store: str) -> T:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=ranks.rank, world_size=ranks.world,
-                            timeout=TIMEOUT)  # fmt: skip
+def _wait_for_workers(store, children) -> None:
+    """Until every worker has announced itself in the store (a worker gone before that fails this at once, not at
+    the group's timeout)."""
+    keys, waited = [f"ready{r}" for r in range(1, len(children) + 1)], 0.0
+    while True:
+        try:
+            store.wait(keys, timedelta(seconds=0.5))
+            return
+        except RuntimeError:
+            waited += 0.5
+        dead = [(r, c.exitcode) for r, c in enumerate(children, 1) if c.exitcode is not None]
+        if dead or waited >= TIMEOUT.total_seconds():
+            raise RuntimeError(f"data-parallel worker(s) did not start (rank, exit status): {dead or 'timed out'}")
+
+
+def _in_group(fn: Callable[[Ranks], T], ranks: Ranks, store) -> T:
+    dist.init_process_group("gloo", store=store, rank=ranks.rank, world_size=ranks.world, timeout=TIMEOUT)
     try:
         return fn(ranks)
     finally:
         dist.destroy_process_group()
 
 
-def _child(fn: Callable[[Ranks], object], ranks: Ranks, store: str, parent: int) -> None:
+def _child(fn: Callable[[Ranks], object], ranks: Ranks, path: str, parent: int, threads: int) -> None:
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
+    store = dist.FileStore(path, ranks.world)
+    store.set(f"ready{ranks.rank}", "1")
     _in_group(fn, ranks, store)
 
 
 def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when its parent exits (a killed run leaves no worker waiting)."""
+    """Linux: the kernel kills this process when its parent exits (a killed run leaves no worker waiting; best
+    effort: where prctl fails, a worker whose parent is gone gives up at the group's timeout)."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(ctypes.c_int(1), ctypes.c_ulong(signal.SIGKILL))  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent was gone before the line above
         os._exit(1)
 

@@ -184,6 +184,9 @@ def codeact_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
         raise ConfigError(f"model.cold_start is missing {missing}; the codeact_arith cold start needs "
                           f"{list(COLD_START_FIELDS)}")
     check_cold_start(block)
+    if block.get("shards", 1) != 1:  # its demonstrations are multi-turn rows of any length: trained in one piece
+        raise ConfigError(f"model.cold_start.shards={block['shards']!r}: the codeact_arith cold start trains each batch "
+                          "in one piece; choose 1 (or leave it out)")
     action_format = ((to_plain(dataset) or {}).get("env") or {}).get("action_format", "tags")
     if action_format != "tags":
         raise ConfigError(f"dataset.env.action_format={action_format!r}: the codeact_arith cold start writes its "

@@ -103,6 +103,8 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
     per shard when torch may use that many threads here, else this process alone). The weights are the same bit for
     bit for any process count. One shard is the plain loop: ``model(**batch).loss``, the batch's mean."""
     shards = int(cfg.get("shards", 1))
+    if shards < 1 or int(cfg["batch_size"]) % shards:
+        raise ValueError(f"shards={shards}: must be >= 1 and divide batch_size={cfg['batch_size']}")
     if processes is None:
         processes = shards if 1 < shards <= torch.get_num_threads() and data_parallel.available() else 1
     if processes not in (1, shards):
@@ -165,10 +167,12 @@ def _sharded_backward(model, tokenizer, rows, shards: int, ranks: data_parallel.
         part.backward()
         loss = loss + part.detach()
     if ranks.world > 1:
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        total = data_parallel.sum_in_order(torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1)]), ranks)
+        # the parameters with a gradient are the same in every process (one model, one graph); one without keeps None,
+        # as with one process, so AdamW skips it alike
+        trained = [p for p in params if p.grad is not None]
+        total = data_parallel.sum_in_order(torch.cat([p.grad.reshape(-1) for p in trained] + [loss.reshape(1)]), ranks)
         offset = 0
-        for p in params:
+        for p in trained:
             p.grad = total[offset:offset + p.numel()].view_as(p).clone()
             offset += p.numel()
         loss = total[-1]
