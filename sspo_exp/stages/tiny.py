@@ -99,8 +99,9 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
 
     ``cfg["shards"]`` (default 1): each batch is split into that many equal parts whose gradients are added
     (the loss of each is its tokens' summed cross-entropy over the batch's token count, so the sum is the batch's
-    mean), computed by ``processes`` processes of one thread each (:mod:`sspo_exp.stages.data_parallel`; None: one
-    per shard when torch may use that many threads here, else this process alone). The weights are the same bit for
+    mean), computed by ``processes`` processes that share this process's torch threads (one each on 2 cores;
+    :mod:`sspo_exp.stages.data_parallel`; None: one per shard when torch may use that many threads here, else this
+    process alone). The weights are the same bit for
     bit for any process count. One shard is the plain loop: ``model(**batch).loss``, the batch's mean."""
     shards = int(cfg.get("shards", 1))
     if shards < 1 or int(cfg["batch_size"]) % shards:
