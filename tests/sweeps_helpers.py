@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
+import time
 
 #: A ~30k-parameter tiny model with a 10-step cold start, 64 generated problems, 4 optimizer steps of 2 prompts x 4
 #: completions, held-out accuracy on 8 problems: ~20 s per run on one core, mostly imports.
@@ -62,3 +64,12 @@ def rendezvous_task(cfg) -> dict:
     expected = int((root / "expected").read_text())
     wait_for(lambda: len(list(root.glob("started-*"))) >= expected, f"{expected} jobs started at once")
     return mine
+
+
+def start_requeued_now(jobid: str, requeued_at: float) -> None:
+    """Let a requeued SLURM job start at once instead of after its ~2-minute hold (BeginTime), but not within the
+    second of its requeue: slurmd revokes the old start's credential at whole-second resolution, so a start in that
+    same second is killed as "Job credential revoked" and the job FAILS (seen in CI: requeued at 00:20:20.396,
+    allocated again at 00:20:20.981, "Killing non-startable batch job")."""
+    time.sleep(max(0.0, math.floor(requeued_at) + 2 - time.time()))
+    subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], timeout=600)

@@ -16,7 +16,7 @@ import pytest
 from sspo_exp import keys
 
 from postgres_helpers import files_containing, password_of, postgres_url
-from sweeps_helpers import TINY, set_env, slurm_reason
+from sweeps_helpers import TINY, set_env, slurm_reason, start_requeued_now
 from waiting import CEILING, running, wait_for
 
 REASON = slurm_reason()
@@ -127,6 +127,7 @@ def test_requeued_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
         ((jobid, state),) = _squeue(name)
         assert state == "RUNNING" and not (job.run_dir / "summary.json").exists()
         subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=CEILING)  # what PreemptMode=REQUEUE does
+        requeued = time.time()
         # SLURM holds a requeued job back ~2 minutes (BeginTime): once it is pending again, let it start at once (on
         # a slow machine the hold may already be over and the job running again: then there is nothing to do)
         # (`scontrol requeue` counts the restart and leaves RUNNING before it returns: RUNNING now is the 2nd start).
@@ -134,7 +135,7 @@ def test_requeued_job_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
         state = wait_for(lambda: (j := _job(jobid))["Restarts"] == "1" and j["JobState"] in again and j["JobState"],
                          "the requeued job to be pending", alive=running(proc))
         if state == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], timeout=CEILING)
+            start_requeued_now(jobid, requeued)
         # meanwhile the same config, uninterrupted, in this process's own subprocess
         ref = subprocess.run([sys.executable, "-m", "sspo_exp.cli", "train", *longer, f"output_root={full}"],
                              capture_output=True, text=True, timeout=CEILING)  # fmt: skip

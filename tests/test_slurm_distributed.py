@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sspo_exp import keys
 
-from sweeps_helpers import TINY, set_env, slurm_reason
+from sweeps_helpers import TINY, set_env, slurm_reason, start_requeued_now
 from waiting import CEILING, wait_for
 
 REASON = slurm_reason()
@@ -134,11 +134,12 @@ def test_a_requeued_two_process_job_resumes_from_its_checkpoint(env):
         wait_for((run / "checkpoint-2").is_dir, "the job's first checkpoint")
         assert not (run / "summary.json").exists()
         subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=CEILING)  # what PreemptMode=REQUEUE does
+        requeued = time.time()
         again = {"PENDING", "RUNNING", "COMPLETED"}  # not REQUEUED/COMPLETING: the requeue is still under way
         state = wait_for(lambda: (j := _job(jobid))["Restarts"] == "1" and j["JobState"] in again and j["JobState"],
                          "the job to be requeued")
         if state == "PENDING":  # SLURM holds a requeued job back ~2 minutes (BeginTime): start it now
-            subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], timeout=CEILING)
+            start_requeued_now(jobid, requeued)
         wait_for((run / "summary.json").exists, "the requeued job to finish", ceiling=min(CEILING, 900),
                  alive=lambda: _known(jobid))  # fmt: skip
     finally:
