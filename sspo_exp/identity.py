@@ -38,7 +38,6 @@ ADDED_KEYS: dict[str, Any] = {
     "model.cold_start_version": 1,
     "dataset.env.action_format": "tags",  # CodeAct's <execute>/<solution> tags, the only format before the key existed
     "model.cold_start.shards": 1,  # the tiny cold start's batch in one piece (sspo_exp/stages/data_parallel.py)
-    "model.cold_start.pack": 0,  # the tiny cold start's sequences in padded rows, one each (sspo_exp/stages/tiny.py)
 }
 
 

@@ -63,7 +63,7 @@ def test_run_ids_of_v01_configs_are_pinned(overrides, expected):
 @pytest.mark.parametrize("overrides, expected", [
     (("experiment=table1", "objective=gspo"), "gspo-s0-371c4440"),  # Table 1 from its SFT cold start (batch_size)
     (("experiment=cpu_codeact",), "sspo-atanlog-s0-be663cdc"),  # names model=tiny, trainer=cpu since the default moved
-    ((), "sspo-atanlog-s0-5ca3cf54"),  # the default job since its cold start of 600 steps of 28 in 2 packed shards
+    ((), "sspo-atanlog-s0-76667be3"),  # the default job since its cold start of 600 steps of 28 in 2 shards
 ])  # fmt: skip
 def test_run_ids_of_later_configs_are_pinned(overrides, expected):
     assert run_id(_compose(*overrides)) == expected

@@ -25,14 +25,13 @@ COLD = dict(steps=4, batch_size=8, learning_rate=3e-3, warmup_steps=1, weight_de
 PAIRS = [(f"{a}+{b}=", f"<answer>{a + b}</answer>" + " ok" * (a % 3)) for a in range(12) for b in range(3)]
 
 
-def _trained(shards: int, processes: int | None, threads: int = 1, pack: int = 0) -> dict[str, torch.Tensor]:
+def _trained(shards: int, processes: int | None, threads: int = 1) -> dict[str, torch.Tensor]:
     tok = tiny.build_tokenizer()
     model = tiny.build_model(ARCH, tok, seed=0)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        cold_start.train(model, tok, PAIRS, {**COLD, "shards": shards, "pack": pack}, seed=0, log_every=0,
-                         processes=processes)  # fmt: skip
+        cold_start.train(model, tok, PAIRS, {**COLD, "shards": shards}, seed=0, log_every=0, processes=processes)
     finally:
         torch.set_num_threads(before)
     return {k: v.clone() for k, v in model.state_dict().items()}
@@ -70,16 +69,6 @@ def test_the_weights_do_not_depend_on_the_process_count():
         assert torch.equal(value, two[name]), f"{name}: one process and two processes differ"
         assert torch.equal(value, two_threads[name]), f"{name}: one and two torch threads differ"
     assert not torch.equal(one["model.embed_tokens.weight"], _untrained()), "nothing was trained"
-
-
-@FORK
-def test_packed_shards_give_the_same_weights_in_one_process_or_two():
-    # model=tiny-fast: two shards, each packed into rows (model.cold_start.pack); packing is a part's own business
-    one, two = _trained(2, processes=1, pack=24), _trained(2, processes=2, pack=24)
-    for name, value in one.items():
-        assert torch.equal(value, two[name]), f"{name}: one process and two processes differ"
-    padded = _trained(2, processes=1)
-    assert any(not torch.equal(value, padded[name]) for name, value in one.items()), "pack changed nothing"
 
 
 @FORK
@@ -160,24 +149,6 @@ def test_one_shard_is_the_cold_start_from_before_the_field():
     # the CPU study's cold starts (model=tiny, shards: 1) keep their cache directory; two shards are another stage
     assert _key(shards=1) == _key() and "shards" not in _key()["cold_start"]
     assert _key(shards=2)["cold_start"]["shards"] == 2
-
-
-@pytest.mark.parametrize("pack", [-1, 2.5, True, "96"])
-def test_a_bad_pack_width_is_refused_naming_the_field(pack):
-    with pytest.raises(ConfigError, match=r"model\.cold_start\.pack=.*: must be 0 \(padded rows\) or a row width"):
-        _key(pack=pack)
-
-
-def test_no_packing_is_the_cold_start_from_before_the_field():
-    assert _key(pack=0) == _key() and "pack" not in _key()["cold_start"]
-    assert _key(pack=96)["cold_start"]["pack"] == 96
-
-
-def test_the_codeact_cold_start_refuses_packing():
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = compose("train", overrides=["experiment=cpu_codeact", "model.cold_start.pack=96"])
-    with pytest.raises(ConfigError, match=r"model\.cold_start\.pack=96: the codeact_arith cold start"):
-        spec.cold_start_spec(cfg.model, cfg.model.cold_start, cfg.dataset, 0)
 
 
 def test_the_codeact_cold_start_refuses_shards():

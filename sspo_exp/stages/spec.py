@@ -36,7 +36,7 @@ from sspo_exp.stages.cache import key_hash
 #: Fields of the tiny model's ``cold_start`` block (``conf/model/tiny.yaml``).
 TINY_FIELDS = ("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "target_noise")
 #: Its optional fields and their defaults (a default leaves the key, and so the cache directory, as before the field)
-TINY_OPTIONAL = {"shards": 1, "pack": 0}
+TINY_OPTIONAL = {"shards": 1}
 #: Bump when the tiny cold start's targets or training loop change meaning (renames its cache and its RL runs).
 TINY_VERSION = 1
 
@@ -135,9 +135,6 @@ def tiny_key(arch: Mapping[str, Any], cold_start: Mapping[str, Any] | None, data
     if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1 or cold_start["batch_size"] % shards:
         raise ConfigError(f"model.cold_start.shards={shards!r}: must be an integer >= 1 that divides "
                           f"model.cold_start.batch_size={cold_start['batch_size']!r}")
-    pack = cold_start.get("pack", TINY_OPTIONAL["pack"])
-    if not isinstance(pack, int) or isinstance(pack, bool) or pack < 0:
-        raise ConfigError(f"model.cold_start.pack={pack!r}: must be 0 (padded rows) or a row width in tokens > 0")
     try:
         task = ArithmeticConfig.from_config(dataset)
     except (TypeError, ValueError, KeyError) as err:
@@ -190,9 +187,6 @@ def codeact_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
     if block.get("shards", 1) != 1:  # its demonstrations are multi-turn rows of any length: trained in one piece
         raise ConfigError(f"model.cold_start.shards={block['shards']!r}: the codeact_arith cold start trains each batch "
                           "in one piece; choose 1 (or leave it out)")
-    if block.get("pack", 0) != 0:
-        raise ConfigError(f"model.cold_start.pack={block['pack']!r}: the codeact_arith cold start pads each row; "
-                          "choose 0 (or leave it out)")
     action_format = ((to_plain(dataset) or {}).get("env") or {}).get("action_format", "tags")
     if action_format != "tags":
         raise ConfigError(f"dataset.env.action_format={action_format!r}: the codeact_arith cold start writes its "

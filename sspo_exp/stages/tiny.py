@@ -57,12 +57,11 @@ from sspo_exp.stages.targets import training_texts
 def _encode(tokenizer, pairs: list[tuple[str, Any]]) -> list[tuple[list[int], list[bool]]]:
     """Token ids of each demonstration (prompt + completion) and which of them are trained on. A completion is a
     string (trained on, then ``<eos>``) or a list of ``(text, trained)`` segments (multi-turn targets: environment
-    observations are context, not targets; no ``<eos>`` appended). Every text goes through the tokenizer's Rust backend
-    in one batched call, once before training: the ids ``tokenizer(texts)`` gives (the tiny tokenizer neither pads nor
-    truncates), without the Python wrapper's conversions (~1 s of a fresh default job on 40,000 texts)."""
+    observations are context, not targets; no ``<eos>`` appended). Every text goes through the tokenizer in one batched
+    call: done once before training, not once per step."""
     segments = [[(c, True)] if isinstance(c, str) else list(c) for _, c in pairs]
     texts = [p for p, _ in pairs] + [text for segs in segments for text, _ in segs]
-    ids = iter(e.ids for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False))
+    ids = iter(tokenizer(texts, add_special_tokens=False).input_ids)
     prompts = [next(ids) for _ in pairs]
     encoded = []
     for prompt, (_, c), segs in zip(prompts, pairs, segments):
@@ -90,34 +89,6 @@ def _batch(tokenizer, encoded: list[tuple[list[int], list[bool]]]) -> dict[str, 
     return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
 
-def _packed_batch(tokenizer, encoded: list[tuple[list[int], list[bool]]], width: int) -> dict[str, torch.Tensor]:
-    """The same rows packed end to end into ``ceil(tokens / width)`` rows of about ``width`` tokens (longest first,
-    each into the shortest row so far), with ``position_ids`` that restart at 0 for each sequence and no attention mask:
-    transformers then masks attention to each sequence's own tokens (``masking_utils.find_packed_sequence_indices``),
-    so every sequence's logits are those of :func:`_batch`'s padded row (the same loss and gradient up to float
-    rounding) for the padding's compute: the default job's rows of ~28 tokens padded to ~37 waste ~22% of it.
-    A row's first token is a prompt's (no label), so no sequence is trained to predict the next one's start."""
-    rows = max(1, -(-sum(len(tokens) for tokens, _ in encoded) // width))
-    packed, fill = [[] for _ in range(rows)], [0] * rows
-    for i in sorted(range(len(encoded)), key=lambda i: (-len(encoded[i][0]), i)):
-        row = min(range(rows), key=lambda r: (fill[r], r))
-        packed[row].append(encoded[i])
-        fill[row] += len(encoded[i][0])
-    ids = torch.full((rows, max(fill)), tokenizer.pad_token_id)
-    labels = torch.full((rows, max(fill)), -100)
-    positions = torch.zeros((rows, max(fill)), dtype=torch.long)
-    for r, members in enumerate(packed):
-        start = 0
-        for tokens, keep in members:
-            end = start + len(tokens)
-            ids[r, start:end] = torch.tensor(tokens)
-            labels[r, start:end] = torch.tensor([t if k else -100 for t, k in zip(tokens, keep)])
-            positions[r, start:end] = torch.arange(len(tokens))
-            start = end
-        positions[r, start:] = torch.arange(max(fill) - start)  # the padding: a sequence of its own, without labels
-    return {"input_ids": ids, "labels": labels, "position_ids": positions}
-
-
 #: Without a terminal, the longest silence between two progress lines of the tiny cold start (seconds).
 LOG_SECONDS = 30.0
 
@@ -131,11 +102,8 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
     mean), computed by ``processes`` processes that share this process's torch threads (one each on 2 cores;
     :mod:`sspo_exp.stages.data_parallel`; None: one per shard when torch may use that many threads here, else this
     process alone). The weights are the same bit for
-    bit for any process count. One shard is the plain loop: ``model(**batch).loss``, the batch's mean.
-
-    ``cfg["pack"]`` (default 0): 0 pads each sequence to its part's longest (:func:`_batch`); ``W > 0`` packs each
-    part's sequences into rows of about ``W`` tokens (:func:`_packed_batch`: the same loss, less compute)."""
-    shards, pack = int(cfg.get("shards", 1)), int(cfg.get("pack", 0))
+    bit for any process count. One shard is the plain loop: ``model(**batch).loss``, the batch's mean."""
+    shards = int(cfg.get("shards", 1))
     if shards < 1 or int(cfg["batch_size"]) % shards:
         raise ValueError(f"shards={shards}: must be >= 1 and divide batch_size={cfg['batch_size']}")
     if processes is None:
@@ -145,13 +113,13 @@ def train(model, tokenizer, pairs: list[tuple[str, Any]], cfg: Mapping[str, Any]
     encoded = _encode(tokenizer, pairs)
     model_was_training = model.training
     model.train()
-    data_parallel.run_ranks(processes, lambda ranks: _loop(model, tokenizer, encoded, cfg, seed, shards, pack, ranks,
+    data_parallel.run_ranks(processes, lambda ranks: _loop(model, tokenizer, encoded, cfg, seed, shards, ranks,
                                                            log_every, callback))  # fmt: skip
     model.train(model_was_training)
 
 
-def _loop(model, tokenizer, encoded, cfg: Mapping[str, Any], seed: int, shards: int, pack: int,
-          ranks: data_parallel.Ranks, log_every: int, callback) -> None:
+def _loop(model, tokenizer, encoded, cfg: Mapping[str, Any], seed: int, shards: int, ranks: data_parallel.Ranks,
+          log_every: int, callback) -> None:
     """The steps of :func:`train` in one of its processes (every process draws the same batches; rank 0 reports)."""
     steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["learning_rate"]), weight_decay=float(cfg["weight_decay"]))
@@ -167,12 +135,12 @@ def _loop(model, tokenizer, encoded, cfg: Mapping[str, Any], seed: int, shards: 
     last = t0
     for step in range(steps):
         rows = rng.sample(encoded, bs)
-        if shards == 1 and not pack:
+        if shards == 1:
             # use_cache=False: no KV cache is built for a training forward (the same weights, bit for bit; less work)
             loss = model(**_batch(tokenizer, rows), use_cache=False).loss
             loss.backward()
         else:
-            loss = _sharded_backward(model, tokenizer, rows, shards, ranks, params, pack)
+            loss = _sharded_backward(model, tokenizer, rows, shards, ranks, params)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
@@ -188,17 +156,15 @@ def _loop(model, tokenizer, encoded, cfg: Mapping[str, Any], seed: int, shards: 
     bar.close()
 
 
-def _sharded_backward(model, tokenizer, rows, shards: int, ranks: data_parallel.Ranks, params,
-                      pack: int = 0) -> torch.Tensor:
+def _sharded_backward(model, tokenizer, rows, shards: int, ranks: data_parallel.Ranks, params) -> torch.Tensor:
     """Gradients of the batch ``rows`` as the sum of its ``shards`` parts' (in shard order), left in ``params``'
-    ``.grad`` on every rank; returns the batch's loss (its mean token cross-entropy). ``pack``: see :func:`train`."""
+    ``.grad`` on every rank; returns the batch's loss (its mean token cross-entropy)."""
     size = len(rows) // shards
     tokens = sum(sum(keep[1:]) for _, keep in rows)  # the batch's trained tokens (labels shift by one)
     loss = torch.zeros(())
     for s in range(ranks.rank, shards, ranks.world):  # all of them in one process; one each in `shards` processes
-        batch = (_packed_batch(tokenizer, rows[s * size:(s + 1) * size], pack) if pack
-                 else _batch(tokenizer, rows[s * size:(s + 1) * size]))  # fmt: skip
-        part = model(**batch, use_cache=False, num_items_in_batch=tokens).loss
+        part = model(**_batch(tokenizer, rows[s * size:(s + 1) * size]), use_cache=False,
+                     num_items_in_batch=tokens).loss  # fmt: skip
         part.backward()
         loss = loss + part.detach()
     if ranks.world > 1:
