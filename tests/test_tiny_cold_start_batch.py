@@ -41,3 +41,14 @@ def test_sampling_encoded_rows_draws_the_same_demonstrations_as_sampling_the_pai
     encoded = cold_start._encode(tok, pairs)
     picked_pairs, picked_rows = random.Random(5).sample(pairs, 8), random.Random(5).sample(encoded, 8)
     assert [cold_start._encode(tok, [p])[0] for p in picked_pairs] == picked_rows
+
+
+def test_encoding_through_the_backend_gives_the_tokenizers_ids():
+    # _encode skips the Python wrapper of the tokenizer; the ids must be those tokenizer(text) gives, tags included
+    tok = tiny.build_tokenizer(tiny.CODEACT_TAGS)
+    pairs = [("47+38\n", "<think>7+8=15 4+3+1=8</think> <answer>85</answer>"),
+             ("9-12\n", [("<execute>print(9-12)</execute>", True), ("\nObservation:\n-3\n", False)])]  # fmt: skip
+    (first, _), (second, _) = cold_start._encode(tok, pairs)
+    assert first == _ids(tok, "47+38\n<think>7+8=15 4+3+1=8</think> <answer>85</answer>") + [tok.eos_token_id]
+    assert second == _ids(tok, "9-12\n<execute>print(9-12)</execute>\nObservation:\n-3\n")
+    assert tok.convert_tokens_to_ids("<think>") in first  # a tag is one token, not seven characters

@@ -57,11 +57,12 @@ from sspo_exp.stages.targets import training_texts
 def _encode(tokenizer, pairs: list[tuple[str, Any]]) -> list[tuple[list[int], list[bool]]]:
     """Token ids of each demonstration (prompt + completion) and which of them are trained on. A completion is a
     string (trained on, then ``<eos>``) or a list of ``(text, trained)`` segments (multi-turn targets: environment
-    observations are context, not targets; no ``<eos>`` appended). Every text goes through the tokenizer in one batched
-    call: done once before training, not once per step."""
+    observations are context, not targets; no ``<eos>`` appended). Every text goes through the tokenizer's Rust backend
+    in one batched call, once before training: the ids ``tokenizer(texts)`` gives (the tiny tokenizer neither pads nor
+    truncates), without the Python wrapper's conversions (0.3 s instead of 0.8-1.3 s for the default job's 40,000 texts)."""
     segments = [[(c, True)] if isinstance(c, str) else list(c) for _, c in pairs]
     texts = [p for p, _ in pairs] + [text for segs in segments for text, _ in segs]
-    ids = iter(tokenizer(texts, add_special_tokens=False).input_ids)
+    ids = iter(e.ids for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False))
     prompts = [next(ids) for _ in pairs]
     encoded = []
     for prompt, (_, c), segs in zip(prompts, pairs, segments):
