@@ -105,9 +105,12 @@ def entry() -> None:
     atexit._run_exitfuncs()  # what the interpreter would run next, in the same (reverse registration) order
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`sspo-exp ... | head`): nothing left to deliver
+            if stream is not None:  # None: started with the stream closed (`>&-`)
+                stream.flush()
+        except BrokenPipeError:  # the reader left (`sspo-exp ... | head`): nothing left to deliver
             pass
+        except (OSError, ValueError):  # e.g. a full disk under `> file`: fail, as the interpreter would (status 120)
+            code = code or 120
     os._exit(code)
 
 

@@ -4,6 +4,7 @@ the exit status, everything written to a pipe, every ``atexit`` handler, and a t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,27 @@ def test_the_status_the_output_and_the_exit_handlers_survive_the_fast_exit():
     assert done.returncode == 0, done.stderr
     # stdout is a pipe here (block-buffered): both lines arrive, in order, and nothing after entry() runs
     assert done.stdout.splitlines() == [f"sspo-exp {_version()}", "exit handler ran"]
+
+
+def test_the_interpreters_teardown_is_skipped():
+    # an object finalised at teardown says so; after the fast exit nothing is torn down (sys.exit(main()) would print)
+    finaliser = """
+        import os
+        class Noisy:
+            def __del__(self):
+                os.write(1, b"torn down\\n")
+        keep = Noisy()
+    """
+    done = _entry(["--version"], before=textwrap.indent(textwrap.dedent(finaliser), "        ").strip())
+    assert done.returncode == 0, done.stderr
+    assert "exit handler ran" in done.stdout.splitlines() and "torn down" not in done.stdout
+
+
+def test_a_command_started_with_stdout_closed_still_ends_cleanly():
+    done = subprocess.run([sys.executable, "-m", "sspo_exp.cli", "--version"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(1))  # fmt: skip  # sys.stdout is None in the child
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 def test_a_failing_command_keeps_its_exit_status():

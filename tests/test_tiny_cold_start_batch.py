@@ -52,3 +52,12 @@ def test_encoding_through_the_backend_gives_the_tokenizers_ids():
     assert first == _ids(tok, "47+38\n<think>7+8=15 4+3+1=8</think> <answer>85</answer>") + [tok.eos_token_id]
     assert second == _ids(tok, "9-12\n<execute>print(9-12)</execute>\nObservation:\n-3\n")
     assert tok.convert_tokens_to_ids("<think>") in first  # a tag is one token, not seven characters
+
+
+def test_a_tokenizer_left_padding_by_an_earlier_call_still_gives_unpadded_ids():
+    tok = tiny.build_tokenizer()
+    tok(["1+1\n", "12+34\n"], padding=True)  # transformers leaves the backend padding after this call
+    pairs = [("1+1\n", "<answer>2</answer>"), ("12+34\n", "<answer>46</answer>")]
+    (first, _), (second, _) = cold_start._encode(tok, pairs)
+    assert first == _ids(tok, "1+1\n<answer>2</answer>") + [tok.eos_token_id]
+    assert second == _ids(tok, "12+34\n<answer>46</answer>") + [tok.eos_token_id]

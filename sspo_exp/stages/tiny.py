@@ -58,11 +58,16 @@ def _encode(tokenizer, pairs: list[tuple[str, Any]]) -> list[tuple[list[int], li
     """Token ids of each demonstration (prompt + completion) and which of them are trained on. A completion is a
     string (trained on, then ``<eos>``) or a list of ``(text, trained)`` segments (multi-turn targets: environment
     observations are context, not targets; no ``<eos>`` appended). Every text goes through the tokenizer's Rust backend
-    in one batched call, once before training: the ids ``tokenizer(texts)`` gives (the tiny tokenizer neither pads nor
-    truncates), without the Python wrapper's conversions (0.3 s instead of 0.8-1.3 s for the default job's 40,000 texts)."""
+    in one batched call, once before training: the ids ``tokenizer(texts)`` gives, without the Python wrapper's
+    conversions (0.3 s instead of 0.8-1.3 s for the default job's 40,000 texts). A backend left padding or truncating
+    by an earlier call (the wrapper resets that on each call), or a slow tokenizer, goes through the wrapper."""
     segments = [[(c, True)] if isinstance(c, str) else list(c) for _, c in pairs]
     texts = [p for p, _ in pairs] + [text for segs in segments for text, _ in segs]
-    ids = iter(e.ids for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False))
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.padding is None and backend.truncation is None:
+        ids = iter(e.ids for e in backend.encode_batch(texts, add_special_tokens=False))
+    else:
+        ids = iter(tokenizer(texts, add_special_tokens=False).input_ids)
     prompts = [next(ids) for _ in pairs]
     encoded = []
     for prompt, (_, c), segs in zip(prompts, pairs, segments):
