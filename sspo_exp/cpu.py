@@ -66,7 +66,11 @@ def cpu_threads(usable: int | None = None, busy: int | None = None, environ=os.e
     fixed = _fixed_threads(usable, environ, machine)
     if fixed is not None:
         return fixed
-    busy = busy_cores() if busy is None else busy
+    return _free(usable, busy_cores() if busy is None else busy)
+
+
+def _free(usable: int, busy: int) -> int:
+    """The usable cores no other work keeps busy (at least one)."""
     return max(1, min(usable, usable - busy))
 
 
@@ -104,7 +108,7 @@ def thread_plan(usable: int | None = None, busy: int | None = None, environ=os.e
     if fixed is not None:
         return ThreadPlan(fixed, fixed)
     busy = busy_cores() if busy is None else busy
-    n = cpu_threads(usable, busy, environ, machine)
+    n = _free(usable, busy)
     return ThreadPlan(usable, n, True) if busy >= usable >= 2 else ThreadPlan(n, n)
 
 

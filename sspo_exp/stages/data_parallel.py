@@ -84,7 +84,7 @@ def run_ranks(world: int, fn: Callable[[Ranks], T]) -> T:
             if isinstance(err, Exception):  # a worker's failure shows here as gloo's closed connection: say whose
                 for child in children:
                     child.join(timeout=2)
-            dead = [(r, c.exitcode) for r, c in enumerate(children, 1) if c.exitcode not in (None, 0)]
+            dead = _failed(children)
             for child in children:
                 if child.is_alive():
                     child.kill()
@@ -96,10 +96,15 @@ def run_ranks(world: int, fn: Callable[[Ranks], T]) -> T:
             for child in children:
                 if child.pid is not None:
                     child.join()
-    failed = [(r, c.exitcode) for r, c in enumerate(children, 1) if c.exitcode != 0]
+    failed = _failed(children)
     if failed:
         raise RuntimeError(f"data-parallel worker(s) failed (rank, exit status): {failed}")
     return result
+
+
+def _failed(children) -> list[tuple[int, int]]:
+    """(rank, exit status) of each worker that has ended with a failure (still running: not listed)."""
+    return [(r, c.exitcode) for r, c in enumerate(children, 1) if c.exitcode not in (None, 0)]
 
 
 def _wait_for_workers(store, children) -> None:
@@ -135,10 +140,10 @@ def _child(fn: Callable[[Ranks], object], ranks: Ranks, path: str, parent: int, 
 
 
 def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when its parent exits (a killed run leaves no worker waiting; best
-    effort: where prctl fails, a worker whose parent is gone gives up at the group's timeout)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(ctypes.c_int(1), ctypes.c_ulong(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    """The kernel kills this process when its parent exits (workers are forked on Linux only, :func:`available`; a
+    killed run leaves no worker waiting; best effort: where prctl fails, a worker whose parent is gone gives up at
+    the group's timeout)."""
+    ctypes.CDLL(None, use_errno=True).prctl(ctypes.c_int(1), ctypes.c_ulong(signal.SIGKILL))  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent was gone before the line above
         os._exit(1)
 
