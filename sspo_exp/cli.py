@@ -96,11 +96,14 @@ def entry() -> None:
     """The ``sspo-exp`` program: :func:`main`, then the process ends at once. The interpreter's own teardown after a
     run (freeing torch's, transformers' and W&B's modules object by object) took ~1.5 s on 2 cores, after the work and
     every file were done; so once :func:`main` has returned, the exit handlers run (``atexit``: logging, W&B,
-    multiprocessing, temporary directories), the standard streams are flushed and the process exits with its status.
-    While a thread that is not a daemon still runs, the interpreter ends as usual (it waits for that thread). An
-    exception, or ``SystemExit`` from inside a command, takes the usual way out too."""
+    multiprocessing, temporary directories), the standard streams are flushed and the process exits with status 0.
+    A failed command (a non-zero status, an exception, ``SystemExit`` from inside it) takes the usual way out: under
+    ``torchrun`` the launcher stops the other processes as soon as one fails, and an instant exit left them no time to
+    print their own error line (seen in CI). So does a run while a thread that is not a daemon still runs (the
+    interpreter waits for it)."""
     code = main()
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    if code != 0 or any(t.is_alive() and not t.daemon for t in threading.enumerate()
+                        if t is not threading.main_thread()):  # fmt: skip
         sys.exit(code)
     atexit._run_exitfuncs()  # what the interpreter would run next, in the same (reverse registration) order
     for stream in (sys.stdout, sys.stderr):
