@@ -10,6 +10,16 @@ import sys
 import textwrap
 
 
+#: Code for ``_entry(before=...)``: an object that prints "torn down" when the interpreter tears its module down.
+FINALISED_AT_TEARDOWN = textwrap.indent(textwrap.dedent("""
+    import os
+    class Noisy:
+        def __del__(self):
+            os.write(1, b"torn down\\n")
+    keep = Noisy()
+"""), "        ").strip()
+
+
 def _entry(argv: list[str], before: str = "") -> subprocess.CompletedProcess:
     code = textwrap.dedent(f"""
         import atexit, sys
@@ -32,14 +42,7 @@ def test_the_status_the_output_and_the_exit_handlers_survive_the_fast_exit():
 
 def test_the_interpreters_teardown_is_skipped():
     # an object finalised at teardown says so; after the fast exit nothing is torn down (sys.exit(main()) would print)
-    finaliser = """
-        import os
-        class Noisy:
-            def __del__(self):
-                os.write(1, b"torn down\\n")
-        keep = Noisy()
-    """
-    done = _entry(["--version"], before=textwrap.indent(textwrap.dedent(finaliser), "        ").strip())
+    done = _entry(["--version"], before=FINALISED_AT_TEARDOWN)
     assert done.returncode == 0, done.stderr
     assert "exit handler ran" in done.stdout.splitlines() and "torn down" not in done.stdout
 
@@ -54,14 +57,7 @@ def test_a_command_started_with_stdout_closed_still_ends_cleanly():
 def test_a_failing_command_keeps_its_exit_status_and_exits_the_usual_way():
     # a failure is not hurried: under torchrun the launcher kills the other processes at the first exit, and they must
     # have had time to say why they fail too (tests/test_cold_start.py's two-process launch)
-    finaliser = """
-        import os
-        class Noisy:
-            def __del__(self):
-                os.write(1, b"torn down\\n")
-        keep = Noisy()
-    """
-    done = _entry(["no-such-command"], before=textwrap.indent(textwrap.dedent(finaliser), "        ").strip())
+    done = _entry(["no-such-command"], before=FINALISED_AT_TEARDOWN)
     assert done.returncode == 2 and "torn down" in done.stdout
     assert "unknown command 'no-such-command'" in done.stderr and "exit handler ran" in done.stdout.splitlines()
 
