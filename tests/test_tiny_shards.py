@@ -4,6 +4,7 @@ turn (with one or two torch threads) or one process per part does; a failing wor
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -131,6 +132,38 @@ def test_sum_in_order_adds_the_ranks_parts_in_rank_order():
     parts = [1e8, 1.0, -1e8]
     total = data_parallel.run_ranks(3, lambda r: data_parallel.sum_in_order(torch.tensor([parts[r.rank], 2.0 * r.rank]), r))
     assert total.tolist() == [0.0, 6.0]
+
+
+def _sums_while_rank_zero_reads_late(ranks: data_parallel.Ranks) -> list[float]:
+    return [data_parallel.sum_in_order(torch.tensor([10.0 * call + ranks.rank]), ranks).item() for call in range(12)]
+
+
+@FORK
+def test_a_fast_rank_does_not_overwrite_a_part_a_slow_rank_has_not_read(monkeypatch):
+    # rank 0 reads each call's parts 50 ms after the barrier; rank 1 meanwhile writes its next part (one buffer would
+    # hand rank 0 that part instead of this call's)
+    barrier = torch.distributed.barrier
+
+    def slow_reader():
+        barrier()
+        if torch.distributed.get_rank() == 0:
+            time.sleep(0.05)
+
+    monkeypatch.setattr(data_parallel.dist, "barrier", slow_reader)
+    assert data_parallel.run_ranks(2, _sums_while_rank_zero_reads_late) == [20.0 * call + 1 for call in range(12)]
+
+
+@FORK
+def test_no_room_for_the_exchange_is_an_error_naming_where(monkeypatch):
+    def full(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data_parallel.os, "posix_fallocate", full)  # the forked worker inherits it
+    with pytest.raises(RuntimeError) as caught:
+        data_parallel.run_ranks(2, _sums_while_rank_zero_reads_late)
+    # this process's own error, or (when the worker failed first) the cause of the "worker failed" one
+    errors = f"{caught.value} / {caught.value.__cause__}"
+    assert re.search(r"gradient exchange: no room for \d+\.\d MB in \S*sspo-dp-\S+ \(No space left", errors), errors
 
 
 def _key(**cold):
