@@ -40,6 +40,20 @@ def hub_id(spec: str | None) -> str | None:
     return str(spec)
 
 
+def encode(tokenizer, texts: list[str], add_special_tokens: bool = True) -> list[list[int]]:
+    """The token ids ``tokenizer(texts, add_special_tokens=...).input_ids`` gives, in one batched call to the
+    tokenizer's Rust backend, without the Python wrapper's conversions (the tiny cold start's 40,000 texts: 0.3 s
+    instead of 0.8-1.3 s; the default job's 20,000 training prompts: 0.08 s instead of 0.39 s). The wrapper resets the
+    backend's padding, truncation and special-token splitting on every call; a backend left padding or truncating by
+    an earlier call, one whose splitting differs from the tokenizer's setting, or a slow tokenizer goes through it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    split = bool(getattr(tokenizer, "split_special_tokens", False))
+    if (backend is not None and backend.padding is None and backend.truncation is None
+            and getattr(backend, "encode_special_tokens", split) == split):  # fmt: skip
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=add_special_tokens)]
+    return tokenizer(texts, add_special_tokens=add_special_tokens).input_ids
+
+
 #: What ``from_pretrained`` of a model and its tokenizer reads first (the weights are checked by their index).
 MODEL_FILES = ("config.json", "tokenizer_config.json")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")

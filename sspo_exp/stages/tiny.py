@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from sspo_exp.models import tiny
+from sspo_exp.models import encode, tiny
 from sspo_exp.stages import data_parallel
 from sspo_exp.stages.spec import ColdStartSpec
 from sspo_exp.stages.targets import training_texts
@@ -57,17 +57,11 @@ from sspo_exp.stages.targets import training_texts
 def _encode(tokenizer, pairs: list[tuple[str, Any]]) -> list[tuple[list[int], list[bool]]]:
     """Token ids of each demonstration (prompt + completion) and which of them are trained on. A completion is a
     string (trained on, then ``<eos>``) or a list of ``(text, trained)`` segments (multi-turn targets: environment
-    observations are context, not targets; no ``<eos>`` appended). Every text goes through the tokenizer's Rust backend
-    in one batched call, once before training: the ids ``tokenizer(texts)`` gives, without the Python wrapper's
-    conversions (0.3 s instead of 0.8-1.3 s for the default job's 40,000 texts). A backend left padding or truncating
-    by an earlier call (the wrapper resets that on each call), or a slow tokenizer, goes through the wrapper."""
+    observations are context, not targets; no ``<eos>`` appended). Every text is encoded in one batched call, once
+    before training (:func:`sspo_exp.models.encode`)."""
     segments = [[(c, True)] if isinstance(c, str) else list(c) for _, c in pairs]
     texts = [p for p, _ in pairs] + [text for segs in segments for text, _ in segs]
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and backend.padding is None and backend.truncation is None:
-        ids = iter(e.ids for e in backend.encode_batch(texts, add_special_tokens=False))
-    else:
-        ids = iter(tokenizer(texts, add_special_tokens=False).input_ids)
+    ids = iter(encode(tokenizer, texts, add_special_tokens=False))
     prompts = [next(ids) for _ in pairs]
     encoded = []
     for prompt, (_, c), segs in zip(prompts, pairs, segments):
