@@ -4,6 +4,7 @@ turn (with one or two torch threads) or one process per part does; a failing wor
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -151,6 +152,18 @@ def test_a_fast_rank_does_not_overwrite_a_part_a_slow_rank_has_not_read(monkeypa
 
     monkeypatch.setattr(data_parallel.dist, "barrier", slow_reader)
     assert data_parallel.run_ranks(2, _sums_while_rank_zero_reads_late) == [20.0 * call + 1 for call in range(12)]
+
+
+def _buffer_files_after_a_sum(ranks: data_parallel.Ranks) -> list[str]:
+    data_parallel.sum_in_order(torch.ones(3), ranks)
+    torch.distributed.barrier()  # rank 0 has removed them
+    return sorted(os.listdir(ranks.exchange.directory))
+
+
+@FORK
+def test_the_exchange_buffers_leave_no_file_once_every_rank_has_mapped_them():
+    # a run killed later must not leave its buffers in /dev/shm (memory nothing frees before a reboot)
+    assert data_parallel.run_ranks(2, _buffer_files_after_a_sum) == ["store"]
 
 
 @FORK

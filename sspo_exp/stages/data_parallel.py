@@ -187,7 +187,9 @@ class SharedSum:
     of a ``[world, numel]`` buffer that every rank maps from one file in ``directory``, waits at a gloo barrier for
     every rank's row, and adds the rows in rank order. Two buffers alternate from call to call: a rank that has
     summed call t may write call t+1 while a slower one still reads t's rows, and no rank passes call t+1's barrier
-    before every rank has finished reading call t, so call t+2 may overwrite them. One pair per size and dtype."""
+    before every rank has finished reading call t, so call t+2 may overwrite them. One pair per size and dtype.
+    Once every rank has mapped a pair (the barrier of its first call), rank 0 removes its files: the mappings stay, and
+    a run killed later leaves no buffer in ``/dev/shm``, whose memory nothing would free before a reboot."""
 
     def __init__(self, directory: str, rank: int, world: int):
         self.directory, self.rank, self.world = directory, rank, world
@@ -196,25 +198,31 @@ class SharedSum:
 
     def __call__(self, part: torch.Tensor) -> torch.Tensor:
         flat = part.reshape(-1)
-        rows = self._buffers(flat.numel(), flat.dtype)[self.calls % 2]
+        key = (flat.numel(), flat.dtype)
+        new = key not in self.buffers
+        if new:
+            self.buffers[key] = (self._map(key, 0), self._map(key, 1))
+        rows = self.buffers[key][self.calls % 2]
         self.calls += 1
         rows[self.rank].copy_(flat)
         dist.barrier()
+        if new and self.rank == 0:  # every rank has mapped the pair before the barrier
+            for i in range(2):
+                os.unlink(self._path(key, i))
         total = rows[0] + rows[1]
         for r in range(2, self.world):
             total += rows[r]
         return total.view(part.shape)
 
-    def _buffers(self, numel: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if (numel, dtype) not in self.buffers:
-            self.buffers[numel, dtype] = tuple(self._map(f"sum-{numel}-{str(dtype)[6:]}-{i}", numel, dtype)
-                                               for i in range(2))  # fmt: skip
-        return self.buffers[numel, dtype]
+    def _path(self, key: tuple[int, torch.dtype], i: int) -> str:
+        numel, dtype = key
+        return os.path.join(self.directory, f"sum-{numel}-{str(dtype).removeprefix('torch.')}-{i}")
 
-    def _map(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
-        """The ``[world, numel]`` buffer in file ``name``, its room reserved first: a full ``/dev/shm`` is an error
-        here, not a SIGBUS at the first write into a page it could not give."""
-        path = os.path.join(self.directory, name)
+    def _map(self, key: tuple[int, torch.dtype], i: int) -> torch.Tensor:
+        """Buffer ``i`` of size and dtype ``key``, ``[world, numel]``, its room reserved first: a full ``/dev/shm`` is
+        an error here, not a SIGBUS at the first write into a page it could not give."""
+        numel, dtype = key
+        path = self._path(key, i)
         size = self.world * numel
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
