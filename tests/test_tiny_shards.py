@@ -166,6 +166,24 @@ def test_the_exchange_buffers_leave_no_file_once_every_rank_has_mapped_them():
     assert data_parallel.run_ranks(2, _buffer_files_after_a_sum) == ["store"]
 
 
+def _sizes_differ(ranks: data_parallel.Ranks) -> torch.Tensor:
+    return data_parallel.sum_in_order(torch.ones(3 + ranks.rank), ranks)
+
+
+@FORK
+def test_ranks_summing_parts_of_different_sizes_fail_instead_of_reading_zeros():
+    with pytest.raises(RuntimeError) as caught:
+        data_parallel.run_ranks(2, _sizes_differ)
+    errors = f"{caught.value} / {caught.value.__cause__}"  # this process's own error (the cause when a worker failed)
+    assert "parts differ in size or dtype ([[3, 4, 1], [4, 4, 1]]" in errors, errors
+
+
+@FORK
+def test_an_empty_part_sums_to_an_empty_part():
+    total = data_parallel.run_ranks(2, lambda r: data_parallel.sum_in_order(torch.ones(0), r))
+    assert total.shape == (0,)
+
+
 @FORK
 def test_no_room_for_the_exchange_is_an_error_naming_where(monkeypatch):
     def full(fd, offset, length):

@@ -29,6 +29,7 @@ the parent's own failure kills the children.
 from __future__ import annotations
 
 import ctypes
+import errno
 import multiprocessing
 import os
 import signal
@@ -48,8 +49,10 @@ T = TypeVar("T")
 TIMEOUT = timedelta(minutes=5)
 #: Where :class:`SharedSum`'s buffers live when it has room for them (memory); else the system's temporary directory
 SHARED_MEMORY = "/dev/shm"
-#: The room that must be free in :data:`SHARED_MEMORY` to use it (bytes; a container's default /dev/shm is 64 MB)
-SHARED_MEMORY_ROOM = 32 * 2**20
+#: The room that must be free in :data:`SHARED_MEMORY` to use it (bytes): several times what the tiny cold start's
+#: buffers take (2 x processes x 3.5 MB: 14 MB for 2 processes, 56 MB for 8), so a container's default /dev/shm of
+#: 64 MB, or one that other work is filling, sends them to the temporary directory instead
+SHARED_MEMORY_ROOM = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,13 @@ class SharedSum:
         flat = part.reshape(-1)
         key = (flat.numel(), flat.dtype)
         new = key not in self.buffers
-        if new:
+        if new:  # every rank must sum the same size (another's row would read as zeros): checked once per size
+            self._check_same(key)
+            if not flat.numel():
+                return part.clone()
             self.buffers[key] = (self._map(key, 0), self._map(key, 1))
+        elif not flat.numel():
+            return part.clone()
         rows = self.buffers[key][self.calls % 2]
         self.calls += 1
         rows[self.rank].copy_(flat)
@@ -213,6 +221,14 @@ class SharedSum:
         for r in range(2, self.world):
             total += rows[r]
         return total.view(part.shape)
+
+    def _check_same(self, key: tuple[int, torch.dtype]) -> None:
+        mine = torch.tensor([key[0], key[1].itemsize, int(key[1].is_floating_point)])
+        every = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(every, mine)
+        if any(not torch.equal(e, mine) for e in every):
+            raise RuntimeError(f"sum_in_order: the ranks' parts differ in size or dtype ({[e.tolist() for e in every]}: "
+                               "numel, bytes per element, floating point); every rank must sum the same")
 
     def _path(self, key: tuple[int, torch.dtype], i: int) -> str:
         numel, dtype = key
@@ -228,7 +244,8 @@ class SharedSum:
         try:
             os.posix_fallocate(fd, 0, size * dtype.itemsize)
         except OSError as err:
-            raise RuntimeError(f"data-parallel gradient exchange: no room for {size * dtype.itemsize / 2**20:.1f} MB "
+            room = "no room for" if err.errno in (errno.ENOSPC, errno.EFBIG) else "cannot reserve"
+            raise RuntimeError(f"data-parallel gradient exchange: {room} {size * dtype.itemsize / 2**20:.1f} MB "
                                f"in {self.directory} ({err.strerror})") from err
         finally:
             os.close(fd)
