@@ -39,3 +39,31 @@ def test_a_backend_left_truncating_by_an_earlier_call_gives_whole_ids():
     tok(["1+1\n"], truncation=True, max_length=2)
     assert tok.backend_tokenizer.truncation is not None  # transformers leaves it set after this call
     assert encode(tok, ["12+34\n"]) == tok(["12+34\n"]).input_ids and len(encode(tok, ["12+34\n"])[0]) > 2
+
+
+def test_the_backend_encodes_without_the_python_wrapper(monkeypatch):
+    tok = tiny.build_tokenizer()
+    expected = tok(TEXTS).input_ids
+
+    def wrapper(*args, **kwargs):
+        raise AssertionError("the Python wrapper encoded")
+
+    monkeypatch.setattr(type(tok), "_encode_plus", wrapper)  # the fast class's own step: still the plain class
+    assert encode(tok, TEXTS) == expected
+
+
+def test_a_tokenizer_class_that_encodes_its_own_way_goes_through_its_own_call():
+    tok = tiny.build_tokenizer()
+
+    class Infilling(type(tok)):  # e.g. CodeLlama's <FILL_ME>: its own _encode_plus
+        def _encode_plus(self, *args, **kwargs):
+            out = super()._encode_plus(*args, **kwargs)
+            out["input_ids"] = [[7] + ids for ids in out["input_ids"]]
+            return out
+
+    tok.__class__ = Infilling
+    assert encode(tok, TEXTS) == tok(TEXTS).input_ids and encode(tok, TEXTS)[0][0] == 7
+
+
+def test_no_texts_give_no_ids():
+    assert encode(tiny.build_tokenizer(), []) == []

@@ -29,8 +29,8 @@ from sspo_exp.codeact.rollout import trainer_kwargs as codeact_trainer_kwargs
 from sspo_exp.data import load_dataset_rows
 from sspo_exp.evaluation.evaluator import Evaluator, load_benchmarks
 from sspo_exp.evaluation.provenance import code_version, git_info
-from sspo_exp.objectives import build as build_objective
 from sspo_exp.models import encode
+from sspo_exp.objectives import build as build_objective
 from sspo_exp.rewards import REWARD_FUNCS
 from sspo_exp.rundir import Lease
 from sspo_exp.stages.policy import load_weights, spec_path
@@ -78,7 +78,7 @@ def train_dataset(cfg: DictConfig, tokenizer):
 
     rows, kept, build = dataset_rows(cfg.dataset, "train"), [], prompt_builder(cfg)
     prompts = [build(row["question"], tokenizer) for row in rows]
-    lengths = [len(ids) for ids in encode(tokenizer, prompts)]  # one batched call to the Rust backend
+    lengths = [len(ids) for ids in encode(tokenizer, prompts)]  # one batched call (sspo_exp.models.encode)
     for row, prompt, length in zip(rows, prompts, lengths):
         if length <= cfg.trainer.max_prompt_length:
             kept.append({"prompt": prompt, "answer": row["answer"],
