@@ -196,7 +196,7 @@ class SharedSum:
 
     def __init__(self, directory: str, rank: int, world: int):
         self.directory, self.rank, self.world = directory, rank, world
-        self.buffers: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.buffers: dict[tuple[int, torch.dtype], tuple[torch.Tensor, ...]] = {}  # () for an empty part
         self.calls = 0
 
     def __call__(self, part: torch.Tensor) -> torch.Tensor:
@@ -205,10 +205,8 @@ class SharedSum:
         new = key not in self.buffers
         if new:  # every rank must sum the same size (another's row would read as zeros): checked once per size
             self._check_same(key)
-            if not flat.numel():
-                return part.clone()
-            self.buffers[key] = (self._map(key, 0), self._map(key, 1))
-        elif not flat.numel():
+            self.buffers[key] = (self._map(key, 0), self._map(key, 1)) if flat.numel() else ()
+        if not flat.numel():  # nothing to add (and posix_fallocate refuses 0 bytes)
             return part.clone()
         rows = self.buffers[key][self.calls % 2]
         self.calls += 1
