@@ -21,7 +21,7 @@ FLOORS: dict[str, int] = {
     "sspo_exp.rewards": 0, "sspo_exp.sandbox": 0, "sspo_exp.rundir": 0, "sspo_exp.data": 0, "sspo_exp.identity": 0,
     "sspo_exp.cli_help": 0,
     # 1 - the CodeAct environment (episodes in the sandbox) and the Hydra glue
-    "sspo_exp.codeact": 1, "sspo_exp.hydra_cli": 1,
+    "sspo_exp.codeact": 1, "sspo_exp.hydra_cli": 1, "sspo_exp.output_root": 1,
     # 2 - what a task is (loader, prompt, scorer) and the one model loader
     "sspo_exp.tasks": 2, "sspo_exp.models": 2,
     # 3 - cold starts as stages, evaluation; reports beside them, reading stored results only

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sspo_exp.errors import ConfigError
+from sspo_exp.errors import ConfigError, writable_dir
 
 #: Written into every published stage directory: ``{"stage_id", "key", "info", "seconds", "finished_at"}``.
 STAGE_FILE = "stage.json"
@@ -127,7 +127,7 @@ def run_stage(cache: str | os.PathLike, stage_id: str, build: Callable[[Path], d
             raise StageMissing(f"{stage_id} is not in the cache {cache} and this {world_size()}-process launch may "
                                "not build it; compute it first (sspo-exp cold-start, docs/cold_start.md)")
         return _run_stage_distributed(cache, stage_id, build, key)
-    cache.mkdir(parents=True, exist_ok=True)
+    writable_dir(cache, "SSPO_EXP_CACHE")
     lock = _lock(cache, stage_id)
     try:
         done = published(cache, stage_id)  # the process we waited for has published it
@@ -153,7 +153,7 @@ def _run_stage_distributed(cache: Path, stage_id: str, build: Callable[[Path], d
     state = PartialState(cpu=not torch.cuda.is_available())
     lock, decision = None, [None]
     if state.is_main_process:
-        cache.mkdir(parents=True, exist_ok=True)
+        writable_dir(cache, "SSPO_EXP_CACHE")
         lock = _lock(cache, stage_id)
         done = published(cache, stage_id)
         decision = [str(done) if done else "build"]

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import yaml
 
 from sspo_exp import CONF_DIR, SWEEPS_DIR
-from sspo_exp.errors import ConfigError
+from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.evaluation.provenance import code_version, git_info
 from sspo_exp.rundir import RunDir
 from sspo_exp.sweeps.errors import SweepError
@@ -338,6 +338,8 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
     launcher = next((o.split("=", 1)[1] for o in reversed(common) if o.startswith("launcher=")), "local")
     if not wait and launcher != "submitit_slurm":
         raise SweepError(f"--no-wait: only launcher=submitit_slurm queues jobs that outlive this command (got {launcher})")
+    for root in dict.fromkeys(j.run.path.parent for j in todo):  # before any marker: one line, not an OSError
+        writable_dir(root, "output_root")
     for j in todo:  # queued: a relaunch while these are pending or running skips them (sspo_exp.rundir)
         j.run.mark_submitted(launcher)
     for shape in dict.fromkeys(j.shape for j in todo):  # one launch (one job array) per job shape
@@ -388,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         report = run_sweep(args.sweep, args.overrides, args.seeds, args.dry_run, only=args.only, wait=not args.no_wait)
-    except SweepError as e:
+    except (SweepError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1 if report["failed"] else 0
