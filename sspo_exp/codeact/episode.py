@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sspo_exp.codeact.checkers import ANSWER_CHECKS
-from sspo_exp.codeact.format import ACTION_FORMATS, EXECUTE, SOLUTION, Action, ActionFormat, format_score
+from sspo_exp.codeact.format import ACTION_FORMATS, EXECUTE, SOLUTION, TAGS, Action, ActionFormat, format_score
 from sspo_exp.sandbox import SandboxConfig, SandboxPool
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class EnvConfig:
     retry: bool = True
     #: how the policy writes actions: upstream (M3ToolEval's Action: … End Action / Answer:) | tags (<execute>,
     #: <solution>): ``codeact.format.ACTION_FORMATS``
-    action_format: str = "tags"
+    action_format: str = TAGS.name
     answer_check: str = "upstream"  #: how ``exact`` rows are judged: upstream | strict (``codeact.checkers``)
     observation_template: str = "\nObservation:\n{output}\n"  #: text of an observation turn (no chat template)
     observation_prefix: str = ""  #: with a chat template: the user turn is prefix + output (M3ToolEval: none)

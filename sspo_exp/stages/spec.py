@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sspo_exp.codeact.format import TAGS
 from sspo_exp.data.arithmetic import ArithmeticConfig
 from sspo_exp.data.loaders import SPECS
 from sspo_exp.errors import ConfigError
@@ -187,10 +188,10 @@ def codeact_key(arch: Any, cold_start: Any, dataset: Any, seed: int) -> dict:
     if block.get("shards", 1) != 1:  # its demonstrations are multi-turn rows of any length: trained in one piece
         raise ConfigError(f"model.cold_start.shards={block['shards']!r}: the codeact_arith cold start trains each batch "
                           "in one piece; choose 1 (or leave it out)")
-    action_format = ((to_plain(dataset) or {}).get("env") or {}).get("action_format", "tags")
-    if action_format != "tags":
+    action_format = ((to_plain(dataset) or {}).get("env") or {}).get("action_format", TAGS.name)
+    if action_format != TAGS.name:
         raise ConfigError(f"dataset.env.action_format={action_format!r}: the codeact_arith cold start writes its "
-                          "demonstrations in tags (<execute>/<solution>); choose tags")
+                          f"demonstrations in tags (<execute>/<solution>); choose {TAGS.name}")
     arch = dict(to_plain(arch) or {})
     return {"arch": {f: arch.get(f) for f in TINY_ARCH_FIELDS},
             "cold_start": floats_as_floats({f: block[f] for f in COLD_START_FIELDS}, "model.cold_start"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sspo_exp.codeact.episode import EMPTY_OUTPUT, TRUNCATED, EnvConfig
-from sspo_exp.codeact.format import ACTION_FORMATS
+from sspo_exp.codeact.format import ACTION_FORMATS, TAGS
 from sspo_exp.codeact.prompts import env_knobs as codeact_knobs
 from sspo_exp.codeact.prompts import prompt_fn as codeact_prompt_fn
 from sspo_exp.data.arithmetic import build_prompt as arithmetic_prompt
@@ -53,7 +53,7 @@ def _codeact_id(dataset_cfg: Any) -> str:
     cap = env.get("max_episode_tokens", EnvConfig.max_episode_tokens)
     texts = (*fmt.fixed_texts(turns, retry), EMPTY_OUTPUT, TRUNCATED,
              str(env.get("observation_prefix", EnvConfig.observation_prefix)))
-    actions = "" if fmt.name == "tags" else f"-{fmt.name}_actions"
+    actions = "" if fmt is TAGS else f"-{fmt.name}_actions"
     return (f"codeact-{style}{actions}-{turns}turns-{budget}{f'-cap{cap}' if cap else ''}-{check}{'-retry' if retry else ''}"
             f"-obs{chars}-" + text_hash("\0".join(texts), 8))
 
