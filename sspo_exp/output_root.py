@@ -3,25 +3,28 @@ write, checked before Hydra creates its own log directory inside it (``hydra.run
 
 Without it a mistyped ``output_root`` ends in Hydra's ``FileNotFoundError`` traceback from that ``mkdir``, before the
 task (and its one-line :class:`~sspo_exp.errors.ConfigError` handling, ``sspo_exp.hydra_cli``) ever runs. Here it
-ends as every user's mistake does: one line naming the field, exit status 2. (A ``SystemExit`` passes through Hydra's
-error handler, which reports any ``Exception`` with a traceback.)
+ends as every user's mistake does: one line naming the field, exit status 2. It exits with ``SystemExit``: Hydra
+turns any ``Exception`` a callback raises into a warning and goes on (``hydra/_internal/callbacks.py``).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
 from sspo_exp.errors import ConfigError, writable_dir
-
-USAGE_ERROR = 2
+from sspo_exp.hydra_cli import USAGE_ERROR
 
 
 def check_output_root(config) -> None:
-    """Exit 2 with one line (``sspo-exp <job>: error: output_root=...``) if ``config.output_root`` is not writable."""
+    """Exit 2 with one line (``sspo-exp <job>: error: output_root=...``) unless ``config.output_root`` can be written
+    both as the runs see it (``~`` expanded, ``sspo_exp.rundir``) and as Hydra's directories do (taken literally)."""
+    given = Path(str(config.output_root))
     try:
-        writable_dir(str(config.output_root), "output_root")
+        for path in dict.fromkeys((given.expanduser(), given)):
+            writable_dir(path, "output_root")
     except ConfigError as err:
         print(f"sspo-exp {config.hydra.job.name}: error: {err}", file=sys.stderr, flush=True)
         raise SystemExit(USAGE_ERROR) from None

@@ -1,21 +1,17 @@
-"""A directory the user names that cannot be written (``output_root``, ``SSPO_EXP_CACHE``): one line naming the field
-and exit status 2, before anything is written or computed; it was an ``OSError`` traceback from the first ``mkdir``
-(Hydra's own log directory, a sweep's queued markers, the stage cache)."""
+"""A directory the user names that cannot be written (``output_root``, ``SSPO_EXP_CACHE``, an Optuna journal's, a
+report's ``--out``): one line naming the field and exit status 2, before anything is written or computed; it was an
+``OSError`` traceback from the first ``mkdir`` (Hydra's own log directory, a sweep's queued markers, the stage cache,
+every Optuna trial in turn)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
+from test_cli_errors import _run
 
 from sspo_exp.errors import ConfigError, writable_dir
-from sspo_exp.stages.cache import run_stage
-
-HEAVY = ("torch", "transformers", "trl")
-PROBE = ("import sys; from sspo_exp.cli import main; rc = main(sys.argv[1:]); "
-         "print('HEAVY', [m for m in {heavy!r} if m in sys.modules], file=sys.stderr); sys.exit(rc)")
+from sspo_exp.stages.cache import STAGE_FILE, check_cache, run_stage
 
 
 def _blocked(tmp_path):
@@ -23,6 +19,16 @@ def _blocked(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     return blocker / "runs"
+
+
+def _one_line(out) -> str:
+    """The single line a user's mistake prints (a sweep's progress while it composes its points aside); no
+    traceback, no torch, transformers or TRL imported."""
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and "HEAVY []" in out.stderr, out.stderr
+    lines = [line for line in out.stderr.split("HEAVY")[0].strip().splitlines() if not line.startswith("composed ")]
+    assert len(lines) == 1, lines
+    return lines[0]
 
 
 def test_writable_dir_creates_a_missing_directory_with_its_parents(tmp_path):
@@ -42,6 +48,16 @@ def test_writable_dir_refuses_a_directory_it_may_not_write(tmp_path, monkeypatch
         writable_dir(tmp_path, "SSPO_EXP_CACHE")
 
 
+def test_writable_dir_without_create_checks_the_way_there_and_creates_nothing(tmp_path, monkeypatch):
+    assert writable_dir(tmp_path / "a" / "b", "--out", create=False) == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ConfigError, match=r"--out=.*a-file is not a directory"):
+        writable_dir(_blocked(tmp_path) / "x", "--out", create=False)
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(tmp_path))
+    with pytest.raises(ConfigError, match=rf"\({tmp_path} is not writable\)"):
+        writable_dir(tmp_path / "a" / "b", "--out", create=False)
+
+
 def test_a_stage_cache_that_cannot_be_created_is_a_config_error_before_the_build(tmp_path):
     built = []
     with pytest.raises(ConfigError, match="SSPO_EXP_CACHE="):
@@ -49,25 +65,55 @@ def test_a_stage_cache_that_cannot_be_created_is_a_config_error_before_the_build
     assert built == []
 
 
-@pytest.mark.parametrize("args", [
-    ["train"],
-    ["train", "-m", "seed=0,1"],  # a multirun: Hydra's sweep directory
-    ["eval", "eval.model=x"],
-    ["sweep", "sweeps/cpu_minigrid.yaml"],  # before any run is marked queued
+def test_a_read_only_cache_that_holds_the_stage_already_is_fine(tmp_path, monkeypatch):
+    (tmp_path / "stage-x").mkdir()
+    (tmp_path / "stage-x" / STAGE_FILE).write_text("{}")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    check_cache("stage-x", tmp_path)  # published: only read
+    with pytest.raises(ConfigError, match="SSPO_EXP_CACHE=.*not writable"):
+        check_cache("stage-y", tmp_path)  # it would have to be built here
+
+
+@pytest.mark.parametrize("args, prefix", [
+    (["train"], "sspo-exp train: error: output_root="),
+    (["train", "-m", "seed=0,1"], "sspo-exp train: error: output_root="),  # a multirun: Hydra's sweep directory
+    (["eval", "eval.model=x"], "sspo-exp eval: error: output_root="),
+    (["sweep", "sweeps/cpu_minigrid.yaml"], "error: output_root="),  # before any run is marked queued
 ])  # fmt: skip
-def test_an_output_root_that_cannot_be_created_is_one_line_and_exit_2_before_heavy_imports(tmp_path, args):
-    out = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args, f"output_root={_blocked(tmp_path)}"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600)  # fmt: skip
-    assert out.returncode == 2, out.stderr
-    assert "Traceback" not in out.stderr and "HEAVY []" in out.stderr, out.stderr
-    message = [line for line in out.stderr.split("HEAVY")[0].strip().splitlines()
-               if not line.startswith("composed ")]  # a sweep's progress while it composes its points
-    assert len(message) == 1 and "output_root=" in message[0] and "cannot create this directory" in message[0], message
+def test_an_output_root_that_cannot_be_created_is_one_line_and_exit_2_before_heavy_imports(tmp_path, args, prefix):
+    line = _one_line(_run(tmp_path, *args, f"output_root={_blocked(tmp_path)}"))
+    assert line.startswith(prefix) and "cannot create this directory" in line, line
 
 
-def test_a_cold_start_whose_cache_cannot_be_created_is_one_line_and_exit_2(tmp_path):
-    env = {**os.environ, "SSPO_EXP_CACHE": str(_blocked(tmp_path))}
-    out = subprocess.run([sys.executable, "-m", "sspo_exp.cli", "cold-start", f"output_root={tmp_path}"], env=env,
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600)  # fmt: skip
-    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("sspo-exp cold-start: error: SSPO_EXP_CACHE="), out.stderr
+def test_a_home_relative_output_root_is_checked_where_the_runs_go(tmp_path, monkeypatch):
+    """``~`` is expanded for the runs (sspo_exp.rundir), so that is the directory checked (Hydra's own, literal
+    ``~/...`` under the working directory, is checked too)."""
+    monkeypatch.setenv("HOME", str(_blocked(tmp_path)))
+    line = _one_line(_run(tmp_path, "train", "output_root='~/runs'"))  # quoted: Hydra's override grammar
+    assert line.startswith("sspo-exp train: error: output_root=") and "a-file/runs/runs" in line, line
+
+
+@pytest.mark.parametrize("command", ["train", "cold-start"])
+def test_a_stage_cache_that_cannot_be_created_is_one_line_before_torch_loads(tmp_path, monkeypatch, command):
+    monkeypatch.setenv("SSPO_EXP_CACHE", str(_blocked(tmp_path)))
+    line = _one_line(_run(tmp_path, command, f"output_root={tmp_path / 'runs'}"))
+    assert line.startswith(f"sspo-exp {command}: error: SSPO_EXP_CACHE="), line
+    assert not any((tmp_path / "runs").glob("*-s0-*"))  # no run directory made
+
+
+def test_optuna_refuses_an_unwritable_journal_and_output_root_in_one_line(tmp_path):
+    line = _one_line(_run(tmp_path, "optuna", "create", "sweeps/optuna_sspo.yaml", "--storage",
+                          str(_blocked(tmp_path) / "study.journal")))  # fmt: skip
+    assert line.startswith("error: --storage=") and "a-file/runs': cannot create this directory" in line, line
+    journal = str(tmp_path / "study.journal")
+    assert _run(tmp_path, "optuna", "create", "sweeps/optuna_sspo.yaml", "--storage", journal).returncode == 0
+    # a worker would fail every trial in turn (Optuna records each trial's exception and goes on) and exit 0
+    line = _one_line(_run(tmp_path, "optuna", "worker", "--study", "sspo-atanlog-cpu", "--storage", journal,
+                          "--n-trials", "1", f"output_root={_blocked(tmp_path)}"))  # fmt: skip
+    assert line.startswith("error: output_root=") and "cannot create this directory" in line, line
+
+
+def test_report_refuses_an_unwritable_out_before_reading_any_run(tmp_path):
+    line = _one_line(_run(tmp_path, "report", "--offline", str(tmp_path / "nowhere"), "--out",
+                          str(_blocked(tmp_path) / "tables")))  # fmt: skip
+    assert line.startswith("sspo-exp report: --out=") and "a-file is not a directory" in line, line

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from sspo_exp import keys
+from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.report import FORMATS, render, sources
 from sspo_exp.report.curves import ALPHA, plot_all
 from sspo_exp.report.tables import DEFAULT_SELECT_METRIC, LABELS, SPECS, MixedProfiles, build_table
@@ -69,9 +70,10 @@ def run(args) -> int:
         print(f"sspo-exp report: {err}", file=sys.stderr)
         return 2
     try:
+        writable_dir(args.out, "--out", create=False)  # before the runs are read, not after the table is built
         runs, history = sources.load(offline=args.offline, project=args.project, filters=args.filters,
                              idle_seconds=args.running_after, workers=args.workers)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:  # ValueError: ConfigError (--out) too
         print(f"sspo-exp report: {e}", file=sys.stderr)
         return 2
     if err := _no_runs(args, runs) or (args.reeval and _missing_reeval(args.reeval, runs)):
@@ -90,7 +92,11 @@ def run(args) -> int:
         return 2
     md = render.markdown(table)
     print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        writable_dir(args.out, "--out")  # what the check above could not see (a read-only mount, as root)
+    except ConfigError as e:
+        print(f"sspo-exp report: {e}", file=sys.stderr)
+        return 2
     stem = args.out / f"table_{args.table}"
     written = []
     if "md" in formats:

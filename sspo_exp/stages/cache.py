@@ -62,6 +62,16 @@ def published(cache: str | os.PathLike, stage_id: str) -> Path | None:
     return path if (path / STAGE_FILE).is_file() else None
 
 
+def check_cache(stage_id: str, cache: str | os.PathLike | None = None) -> None:
+    """Before torch loads (``sspo-exp train``, ``sspo-exp cold-start``): the cache (default :func:`cache_root`) must be
+    writable unless ``stage_id`` is already published in it (a read-only shared cache of finished stages is fine).
+    A :class:`ConfigError` naming ``SSPO_EXP_CACHE`` otherwise. Creates nothing (:func:`run_stage` does, when it
+    builds; a multi-process launch that may only read the stage stops there, saying which command builds it)."""
+    cache = Path(cache if cache is not None else cache_root()).expanduser()
+    if not published(cache, stage_id):
+        writable_dir(cache, "SSPO_EXP_CACHE", create=False)
+
+
 LAUNCH_MODES = ("each", "together", "cached")
 
 

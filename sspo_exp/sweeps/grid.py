@@ -328,6 +328,9 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
     planned = plan(select(sweep_jobs(sweep, overrides), list(only)))
     statuses = {j.run_id: j.status for j in planned}
     todo = [j for j in planned if statuses[j.run_id] in ("new", "resume")]
+    if not dry_run:  # before any marker: one line, not an OSError (a dry run writes nothing)
+        for root in dict.fromkeys(j.run.root for j in todo):
+            writable_dir(root, "output_root")
     print_plan(planned, statuses, todo)
     for note in other_code(planned):
         print(note)
@@ -338,8 +341,6 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
     launcher = next((o.split("=", 1)[1] for o in reversed(common) if o.startswith("launcher=")), "local")
     if not wait and launcher != "submitit_slurm":
         raise SweepError(f"--no-wait: only launcher=submitit_slurm queues jobs that outlive this command (got {launcher})")
-    for root in dict.fromkeys(j.run.path.parent for j in todo):  # before any marker: one line, not an OSError
-        writable_dir(root, "output_root")
     for j in todo:  # queued: a relaunch while these are pending or running skips them (sspo_exp.rundir)
         j.run.mark_submitted(launcher)
     for shape in dict.fromkeys(j.shape for j in todo):  # one launch (one job array) per job shape

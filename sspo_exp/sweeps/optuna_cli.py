@@ -56,6 +56,7 @@ from typing import Any, Callable
 
 
 from sspo_exp import CONF_DIR, keys
+from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.rundir import RunBusy, RunDir
 from sspo_exp.sweeps import preemption, pruning
 from sspo_exp.sweeps.errors import SpaceError
@@ -185,6 +186,22 @@ def load(study_name: str, storage: str):
     return study, store, space
 
 
+def check_output_root(space: dict[str, Any], extra: list[str] = ()) -> None:
+    """The trials' ``output_root`` (from the study's and the command line's overrides) can be written, and those
+    overrides compose: a :class:`ConfigError` now, not one failed trial after another (Optuna records a trial's
+    exception and goes on to the next)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+            cfg = compose("train", overrides=[*space["overrides"], *extra])
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"the trials' overrides {[*space['overrides'], *extra]}: {e}") from None
+    writable_dir(Path(str(cfg.output_root)).expanduser(), "output_root")
+
+
 def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
            train_fn: Callable[..., dict] = train_task, trial_jobs: str | None = None,
            launcher_overrides: list[str] = ()) -> int:  # fmt: skip
@@ -200,6 +217,7 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     if storage is None:  # a submitted job: the storage comes through the environment (see `submit`)
         storage = os.environ[STORAGE_ENV]
     study, store, space = load(study_name, storage)
+    check_output_root(space, extra)
     if trial_jobs:
         train_fn = TrialJobs(trial_jobs, list(launcher_overrides), absolute(storage), job_folder(storage))
     objective = make_objective(space, extra, train_fn)
@@ -234,6 +252,7 @@ def submit(study_name: str, storage: str, workers: int, n_trials: int | None, la
     The jobs get the storage through their environment (``$SSPO_OPTUNA_STORAGE``; sbatch and submitit's local
     executor pass the submitting process's environment on), never as an argument: submitit pickles arguments into
     its job folder, and a URL may hold a password."""
+    check_output_root(load(study_name, storage)[2], extra)  # on the submitting host, before any job waits in a queue
     storage_abs, folder = absolute(storage), job_folder(storage)
     # with trial_jobs the workers are one-CPU jobs that submit each trial as a job of the launcher_overrides' shape
     light = ["hydra.launcher.nodes=1", "hydra.launcher.tasks_per_node=1", "hydra.launcher.gpus_per_node=0"]
@@ -317,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "submit":
             submit(args.study, storage, args.workers, args.n_trials, args.launcher, launcher, extra, not args.no_wait,
                    args.trial_jobs)  # fmt: skip
-    except (SpaceError, StorageError) as e:
+    except (SpaceError, StorageError, ConfigError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyError:  # optuna.load_study on a study that was never created

@@ -26,6 +26,8 @@ import re
 import warnings
 from pathlib import Path
 
+from sspo_exp.errors import writable_dir
+
 #: Environment variable holding the storage when ``--storage`` is absent; also how worker jobs receive it.
 STORAGE_ENV = "SSPO_OPTUNA_STORAGE"
 #: Install hint for a PostgreSQL URL without its driver.
@@ -81,9 +83,13 @@ def sqlalchemy_url(storage: str) -> str:
 
 
 def check(storage: str) -> None:
-    """Raise :class:`StorageError` now if ``storage`` cannot be opened for want of a driver or a known scheme."""
+    """Raise now if ``storage`` cannot be opened: :class:`StorageError` for want of a driver or a known scheme, a
+    :class:`~sspo_exp.errors.ConfigError` when a journal file's directory cannot be created or written."""
     if is_url(storage):
         sqlalchemy_url(storage)
+    else:
+        writable_dir(Path(storage).expanduser().resolve().parent, "--storage",
+                     fix="name a journal file in a directory you can write (or a database URL)")
 
 
 def open_storage(storage: str, heartbeat: dict | None = None):

@@ -7,6 +7,7 @@ import sys
 
 from sspo_exp import cli_help, hydra_cli, keys
 from sspo_exp.cpu import prepare_openmp, thread_plan
+from sspo_exp.stages.cache import check_cache
 from sspo_exp.train.config import check_local_paths, make_plan
 
 
@@ -14,6 +15,8 @@ def task(cfg) -> float | None:
     plan = make_plan(cfg)  # a bad config: one line and exit 2 before torch, transformers and TRL load
     if plan.run.summary() is None:  # a finished run is only reported (run_plan), whatever its files
         check_local_paths(cfg)
+        if plan.cold_start is not None:
+            check_cache(plan.cold_start.stage_id)
     # a CPU run chooses its threads before torch loads: OpenMP reads its wait policy once, when it loads
     threads = prepare_openmp(thread_plan()) if plan.cfg.trainer.get("use_cpu", False) else None
     from sspo_exp.train.run import run_plan, set_cpu_threads  # torch, transformers, TRL: after the config is good

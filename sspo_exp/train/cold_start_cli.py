@@ -21,6 +21,7 @@ from hydra.errors import HydraException
 from sspo_exp import CONF_DIR
 from sspo_exp.data import DataError
 from sspo_exp.errors import ConfigError
+from sspo_exp.stages.cache import check_cache
 from sspo_exp.train.config import check_local_paths, make_plan
 
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(cfg, world_size=1)
         # the files the SFT reads (model.path only when there is an SFT: without one this prints model.path)
         check_local_paths(cfg, model=bool((cfg.model.get("cold_start") or {}).get("enabled")))
+        if plan.cold_start is not None:
+            check_cache(plan.cold_start.stage_id)
         from sspo_exp.stages.policy import spec_path  # torch, transformers, TRL: after the config is known to be good
 
         path = spec_path(plan.cold_start, cfg.model, cfg.model.get("cold_start"), cfg.dataset, distributed=True)
