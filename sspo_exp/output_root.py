@@ -18,13 +18,18 @@ from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.hydra_cli import USAGE_ERROR
 
 
+def writable_output_root(value) -> None:
+    """A :class:`ConfigError` unless ``output_root`` can be written both as the runs see it (``~`` expanded,
+    ``sspo_exp.rundir``) and as Hydra's directories do (taken literally); creates it."""
+    given = Path(str(value))
+    for path in dict.fromkeys((given.expanduser(), given)):
+        writable_dir(path, "output_root")
+
+
 def check_output_root(config) -> None:
-    """Exit 2 with one line (``sspo-exp <job>: error: output_root=...``) unless ``config.output_root`` can be written
-    both as the runs see it (``~`` expanded, ``sspo_exp.rundir``) and as Hydra's directories do (taken literally)."""
-    given = Path(str(config.output_root))
+    """Exit 2 with one line (``sspo-exp <job>: error: output_root=...``) unless :func:`writable_output_root`."""
     try:
-        for path in dict.fromkeys((given.expanduser(), given)):
-            writable_dir(path, "output_root")
+        writable_output_root(config.output_root)
     except ConfigError as err:
         print(f"sspo-exp {config.hydra.job.name}: error: {err}", file=sys.stderr, flush=True)
         raise SystemExit(USAGE_ERROR) from None

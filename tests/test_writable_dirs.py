@@ -11,7 +11,9 @@ import pytest
 from test_cli_errors import _run
 
 from sspo_exp.errors import ConfigError, writable_dir
+from sspo_exp.report import cpu_study
 from sspo_exp.stages.cache import STAGE_FILE, check_cache, run_stage
+from sspo_exp.sweeps import optuna_cli
 
 
 def _blocked(tmp_path):
@@ -56,6 +58,23 @@ def test_writable_dir_without_create_checks_the_way_there_and_creates_nothing(tm
     monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(tmp_path))
     with pytest.raises(ConfigError, match=rf"\({tmp_path} is not writable\)"):
         writable_dir(tmp_path / "a" / "b", "--out", create=False)
+    with pytest.raises(ConfigError, match=r"--out=.*: this directory is not writable"):  # it exists: no "create"
+        writable_dir(tmp_path, "--out", create=False)
+
+
+def test_writable_dir_without_create_takes_an_unreachable_path_as_missing(tmp_path, monkeypatch):
+    """Behind a directory this user may not search, ``Path.exists`` raises PermissionError (Python 3.11): the walk
+    must go on up to a directory it can judge, and say it cannot be written, in one line."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+
+    def exists(path):  # what os.path.exists answers for a path it may not stat
+        return not str(path).startswith(str(locked)) and os.path.lexists(path)
+
+    monkeypatch.setattr(os.path, "exists", exists)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(ConfigError, match=rf"cannot create this directory \({tmp_path} is not writable\)"):
+        writable_dir(locked / "out", "--out", create=False)
 
 
 def test_a_stage_cache_that_cannot_be_created_is_a_config_error_before_the_build(tmp_path):
@@ -81,8 +100,15 @@ def test_a_read_only_cache_that_holds_the_stage_already_is_fine(tmp_path, monkey
     (["sweep", "sweeps/cpu_minigrid.yaml"], "error: output_root="),  # before any run is marked queued
 ])  # fmt: skip
 def test_an_output_root_that_cannot_be_created_is_one_line_and_exit_2_before_heavy_imports(tmp_path, args, prefix):
-    line = _one_line(_run(tmp_path, *args, f"output_root={_blocked(tmp_path)}"))
+    out = _run(tmp_path, *args, f"output_root={_blocked(tmp_path)}")
+    line = _one_line(out)
     assert line.startswith(prefix) and "cannot create this directory" in line, line
+    assert out.stdout == "", out.stdout  # a sweep: before its plan is printed
+
+
+def test_a_dry_run_sweep_writes_nothing_so_it_does_not_refuse_an_output_root(tmp_path):
+    out = _run(tmp_path, "sweep", "sweeps/cpu_minigrid.yaml", f"output_root={_blocked(tmp_path)}", "--dry-run")
+    assert out.returncode == 0 and "to run" in out.stdout, out.stderr
 
 
 def test_a_home_relative_output_root_is_checked_where_the_runs_go(tmp_path, monkeypatch):
@@ -104,13 +130,43 @@ def test_a_stage_cache_that_cannot_be_created_is_one_line_before_torch_loads(tmp
 def test_optuna_refuses_an_unwritable_journal_and_output_root_in_one_line(tmp_path):
     line = _one_line(_run(tmp_path, "optuna", "create", "sweeps/optuna_sspo.yaml", "--storage",
                           str(_blocked(tmp_path) / "study.journal")))  # fmt: skip
-    assert line.startswith("error: --storage=") and "a-file/runs': cannot create this directory" in line, line
+    assert line.startswith("error: --storage=") and "study.journal': cannot create its directory" in line, line
     journal = str(tmp_path / "study.journal")
     assert _run(tmp_path, "optuna", "create", "sweeps/optuna_sspo.yaml", "--storage", journal).returncode == 0
     # a worker would fail every trial in turn (Optuna records each trial's exception and goes on) and exit 0
     line = _one_line(_run(tmp_path, "optuna", "worker", "--study", "sspo-atanlog-cpu", "--storage", journal,
                           "--n-trials", "1", f"output_root={_blocked(tmp_path)}"))  # fmt: skip
     assert line.startswith("error: output_root=") and "cannot create this directory" in line, line
+
+
+def test_a_worker_leaves_overrides_that_compose_only_with_a_trials_parameters_to_the_trial(tmp_path):
+    """``objective.eps_low`` composes only beside a sampled ``objective=grpo``: not a reason to refuse the study."""
+    blocked = f"output_root={_blocked(tmp_path)}"
+    optuna_cli.check_trials_output_root({"overrides": [blocked]}, ["objective.eps_low=0.1"])  # left to the trials
+    with pytest.raises(ConfigError, match="output_root="):
+        optuna_cli.check_trials_output_root({"overrides": [blocked]}, ["objective=grpo", "objective.eps_low=0.1"])
+
+
+def test_optuna_show_reads_a_journal_it_may_not_write(tmp_path, monkeypatch, capsys):
+    journal = str(tmp_path / "study.journal")
+    assert _run(tmp_path, "optuna", "create", "sweeps/optuna_sspo.yaml", "--storage", journal).returncode == 0
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK)  # a read-only mount
+    assert optuna_cli.main(["show", "--study", "sspo-atanlog-cpu", "--storage", journal]) == 0, capsys.readouterr().err
+    assert optuna_cli.main(["worker", "--study", "sspo-atanlog-cpu", "--storage", journal]) == 2
+    assert "--storage=" in capsys.readouterr().err
+
+
+def test_eval_refuses_an_output_dir_it_cannot_create_before_the_model_loads(tmp_path):
+    line = _one_line(_run(tmp_path, "eval", "eval.model=x", f"eval.output_dir={_blocked(tmp_path)}",
+                          f"output_root={tmp_path / 'runs'}"))  # fmt: skip
+    assert line.startswith("sspo-exp eval: error: eval.output_dir=") and "a-file is not a directory" in line, line
+
+
+def test_the_cpu_study_refuses_an_out_or_data_it_cannot_create_before_reading(tmp_path, capsys):
+    assert cpu_study.main(["publish", str(tmp_path / "data"), str(_blocked(tmp_path))]) == 2
+    assert capsys.readouterr().err.startswith("cpu_study publish: out=")
+    assert cpu_study.main(["collect", str(tmp_path / "runs"), str(_blocked(tmp_path) / "data")]) == 2
+    assert capsys.readouterr().err.startswith("cpu_study collect: data=")
 
 
 def test_report_refuses_an_unwritable_out_before_reading_any_run(tmp_path):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from sspo_exp import cli_help, hydra_cli
-from sspo_exp.errors import ConfigError
+from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.evaluation.settings import check_eval
 from sspo_exp.models import missing_local_dir, missing_local_dir_message
 from sspo_exp.sweeps import rescore
@@ -22,6 +22,8 @@ from sspo_exp.train.hub_cache import eval_needs, eval_prefetch_command, offline,
 
 def task(cfg) -> None:
     check_eval(cfg)  # before torch, transformers and the model load
+    if cfg.eval.get("output_dir"):  # the results' directory (unset: beside the run, under output_root: checked)
+        writable_dir(str(cfg.eval.output_dir), "eval.output_dir", create=False)
     check_offline(cfg)
     from sspo_exp.evaluation.run import run_eval  # torch, transformers: after the config is known to be good
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.report import render
 from sspo_exp.report.claims import claims, claims_latex, claims_markdown, gate_claim, gate_scores  # noqa: F401
 from sspo_exp.report.protocol import PreProtocol, banner, study_status
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--protocol", type=Path, default=None, help="the protocol file (default: DATA/../protocol.md)")
     args = p.parse_args(argv)
     try:
+        writable_dir(args.data if args.cmd == "collect" else args.out, "data" if args.cmd == "collect" else "out",
+                     create=False)  # before any run is read
         if args.cmd == "collect":
             *roots, data = [*args.runs, args.data]
             runs, _ = collect(roots, data, force=args.force)
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"{args.data} holds no runs.csv and history.csv (write them with `collect`)")
         paths = publish(args.data, args.out, figures=not args.no_figures, exploratory=args.exploratory,
                         protocol=args.protocol)  # fmt: skip
-    except (PreProtocol, PartialRuns, FileNotFoundError) as e:
+    except (PreProtocol, PartialRuns, FileNotFoundError, ConfigError) as e:
         print(f"cpu_study {args.cmd}: {e}", file=sys.stderr)
         return 2
     for path in paths:

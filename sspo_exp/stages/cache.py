@@ -59,7 +59,7 @@ def key_hash(key: Mapping[str, Any], n: int = 16) -> str:
 def published(cache: str | os.PathLike, stage_id: str) -> Path | None:
     """The published directory of ``stage_id`` under ``cache``, or None."""
     path = Path(cache) / stage_id
-    return path if (path / STAGE_FILE).is_file() else None
+    return path if os.path.isfile(path / STAGE_FILE) else None  # os.path: False, not PermissionError, if unreachable
 
 
 def check_cache(stage_id: str, cache: str | os.PathLike | None = None) -> None:
@@ -69,7 +69,8 @@ def check_cache(stage_id: str, cache: str | os.PathLike | None = None) -> None:
     builds; a multi-process launch that may only read the stage stops there, saying which command builds it)."""
     cache = Path(cache if cache is not None else cache_root()).expanduser()
     if not published(cache, stage_id):
-        writable_dir(cache, "SSPO_EXP_CACHE", create=False)
+        writable_dir(cache, "SSPO_EXP_CACHE", create=False,
+                     fix=f"its cold start {stage_id} is not there yet: set SSPO_EXP_CACHE to a directory you can write")
 
 
 LAUNCH_MODES = ("each", "together", "cached")

@@ -56,7 +56,8 @@ from typing import Any, Callable
 
 
 from sspo_exp import CONF_DIR, keys
-from sspo_exp.errors import ConfigError, writable_dir
+from sspo_exp.errors import ConfigError
+from sspo_exp.output_root import writable_output_root
 from sspo_exp.rundir import RunBusy, RunDir
 from sspo_exp.sweeps import preemption, pruning
 from sspo_exp.sweeps.errors import SpaceError
@@ -186,10 +187,11 @@ def load(study_name: str, storage: str):
     return study, store, space
 
 
-def check_output_root(space: dict[str, Any], extra: list[str] = ()) -> None:
-    """The trials' ``output_root`` (from the study's and the command line's overrides) can be written, and those
-    overrides compose: a :class:`ConfigError` now, not one failed trial after another (Optuna records a trial's
-    exception and goes on to the next)."""
+def check_trials_output_root(space: dict[str, Any], extra: list[str] = ()) -> None:
+    """The trials' ``output_root`` (from the study's and the command line's overrides) can be written: a
+    :class:`ConfigError` now, not one failed trial after another (Optuna records a trial's exception and goes on to
+    the next). Overrides that compose only with a trial's own parameters (``objective.eps_low`` beside a sampled
+    ``objective``) are left to the trials, which report their own errors."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -197,9 +199,9 @@ def check_output_root(space: dict[str, Any], extra: list[str] = ()) -> None:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
             cfg = compose("train", overrides=[*space["overrides"], *extra])
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"the trials' overrides {[*space['overrides'], *extra]}: {e}") from None
-    writable_dir(Path(str(cfg.output_root)).expanduser(), "output_root")
+    except (HydraException, OmegaConfBaseException):
+        return
+    writable_output_root(cfg.output_root)
 
 
 def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
@@ -217,7 +219,7 @@ def worker(study_name: str, storage: str | None, n_trials: int | None = None, ex
     if storage is None:  # a submitted job: the storage comes through the environment (see `submit`)
         storage = os.environ[STORAGE_ENV]
     study, store, space = load(study_name, storage)
-    check_output_root(space, extra)
+    check_trials_output_root(space, extra)
     if trial_jobs:
         train_fn = TrialJobs(trial_jobs, list(launcher_overrides), absolute(storage), job_folder(storage))
     objective = make_objective(space, extra, train_fn)
@@ -252,7 +254,6 @@ def submit(study_name: str, storage: str, workers: int, n_trials: int | None, la
     The jobs get the storage through their environment (``$SSPO_OPTUNA_STORAGE``; sbatch and submitit's local
     executor pass the submitting process's environment on), never as an argument: submitit pickles arguments into
     its job folder, and a URL may hold a password."""
-    check_output_root(load(study_name, storage)[2], extra)  # on the submitting host, before any job waits in a queue
     storage_abs, folder = absolute(storage), job_folder(storage)
     # with trial_jobs the workers are one-CPU jobs that submit each trial as a job of the launcher_overrides' shape
     light = ["hydra.launcher.nodes=1", "hydra.launcher.tasks_per_node=1", "hydra.launcher.gpus_per_node=0"]
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"created study {space['study']!r} in {redact(storage)}")
             return 0
         storage = resolve_storage(args.storage, args.study)
-        check_storage(storage)
+        check_storage(storage, write=args.command != "show")
         if args.command == "show":
             show(args.study, storage)
         else:

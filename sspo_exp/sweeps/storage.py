@@ -82,13 +82,14 @@ def sqlalchemy_url(storage: str) -> str:
                        f"sqlite:///FILE or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB ({POSTGRES_HINT})")  # fmt: skip
 
 
-def check(storage: str) -> None:
+def check(storage: str, write: bool = True) -> None:
     """Raise now if ``storage`` cannot be opened: :class:`StorageError` for want of a driver or a known scheme, a
-    :class:`~sspo_exp.errors.ConfigError` when a journal file's directory cannot be created or written."""
+    :class:`~sspo_exp.errors.ConfigError` when a journal file's directory cannot be created or written (``write``;
+    reading a study, ``optuna show``, needs neither)."""
     if is_url(storage):
         sqlalchemy_url(storage)
-    else:
-        writable_dir(Path(storage).expanduser().resolve().parent, "--storage",
+    elif write:
+        writable_dir(Path(storage).expanduser().resolve().parent, "--storage", given=storage,
                      fix="name a journal file in a directory you can write (or a database URL)")
 
 
