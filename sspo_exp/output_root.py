@@ -18,11 +18,11 @@ from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.hydra_cli import USAGE_ERROR
 
 
-def writable_output_root(value) -> None:
-    """A :class:`ConfigError` unless ``output_root`` can be written both as the runs see it (``~`` expanded,
-    ``sspo_exp.rundir``) and as Hydra's directories do (taken literally); creates it."""
+def writable_output_root(value, hydra: bool = True) -> None:
+    """A :class:`ConfigError` unless ``output_root`` can be written as the runs see it (``~`` expanded,
+    ``sspo_exp.rundir``) and, with ``hydra``, as Hydra's own directories do (taken literally); creates it."""
     given = Path(str(value))
-    for path in dict.fromkeys((given.expanduser(), given)):
+    for path in dict.fromkeys((given.expanduser(), given) if hydra else (given.expanduser(),)):
         writable_dir(path, "output_root")
 
 

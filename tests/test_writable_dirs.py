@@ -6,6 +6,7 @@ every Optuna trial in turn)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from test_cli_errors import _run
@@ -13,7 +14,7 @@ from test_cli_errors import _run
 from sspo_exp.errors import ConfigError, writable_dir
 from sspo_exp.report import cpu_study
 from sspo_exp.stages.cache import STAGE_FILE, check_cache, run_stage
-from sspo_exp.sweeps import optuna_cli
+from sspo_exp.sweeps import grid, optuna_cli
 
 
 def _blocked(tmp_path):
@@ -62,19 +63,49 @@ def test_writable_dir_without_create_checks_the_way_there_and_creates_nothing(tm
         writable_dir(tmp_path, "--out", create=False)
 
 
-def test_writable_dir_without_create_takes_an_unreachable_path_as_missing(tmp_path, monkeypatch):
-    """Behind a directory this user may not search, ``Path.exists`` raises PermissionError (Python 3.11): the walk
-    must go on up to a directory it can judge, and say it cannot be written, in one line."""
+def _unsearchable(monkeypatch, locked: Path) -> None:
+    """What Python 3.11 does behind a directory this user may not search: ``Path.exists``/``is_file`` raise
+    PermissionError, ``os.path.exists`` answers False (``locked`` itself can be seen)."""
+    def behind(path) -> bool:
+        return str(path).startswith(str(locked) + os.sep)
+
+    def refuse(real):
+        def probe(self):
+            if behind(self):
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+        return probe
+
+    monkeypatch.setattr(Path, "exists", refuse(Path.exists))
+    monkeypatch.setattr(Path, "is_file", refuse(Path.is_file))
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda path: not behind(path) and real_exists(path))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+
+
+def test_writable_dir_without_create_judges_a_path_behind_an_unsearchable_directory_in_one_line(tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()
+    _unsearchable(monkeypatch, locked)
+    with pytest.raises(ConfigError, match=rf"cannot create this directory \({locked} is not writable\)"):
+        writable_dir(locked / "deep" / "out", "--out", create=False)
 
-    def exists(path):  # what os.path.exists answers for a path it may not stat
-        return not str(path).startswith(str(locked)) and os.path.lexists(path)
 
-    monkeypatch.setattr(os.path, "exists", exists)
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
-    with pytest.raises(ConfigError, match=rf"cannot create this directory \({tmp_path} is not writable\)"):
-        writable_dir(locked / "out", "--out", create=False)
+def test_a_cache_this_user_cannot_look_into_is_one_config_error(tmp_path, monkeypatch):
+    locked = tmp_path / "cache"
+    locked.mkdir()
+    _unsearchable(monkeypatch, locked)
+    with pytest.raises(ConfigError, match=r"SSPO_EXP_CACHE=.*cannot look into .*stage-x"):
+        check_cache("stage-x", locked)
+
+
+def test_a_sweep_under_an_output_root_it_cannot_look_into_is_one_config_error(tmp_path, monkeypatch):
+    def plan(jobs):
+        raise PermissionError(13, "Permission denied", "/root/x/run-s0/summary.json")
+
+    monkeypatch.setattr(grid, "plan", plan)
+    with pytest.raises(ConfigError, match=r"output_root: this user cannot look into /root/x/run-s0/summary.json"):
+        grid.run_sweep("sweeps/cpu_minigrid.yaml", ["output_root=/root/x"], dry_run=True)
 
 
 def test_a_stage_cache_that_cannot_be_created_is_a_config_error_before_the_build(tmp_path):
@@ -139,12 +170,27 @@ def test_optuna_refuses_an_unwritable_journal_and_output_root_in_one_line(tmp_pa
     assert line.startswith("error: output_root=") and "cannot create this directory" in line, line
 
 
-def test_a_worker_leaves_overrides_that_compose_only_with_a_trials_parameters_to_the_trial(tmp_path):
-    """``objective.eps_low`` composes only beside a sampled ``objective=grpo``: not a reason to refuse the study."""
-    blocked = f"output_root={_blocked(tmp_path)}"
-    optuna_cli.check_trials_output_root({"overrides": [blocked]}, ["objective.eps_low=0.1"])  # left to the trials
-    with pytest.raises(ConfigError, match="output_root="):
-        optuna_cli.check_trials_output_root({"overrides": [blocked]}, ["objective=grpo", "objective.eps_low=0.1"])
+def test_a_worker_checks_the_output_root_a_trial_would_compose(tmp_path, monkeypatch):
+    """``objective.eps_low`` composes only beside a sampled ``objective=grpo`` (the study's first point is used); an
+    override that composes nowhere still has its output_root checked; ``~`` is where the runs go, and nothing is made
+    for Hydra (a trial makes no Hydra directory)."""
+    space = {"overrides": [f"output_root={_blocked(tmp_path)}"], "params": {"objective": {"choices": ["grpo", "gmpo"]}}}
+    for extra in (["objective.eps_low=0.1"], ["trainer.epochs=3"]):
+        with pytest.raises(ConfigError, match="output_root="):
+            optuna_cli.check_trials_output_root(space, extra)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    optuna_cli.check_trials_output_root({"overrides": ["output_root='~/runs'"], "params": {}}, [])
+    assert (tmp_path / "home" / "runs").is_dir() and not (tmp_path / "~").exists()
+
+
+def test_optuna_submit_with_a_journal_checks_the_output_root_before_any_job(tmp_path, capsys):
+    journal = str(tmp_path / "study.journal")
+    assert _run(tmp_path, "optuna", "create", "sweeps/optuna_sspo.yaml", "--storage", journal).returncode == 0
+    assert optuna_cli.main(["submit", "--study", "sspo-atanlog-cpu", "--storage", journal, "--launcher",
+                            "submitit_local", f"output_root={_blocked(tmp_path)}"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.startswith("error: output_root=")
+    assert not (tmp_path / ".submitit").exists()  # no job was submitted
 
 
 def test_optuna_show_reads_a_journal_it_may_not_write(tmp_path, monkeypatch, capsys):
@@ -152,8 +198,11 @@ def test_optuna_show_reads_a_journal_it_may_not_write(tmp_path, monkeypatch, cap
     assert _run(tmp_path, "optuna", "create", "sweeps/optuna_sspo.yaml", "--storage", journal).returncode == 0
     monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK)  # a read-only mount
     assert optuna_cli.main(["show", "--study", "sspo-atanlog-cpu", "--storage", journal]) == 0, capsys.readouterr().err
-    assert optuna_cli.main(["worker", "--study", "sspo-atanlog-cpu", "--storage", journal]) == 2
+    assert optuna_cli.main(["worker", "--study", "sspo-atanlog-cpu", "--storage", journal, "--n-trials", "0"]) == 2
     assert "--storage=" in capsys.readouterr().err
+    missing = tmp_path / "typo" / "study.journal"  # reading creates nothing: one line
+    assert optuna_cli.main(["show", "--study", "sspo-atanlog-cpu", "--storage", str(missing)]) == 2
+    assert "no journal file there" in capsys.readouterr().err and not missing.parent.exists()
 
 
 def test_eval_refuses_an_output_dir_it_cannot_create_before_the_model_loads(tmp_path):

@@ -22,7 +22,7 @@ from sspo_exp.train.hub_cache import eval_needs, eval_prefetch_command, offline,
 
 def task(cfg) -> None:
     check_eval(cfg)  # before torch, transformers and the model load
-    if cfg.eval.get("output_dir"):  # the results' directory (unset: beside the run, under output_root: checked)
+    if cfg.eval.get("output_dir"):  # the results' directory, when set (unset: the run's reeval/<profile>/)
         writable_dir(str(cfg.eval.output_dir), "eval.output_dir", create=False)
     check_offline(cfg)
     from sspo_exp.evaluation.run import run_eval  # torch, transformers: after the config is known to be good

@@ -59,7 +59,7 @@ def key_hash(key: Mapping[str, Any], n: int = 16) -> str:
 def published(cache: str | os.PathLike, stage_id: str) -> Path | None:
     """The published directory of ``stage_id`` under ``cache``, or None."""
     path = Path(cache) / stage_id
-    return path if os.path.isfile(path / STAGE_FILE) else None  # os.path: False, not PermissionError, if unreachable
+    return path if (path / STAGE_FILE).is_file() else None
 
 
 def check_cache(stage_id: str, cache: str | os.PathLike | None = None) -> None:
@@ -68,7 +68,12 @@ def check_cache(stage_id: str, cache: str | os.PathLike | None = None) -> None:
     A :class:`ConfigError` naming ``SSPO_EXP_CACHE`` otherwise. Creates nothing (:func:`run_stage` does, when it
     builds; a multi-process launch that may only read the stage stops there, saying which command builds it)."""
     cache = Path(cache if cache is not None else cache_root()).expanduser()
-    if not published(cache, stage_id):
+    try:
+        done = published(cache, stage_id)
+    except PermissionError as err:  # behind a directory this user may not search, or a stage another user locked
+        raise ConfigError(f"SSPO_EXP_CACHE={str(cache)!r}: this user cannot look into {err.filename} for the cold "
+                          f"start {stage_id}; set SSPO_EXP_CACHE to a directory you can read and write") from None
+    if not done:
         writable_dir(cache, "SSPO_EXP_CACHE", create=False,
                      fix=f"its cold start {stage_id} is not there yet: set SSPO_EXP_CACHE to a directory you can write")
 

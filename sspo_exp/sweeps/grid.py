@@ -325,7 +325,11 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
     sweep = load_sweep(path)
     if seeds is not None:
         sweep["seeds"] = list(seeds)
-    planned = plan(select(sweep_jobs(sweep, overrides), list(only)))
+    try:
+        planned = plan(select(sweep_jobs(sweep, overrides), list(only)))
+    except PermissionError as err:  # a run's status, read under an output_root this user may not search
+        raise ConfigError(f"output_root: this user cannot look into {err.filename} ({err.strerror}); set output_root "
+                          "to a directory you can read and write") from None
     statuses = {j.run_id: j.status for j in planned}
     todo = [j for j in planned if statuses[j.run_id] in ("new", "resume")]
     if not dry_run:  # before any marker: one line, not an OSError (a dry run writes nothing)

@@ -187,21 +187,28 @@ def load(study_name: str, storage: str):
     return study, store, space
 
 
+def first_point(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One point of the search space (each choice's first, each range's low end): a config a trial could compose."""
+    return {k: d["choices"][0] if "choices" in d else (int if d.get("type") == "int" else float)(d["low"])
+            for k, d in params.items()}
+
+
 def check_trials_output_root(space: dict[str, Any], extra: list[str] = ()) -> None:
-    """The trials' ``output_root`` (from the study's and the command line's overrides) can be written: a
-    :class:`ConfigError` now, not one failed trial after another (Optuna records a trial's exception and goes on to
-    the next). Overrides that compose only with a trial's own parameters (``objective.eps_low`` beside a sampled
-    ``objective``) are left to the trials, which report their own errors."""
+    """The trials' ``output_root`` can be written: a :class:`ConfigError` now, not one failed trial after another
+    (Optuna records a trial's exception and goes on to the next). Composed as a trial at :func:`first_point` would
+    be (``objective.eps_low`` composes only beside a sampled ``objective=grpo``); if even that fails, from the
+    ``output_root=`` overrides alone (the trials then report their own errors)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
-            cfg = compose("train", overrides=[*space["overrides"], *extra])
-    except (HydraException, OmegaConfBaseException):
-        return
-    writable_output_root(cfg.output_root)
+    overrides = trial_overrides(space, first_point(space["params"]), extra)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="train"):
+        try:
+            cfg = compose("train", overrides=overrides)
+        except (HydraException, OmegaConfBaseException):
+            cfg = compose("train", overrides=[o for o in overrides if o.startswith("output_root=")])
+    writable_output_root(cfg.output_root, hydra=False)  # a trial trains through the compose API: no Hydra directory
 
 
 def worker(study_name: str, storage: str | None, n_trials: int | None = None, extra: list[str] = (),
@@ -253,7 +260,11 @@ def submit(study_name: str, storage: str, workers: int, n_trials: int | None, la
 
     The jobs get the storage through their environment (``$SSPO_OPTUNA_STORAGE``; sbatch and submitit's local
     executor pass the submitting process's environment on), never as an argument: submitit pickles arguments into
-    its job folder, and a URL may hold a password."""
+    its job folder, and a URL may hold a password. With a journal file (on a filesystem this host shares with the
+    jobs) the trials' ``output_root`` is checked here first; a database may be reachable from the compute nodes only,
+    so with a URL each worker checks it when it starts."""
+    if not is_url(storage):
+        check_trials_output_root(load(study_name, storage)[2], extra)
     storage_abs, folder = absolute(storage), job_folder(storage)
     # with trial_jobs the workers are one-CPU jobs that submit each trial as a job of the launcher_overrides' shape
     light = ["hydra.launcher.nodes=1", "hydra.launcher.tasks_per_node=1", "hydra.launcher.gpus_per_node=0"]

@@ -26,7 +26,7 @@ import re
 import warnings
 from pathlib import Path
 
-from sspo_exp.errors import writable_dir
+from sspo_exp.errors import ConfigError, writable_dir
 
 #: Environment variable holding the storage when ``--storage`` is absent; also how worker jobs receive it.
 STORAGE_ENV = "SSPO_OPTUNA_STORAGE"
@@ -91,6 +91,9 @@ def check(storage: str, write: bool = True) -> None:
     elif write:
         writable_dir(Path(storage).expanduser().resolve().parent, "--storage", given=storage,
                      fix="name a journal file in a directory you can write (or a database URL)")
+    elif not os.path.isfile(Path(storage).expanduser()):  # reading: nothing to create (open_storage would)
+        raise ConfigError(f"--storage={storage!r}: no journal file there; create the study first (sspo-exp optuna "
+                          "create SPACE.yaml --storage ...)")
 
 
 def open_storage(storage: str, heartbeat: dict | None = None):
