@@ -112,6 +112,22 @@ def test_the_train_command_chooses_its_threads_before_torch_loads():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def _wait_until_spinning(procs, cpu_seconds: float = 0.2, timeout: float = 60.0) -> None:
+    """Until each process has used ``cpu_seconds`` of CPU (it is in its busy loop), however slow its start-up; a
+    process that never gets there fails the test after ``timeout``, saying so."""
+    tick, deadline = os.sysconf("SC_CLK_TCK"), time.monotonic() + timeout
+    while True:
+        used = []
+        for p in procs:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+            used.append((int(fields[11]) + int(fields[12])) / tick)  # utime + stime (fields 14 and 15 of proc(5))
+        if min(used) >= cpu_seconds:
+            return
+        assert time.monotonic() < deadline, f"busy processes did not start spinning: CPU seconds {used}"
+        time.sleep(0.05)
+
+
 def test_a_run_started_while_every_core_is_busy_sees_them_busy():
     # the real measurement: one busy process per core, then `sspo-exp`'s entry runs a command that works for half a
     # second (a run's imports and Hydra's composition) and chooses its threads. A look that counted this process's own
@@ -127,7 +143,7 @@ def test_a_run_started_while_every_core_is_busy_sees_them_busy():
             "cli.main = main; cli.entry()")  # fmt: skip
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(usable)]
     try:
-        time.sleep(0.5)
+        _wait_until_spinning(spinners)
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     finally:
