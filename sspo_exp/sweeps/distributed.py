@@ -5,7 +5,8 @@ tasks_per_node`` tasks (conf/launcher/submitit_slurm.yaml, shaped by the model p
 runs the Hydra job in every task; at job start this callback exports what ``torch.distributed`` reads:
 
 * ``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` from submitit's
-  ``submitit.helpers.TorchDistributedEnvironment`` (the first host of the job, a port drawn from the job id);
+  ``submitit.helpers.TorchDistributedEnvironment`` (the first host of the job) with the port :func:`rendezvous_port`
+  gives the job, the same in every task and after a requeue;
   ``CUDA_VISIBLE_DEVICES`` is left alone, because accelerate places rank ``LOCAL_RANK`` on ``cuda:LOCAL_RANK``;
 * for ``resources.engine`` ``deepspeed_zero3`` / ``fsdp``: the ``ACCELERATE_*`` / ``FSDP_*`` variables that
   ``accelerate launch --config_file conf/accelerate/<engine>.yaml`` would give its processes, made by accelerate's own
@@ -19,6 +20,7 @@ A one-task job (or a job outside SLURM) is left as it is: single-process trainin
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Any
 
 from sspo_exp import CONF_DIR
@@ -28,6 +30,24 @@ try:  # a Hydra callback, so every job launched through conf/launcher/submitit_*
     from hydra.experimental.callback import Callback
 except ImportError:  # pragma: no cover - hydra-core is a dependency
     Callback = object
+
+
+#: The ports a job's rendezvous (rank 0's TCPStore) may take: below Linux's default ephemeral range (32768-60999,
+#: /proc/sys/net/ipv4/ip_local_port_range), where the kernel picks the local port of every outgoing connection and of
+#: every listener bound to port 0 (W&B's service, gloo's pairs, a cold start's workers). submitit draws the port from
+#: 20000-60000; in a CI run one drawn there was already taken: rank 0 failed with EADDRINUSE while rank 1 waited out the
+#: 30-minute rendezvous timeout. It stops short of 29400 and 29500 (torchrun's and torch's default ports, the second
+#: also slurm/env.sh's MASTER_PORT for the sbatch templates).
+RENDEZVOUS_PORTS = range(15000, 29000)
+
+
+def rendezvous_port(job_id: str) -> int:
+    """The rendezvous port of the job whose scheduler id is ``job_id`` (``SLURM_JOB_ID``: the same in every task, kept
+    by a requeue, distinct for each task of an array). Consecutive ids get consecutive ports, so jobs sharing a node do
+    not collide until 14,000 ids apart; Lightning's SLURM environment does likewise (15000 + the id's last four
+    digits)."""
+    key = int(job_id) if job_id.isdigit() else zlib.crc32(job_id.encode())
+    return RENDEZVOUS_PORTS.start + key % len(RENDEZVOUS_PORTS)
 
 
 def engine_env(engine: str, num_machines: int, num_processes: int, machine_rank: int, main_process_ip: str,
@@ -62,8 +82,8 @@ def export_rank_env(engine: str = "ddp") -> dict[str, Any] | None:
         return None
     if job.num_tasks <= 1:
         return None
-    os.environ.pop("MASTER_PORT", None)  # slurm/env.sh's fixed port: two jobs on one node would share it; submitit
-    # then draws the port from the job id
+    # slurm/env.sh's fixed MASTER_PORT would be shared by two jobs on one node: each job gets its own
+    os.environ["MASTER_PORT"] = str(rendezvous_port(job.raw_job_id))
     dist = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     env = engine_env(engine, job.num_nodes, dist.world_size, job.node, dist.master_addr, dist.master_port)
     os.environ.update(env)
