@@ -43,6 +43,23 @@ def _sweep(args: list[str]) -> subprocess.CompletedProcess:
                           timeout=CEILING)  # fmt: skip
 
 
+def _returned_without_summary(runs: Path) -> bool:
+    """Some job's rank 0 has returned (submitit saved its result) and its run wrote no summary: the run failed, and its
+    other rank may be waiting out the 30-minute rendezvous timeout for it. (A run's summary is written before rank 0
+    returns, so the counts are never out of step for a run that finished.)"""
+    returned = len(list(runs.glob(".hydra/multirun-*/.submitit/*/*_0_result.pkl")))
+    return returned > len(list(runs.glob("*/summary.json")))
+
+
+def _job_logs(runs: Path, lines: int = 15) -> str:
+    """The last lines of every task's submitit log, to say why a job did not finish."""
+    parts = []
+    for log in sorted(runs.glob(".hydra/multirun-*/.submitit/*/*_log.*")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"--- {log.name}\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
 def test_two_point_sweep_runs_each_point_as_one_two_process_job(env):
     from sspo_exp.report.wandb_offline import read_segment
 
@@ -63,7 +80,11 @@ def test_two_point_sweep_runs_each_point_as_one_two_process_job(env):
         again = _sweep([*args, "--no-wait"])  # while the jobs are queued or running: nothing is submitted twice
         assert again.returncode == 0 and "0 to run" in again.stdout, again.stdout[-2000:]
         assert "queued" not in again.stdout.split("0 to run")[-1]
-        wait_for(lambda: len(list(runs.glob("*/summary.json"))) == 2, "both runs to finish")
+        try:
+            wait_for(lambda: len(list(runs.glob("*/summary.json"))) == 2, "both runs to finish",
+                     alive=lambda: not _returned_without_summary(runs))  # fmt: skip
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{_job_logs(runs)}") from None
     finally:
         subprocess.run(["scancel", "--name", name], timeout=CEILING)
     for run in (p.parent for p in runs.glob("*/summary.json")):
