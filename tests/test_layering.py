@@ -152,3 +152,16 @@ def test_the_reader_sees_every_import_and_the_rule_catches_an_upward_one(tmp_pat
     found = [(target, inner) for target, _, inner, _ in _imports(leaf, "sspo_exp.rewards")]
     assert found == [("sspo_exp.keys", False), ("sspo_exp.train.run", True)]
     assert floor("sspo_exp.train.run") > floor("sspo_exp.rewards")
+
+
+def test_the_launcher_plugin_sits_above_the_package():
+    """hydra_plugins/sspo_exp_launcher (Hydra finds launcher classes only there) imports the package; no module of the
+    package imports it: Hydra loads it by its name in conf/launcher/submitit_slurm.yaml."""
+    plugin = "hydra_plugins.sspo_exp_launcher"
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            targets += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(t == plugin or t.startswith(plugin + ".") for t in targets), f"{name} imports {plugin}"
+    assert (PACKAGE.parent / "hydra_plugins" / "sspo_exp_launcher" / "slurm.py").is_file()
+    assert not (PACKAGE.parent / "hydra_plugins" / "__init__.py").exists()  # a namespace, shared with other plugins

@@ -1,13 +1,17 @@
 """On a real SLURM (slurm/local/start.sh): every sweep point is ONE job of 2 processes (gloo on the CPU), all ranks of
 one run (sspo_exp/sweeps/distributed.py). A 2-point sweep is queued with --no-wait, a relaunch while its jobs are
 queued or running submits nothing, and each run trains at world size 2 (run.json and the W&B config say so).
-An Optuna trial runs as one 2-rank job; a requeued 2-rank job resumes. The node has 2 cores and each job takes both,
+A rank that fails ends its job at once (the sweep names it); an Optuna trial runs as one 2-rank job; a requeued
+2-rank job resumes. The node has 2 cores and each job takes both,
 so jobs run one after the other: ~75 s for the file on an idle machine (35 + 16 + 24 s)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sspo_exp import keys
+from sspo_exp.sweeps.distributed import rendezvous_port
 
 from sweeps_helpers import TINY, set_env, slurm_reason, start_requeued_now
 from waiting import CEILING, wait_for
@@ -38,9 +43,9 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _sweep(args: list[str]) -> subprocess.CompletedProcess:
+def _sweep(args: list[str], timeout: float = CEILING) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sspo_exp.sweeps.grid", *args], capture_output=True, text=True,
-                          timeout=CEILING)  # fmt: skip
+                          timeout=timeout)  # fmt: skip
 
 
 def _returned_without_summary(runs: Path) -> bool:
@@ -95,6 +100,50 @@ def test_two_point_sweep_runs_each_point_as_one_two_process_job(env):
         assert segment.config["trl"]["world_size"] == 2
     logs = "".join(p.read_text() for p in runs.glob(".hydra/multirun-*/.submitit/*/*_log.out"))
     assert logs.count("rank 1 of 2") == 2 and logs.count("rank 0 of 2") == 2  # submitit's tasks were the ranks
+
+
+@contextlib.contextmanager
+def _ports_taken(count: int = 8):
+    """Listen on the rendezvous ports of the next ``count`` SLURM job ids, as another program on the node might."""
+    last = int(subprocess.run(["sbatch", "--parsable", "--wrap", "true", "--output", "/dev/null"], capture_output=True,
+                              text=True, timeout=CEILING, check=True).stdout.split(";")[0])  # fmt: skip
+    held = []
+    try:
+        for job_id in range(last + 1, last + 1 + count):
+            sock = socket.socket()
+            sock.bind(("0.0.0.0", rendezvous_port(str(job_id))))
+            sock.listen()
+            held.append(sock)
+        yield
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_rank_that_fails_ends_its_job_at_once_and_the_sweep_names_it(env):
+    """Rank 0 cannot open the rendezvous: its port is taken (what hung a CI run for 30 minutes under submitit's own
+    port). Its task exits 1, srun ends rank 1 instead of leaving it in the rendezvous until torch's 30-minute timeout,
+    the job ends FAILED, and the blocking sweep names the run, the rank, the error and the log."""
+    runs, name = env / "runs", f"sspo-dist-fail-{os.getpid()}-{int(time.time())}"
+    sweep = env / "one.yaml"
+    sweep.write_text("grid: [{objective: grpo}]\nseeds: [0]\n")
+    args = [str(sweep), *TINY, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
+            f"hydra.launcher.name={name}"]  # fmt: skip
+    try:
+        with _ports_taken():
+            out = _sweep(args, timeout=600)  # rank 1 alone would wait 1800 s
+        assert out.returncode == 1, out.stderr[-3000:]
+        failed = re.search(r"FAILED grpo-s0-\w+: RankFailed: .*EADDRINUSE.* \(SLURM job (\S+), rank 0; log (\S+)\)",
+                           out.stderr)  # fmt: skip
+        assert failed, out.stderr[-3000:]
+        state = wait_for(lambda: (s := _job(failed[1])["JobState"]) not in ("RUNNING", "COMPLETING") and s,
+                         "the job to end")  # fmt: skip
+        assert state == "FAILED", _job(failed[1])
+        assert not list(runs.glob("*/summary.json"))
+        assert not list(runs.glob(".hydra/multirun-*/.submitit/*/*_1_result.pkl"))  # rank 1 was ended, not finished
+        assert "EADDRINUSE" in Path(failed[2]).read_text()
+    finally:
+        subprocess.run(["scancel", "--name", name], timeout=CEILING)
 
 
 def test_optuna_trial_runs_as_one_two_process_job_and_completes(env):

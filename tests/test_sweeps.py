@@ -80,7 +80,7 @@ def test_table2_sweeps_pass_validation(name, tmp_path, capsys):
         ("local", "hydra._internal.core_plugins.basic_launcher.BasicLauncher"),
         ("local_parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
         ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
-        ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+        ("submitit_slurm", "hydra_plugins.sspo_exp_launcher.slurm.SlurmLauncher"),  # hydra-submitit-launcher's, subclassed
     ],
 )
 def test_launcher_option_selects_the_hydra_launcher(launcher, target):

@@ -100,3 +100,17 @@ def test_train_then_report_from_the_wheel(installed):
     made = {p.suffix for p in out.rglob("*") if p.is_file() and p.stat().st_size > 0}
     assert {".md", ".csv", ".png"} <= made, sorted(p.name for p in out.rglob("*"))
     assert summary["run_id"].split("-")[0] in "".join(p.read_text() for p in out.rglob("*.md"))
+
+
+def test_the_wheels_slurm_launcher_is_found_by_hydra(installed):
+    """The wheel carries hydra_plugins/sspo_exp_launcher (no hydra_plugins/__init__.py, which would hide the other
+    plugins), and launcher=submitit_slurm instantiates it from the installed files."""
+    bin_dir, work, env, wheel = installed
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hydra_plugins/sspo_exp_launcher/slurm.py" in names and "hydra_plugins/__init__.py" not in names
+    probe = ("from hydra.core.plugins import Plugins; import hydra_plugins.sspo_exp_launcher.slurm as m; "
+             "names = Plugins.instance().class_name_to_class; "
+             "print(m.__file__, 'hydra_plugins.sspo_exp_launcher.slurm.SlurmLauncher' in names, "
+             "'hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher' in names)")  # fmt: skip
+    where, ours, theirs = _run([str(bin_dir / "python"), "-c", probe], work, env).stdout.split()
+    assert "site-packages" in where and ours == theirs == "True"

@@ -41,6 +41,12 @@ except ImportError:  # pragma: no cover - hydra-core is a dependency
 RENDEZVOUS_PORTS = range(15000, 29000)
 
 
+#: The first setup line of every SLURM job sspo-exp submits (hydra_plugins/sspo_exp_launcher/slurm.py, and an Optuna
+#: trial's job, sspo_exp/sweeps/trial_jobs.py): ``srun`` then ends the job's other tasks as soon as one exits non-zero
+#: (``srun --kill-on-bad-exit``), instead of leaving them in the rendezvous or a collective until torch's timeout.
+KILL_BAD_EXIT = "export SLURM_KILL_BAD_EXIT=1"
+
+
 def rendezvous_port(job_id: str) -> int:
     """The rendezvous port of the job whose scheduler id is ``job_id`` (``SLURM_JOB_ID``: the same in every task, kept
     by a requeue, distinct for each task of an array). Consecutive ids get consecutive ports, so jobs sharing a node do

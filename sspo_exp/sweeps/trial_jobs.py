@@ -19,7 +19,7 @@ from typing import Any
 
 from sspo_exp import CONF_DIR
 from sspo_exp.sweeps import preemption, pruning
-from sspo_exp.sweeps.distributed import export_rank_env
+from sspo_exp.sweeps.distributed import KILL_BAD_EXIT, export_rank_env
 from sspo_exp.sweeps.errors import SpaceError
 from sspo_exp.sweeps.grid import plan_point, shape_overrides, train_task
 from sspo_exp.sweeps.storage import STORAGE_ENV, open_storage
@@ -38,6 +38,8 @@ def launcher_executor(launcher: str, overrides: list[str], folder: Path):
         cfg = compose("train", overrides=[f"launcher={launcher}", *overrides], return_hydra_config=True)
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     params = {k: v for k, v in params.items() if k not in ("_target_", "submitit_folder", "name")}
+    if launcher == "submitit_slurm":  # a failed rank ends the trial's job at once (sspo_exp_launcher.slurm does this)
+        params["setup"] = [KILL_BAD_EXIT, *(params.get("setup") or [])]
     cluster = "slurm" if launcher == "submitit_slurm" else "local"
     init = {f"{cluster}_max_num_timeout": params.pop("max_num_timeout")} if "max_num_timeout" in params else {}
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, **init)
