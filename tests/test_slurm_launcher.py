@@ -13,8 +13,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
-from hydra_plugins.sspo_exp_launcher.slurm import RankFailed, SlurmLauncher, job_return
+from hydra_plugins.sspo_exp_launcher.slurm import RankFailed, SlurmLauncher, error_line, job_return
 from submitit.core import utils
+from submitit.core.utils import FailedJobError
 from submitit.slurm.slurm import SlurmJob
 
 from sspo_exp import CONF_DIR
@@ -91,6 +92,21 @@ def test_a_rank_0_that_srun_ended_points_at_the_rank_that_failed(finished):
 def test_a_job_whose_ranks_all_ended_without_a_result_names_rank_0(finished):
     failure = _failure(job_return(finished(None, None), POINT))
     assert failure.startswith("ended without a result") and "(SLURM job 71_0, rank 0; log " in failure
+
+
+def test_the_error_line_is_the_exception_after_the_last_frame():
+    """A rule inside the traceback (torch's ChildFailedError prints them), a chained exception and a message of several
+    lines: the line is the last exception, whole."""
+    rule = "-" * 60
+    trace = (f"Traceback (most recent call last):\n  File \"a.py\", line 3, in f\n    g()\nKeyError: 'x'\n\nDuring "
+             f"handling of the above exception, another exception occurred:\n\n{rule}\nTraceback (most recent call "
+             f"last):\n  File \"b.py\", line 9, in h\n    raise ChildFailedError(name, failures)\n    ^^^^^^^^^^^\n"
+             f"ChildFailedError: train.py FAILED\n{rule}\nFailures:\n  <NO_OTHER_FAILURES>\n")  # fmt: skip
+    error = FailedJobError(f"Job (task=1) failed during processing with trace:\n{'-' * 22}\n{trace}\n{'-' * 22}\n"
+                           f"You can check full logs with 'job.stderr(1)' and 'job.stdout(1)'or at paths:\n  - /x.err")  # fmt: skip
+    assert error_line(error) == f"ChildFailedError: train.py FAILED {rule} Failures:"
+    assert error_line(FailedJobError("no rule at all\nValueError: boom")) == "no rule at all ValueError: boom"
+    assert len(error_line(FailedJobError("x" * 1000))) == 400
 
 
 def test_a_failed_run_raises_in_its_task_and_a_finished_one_returns(monkeypatch):

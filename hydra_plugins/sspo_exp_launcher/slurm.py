@@ -42,19 +42,25 @@ class RankFailed(RuntimeError):
 _RULE = "-" * 22 + "\n"
 
 
-def last_line(error: Exception) -> str:
-    """The last line of the traceback inside submitit's ``FailedJobError`` (the exception and its message)."""
+def error_line(error: Exception, limit: int = 400) -> str:
+    """The exception a task raised, on one line: the text after the last frame of the traceback inside submitit's
+    ``FailedJobError`` (between its first and last rule; a traceback may hold rules of its own), its lines joined."""
     parts = str(error).split(_RULE)
-    lines = [line.strip() for line in (parts[1] if len(parts) >= 3 else str(error)).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+    lines = (_RULE.join(parts[1:-1]) if len(parts) >= 3 else str(error)).strip().splitlines()
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith('  File "')), default=-1)
+    text = " ".join(line.strip() for line in lines[last_frame + 1:] if line.strip() and not line.startswith(" "))
+    text = text or (lines[-1].strip() if lines else type(error).__name__)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def job_return(job: Any, overrides: Sequence[str] = ()) -> JobReturn:
-    """The result of a finished submitit ``job`` run with ``overrides``: rank 0's ``JobReturn``, or a failed one holding
-    :class:`RankFailed` for the task that failed first (the oldest error result: the others' errors follow from it,
-    e.g. gloo's "connection closed" on rank 0 once rank 1 is gone). A task that ``srun`` ended left no result; only
-    rank 0's is waited for (submitit waits 15 s for a result file that is late), the others are read if they are
-    there."""
+    """The result of a submitit ``job`` run with ``overrides``, once rank 0 has one: the run's result is rank 0's
+    ``JobReturn`` (rank 0 writes the run's summary; a rank that fails after it does not undo the run), or a failed one
+    holding :class:`RankFailed` for the task that failed first (the oldest error result: the others' errors follow
+    from it, e.g. gloo's "connection closed" on rank 0 once rank 1 is gone). A task that ``srun`` ended left no
+    result; only rank 0's is waited for (submitit waits 15 s for a result file that is late), the others are read if
+    they are there. The job itself may still be ending its other tasks for a few seconds (``srun``'s kill): waiting
+    for it would need SLURM's accounting, which submitit reads job states from."""
     from submitit.core.utils import FailedJobError, UncompletedJobError
 
     try:
@@ -70,7 +76,7 @@ def job_return(job: Any, overrides: Sequence[str] = ()) -> JobReturn:
                 errors.append((rank, e))
     if errors:
         rank, error = min(errors, key=lambda found: job.task(found[0]).paths.result_pickle.stat().st_mtime)
-        what = last_line(error)
+        what = error_line(error)
     else:
         rank, what = 0, "ended without a result (killed, or never started)"
     failed = JobReturn(overrides=list(overrides))

@@ -354,7 +354,7 @@ def run_sweep(path: str | Path, overrides: list[str] = (), seeds: list[int] | No
         report["launched"] += len(group)
         if not wait:
             continue
-        for j in group:  # every job has ended (the launcher waits for them): no marker is left to look queued
+        for j in group:  # every job has its result (rank 0's, or its failure): no marker is left to look queued
             j.run.submitted_file.unlink(missing_ok=True)
         report["failed"] += failures(group, results)
     if not wait:
