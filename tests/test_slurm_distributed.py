@@ -48,6 +48,16 @@ def _sweep(args: list[str], timeout: float = CEILING) -> subprocess.CompletedPro
                           timeout=timeout)  # fmt: skip
 
 
+def _two_rank_sweep(env: Path, tag: str, grid: str, *overrides: str) -> tuple[Path, str, list[str]]:
+    """A one-seed sweep file of ``grid`` under ``env`` and the arguments that launch it as 2-rank SLURM jobs named
+    after ``tag``: (the runs' output_root, the job name, the arguments)."""
+    runs, name = env / "runs", f"sspo-dist-{tag}{os.getpid()}-{int(time.time())}"
+    sweep = env / "sweep.yaml"
+    sweep.write_text(f"grid: [{grid}]\nseeds: [0]\n")
+    return runs, name, [str(sweep), *TINY, *overrides, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
+                        f"hydra.launcher.name={name}"]  # fmt: skip
+
+
 def _returned_without_summary(runs: Path) -> bool:
     """Some job's rank 0 has returned (submitit saved its result) and its run wrote no summary: the run failed, and its
     other rank may be waiting out the 30-minute rendezvous timeout for it. (A run's summary is written before rank 0
@@ -68,11 +78,7 @@ def _job_logs(runs: Path, lines: int = 15) -> str:
 def test_two_point_sweep_runs_each_point_as_one_two_process_job(env):
     from sspo_exp.report.wandb_offline import read_segment
 
-    runs, name = env / "runs", f"sspo-dist-{os.getpid()}-{int(time.time())}"
-    sweep = env / "two.yaml"
-    sweep.write_text("grid: [{objective: [grpo, gspo]}]\nseeds: [0]\n")
-    args = [str(sweep), *TINY, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
-            f"hydra.launcher.name={name}"]  # fmt: skip
+    runs, name, args = _two_rank_sweep(env, "", "{objective: [grpo, gspo]}")
     try:
         dry = _sweep([*args, "--dry-run"])
         assert dry.returncode == 0, dry.stderr[-2000:]
@@ -124,11 +130,7 @@ def test_a_rank_that_fails_ends_its_job_at_once_and_the_sweep_names_it(env):
     """Rank 0 cannot open the rendezvous: its port is taken (what hung a CI run for 30 minutes under submitit's own
     port). Its task exits 1, srun ends rank 1 instead of leaving it in the rendezvous until torch's 30-minute timeout,
     the job ends FAILED, and the blocking sweep names the run, the rank, the error and the log."""
-    runs, name = env / "runs", f"sspo-dist-fail-{os.getpid()}-{int(time.time())}"
-    sweep = env / "one.yaml"
-    sweep.write_text("grid: [{objective: grpo}]\nseeds: [0]\n")
-    args = [str(sweep), *TINY, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
-            f"hydra.launcher.name={name}"]  # fmt: skip
+    runs, name, args = _two_rank_sweep(env, "fail-", "{objective: grpo}")
     try:
         with _ports_taken():
             out = _sweep(args, timeout=600)  # rank 1 alone would wait 1800 s
@@ -190,12 +192,8 @@ def _known(jobid: str) -> bool:
                    "the 2-rank job never ran again and vanished from slurmctld (no second segment, no summary); it "
                    "passes alone (24 s idle). Kept running so it is seen; the wait below fails fast instead of hanging")
 def test_a_requeued_two_process_job_resumes_from_its_checkpoint(env):
-    runs, name = env / "runs", f"sspo-dist-requeue-{os.getpid()}-{int(time.time())}"
-    sweep = env / "one.yaml"
-    sweep.write_text("grid: [{objective: grpo}]\nseeds: [0]\n")
-    longer = [*TINY, "trainer.max_steps=16"]  # time to requeue after the first checkpoint (save_steps=2)
-    args = [str(sweep), *longer, f"output_root={runs}", "launcher=submitit_slurm", *TWO_RANKS,
-            f"hydra.launcher.name={name}"]  # fmt: skip
+    # trainer.max_steps=16: time to requeue after the first checkpoint (save_steps=2)
+    runs, name, args = _two_rank_sweep(env, "requeue-", "{objective: grpo}", "trainer.max_steps=16")
     try:
         out = _sweep([*args, "--no-wait"])
         assert out.returncode == 0, out.stderr[-3000:]
