@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class RankFailed(RuntimeError):
-    """A task of a SLURM job failed: which one, its error's last line, and where its log is."""
+    """A task of a SLURM job failed: which one, its exception, and where its log is."""
 
 
 #: The rule submitit's ``FailedJobError`` puts above and below the task's traceback.
